@@ -1,0 +1,129 @@
+# ngx_chat — build, run and test.  See README.md.
+#
+#   make            dynamic module (build/ngx_http_chat_module.so) + tools
+#   make asan       the module and tools with ASan/UBSan (build/asan/)
+#   make unit       C unit tests (cmocka)
+#   make run/stop   the local stack under ./var
+#   make test       everything, against services of its own under ./var-test
+
+SHELL     := /bin/bash
+NGX_SRC   ?= /usr/share/nginx/src
+B         := build
+CC        ?= gcc
+TOP       := $(CURDIR)
+
+WARN      := -Wall -Wextra -Werror
+CFLAGS    ?= -O2 -g
+CHAT_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) -Isrc/common -D_GNU_SOURCE
+SAN       := -fsanitize=address,undefined -fno-omit-frame-pointer \
+             -fno-sanitize-recover=undefined
+
+COMMON_SRCS := $(wildcard src/common/*.c)
+COMMON_HDRS := $(wildcard src/common/*.h)
+MODULE_SRCS := $(wildcard src/*.c src/*.h src/store/*.c src/store/*.h) \
+               $(COMMON_SRCS) $(COMMON_HDRS) config
+UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
+UNIT_BINS   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
+UNIT_ASAN   := $(patsubst tests/unit/%.c,$(B)/asan/tests/%,$(UNIT_SRCS))
+
+TOOLS       := $(B)/chat-kafka-broker
+
+.PHONY: all module tools asan unit unit-asan deps run stop test clean \
+        style
+
+all: module tools
+
+deps:
+	@scripts/setup-deps
+
+# --- the dynamic module, against Debian's nginx-dev ------------------------
+
+module: $(B)/ngx_http_chat_module.so
+
+$(B)/nginx-src/.configured: config $(NGX_SRC)/conf_flags
+	@test -d $(NGX_SRC) || { echo "$(NGX_SRC) missing:" \
+	    "apt-get install nginx-dev (or make deps)"; exit 1; }
+	rm -rf $(B)/nginx-src && mkdir -p $(B) && cp -r $(NGX_SRC) $(B)/nginx-src
+	. $(NGX_SRC)/conf_flags && cd $(B)/nginx-src && \
+	    ./configure "$${NGX_CONF_FLAGS[@]}" \
+	        --with-cc-opt="-Wextra -Wno-unused-parameter -Werror" \
+	        --add-dynamic-module=$(TOP) > configure.log 2>&1 \
+	    || { tail -20 configure.log; exit 1; }
+	touch $@
+
+$(B)/ngx_http_chat_module.so: $(B)/nginx-src/.configured $(MODULE_SRCS)
+	$(MAKE) -s -C $(B)/nginx-src -f objs/Makefile modules
+	cp $(B)/nginx-src/objs/ngx_http_chat_module.so $@
+
+# --- the same module with ASan/UBSan ----------------------------------------
+# nginx-dev ships headers only, so the sanitized module is loaded into the
+# stock binary with the sanitizer runtimes preloaded (build/asan/nginx).
+
+asan: $(B)/asan/ngx_http_chat_module.so $(B)/asan/nginx \
+      $(B)/asan/chat-kafka-broker
+
+$(B)/asan/nginx-src/.configured: config $(NGX_SRC)/conf_flags
+	rm -rf $(B)/asan/nginx-src && mkdir -p $(B)/asan && \
+	    cp -r $(NGX_SRC) $(B)/asan/nginx-src
+	. $(NGX_SRC)/conf_flags && cd $(B)/asan/nginx-src && \
+	    ./configure "$${NGX_CONF_FLAGS[@]}" \
+	        --with-cc-opt="$(SAN) -Wextra -Wno-unused-parameter -Werror" \
+	        --with-ld-opt="$(SAN)" \
+	        --add-dynamic-module=$(TOP) > configure.log 2>&1 \
+	    || { tail -20 configure.log; exit 1; }
+	touch $@
+
+$(B)/asan/ngx_http_chat_module.so: $(B)/asan/nginx-src/.configured \
+                                   $(MODULE_SRCS)
+	$(MAKE) -s -C $(B)/asan/nginx-src -f objs/Makefile modules
+	cp $(B)/asan/nginx-src/objs/ngx_http_chat_module.so $@
+
+$(B)/asan/nginx: Makefile
+	@mkdir -p $(B)/asan
+	printf '#!/bin/sh\n%s\nexec /usr/sbin/nginx "$$@"\n' \
+	    'LD_PRELOAD="$(shell $(CC) -print-file-name=libasan.so) $(shell $(CC) -print-file-name=libubsan.so)" export LD_PRELOAD' \
+	    > $@
+	chmod +x $@
+
+# --- tools and daemons ------------------------------------------------------
+
+tools: $(TOOLS)
+
+$(B)/chat-kafka-broker: src/tools/chat_kafka_broker.c
+	@mkdir -p $(B)
+	$(CC) $(CHAT_CFLAGS) -o $@ $< -lrdkafka -ldl -lpthread
+
+$(B)/asan/chat-kafka-broker: src/tools/chat_kafka_broker.c
+	@mkdir -p $(B)/asan
+	$(CC) $(CHAT_CFLAGS) $(SAN) -o $@ $< -lrdkafka -ldl -lpthread
+
+# --- unit tests ---------------------------------------------------------------
+
+unit: $(UNIT_BINS) $(UNIT_ASAN)
+	@set -e; for t in $(UNIT_BINS) $(UNIT_ASAN); do \
+	    echo "== $$t"; $$t; done
+
+$(B)/tests/%: tests/unit/%.c $(COMMON_SRCS) $(COMMON_HDRS)
+	@mkdir -p $(B)/tests
+	$(CC) $(CHAT_CFLAGS) -o $@ $< $(COMMON_SRCS) -lcmocka
+
+$(B)/asan/tests/%: tests/unit/%.c $(COMMON_SRCS) $(COMMON_HDRS)
+	@mkdir -p $(B)/asan/tests
+	$(CC) $(CHAT_CFLAGS) $(SAN) -o $@ $< $(COMMON_SRCS) -lcmocka
+
+# --- the stack and the test run -------------------------------------------
+
+run: deps all
+	scripts/stack up
+
+stop:
+	scripts/stack down
+
+test: deps
+	scripts/run-tests
+
+style:
+	../shared/tools/ngx-style-check
+
+clean:
+	rm -rf $(B)

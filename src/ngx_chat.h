@@ -1,0 +1,78 @@
+
+/*
+ * Copyright (C) ngx_chat authors
+ */
+
+
+#ifndef _NGX_CHAT_H_INCLUDED_
+#define _NGX_CHAT_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <jansson.h>
+
+#include "ngx_chat_redis.h"
+#include "ngx_chat_pg.h"
+#include "ngx_chat_kafka.h"
+#include "chat_ring.h"
+
+
+#define NGX_CHAT_TOPIC_MESSAGES    "chat.messages"
+#define NGX_CHAT_TOPIC_RECEIPTS    "chat.receipts"
+#define NGX_CHAT_TOPIC_HEALTH      "chat.health"
+
+
+typedef struct {
+    ngx_str_t                  node_name;
+
+    ngx_array_t               *redis_addrs;     /* ngx_chat_redis_addr_t */
+    ngx_msec_t                 redis_timeout;
+    chat_ring_t                redis_ring;
+
+    ngx_str_t                  pg_conninfo;
+    ngx_uint_t                 pg_pool_size;
+    ngx_msec_t                 pg_timeout;
+
+    ngx_str_t                  kafka_brokers;
+    ngx_msec_t                 kafka_timeout;
+    ngx_array_t               *kafka_options;   /* ngx_keyval_t */
+
+    ngx_uint_t                 enabled;         /* unsigned enabled:1 */
+} ngx_chat_main_conf_t;
+
+
+typedef struct {
+    ngx_msec_t                 healthz_timeout;
+} ngx_chat_loc_conf_t;
+
+
+/* the state of one nginx worker process, made in init_process */
+typedef struct {
+    ngx_chat_main_conf_t      *conf;
+    ngx_log_t                 *log;
+
+    ngx_chat_redis_t         **redis;           /* one per chat_redis */
+    ngx_uint_t                 nredis;
+    ngx_chat_pg_pool_t        *pg;
+    ngx_chat_kafka_t          *kafka;
+} ngx_chat_worker_t;
+
+
+ngx_chat_redis_t *ngx_chat_redis_for_user(uint64_t user_id);
+
+char *ngx_chat_healthz(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+
+ngx_int_t ngx_chat_http_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    json_t *json);
+ngx_int_t ngx_chat_http_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *message);
+
+
+extern ngx_chat_worker_t      *ngx_chat_worker;
+extern ngx_module_t            ngx_http_chat_module;
+
+
+#endif /* _NGX_CHAT_H_INCLUDED_ */

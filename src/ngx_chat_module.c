@@ -1,0 +1,767 @@
+
+/*
+ * Copyright (C) ngx_chat authors
+ *
+ * The chat module's configuration and the per-worker backends: Redis,
+ * PostgreSQL and Kafka clients made in init_process, torn down in
+ * exit_process.  Adds X-Chat-Node to every response.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_chat.h"
+
+
+#define NGX_CHAT_EXIT_FLUSH  3000
+
+
+static void *ngx_chat_create_main_conf(ngx_conf_t *cf);
+static char *ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_chat_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static ngx_int_t ngx_chat_postconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_chat_init_process(ngx_cycle_t *cycle);
+static void ngx_chat_exit_process(ngx_cycle_t *cycle);
+static ngx_int_t ngx_chat_header_filter(ngx_http_request_t *r);
+
+static char *ngx_chat_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_chat_postgres_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_chat_kafka_brokers_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_chat_kafka_option_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_chat_enable_slot(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_chat_positive_msec(ngx_conf_t *cf, void *post, void *data);
+
+
+ngx_chat_worker_t  *ngx_chat_worker;
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+
+
+static ngx_conf_post_handler_pt  ngx_chat_positive_msec_p =
+    ngx_chat_positive_msec;
+
+static ngx_conf_num_bounds_t  ngx_chat_pool_size_bounds = {
+    ngx_conf_check_num_bounds, 1, 64
+};
+
+
+static ngx_command_t  ngx_chat_commands[] = {
+
+    { ngx_string("chat_node_name"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_chat_enable_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, node_name),
+      NULL },
+
+    { ngx_string("chat_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_chat_redis_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_redis_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, redis_timeout),
+      &ngx_chat_positive_msec_p },
+
+    { ngx_string("chat_postgres"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_chat_postgres_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_postgres_pool_size"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, pg_pool_size),
+      &ngx_chat_pool_size_bounds },
+
+    { ngx_string("chat_postgres_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, pg_timeout),
+      &ngx_chat_positive_msec_p },
+
+    { ngx_string("chat_kafka_brokers"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_chat_kafka_brokers_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_kafka_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, kafka_timeout),
+      &ngx_chat_positive_msec_p },
+
+    { ngx_string("chat_kafka_option"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_chat_kafka_option_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_healthz"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_chat_healthz,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_healthz_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_chat_loc_conf_t, healthz_timeout),
+      &ngx_chat_positive_msec_p },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_chat_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    ngx_chat_postconfiguration,            /* postconfiguration */
+
+    ngx_chat_create_main_conf,             /* create main configuration */
+    ngx_chat_init_main_conf,               /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_chat_create_loc_conf,              /* create location configuration */
+    ngx_chat_merge_loc_conf                /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_chat_module = {
+    NGX_MODULE_V1,
+    &ngx_chat_module_ctx,                  /* module context */
+    ngx_chat_commands,                     /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_chat_init_process,                 /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_chat_exit_process,                 /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static void *
+ngx_chat_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_chat_main_conf_t  *cmcf;
+
+    cmcf = ngx_pcalloc(cf->pool, sizeof(ngx_chat_main_conf_t));
+    if (cmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     cmcf->node_name = { 0, NULL };
+     *     cmcf->redis_addrs = NULL;
+     *     cmcf->redis_ring = { 0 };
+     *     cmcf->pg_conninfo = { 0, NULL };
+     *     cmcf->kafka_brokers = { 0, NULL };
+     *     cmcf->kafka_options = NULL;
+     *     cmcf->enabled = 0;
+     */
+
+    cmcf->redis_timeout = NGX_CONF_UNSET_MSEC;
+    cmcf->pg_pool_size = NGX_CONF_UNSET_UINT;
+    cmcf->pg_timeout = NGX_CONF_UNSET_MSEC;
+    cmcf->kafka_timeout = NGX_CONF_UNSET_MSEC;
+
+    return cmcf;
+}
+
+
+static char *
+ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_chat_main_conf_t *cmcf = conf;
+
+    size_t                  *lens;
+    u_char                  *p;
+    ngx_uint_t               i, n;
+    const char             **names;
+    chat_ring_point_t       *points;
+    ngx_chat_redis_addr_t   *addr;
+
+    ngx_conf_init_msec_value(cmcf->redis_timeout, 1000);
+    ngx_conf_init_uint_value(cmcf->pg_pool_size, 2);
+    ngx_conf_init_msec_value(cmcf->pg_timeout, 5000);
+    ngx_conf_init_msec_value(cmcf->kafka_timeout, 10000);
+
+    if (cmcf->node_name.len == 0) {
+        cmcf->node_name = cf->cycle->hostname;
+    }
+
+    /* a NUL-terminated copy: librdkafka takes it as client.id */
+    p = ngx_pnalloc(cf->pool, cmcf->node_name.len + 1);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    (void) ngx_cpystrn(p, cmcf->node_name.data, cmcf->node_name.len + 1);
+    cmcf->node_name.data = p;
+
+    if (cmcf->redis_addrs == NULL) {
+        return NGX_CONF_OK;
+    }
+
+    n = cmcf->redis_addrs->nelts;
+    addr = cmcf->redis_addrs->elts;
+
+    names = ngx_palloc(cf->pool, n * sizeof(char *));
+    lens = ngx_palloc(cf->pool, n * sizeof(size_t));
+    points = ngx_palloc(cf->pool, chat_ring_points_needed(n, CHAT_RING_VNODES)
+                                  * sizeof(chat_ring_point_t));
+
+    if (names == NULL || lens == NULL || points == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+        names[i] = (const char *) addr[i].name.data;
+        lens[i] = addr[i].name.len;
+    }
+
+    if (chat_ring_init(&cmcf->redis_ring, points, names, lens, n,
+                       CHAT_RING_VNODES)
+        != 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "chat: cannot build the Redis hash ring");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_chat_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_chat_loc_conf_t  *clcf;
+
+    clcf = ngx_pcalloc(cf->pool, sizeof(ngx_chat_loc_conf_t));
+    if (clcf == NULL) {
+        return NULL;
+    }
+
+    clcf->healthz_timeout = NGX_CONF_UNSET_MSEC;
+
+    return clcf;
+}
+
+
+static char *
+ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_chat_loc_conf_t *prev = parent;
+    ngx_chat_loc_conf_t *conf = child;
+
+    ngx_conf_merge_msec_value(conf->healthz_timeout, prev->healthz_timeout,
+                              2000);
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_chat_postconfiguration(ngx_conf_t *cf)
+{
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_chat_header_filter;
+
+    return NGX_OK;
+}
+
+
+static char *
+ngx_chat_enable_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t *cmcf = conf;
+
+    cmcf->enabled = 1;
+
+    return ngx_conf_set_str_slot(cf, cmd, conf);
+}
+
+
+static char *
+ngx_chat_positive_msec(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_msec_t  *ms = data;
+
+    if (*ms == 0) {
+        return "must be greater than zero";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_chat_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t *cmcf = conf;
+
+    u_char                 *p;
+    size_t                  len;
+    ngx_url_t               u;
+    ngx_str_t              *value;
+    ngx_uint_t              i, j;
+    ngx_chat_redis_addr_t  *addr, *prev;
+
+    if (cmcf->redis_addrs) {
+        return "is duplicate";
+    }
+
+    cmcf->redis_addrs = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                         sizeof(ngx_chat_redis_addr_t));
+    if (cmcf->redis_addrs == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        addr = ngx_array_push(cmcf->redis_addrs);
+        if (addr == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        addr->name = value[i];
+
+        if (ngx_strncmp(value[i].data, "unix:", 5) == 0) {
+            if (value[i].len == 5 || value[i].data[5] != '/') {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "chat_redis: \"%V\" is not an absolute "
+                                   "unix socket path", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            addr->host.data = value[i].data + 5;
+            addr->host.len = value[i].len - 5;
+            addr->port = 0;
+
+        } else {
+            /* names are resolved now, never in a worker */
+            ngx_memzero(&u, sizeof(ngx_url_t));
+            u.url = value[i];
+            u.default_port = 6379;
+
+            if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "chat_redis: %s in \"%V\"",
+                                   u.err ? u.err : "invalid address",
+                                   &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            if (u.naddrs == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "chat_redis: no address in \"%V\"",
+                                   &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            p = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
+            if (p == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen, p,
+                                NGX_SOCKADDR_STRLEN, 0);
+            p[len] = '\0';
+
+            addr->host.data = p;
+            addr->host.len = len;
+            addr->port = ngx_inet_get_port(u.addrs[0].sockaddr);
+        }
+
+        prev = cmcf->redis_addrs->elts;
+
+        for (j = 0; j + 1 < cmcf->redis_addrs->nelts; j++) {
+            if (prev[j].name.len == addr->name.len
+                && ngx_strncmp(prev[j].name.data, addr->name.data,
+                               addr->name.len) == 0)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "chat_redis: \"%V\" is listed twice",
+                                   &addr->name);
+                return NGX_CONF_ERROR;
+            }
+        }
+    }
+
+    cmcf->enabled = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * A worker must never block on DNS, so PostgreSQL is reached by address
+ * (hostaddr=, a numeric host=) or by a unix socket directory.
+ */
+
+static char *
+ngx_chat_postgres_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t *cmcf = conf;
+
+    char              *err;
+    u_char            *p, *last;
+    ngx_str_t         *value, host;
+    ngx_addr_t         addr;
+    ngx_uint_t         bad;
+    PQconninfoOption  *opts, *o;
+
+    if (cmcf->pg_conninfo.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    err = NULL;
+
+    opts = PQconninfoParse((char *) value[1].data, &err);
+    if (opts == NULL) {
+        /* not the string itself: it may hold a password */
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "chat_postgres: invalid connection string: %s",
+                           err ? err : "out of memory");
+        if (err) {
+            PQfreemem(err);
+        }
+
+        return NGX_CONF_ERROR;
+    }
+
+    bad = 0;
+    host.len = 0;
+    host.data = NULL;
+
+    for (o = opts; o->keyword; o++) {
+        if (o->val == NULL || o->val[0] == '\0') {
+            continue;
+        }
+
+        if (ngx_strcmp(o->keyword, "hostaddr") == 0) {
+            host.len = 0;
+            break;
+        }
+
+        if (ngx_strcmp(o->keyword, "host") == 0) {
+            host.data = (u_char *) o->val;
+            host.len = ngx_strlen(o->val);
+        }
+    }
+
+    /* every comma-separated host must be a directory or a numeric address */
+    if (host.len) {
+        p = host.data;
+        last = host.data + host.len;
+
+        while (p < last && !bad) {
+            host.data = p;
+
+            while (p < last && *p != ',') {
+                p++;
+            }
+
+            host.len = p - host.data;
+            p++;
+
+            if (host.len && host.data[0] == '/') {
+                continue;
+            }
+
+            if (ngx_parse_addr(cf->pool, &addr, host.data, host.len)
+                != NGX_OK)
+            {
+                bad = 1;
+            }
+        }
+    }
+
+    PQconninfoFree(opts);
+
+    if (bad) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "chat_postgres: \"host\" must be an IP address "
+                           "or a socket directory (or use \"hostaddr\"): "
+                           "a worker must not block on DNS");
+        return NGX_CONF_ERROR;
+    }
+
+    cmcf->pg_conninfo = value[1];
+    cmcf->enabled = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_chat_kafka_brokers_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_chat_main_conf_t *cmcf = conf;
+
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    if (cmcf->kafka_brokers.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0) {
+        return "is empty";
+    }
+
+    for (i = 0; i < value[1].len; i++) {
+        if (value[1].data[i] == ' ' || value[1].data[i] == '\t') {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "chat_kafka_brokers: \"%V\": list brokers "
+                               "separated by commas, without spaces",
+                               &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    cmcf->kafka_brokers = value[1];
+    cmcf->enabled = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_chat_kafka_option_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_chat_main_conf_t *cmcf = conf;
+
+    char           err[512];
+    ngx_str_t     *value;
+    ngx_uint_t     i;
+    ngx_keyval_t  *kv;
+
+    static const char  *pinned[] = {
+        "acks", "request.required.acks", "enable.idempotence",
+        "bootstrap.servers", "metadata.broker.list", "message.timeout.ms",
+        "delivery.timeout.ms", "dr_msg_cb", "dr_cb", "error_cb", "log_cb",
+        "opaque", "log.queue", NULL
+    };
+
+    value = cf->args->elts;
+
+    /* what the durability guarantee rests on is not negotiable */
+    for (i = 0; pinned[i]; i++) {
+        if (ngx_strcmp(value[1].data, pinned[i]) == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "chat_kafka_option: \"%V\" is set by the "
+                               "module (acks=all, idempotence, "
+                               "chat_kafka_brokers, chat_kafka_timeout)",
+                               &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (ngx_chat_kafka_check_option(&value[1], &value[2], err, sizeof(err))
+        != NGX_OK)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "chat_kafka_option: %s", err);
+        return NGX_CONF_ERROR;
+    }
+
+    if (cmcf->kafka_options == NULL) {
+        cmcf->kafka_options = ngx_array_create(cf->pool, 4,
+                                               sizeof(ngx_keyval_t));
+        if (cmcf->kafka_options == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    kv = ngx_array_push(cmcf->kafka_options);
+    if (kv == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    kv->key = value[1];
+    kv->value = value[2];
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_chat_init_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t              i;
+    ngx_chat_worker_t      *w;
+    ngx_chat_main_conf_t   *cmcf;
+    ngx_chat_kafka_conf_t   kc;
+    ngx_chat_redis_addr_t  *addr;
+
+    cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_chat_module);
+
+    if (cmcf == NULL || !cmcf->enabled) {
+        return NGX_OK;
+    }
+
+    w = ngx_calloc(sizeof(ngx_chat_worker_t), cycle->log);
+    if (w == NULL) {
+        return NGX_ERROR;
+    }
+
+    w->conf = cmcf;
+    w->log = cycle->log;
+
+    if (cmcf->redis_addrs) {
+        w->nredis = cmcf->redis_addrs->nelts;
+        w->redis = ngx_calloc(w->nredis * sizeof(ngx_chat_redis_t *),
+                              cycle->log);
+        if (w->redis == NULL) {
+            return NGX_ERROR;
+        }
+
+        addr = cmcf->redis_addrs->elts;
+
+        for (i = 0; i < w->nredis; i++) {
+            w->redis[i] = ngx_chat_redis_create(&addr[i],
+                                                cmcf->redis_timeout,
+                                                cycle->log);
+            if (w->redis[i] == NULL) {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    if (cmcf->pg_conninfo.len) {
+        w->pg = ngx_chat_pg_pool_create(&cmcf->pg_conninfo,
+                                        cmcf->pg_pool_size,
+                                        cmcf->pg_timeout, cycle->log);
+        if (w->pg == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (cmcf->kafka_brokers.len) {
+        kc.brokers = cmcf->kafka_brokers;
+        kc.timeout = cmcf->kafka_timeout;
+        kc.options = cmcf->kafka_options;
+        kc.client_id = cmcf->node_name;
+
+        w->kafka = ngx_chat_kafka_create(&kc, cycle->log);
+        if (w->kafka == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    ngx_chat_worker = w;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_chat_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t          i;
+    ngx_chat_worker_t  *w;
+
+    w = ngx_chat_worker;
+
+    if (w == NULL) {
+        return;
+    }
+
+    ngx_chat_worker = NULL;
+
+    if (w->kafka) {
+        ngx_chat_kafka_destroy(w->kafka,
+                               ngx_min(w->conf->kafka_timeout,
+                                       NGX_CHAT_EXIT_FLUSH));
+    }
+
+    if (w->pg) {
+        ngx_chat_pg_pool_destroy(w->pg);
+    }
+
+    for (i = 0; i < w->nredis; i++) {
+        if (w->redis[i]) {
+            ngx_chat_redis_destroy(w->redis[i]);
+        }
+    }
+
+    ngx_free(w->redis);
+    ngx_free(w);
+}
+
+
+ngx_chat_redis_t *
+ngx_chat_redis_for_user(uint64_t user_id)
+{
+    ngx_chat_worker_t  *w = ngx_chat_worker;
+
+    if (w == NULL || w->nredis == 0) {
+        return NULL;
+    }
+
+    return w->redis[chat_ring_lookup_u64(&w->conf->redis_ring, user_id)];
+}
+
+
+static ngx_int_t
+ngx_chat_header_filter(ngx_http_request_t *r)
+{
+    ngx_table_elt_t       *h;
+    ngx_chat_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_chat_module);
+
+    if (cmcf->enabled && r == r->main) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "X-Chat-Node");
+        h->value = cmcf->node_name;
+#if (nginx_version >= 1023000)
+        h->next = NULL;
+#endif
+    }
+
+    return ngx_http_next_header_filter(r);
+}

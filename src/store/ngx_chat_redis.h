@@ -1,0 +1,56 @@
+
+/*
+ * Copyright (C) ngx_chat authors
+ */
+
+
+#ifndef _NGX_CHAT_REDIS_H_INCLUDED_
+#define _NGX_CHAT_REDIS_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+
+#include "ngx_chat_store.h"
+
+
+typedef struct {
+    ngx_str_t                  name;    /* as configured, for logs */
+    ngx_str_t                  host;    /* IP or unix path, NUL-terminated */
+    in_port_t                  port;    /* 0 for a unix socket */
+} ngx_chat_redis_addr_t;
+
+
+typedef struct ngx_chat_redis_s      ngx_chat_redis_t;
+typedef struct ngx_chat_redis_cmd_s  ngx_chat_redis_cmd_t;
+
+/*
+ * Called exactly once per command unless the command was cancelled.
+ * reply is set for NGX_CHAT_STORE_OK and NGX_CHAT_STORE_FAILED (an error
+ * reply) and is freed by hiredis when the handler returns.
+ */
+typedef void (*ngx_chat_redis_handler_pt)(ngx_chat_store_rc_e rc,
+    redisReply *reply, void *data);
+
+
+ngx_chat_redis_t *ngx_chat_redis_create(ngx_chat_redis_addr_t *addr,
+    ngx_msec_t timeout, ngx_log_t *log);
+void ngx_chat_redis_destroy(ngx_chat_redis_t *rds);
+ngx_uint_t ngx_chat_redis_connected(ngx_chat_redis_t *rds);
+ngx_str_t *ngx_chat_redis_name(ngx_chat_redis_t *rds);
+
+/* NULL when not connected or out of memory: the handler is not called */
+ngx_chat_redis_cmd_t *ngx_chat_redis_command(ngx_chat_redis_t *rds,
+    ngx_chat_redis_handler_pt handler, void *data, const char *fmt, ...);
+ngx_chat_redis_cmd_t *ngx_chat_redis_commandargv(ngx_chat_redis_t *rds,
+    ngx_chat_redis_handler_pt handler, void *data, int argc,
+    const char **argv, const size_t *argvlen);
+
+/* the handler will not be called; for callers that go away first */
+void ngx_chat_redis_cancel(ngx_chat_redis_cmd_t *cmd);
+
+
+#endif /* _NGX_CHAT_REDIS_H_INCLUDED_ */
