@@ -152,6 +152,17 @@ ngx_chat_healthz_handler(ngx_http_request_t *r)
             continue;
         }
 
+        /*
+         * librdkafka knows when no broker at all can be reached: say so
+         * at once; the probe in flight clears it when a broker is back.
+         */
+        if (probe->kind == NGX_CHAT_PROBE_KAFKA
+            && ngx_chat_kafka_brokers_down(w->kafka))
+        {
+            wait->rc = NGX_CHAT_STORE_DOWN;
+            continue;
+        }
+
         wait->waiting = 1;
         ngx_queue_insert_tail(&probe->waiters, &wait->queue);
         ctx->pending++;
@@ -336,7 +347,6 @@ ngx_chat_healthz_timeout(ngx_event_t *ev)
 
         wait->rc = NGX_CHAT_STORE_TIMEOUT;
 
-        /* librdkafka knows when no broker at all can be reached */
         if (ngx_chat_probes[i].kind == NGX_CHAT_PROBE_KAFKA
             && ngx_chat_kafka_brokers_down(ngx_chat_worker->kafka))
         {

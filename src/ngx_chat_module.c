@@ -39,6 +39,7 @@ static char *ngx_chat_kafka_option_directive(ngx_conf_t *cf,
 static char *ngx_chat_enable_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_chat_positive_msec(ngx_conf_t *cf, void *post, void *data);
+static char *ngx_chat_pool_size(ngx_conf_t *cf, void *post, void *data);
 
 
 ngx_chat_worker_t  *ngx_chat_worker;
@@ -49,9 +50,8 @@ static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 static ngx_conf_post_handler_pt  ngx_chat_positive_msec_p =
     ngx_chat_positive_msec;
 
-static ngx_conf_num_bounds_t  ngx_chat_pool_size_bounds = {
-    ngx_conf_check_num_bounds, 1, 64
-};
+static ngx_conf_post_handler_pt  ngx_chat_pool_size_p =
+    ngx_chat_pool_size;
 
 
 static ngx_command_t  ngx_chat_commands[] = {
@@ -89,7 +89,7 @@ static ngx_command_t  ngx_chat_commands[] = {
       ngx_conf_set_num_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_chat_main_conf_t, pg_pool_size),
-      &ngx_chat_pool_size_bounds },
+      &ngx_chat_pool_size_p },
 
     { ngx_string("chat_postgres_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -320,6 +320,19 @@ ngx_chat_positive_msec(ngx_conf_t *cf, void *post, void *data)
 
     if (*ms == 0) {
         return "must be greater than zero";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_chat_pool_size(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_uint_t  *n = data;
+
+    if (*n < 1 || *n > 64) {
+        return "must be between 1 and 64";
     }
 
     return NGX_CONF_OK;
@@ -599,7 +612,7 @@ ngx_chat_kafka_option_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         != NGX_OK)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "chat_kafka_option: %s", err);
+                           "chat_kafka_option: \"%V\": %s", &value[1], err);
         return NGX_CONF_ERROR;
     }
 

@@ -378,7 +378,8 @@ ngx_chat_redis_cmd_new(ngx_chat_redis_t *rds,
 {
     ngx_chat_redis_cmd_t  *cmd;
 
-    if (rds->state != NGX_CHAT_REDIS_CONNECTED || rds->ac == NULL) {
+    /* while connecting, hiredis buffers the command until it can write */
+    if (rds->state == NGX_CHAT_REDIS_IDLE || rds->ac == NULL) {
         return NULL;
     }
 

@@ -1,0 +1,296 @@
+# Every chat_* directive: accepted where it belongs, and "nginx -t"
+# rejects bad values with a message that names the directive.
+
+use Test::Nginx::Socket 'no_plan';
+
+repeat_each(1);
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: every directive with a good value
+--- http_config
+    chat_node_name directives-node;
+    chat_redis 127.0.0.1:1 127.0.0.1:2 unix:/tmp/chat-test-no-such.sock;
+    chat_redis_timeout 500ms;
+    chat_postgres "hostaddr=127.0.0.1 port=1 dbname=chat user=chat";
+    chat_postgres_pool_size 3;
+    chat_postgres_timeout 2s;
+    chat_kafka_brokers 127.0.0.1:1,127.0.0.1:2;
+    chat_kafka_timeout 3s;
+    chat_kafka_option linger.ms 5;
+    chat_kafka_option socket.keepalive.enable false;
+    chat_healthz_timeout 1s;
+--- config
+    location = /healthz {
+        chat_healthz;
+        chat_healthz_timeout 300ms;
+    }
+    location = /plain {
+        return 200 "plain\n";
+    }
+--- request
+GET /plain
+--- response_headers
+X-Chat-Node: directives-node
+--- response_body
+plain
+--- error_code: 200
+
+
+
+=== TEST 2: X-Chat-Node defaults to the host name
+--- http_config
+    chat_redis 127.0.0.1:1;
+--- config
+    location = /plain {
+        return 200 "plain\n";
+    }
+--- request
+GET /plain
+--- response_headers_like
+X-Chat-Node: .+
+--- error_code: 200
+
+
+
+=== TEST 3: without any chat_* directive the module stays out of the way
+--- config
+    location = /plain {
+        return 200 "plain\n";
+    }
+--- request
+GET /plain
+--- response_headers
+X-Chat-Node:
+--- error_code: 200
+
+
+
+=== TEST 4: chat_redis_timeout must be a time
+--- http_config
+    chat_redis 127.0.0.1:1;
+    chat_redis_timeout soon;
+--- config
+--- must_die
+--- error_log
+"chat_redis_timeout" directive invalid value
+
+
+
+=== TEST 5: chat_redis_timeout must not be zero
+--- http_config
+    chat_redis 127.0.0.1:1;
+    chat_redis_timeout 0;
+--- config
+--- must_die
+--- error_log
+"chat_redis_timeout" directive must be greater than zero
+
+
+
+=== TEST 6: chat_redis needs an absolute unix socket path
+--- http_config
+    chat_redis unix:relative.sock;
+--- config
+--- must_die
+--- error_log
+chat_redis: "unix:relative.sock" is not an absolute unix socket path
+
+
+
+=== TEST 7: chat_redis rejects a bad port
+--- http_config
+    chat_redis 127.0.0.1:notaport;
+--- config
+--- must_die
+--- error_log
+chat_redis: invalid port in "127.0.0.1:notaport"
+
+
+
+=== TEST 8: chat_redis rejects the same server twice
+--- http_config
+    chat_redis 127.0.0.1:6379 127.0.0.1:6379;
+--- config
+--- must_die
+--- error_log
+chat_redis: "127.0.0.1:6379" is listed twice
+
+
+
+=== TEST 9: chat_redis only once
+--- http_config
+    chat_redis 127.0.0.1:6379;
+    chat_redis 127.0.0.1:6380;
+--- config
+--- must_die
+--- error_log
+"chat_redis" directive is duplicate
+
+
+
+=== TEST 10: chat_redis takes at least one address
+--- http_config
+    chat_redis;
+--- config
+--- must_die
+--- error_log
+invalid number of arguments in "chat_redis" directive
+
+
+
+=== TEST 11: chat_postgres rejects a host name (it would block on DNS)
+--- http_config
+    chat_postgres "host=db.example.com dbname=chat";
+--- config
+--- must_die
+--- error_log
+chat_postgres: "host" must be an IP address or a socket directory
+
+
+
+=== TEST 12: chat_postgres accepts a numeric host and a socket directory
+--- http_config
+    chat_postgres "host=127.0.0.1,/var/run/postgresql port=1,2 dbname=chat";
+--- config
+    location = /plain {
+        return 200 "plain\n";
+    }
+--- request
+GET /plain
+--- error_code: 200
+
+
+
+=== TEST 13: chat_postgres rejects a malformed connection string, without echoing it
+--- http_config
+    chat_postgres "hostaddr=127.0.0.1 password=s3cret-value unknownkey=1";
+--- config
+--- must_die
+--- error_log
+chat_postgres: invalid connection string: invalid connection option "unknownkey"
+--- no_error_log
+s3cret-value
+
+
+
+=== TEST 14: chat_postgres_pool_size is bounded
+--- http_config
+    chat_postgres "hostaddr=127.0.0.1 port=1";
+    chat_postgres_pool_size 65;
+--- config
+--- must_die
+--- error_log
+"chat_postgres_pool_size" directive must be between 1 and 64
+
+
+
+=== TEST 15: chat_postgres_pool_size must be a number
+--- http_config
+    chat_postgres "hostaddr=127.0.0.1 port=1";
+    chat_postgres_pool_size many;
+--- config
+--- must_die
+--- error_log
+"chat_postgres_pool_size" directive invalid number
+
+
+
+=== TEST 16: chat_postgres_timeout must not be zero
+--- http_config
+    chat_postgres "hostaddr=127.0.0.1 port=1";
+    chat_postgres_timeout 0s;
+--- config
+--- must_die
+--- error_log
+"chat_postgres_timeout" directive must be greater than zero
+
+
+
+=== TEST 17: chat_kafka_brokers without spaces
+--- http_config
+    chat_kafka_brokers "127.0.0.1:1, 127.0.0.1:2";
+--- config
+--- must_die
+--- error_log
+chat_kafka_brokers: "127.0.0.1:1, 127.0.0.1:2": list brokers separated by commas, without spaces
+
+
+
+=== TEST 18: chat_kafka_timeout must be a time
+--- http_config
+    chat_kafka_brokers 127.0.0.1:1;
+    chat_kafka_timeout -1;
+--- config
+--- must_die
+--- error_log
+"chat_kafka_timeout" directive invalid value
+
+
+
+=== TEST 19: chat_kafka_option cannot weaken durability
+--- http_config
+    chat_kafka_brokers 127.0.0.1:1;
+    chat_kafka_option acks 1;
+--- config
+--- must_die
+--- error_log
+chat_kafka_option: "acks" is set by the module
+
+
+
+=== TEST 20: chat_kafka_option rejects an unknown property
+--- http_config
+    chat_kafka_brokers 127.0.0.1:1;
+    chat_kafka_option no.such.property 1;
+--- config
+--- must_die
+--- error_log
+chat_kafka_option: "no.such.property": No such configuration property
+
+
+
+=== TEST 21: chat_kafka_option rejects a bad value
+--- http_config
+    chat_kafka_brokers 127.0.0.1:1;
+    chat_kafka_option linger.ms often;
+--- config
+--- must_die
+--- error_log eval
+qr/chat_kafka_option: "linger\.ms": Invalid value/
+
+
+
+=== TEST 22: chat_healthz takes no arguments
+--- config
+    location = /healthz {
+        chat_healthz please;
+    }
+--- must_die
+--- error_log
+invalid number of arguments in "chat_healthz" directive
+
+
+
+=== TEST 23: chat_healthz_timeout must not be zero
+--- config
+    location = /healthz {
+        chat_healthz;
+        chat_healthz_timeout 0;
+    }
+--- must_die
+--- error_log
+"chat_healthz_timeout" directive must be greater than zero
+
+
+
+=== TEST 24: backend directives belong in http{}, not in a location
+--- config
+    location = /x {
+        chat_redis 127.0.0.1:6379;
+    }
+--- must_die
+--- error_log
+"chat_redis" directive is not allowed here
