@@ -197,9 +197,19 @@ ngx_chat_pg_pool_up(ngx_chat_pg_pool_t *pool)
 static void
 ngx_chat_pg_connect(ngx_chat_pg_conn_t *pc)
 {
+    const char          *values[3];
     ngx_chat_pg_pool_t  *pool = pc->pool;
 
-    pc->pg = PQconnectStart(pool->conninfo);
+    static const char   *keys[] = {
+        "dbname", "fallback_application_name", NULL
+    };
+
+    /* the whole string is expanded as "dbname"; a name shows in pg_stat */
+    values[0] = pool->conninfo;
+    values[1] = "ngx_chat";
+    values[2] = NULL;
+
+    pc->pg = PQconnectStartParams(keys, values, 1);
 
     if (pc->pg == NULL) {
         ngx_log_error(NGX_LOG_ALERT, &pool->log, 0,
