@@ -53,7 +53,7 @@ $(B)/nginx-src/.configured: config $(NGX_SRC)/conf_flags
 
 $(B)/ngx_http_chat_module.so: $(B)/nginx-src/.configured $(MODULE_SRCS)
 	$(MAKE) -s -C $(B)/nginx-src -f objs/Makefile modules
-	cp $(B)/nginx-src/objs/ngx_http_chat_module.so $@
+	cp $(B)/nginx-src/objs/ngx_http_chat_module.so $@.tmp && mv $@.tmp $@
 
 # --- the same module with ASan/UBSan ----------------------------------------
 # nginx-dev ships headers only, so the sanitized module is loaded into the
@@ -76,7 +76,8 @@ $(B)/asan/nginx-src/.configured: config $(NGX_SRC)/conf_flags
 $(B)/asan/ngx_http_chat_module.so: $(B)/asan/nginx-src/.configured \
                                    $(MODULE_SRCS)
 	$(MAKE) -s -C $(B)/asan/nginx-src -f objs/Makefile modules
-	cp $(B)/asan/nginx-src/objs/ngx_http_chat_module.so $@
+	cp $(B)/asan/nginx-src/objs/ngx_http_chat_module.so $@.tmp && \
+	    mv $@.tmp $@
 
 $(B)/asan/nginx: Makefile
 	@mkdir -p $(B)/asan

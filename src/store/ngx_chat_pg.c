@@ -71,6 +71,7 @@ static void ngx_chat_pg_connect_poll(ngx_chat_pg_conn_t *pc);
 static ngx_int_t ngx_chat_pg_attach(ngx_chat_pg_conn_t *pc);
 static void ngx_chat_pg_detach(ngx_chat_pg_conn_t *pc);
 static void ngx_chat_pg_drop(ngx_chat_pg_conn_t *pc, ngx_chat_store_rc_e rc);
+static void ngx_chat_pg_fail_queued(ngx_chat_pg_pool_t *pool);
 static void ngx_chat_pg_timer_handler(ngx_event_t *ev);
 static void ngx_chat_pg_read_handler(ngx_event_t *ev);
 static void ngx_chat_pg_write_handler(ngx_event_t *ev);
@@ -382,6 +383,8 @@ ngx_chat_pg_drop(ngx_chat_pg_conn_t *pc, ngx_chat_store_rc_e rc)
         ngx_chat_pg_finish(q, rc, NULL);
     }
 
+    ngx_chat_pg_fail_queued(pc->pool);
+
     if (pc->pool->destroyed || ngx_exiting || ngx_terminate || ngx_quit) {
         return;
     }
@@ -393,6 +396,29 @@ ngx_chat_pg_drop(ngx_chat_pg_conn_t *pc, ngx_chat_store_rc_e rc)
     }
 
     ngx_add_timer(&pc->timer, pc->backoff);
+}
+
+
+/* with no connection up or on its way, nothing queued can be served */
+
+static void
+ngx_chat_pg_fail_queued(ngx_chat_pg_pool_t *pool)
+{
+    ngx_uint_t            i;
+    ngx_queue_t          *qn;
+    ngx_chat_pg_query_t  *q;
+
+    for (i = 0; i < pool->nconns; i++) {
+        if (pool->conns[i].state != NGX_CHAT_PG_DOWN) {
+            return;
+        }
+    }
+
+    while (!ngx_queue_empty(&pool->queue)) {
+        qn = ngx_queue_head(&pool->queue);
+        q = ngx_queue_data(qn, ngx_chat_pg_query_t, queue);
+        ngx_chat_pg_finish(q, NGX_CHAT_STORE_DOWN, NULL);
+    }
 }
 
 
