@@ -231,6 +231,7 @@ ngx_chat_probe_start(ngx_chat_probe_t *probe)
 {
     u_char             *p;
     ngx_str_t           key, payload;
+    ngx_time_t         *tp;
     ngx_chat_worker_t  *w = ngx_chat_worker;
     u_char              buf[NGX_INT64_LEN * 2 + 64];
 
@@ -260,8 +261,9 @@ ngx_chat_probe_start(ngx_chat_probe_t *probe)
     default: /* NGX_CHAT_PROBE_KAFKA */
         key = w->conf->node_name;
 
-        p = ngx_snprintf(buf, sizeof(buf), "{\"pid\":%P,\"ts\":%M}",
-                         ngx_pid, ngx_current_msec);
+        tp = ngx_timeofday();
+        p = ngx_snprintf(buf, sizeof(buf), "{\"pid\":%P,\"ts\":%T%03M}",
+                         ngx_pid, tp->sec, tp->msec);
         payload.data = buf;
         payload.len = p - buf;
 
