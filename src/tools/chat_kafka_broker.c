@@ -26,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/types.h>
 #include <syslog.h>
 #include <time.h>
@@ -83,6 +82,12 @@ static int               chat_kb_assigning;
 static int               chat_kb_bind_fds[CHAT_KB_MAX_BROKERS];
 static int               chat_kb_bind_nfds;
 static int               chat_kb_bind_next;
+
+
+static void chat_kb_log(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+static void chat_kb_usage_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
 
 
 static const chat_kb_topic_t  chat_kb_default_topics[] = {
@@ -273,10 +278,9 @@ chat_kb_usage(FILE *out)
 "any client.  All data is kept in memory and lost when the process exits.\n"
 "\n"
 "Options:\n"
-"  -l, --listen ADDR:PORT     IPv4 address and first port to listen on\n"
-"                             (default " CHAT_KB_DEFAULT_LISTEN "); broker i"
-" (0-based)\n"
-"                             listens on PORT+i\n"
+"  -l, --listen ADDR:PORT     IPv4 address and first port to listen on,\n"
+"                             default " CHAT_KB_DEFAULT_LISTEN "; broker i\n"
+"                             (counting from 0) listens on PORT+i\n"
 "  -b, --brokers N            number of brokers, 1..%d (default 1); also\n"
 "                             the replication factor of every topic\n"
 "  -t, --topic NAME:PARTS     create topic NAME with PARTS partitions\n"
@@ -297,8 +301,8 @@ chat_kb_usage(FILE *out)
 "\n"
 "Signals:\n"
 "  SIGTERM, SIGINT  shut down, remove the pid file, exit 0\n"
-"  SIGUSR1          take every broker down (clients get disconnected and\n"
-"                   cannot reach it)\n"
+"  SIGUSR1          take every broker down: connections are closed and\n"
+"                   new ones refused; topics and offsets are kept\n"
 "  SIGUSR2          bring every broker up again\n"
 "\n"
 "Exit status: 0 after a clean shutdown, 1 on a runtime error (e.g. a port\n"
@@ -473,7 +477,7 @@ static void
 chat_kb_parse_args(chat_kb_conf_t *conf, int argc, char **argv)
 {
     int                   c, i;
-    const char           *listen;
+    const char           *listen_arg;
     static const char     optstring[] = ":l:b:t:p:B:vh";
     static struct option  options[] = {
         { "listen",         required_argument, NULL, 'l' },
@@ -488,7 +492,7 @@ chat_kb_parse_args(chat_kb_conf_t *conf, int argc, char **argv)
 
     memset(conf, 0, sizeof(chat_kb_conf_t));
 
-    listen = CHAT_KB_DEFAULT_LISTEN;
+    listen_arg = CHAT_KB_DEFAULT_LISTEN;
     conf->brokers = 1;
 
     /* our own messages instead of getopt's */
@@ -504,7 +508,7 @@ chat_kb_parse_args(chat_kb_conf_t *conf, int argc, char **argv)
         switch (c) {
 
         case 'l':
-            listen = optarg;
+            listen_arg = optarg;
             break;
 
         case 'b':
@@ -553,6 +557,10 @@ chat_kb_parse_args(chat_kb_conf_t *conf, int argc, char **argv)
             break;
 
         default:
+            if (optopt != 0) {
+                chat_kb_usage_error("unknown option \"-%c\"", optopt);
+            }
+
             chat_kb_usage_error("unknown option \"%s\"", argv[optind - 1]);
             break;
         }
@@ -562,11 +570,11 @@ chat_kb_parse_args(chat_kb_conf_t *conf, int argc, char **argv)
         chat_kb_usage_error("unexpected argument \"%s\"", argv[optind]);
     }
 
-    chat_kb_parse_listen(conf, listen);
+    chat_kb_parse_listen(conf, listen_arg);
 
     if (conf->port + conf->brokers - 1 > 65535) {
         chat_kb_usage_error("invalid --listen \"%s\": %d brokers need ports "
-                            "%d..%d", listen, conf->brokers, conf->port,
+                            "%d..%d", listen_arg, conf->brokers, conf->port,
                             conf->port + conf->brokers - 1);
     }
 
