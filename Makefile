@@ -20,6 +20,7 @@ SAN       := -fsanitize=address,undefined -fno-omit-frame-pointer \
 
 COMMON_SRCS := $(wildcard src/common/*.c)
 COMMON_HDRS := $(wildcard src/common/*.h)
+COMMON_LIBS := -lcmocka -ljansson -lcrypto
 MODULE_SRCS := $(wildcard src/*.c src/*.h src/store/*.c src/store/*.h) \
                $(COMMON_SRCS) $(COMMON_HDRS) config
 UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
@@ -106,11 +107,11 @@ unit: $(UNIT_BINS) $(UNIT_ASAN)
 
 $(B)/tests/%: tests/unit/%.c $(COMMON_SRCS) $(COMMON_HDRS)
 	@mkdir -p $(B)/tests
-	$(CC) $(CHAT_CFLAGS) -o $@ $< $(COMMON_SRCS) -lcmocka
+	$(CC) $(CHAT_CFLAGS) -o $@ $< $(COMMON_SRCS) $(COMMON_LIBS)
 
 $(B)/asan/tests/%: tests/unit/%.c $(COMMON_SRCS) $(COMMON_HDRS)
 	@mkdir -p $(B)/asan/tests
-	$(CC) $(CHAT_CFLAGS) $(SAN) -o $@ $< $(COMMON_SRCS) -lcmocka
+	$(CC) $(CHAT_CFLAGS) $(SAN) -o $@ $< $(COMMON_SRCS) $(COMMON_LIBS)
 
 # --- the stack and the test run -------------------------------------------
 

@@ -11,8 +11,13 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+#include <ngx_thread_pool.h>
 
 #include <jansson.h>
+
+#if !(NGX_THREADS)
+#error ngx_chat needs nginx built with --with-threads
+#endif
 
 #include "ngx_chat_redis.h"
 #include "ngx_chat_pg.h"
@@ -40,13 +45,37 @@ typedef struct {
     ngx_msec_t                 kafka_timeout;
     ngx_array_t               *kafka_options;   /* ngx_keyval_t */
 
+    ngx_str_t                  jwt_secret;
+    time_t                     jwt_ttl;
+
+    ngx_str_t                  thread_pool_name;
+    ngx_thread_pool_t         *thread_pool;
+    ngx_uint_t                 password_concurrency;
+
+    ngx_uint_t                 login_limit;     /* failures per username */
+    time_t                     login_period;
+    size_t                     api_max_body;
+    ngx_uint_t                 group_max_members;
+
+    ngx_uint_t                 api;             /* chat_api is used */
     ngx_uint_t                 enabled;         /* unsigned enabled:1 */
 } ngx_chat_main_conf_t;
 
 
 typedef struct {
     ngx_msec_t                 healthz_timeout;
+    ngx_flag_t                 auth;
 } ngx_chat_loc_conf_t;
+
+
+/* per request, shared by the module's handlers */
+typedef struct {
+    uint64_t                   user_id;
+    const char                *auth_reason;
+    void                      *api;             /* ngx_chat_api_ctx_t */
+    unsigned                   auth_done:1;
+    unsigned                   auth_ok:1;
+} ngx_chat_ctx_t;
 
 
 /* the state of one nginx worker process, made in init_process */
@@ -63,12 +92,29 @@ typedef struct {
 
 ngx_chat_redis_t *ngx_chat_redis_for_user(uint64_t user_id);
 
-char *ngx_chat_healthz(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+ngx_chat_redis_t *ngx_chat_redis_for_key(u_char *key, size_t len);
 
+char *ngx_chat_healthz(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_chat_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_chat_jwt_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_chat_auth_init(ngx_conf_t *cf);
+ngx_int_t ngx_chat_auth_add_variables(ngx_conf_t *cf);
+
+/*
+ * The user id of the request's bearer token, verified once and remembered
+ * for the request: NGX_OK and *user_id, or NGX_DECLINED with *reason.
+ */
+ngx_int_t ngx_chat_auth_user(ngx_http_request_t *r, uint64_t *user_id,
+    const char **reason);
+
+ngx_chat_ctx_t *ngx_chat_get_ctx(ngx_http_request_t *r);
 ngx_int_t ngx_chat_http_send_json(ngx_http_request_t *r, ngx_uint_t status,
     json_t *json);
 ngx_int_t ngx_chat_http_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *code, const char *message);
+ngx_int_t ngx_chat_http_send_text(ngx_http_request_t *r, ngx_uint_t status,
+    u_char *data, size_t len);
 
 
 extern ngx_chat_worker_t      *ngx_chat_worker;

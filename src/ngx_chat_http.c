@@ -14,32 +14,63 @@
 #include "ngx_chat.h"
 
 
+ngx_chat_ctx_t *
+ngx_chat_get_ctx(ngx_http_request_t *r)
+{
+    ngx_chat_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_chat_module);
+
+    if (ctx == NULL) {
+        ctx = ngx_pcalloc(r->pool, sizeof(ngx_chat_ctx_t));
+        if (ctx == NULL) {
+            return NULL;
+        }
+
+        ngx_http_set_ctx(r, ctx, ngx_http_chat_module);
+    }
+
+    return ctx;
+}
+
+
 ngx_int_t
 ngx_chat_http_send_json(ngx_http_request_t *r, ngx_uint_t status,
     json_t *json)
 {
-    char         *text;
-    size_t        len;
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
+    char       *text;
+    ngx_int_t   rc;
 
     text = json_dumps(json, JSON_COMPACT|JSON_PRESERVE_ORDER);
     if (text == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    len = ngx_strlen(text);
+    rc = ngx_chat_http_send_text(r, status, (u_char *) text,
+                                 ngx_strlen(text));
+    free(text);
+
+    return rc;
+}
+
+
+/* a JSON text made elsewhere (by PostgreSQL, say), sent as it is */
+
+ngx_int_t
+ngx_chat_http_send_text(ngx_http_request_t *r, ngx_uint_t status,
+    u_char *data, size_t len)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
 
     b = ngx_create_temp_buf(r->pool, len + 1);
     if (b == NULL) {
-        free(text);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    b->last = ngx_cpymem(b->last, text, len);
+    b->last = ngx_cpymem(b->last, data, len);
     *b->last++ = '\n';
-    free(text);
 
     r->headers_out.status = status;
     r->headers_out.content_length_n = b->last - b->pos;

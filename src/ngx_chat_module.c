@@ -13,6 +13,7 @@
 #include <ngx_http.h>
 
 #include "ngx_chat.h"
+#include "ngx_chat_password.h"
 
 
 #define NGX_CHAT_EXIT_FLUSH  3000
@@ -23,6 +24,7 @@ static char *ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_chat_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
+static ngx_int_t ngx_chat_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_chat_postconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_chat_init_process(ngx_cycle_t *cycle);
 static void ngx_chat_exit_process(ngx_cycle_t *cycle);
@@ -40,6 +42,10 @@ static char *ngx_chat_enable_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_chat_positive_msec(ngx_conf_t *cf, void *post, void *data);
 static char *ngx_chat_pool_size(ngx_conf_t *cf, void *post, void *data);
+static char *ngx_chat_login_limit(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_chat_group_max(ngx_conf_t *cf, void *post, void *data);
+static char *ngx_chat_concurrency(ngx_conf_t *cf, void *post, void *data);
 
 
 ngx_chat_worker_t  *ngx_chat_worker;
@@ -52,6 +58,12 @@ static ngx_conf_post_handler_pt  ngx_chat_positive_msec_p =
 
 static ngx_conf_post_handler_pt  ngx_chat_pool_size_p =
     ngx_chat_pool_size;
+
+static ngx_conf_post_handler_pt  ngx_chat_group_max_p =
+    ngx_chat_group_max;
+
+static ngx_conf_post_handler_pt  ngx_chat_concurrency_p =
+    ngx_chat_concurrency;
 
 
 static ngx_command_t  ngx_chat_commands[] = {
@@ -119,6 +131,69 @@ static ngx_command_t  ngx_chat_commands[] = {
       0,
       NULL },
 
+    { ngx_string("chat_jwt_secret_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_chat_jwt_secret_file,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_jwt_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, jwt_ttl),
+      NULL },
+
+    { ngx_string("chat_thread_pool"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, thread_pool_name),
+      NULL },
+
+    { ngx_string("chat_password_concurrency"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, password_concurrency),
+      &ngx_chat_concurrency_p },
+
+    { ngx_string("chat_login_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_chat_login_limit,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_api_max_body"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, api_max_body),
+      NULL },
+
+    { ngx_string("chat_group_max_members"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, group_max_members),
+      &ngx_chat_group_max_p },
+
+    { ngx_string("chat_auth"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_chat_loc_conf_t, auth),
+      NULL },
+
+    { ngx_string("chat_api"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_chat_api,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("chat_healthz"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_chat_healthz,
@@ -138,7 +213,7 @@ static ngx_command_t  ngx_chat_commands[] = {
 
 
 static ngx_http_module_t  ngx_chat_module_ctx = {
-    NULL,                                  /* preconfiguration */
+    ngx_chat_preconfiguration,             /* preconfiguration */
     ngx_chat_postconfiguration,            /* postconfiguration */
 
     ngx_chat_create_main_conf,             /* create main configuration */
@@ -194,6 +269,12 @@ ngx_chat_create_main_conf(ngx_conf_t *cf)
     cmcf->pg_pool_size = NGX_CONF_UNSET_UINT;
     cmcf->pg_timeout = NGX_CONF_UNSET_MSEC;
     cmcf->kafka_timeout = NGX_CONF_UNSET_MSEC;
+    cmcf->jwt_ttl = NGX_CONF_UNSET;
+    cmcf->login_limit = NGX_CONF_UNSET_UINT;
+    cmcf->login_period = NGX_CONF_UNSET;
+    cmcf->api_max_body = NGX_CONF_UNSET_SIZE;
+    cmcf->group_max_members = NGX_CONF_UNSET_UINT;
+    cmcf->password_concurrency = NGX_CONF_UNSET_UINT;
 
     return cmcf;
 }
@@ -215,6 +296,42 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_uint_value(cmcf->pg_pool_size, 2);
     ngx_conf_init_msec_value(cmcf->pg_timeout, 5000);
     ngx_conf_init_msec_value(cmcf->kafka_timeout, 10000);
+    ngx_conf_init_value(cmcf->jwt_ttl, 86400);
+    ngx_conf_init_uint_value(cmcf->login_limit, 10);
+    ngx_conf_init_value(cmcf->login_period, 900);
+    ngx_conf_init_size_value(cmcf->api_max_body, 65536);
+    ngx_conf_init_uint_value(cmcf->group_max_members, 1024);
+    ngx_conf_init_uint_value(cmcf->password_concurrency, 1);
+
+    if (cmcf->jwt_ttl <= 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_jwt_ttl\" must be greater than zero");
+        return NGX_CONF_ERROR;
+    }
+
+    if (cmcf->api) {
+        if (cmcf->jwt_secret.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"chat_api\" needs \"chat_jwt_secret_file\"");
+            return NGX_CONF_ERROR;
+        }
+
+        if (cmcf->pg_conninfo.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"chat_api\" needs \"chat_postgres\"");
+            return NGX_CONF_ERROR;
+        }
+
+        /* password hashing runs there, never on the event loop */
+        if (cmcf->thread_pool_name.len == 0) {
+            ngx_str_set(&cmcf->thread_pool_name, "default");
+        }
+
+        cmcf->thread_pool = ngx_thread_pool_add(cf, &cmcf->thread_pool_name);
+        if (cmcf->thread_pool == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
 
     if (cmcf->node_name.len == 0) {
         cmcf->node_name = cf->cycle->hostname;
@@ -274,6 +391,7 @@ ngx_chat_create_loc_conf(ngx_conf_t *cf)
     }
 
     clcf->healthz_timeout = NGX_CONF_UNSET_MSEC;
+    clcf->auth = NGX_CONF_UNSET;
 
     return clcf;
 }
@@ -287,8 +405,16 @@ ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_msec_value(conf->healthz_timeout, prev->healthz_timeout,
                               2000);
+    ngx_conf_merge_value(conf->auth, prev->auth, 0);
 
     return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_chat_preconfiguration(ngx_conf_t *cf)
+{
+    return ngx_chat_auth_add_variables(cf);
 }
 
 
@@ -298,7 +424,7 @@ ngx_chat_postconfiguration(ngx_conf_t *cf)
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_chat_header_filter;
 
-    return NGX_OK;
+    return ngx_chat_auth_init(cf);
 }
 
 
@@ -333,6 +459,74 @@ ngx_chat_pool_size(ngx_conf_t *cf, void *post, void *data)
 
     if (*n < 1 || *n > 64) {
         return "must be between 1 and 64";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_chat_concurrency(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_uint_t  *n = data;
+
+    if (*n < 1 || *n > 256) {
+        return "must be between 1 and 256";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_chat_group_max(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_uint_t  *n = data;
+
+    if (*n < 2 || *n > 100000) {
+        return "must be between 2 and 100000";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* chat_login_limit failures [period]: "off" or 0 turns it off */
+
+static char *
+ngx_chat_login_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t *cmcf = conf;
+
+    ngx_int_t   n;
+    ngx_str_t  *value;
+
+    if (cmcf->login_limit != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        cmcf->login_limit = 0;
+        return NGX_CONF_OK;
+    }
+
+    n = ngx_atoi(value[1].data, value[1].len);
+    if (n == NGX_ERROR) {
+        return "invalid number of failures";
+    }
+
+    cmcf->login_limit = n;
+
+    if (cf->args->nelts == 3) {
+        cmcf->login_period = ngx_parse_time(&value[2], 1);
+
+        if (cmcf->login_period == (time_t) NGX_ERROR
+            || cmcf->login_period == 0)
+        {
+            return "invalid period";
+        }
     }
 
     return NGX_CONF_OK;
@@ -659,6 +853,10 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
     w->conf = cmcf;
     w->log = cycle->log;
 
+    if (cmcf->api && ngx_chat_password_init(cycle->log) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (cmcf->redis_addrs) {
         w->nredis = cmcf->redis_addrs->nelts;
         w->redis = ngx_calloc(w->nredis * sizeof(ngx_chat_redis_t *),
@@ -738,6 +936,19 @@ ngx_chat_exit_process(ngx_cycle_t *cycle)
 
     ngx_free(w->redis);
     ngx_free(w);
+}
+
+
+ngx_chat_redis_t *
+ngx_chat_redis_for_key(u_char *key, size_t len)
+{
+    ngx_chat_worker_t  *w = ngx_chat_worker;
+
+    if (w == NULL || w->nredis == 0) {
+        return NULL;
+    }
+
+    return w->redis[chat_ring_lookup(&w->conf->redis_ring, key, len)];
 }
 
 

@@ -478,7 +478,7 @@ ngx_chat_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
         ngx_del_timer(&cmd->timer);
     }
 
-    if (!cmd->done && !cmd->rds->destroyed) {
+    if (!cmd->done && !cmd->rds->destroyed && cmd->handler) {
         cmd->done = 1;
 
         if (reply == NULL) {
@@ -519,7 +519,9 @@ ngx_chat_redis_cmd_timeout(ngx_event_t *ev)
                   "chat: redis %V: no reply in %M ms, reconnecting",
                   &rds->addr->name, rds->timeout);
 
-    cmd->handler(NGX_CHAT_STORE_TIMEOUT, NULL, cmd->data);
+    if (cmd->handler) {
+        cmd->handler(NGX_CHAT_STORE_TIMEOUT, NULL, cmd->data);
+    }
 
     /*
      * Replies come in order: one that is late holds up every command

@@ -42,7 +42,10 @@ void ngx_chat_redis_destroy(ngx_chat_redis_t *rds);
 ngx_uint_t ngx_chat_redis_connected(ngx_chat_redis_t *rds);
 ngx_str_t *ngx_chat_redis_name(ngx_chat_redis_t *rds);
 
-/* NULL when not connected or out of memory: the handler is not called */
+/*
+ * NULL when not connected or out of memory: the handler is not called.
+ * A NULL handler sends a command whose reply nobody needs.
+ */
 ngx_chat_redis_cmd_t *ngx_chat_redis_command(ngx_chat_redis_t *rds,
     ngx_chat_redis_handler_pt handler, void *data, const char *fmt, ...);
 ngx_chat_redis_cmd_t *ngx_chat_redis_commandargv(ngx_chat_redis_t *rds,

@@ -1,0 +1,1478 @@
+
+/*
+ * Copyright (C) ngx_chat authors
+ *
+ * The HTTP API under /v1 (accounts, sessions, friends, groups, keys,
+ * devices): a small router, JSON request bodies with limits, and handlers
+ * that call PostgreSQL through the worker's pool.  Each multi-step
+ * operation is one SQL function call (sql/0002_accounts.sql), so every
+ * request makes at most one round trip per step and no transaction spans
+ * two events.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_chat.h"
+#include "ngx_chat_password.h"
+#include "chat_json.h"
+#include "chat_jwt.h"
+
+
+#define NGX_CHAT_API_JSON_DEPTH  8
+#define NGX_CHAT_API_MAX_IDS     2
+
+
+typedef struct ngx_chat_api_ctx_s  ngx_chat_api_ctx_t;
+
+typedef ngx_int_t (*ngx_chat_api_handler_pt)(ngx_chat_api_ctx_t *ctx);
+typedef ngx_int_t (*ngx_chat_api_pg_next_pt)(ngx_chat_api_ctx_t *ctx,
+    PGresult *res);
+
+
+typedef struct {
+    ngx_uint_t                 method;
+    const char                *path;       /* '#': an id, '*': a string */
+    unsigned                   auth:1;
+    unsigned                   body:1;
+    ngx_chat_api_handler_pt    handler;
+} ngx_chat_api_route_t;
+
+
+struct ngx_chat_api_ctx_s {
+    ngx_http_request_t        *request;
+    ngx_chat_main_conf_t      *conf;
+    const ngx_chat_api_route_t *route;
+    uint64_t                   user_id;
+    uint64_t                   id[NGX_CHAT_API_MAX_IDS];
+    ngx_uint_t                 nids;
+    ngx_str_t                  arg;
+    json_t                    *body;
+
+    ngx_chat_pg_query_t       *query;
+    ngx_chat_api_pg_next_pt    pg_next;
+    ngx_chat_redis_cmd_t      *redis;
+
+    /* POST /v1/sessions, POST /v1/users */
+    ngx_str_t                  username;
+    ngx_str_t                  password;
+    ngx_str_t                  display_name;
+    ngx_str_t                  hash;
+    ngx_str_t                  fail_key;
+};
+
+
+static ngx_int_t ngx_chat_api_handler(ngx_http_request_t *r);
+static const ngx_chat_api_route_t *ngx_chat_api_route(ngx_chat_api_ctx_t *ctx,
+    ngx_uint_t *allowed);
+static void ngx_chat_api_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_chat_api_run(ngx_chat_api_ctx_t *ctx);
+static void ngx_chat_api_finish(ngx_chat_api_ctx_t *ctx, ngx_int_t rc);
+static void ngx_chat_api_cleanup(void *data);
+static ngx_int_t ngx_chat_api_pg(ngx_chat_api_ctx_t *ctx, const char *sql,
+    ngx_uint_t nparams, ngx_str_t *params, ngx_chat_api_pg_next_pt next);
+static void ngx_chat_api_pg_handler(ngx_chat_store_rc_e rc, PGresult *res,
+    void *data);
+static ngx_int_t ngx_chat_api_error(ngx_chat_api_ctx_t *ctx,
+    ngx_uint_t status, const char *code, const char *message);
+static ngx_int_t ngx_chat_api_json_result(ngx_chat_api_ctx_t *ctx,
+    PGresult *res, ngx_uint_t status);
+static ngx_str_t *ngx_chat_api_ids(ngx_chat_api_ctx_t *ctx,
+    ngx_uint_t with_user);
+static ngx_int_t ngx_chat_api_get_string(ngx_chat_api_ctx_t *ctx,
+    const char *key, ngx_uint_t required, size_t min, size_t max,
+    ngx_str_t *out);
+
+static ngx_int_t ngx_chat_api_register(ngx_chat_api_ctx_t *ctx);
+static void ngx_chat_api_register_hashed(ngx_int_t rc, ngx_str_t *hash,
+    void *data);
+static ngx_int_t ngx_chat_api_register_done(ngx_chat_api_ctx_t *ctx,
+    PGresult *res);
+static ngx_int_t ngx_chat_api_login(ngx_chat_api_ctx_t *ctx);
+static void ngx_chat_api_login_checked(ngx_chat_store_rc_e rc,
+    redisReply *reply, void *data);
+static ngx_int_t ngx_chat_api_login_lookup(ngx_chat_api_ctx_t *ctx);
+static ngx_int_t ngx_chat_api_login_user(ngx_chat_api_ctx_t *ctx,
+    PGresult *res);
+static void ngx_chat_api_login_verified(ngx_int_t rc, ngx_str_t *hash,
+    void *data);
+static void ngx_chat_api_login_counted(ngx_chat_store_rc_e rc,
+    redisReply *reply, void *data);
+static ngx_int_t ngx_chat_api_login_token(ngx_chat_api_ctx_t *ctx);
+static ngx_int_t ngx_chat_api_me(ngx_chat_api_ctx_t *ctx);
+static ngx_int_t ngx_chat_api_me_done(ngx_chat_api_ctx_t *ctx,
+    PGresult *res);
+static ngx_int_t ngx_chat_api_friend_put(ngx_chat_api_ctx_t *ctx);
+static ngx_int_t ngx_chat_api_friend_put_done(ngx_chat_api_ctx_t *ctx,
+    PGresult *res);
+static ngx_int_t ngx_chat_api_friend_delete(ngx_chat_api_ctx_t *ctx);
+static ngx_int_t ngx_chat_api_no_content(ngx_chat_api_ctx_t *ctx,
+    PGresult *res);
+static ngx_int_t ngx_chat_api_friends(ngx_chat_api_ctx_t *ctx);
+static ngx_int_t ngx_chat_api_ok_json(ngx_chat_api_ctx_t *ctx,
+    PGresult *res);
+static ngx_int_t ngx_chat_api_group_create(ngx_chat_api_ctx_t *ctx);
+static ngx_int_t ngx_chat_api_group_created(ngx_chat_api_ctx_t *ctx,
+    PGresult *res);
+static ngx_int_t ngx_chat_api_group_get(ngx_chat_api_ctx_t *ctx);
+static ngx_int_t ngx_chat_api_group_got(ngx_chat_api_ctx_t *ctx,
+    PGresult *res);
+static ngx_int_t ngx_chat_api_member_put(ngx_chat_api_ctx_t *ctx);
+static ngx_int_t ngx_chat_api_member_delete(ngx_chat_api_ctx_t *ctx);
+static ngx_int_t ngx_chat_api_member_done(ngx_chat_api_ctx_t *ctx,
+    PGresult *res);
+static ngx_int_t ngx_chat_api_key_put(ngx_chat_api_ctx_t *ctx);
+static ngx_int_t ngx_chat_api_key_get(ngx_chat_api_ctx_t *ctx);
+static ngx_int_t ngx_chat_api_key_got(ngx_chat_api_ctx_t *ctx,
+    PGresult *res);
+static ngx_int_t ngx_chat_api_device_put(ngx_chat_api_ctx_t *ctx);
+
+
+static const ngx_chat_api_route_t  ngx_chat_api_routes[] = {
+
+    { NGX_HTTP_POST, "/v1/users", 0, 1, ngx_chat_api_register },
+    { NGX_HTTP_POST, "/v1/sessions", 0, 1, ngx_chat_api_login },
+    { NGX_HTTP_GET, "/v1/me", 1, 0, ngx_chat_api_me },
+    { NGX_HTTP_GET, "/v1/friends", 1, 0, ngx_chat_api_friends },
+    { NGX_HTTP_PUT, "/v1/friends/#", 1, 0, ngx_chat_api_friend_put },
+    { NGX_HTTP_DELETE, "/v1/friends/#", 1, 0, ngx_chat_api_friend_delete },
+    { NGX_HTTP_POST, "/v1/groups", 1, 1, ngx_chat_api_group_create },
+    { NGX_HTTP_GET, "/v1/groups/#", 1, 0, ngx_chat_api_group_get },
+    { NGX_HTTP_PUT, "/v1/groups/#/members/#", 1, 0,
+      ngx_chat_api_member_put },
+    { NGX_HTTP_DELETE, "/v1/groups/#/members/#", 1, 0,
+      ngx_chat_api_member_delete },
+    { NGX_HTTP_PUT, "/v1/keys", 1, 1, ngx_chat_api_key_put },
+    { NGX_HTTP_GET, "/v1/users/#/keys", 1, 0, ngx_chat_api_key_get },
+    { NGX_HTTP_PUT, "/v1/devices/*", 1, 1, ngx_chat_api_device_put },
+    { 0, NULL, 0, 0, NULL }
+};
+
+
+char *
+ngx_chat_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+    ngx_chat_main_conf_t      *cmcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_chat_api_handler;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_chat_module);
+    cmcf->api = 1;
+    cmcf->enabled = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_chat_api_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                    rc;
+    ngx_uint_t                   allowed;
+    const char                  *reason;
+    ngx_chat_ctx_t              *mctx;
+    ngx_pool_cleanup_t          *cln;
+    ngx_chat_api_ctx_t          *ctx;
+    const ngx_chat_api_route_t  *route;
+
+    mctx = ngx_chat_get_ctx(r);
+    if (mctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_chat_api_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->request = r;
+    ctx->conf = ngx_http_get_module_main_conf(r, ngx_http_chat_module);
+    mctx->api = ctx;
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_chat_api_cleanup;
+    cln->data = ctx;
+
+    route = ngx_chat_api_route(ctx, &allowed);
+
+    if (route == NULL) {
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (allowed) {
+            return ngx_chat_http_error(r, NGX_HTTP_NOT_ALLOWED,
+                                       "method_not_allowed",
+                                       "this method is not allowed here");
+        }
+
+        return ngx_chat_http_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                   "no such resource");
+    }
+
+    ctx->route = route;
+
+    /* the route decides, whatever chat_auth says for the location */
+    if (route->auth) {
+        if (ngx_chat_auth_user(r, &ctx->user_id, &reason) != NGX_OK) {
+            if (ngx_http_discard_request_body(r) != NGX_OK) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            return ngx_chat_http_error(r, NGX_HTTP_UNAUTHORIZED,
+                                       "unauthorized", reason);
+        }
+    }
+
+    if (ngx_chat_worker == NULL || ngx_chat_worker->pg == NULL) {
+        (void) ngx_http_discard_request_body(r);
+        return ngx_chat_http_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                   "unavailable",
+                                   "no database is configured");
+    }
+
+    if (!route->body) {
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        r->main->count++;
+        ngx_chat_api_finish(ctx, ngx_chat_api_run(ctx));
+
+        return NGX_DONE;
+    }
+
+    if (r->headers_in.content_length_n > (off_t) ctx->conf->api_max_body) {
+        (void) ngx_http_discard_request_body(r);
+        return ngx_chat_http_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                   "too_large", "request body too large");
+    }
+
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r, ngx_chat_api_body_handler);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+/* matches the path segment by segment; "#" takes a positive integer id */
+
+static const ngx_chat_api_route_t *
+ngx_chat_api_route(ngx_chat_api_ctx_t *ctx, ngx_uint_t *allowed)
+{
+    u_char                      *p, *last, *s;
+    uint64_t                     id;
+    const char                  *pat;
+    ngx_uint_t                   i, nids, match;
+    ngx_http_request_t          *r = ctx->request;
+    const ngx_chat_api_route_t  *route;
+
+    *allowed = 0;
+
+    for (i = 0; ngx_chat_api_routes[i].path; i++) {
+        route = &ngx_chat_api_routes[i];
+        pat = route->path;
+        p = r->uri.data;
+        last = r->uri.data + r->uri.len;
+        nids = 0;
+        match = 1;
+
+        while (*pat && match) {
+            if (*pat == '#' || *pat == '*') {
+                s = p;
+
+                while (p < last && *p != '/') {
+                    p++;
+                }
+
+                if (p == s) {
+                    match = 0;
+                    break;
+                }
+
+                if (*pat == '*') {
+                    ctx->arg.data = s;
+                    ctx->arg.len = p - s;
+
+                } else {
+                    /* digits only, no leading zero, at most 2^63 - 1 */
+                    if (*s == '0' || p - s > 19) {
+                        match = 0;
+                        break;
+                    }
+
+                    for (id = 0; s < p; s++) {
+                        if (*s < '0' || *s > '9') {
+                            match = 0;
+                            break;
+                        }
+
+                        id = id * 10 + (*s - '0');
+                    }
+
+                    if (!match || id > (uint64_t) INT64_MAX) {
+                        match = 0;
+                        break;
+                    }
+
+                    ctx->id[nids++] = id;
+                }
+
+                pat++;
+                continue;
+            }
+
+            if (p == last || *p != (u_char) *pat) {
+                match = 0;
+                break;
+            }
+
+            p++;
+            pat++;
+        }
+
+        if (!match || p != last) {
+            continue;
+        }
+
+        if (!(r->method & route->method)) {
+            *allowed = 1;
+            continue;
+        }
+
+        ctx->nids = nids;
+
+        return route;
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_chat_api_body_handler(ngx_http_request_t *r)
+{
+    char                 err[128];
+    size_t               len;
+    ngx_buf_t           *b;
+    ngx_chat_ctx_t      *mctx;
+    ngx_chat_api_ctx_t  *ctx;
+
+    mctx = ngx_http_get_module_ctx(r, ngx_http_chat_module);
+    ctx = mctx->api;
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        ngx_chat_api_finish(ctx, ngx_chat_api_error(ctx, NGX_HTTP_BAD_REQUEST,
+                                        "bad_request", "a JSON body is "
+                                        "required"));
+        return;
+    }
+
+    if (r->request_body->temp_file || r->request_body->bufs->next) {
+        /* larger than the buffer: beyond any body this API takes */
+        ngx_chat_api_finish(ctx, ngx_chat_api_error(ctx,
+                                        NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                        "too_large",
+                                        "request body too large"));
+        return;
+    }
+
+    b = r->request_body->bufs->buf;
+    len = b->last - b->pos;
+
+    if (len > ctx->conf->api_max_body) {
+        ngx_chat_api_finish(ctx, ngx_chat_api_error(ctx,
+                                        NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                        "too_large",
+                                        "request body too large"));
+        return;
+    }
+
+    ctx->body = chat_json_parse_object((char *) b->pos, len,
+                                       NGX_CHAT_API_JSON_DEPTH, err,
+                                       sizeof(err));
+    if (ctx->body == NULL) {
+        ngx_chat_api_finish(ctx, ngx_chat_api_error(ctx, NGX_HTTP_BAD_REQUEST,
+                                                    "bad_request", err));
+        return;
+    }
+
+    ngx_chat_api_finish(ctx, ngx_chat_api_run(ctx));
+}
+
+
+static ngx_int_t
+ngx_chat_api_run(ngx_chat_api_ctx_t *ctx)
+{
+    return ctx->route->handler(ctx);
+}
+
+
+/* NGX_DONE: a step is under way and will come back here */
+
+static void
+ngx_chat_api_finish(ngx_chat_api_ctx_t *ctx, ngx_int_t rc)
+{
+    if (rc == NGX_DONE) {
+        return;
+    }
+
+    ngx_http_finalize_request(ctx->request, rc);
+}
+
+
+static void
+ngx_chat_api_cleanup(void *data)
+{
+    ngx_chat_api_ctx_t  *ctx = data;
+
+    if (ctx->query) {
+        ngx_chat_pg_cancel(ctx->query);
+        ctx->query = NULL;
+    }
+
+    if (ctx->redis) {
+        ngx_chat_redis_cancel(ctx->redis);
+        ctx->redis = NULL;
+    }
+
+    if (ctx->body) {
+        json_decref(ctx->body);
+        ctx->body = NULL;
+    }
+}
+
+
+static ngx_int_t
+ngx_chat_api_error(ngx_chat_api_ctx_t *ctx, ngx_uint_t status,
+    const char *code, const char *message)
+{
+    return ngx_chat_http_error(ctx->request, status, code, message);
+}
+
+
+static ngx_int_t
+ngx_chat_api_pg(ngx_chat_api_ctx_t *ctx, const char *sql,
+    ngx_uint_t nparams, ngx_str_t *params, ngx_chat_api_pg_next_pt next)
+{
+    ctx->pg_next = next;
+    ctx->query = ngx_chat_pg_query(ngx_chat_worker->pg, sql, nparams, params,
+                                   ngx_chat_api_pg_handler, ctx);
+
+    if (ctx->query == NULL) {
+        return ngx_chat_api_error(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                  "unavailable", "the database is down");
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_chat_api_pg_handler(ngx_chat_store_rc_e rc, PGresult *res, void *data)
+{
+    ngx_chat_api_ctx_t  *ctx = data;
+    const char          *state;
+
+    ctx->query = NULL;
+
+    switch (rc) {
+
+    case NGX_CHAT_STORE_OK:
+        ngx_chat_api_finish(ctx, ctx->pg_next(ctx, res));
+        return;
+
+    case NGX_CHAT_STORE_FAILED:
+        state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+        /* a CHECK constraint: bad input that got past the handler */
+        if (state && ngx_strcmp(state, "23514") == 0) {
+            ngx_chat_api_finish(ctx, ngx_chat_api_error(ctx,
+                                        NGX_HTTP_BAD_REQUEST, "bad_request",
+                                        "invalid value"));
+            return;
+        }
+
+        if (state && ngx_strcmp(state, "23505") == 0) {
+            ngx_chat_api_finish(ctx, ngx_chat_api_error(ctx,
+                                        NGX_HTTP_CONFLICT, "conflict",
+                                        "already exists"));
+            return;
+        }
+
+        ngx_chat_api_finish(ctx, ngx_chat_api_error(ctx,
+                                        NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                        "internal", "database error"));
+        return;
+
+    default:
+        ngx_chat_api_finish(ctx, ngx_chat_api_error(ctx,
+                                        NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "unavailable",
+                                        rc == NGX_CHAT_STORE_TIMEOUT
+                                        ? "the database did not answer"
+                                        : "the database is down"));
+        return;
+    }
+}
+
+
+/*
+ * The SQL functions answer with JSON: NULL means "no such thing", an
+ * object with "error" a refusal, anything else the answer itself.
+ */
+
+static ngx_int_t
+ngx_chat_api_json_result(ngx_chat_api_ctx_t *ctx, PGresult *res,
+    ngx_uint_t status)
+{
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+        return ngx_chat_api_error(ctx, NGX_HTTP_NOT_FOUND, "not_found",
+                                  "no such resource");
+    }
+
+    return ngx_chat_http_send_text(ctx->request, status,
+                                   (u_char *) PQgetvalue(res, 0, 0),
+                                   PQgetlength(res, 0, 0));
+}
+
+
+/* the ids of the path as SQL parameters, after the caller's own */
+
+static ngx_str_t *
+ngx_chat_api_ids(ngx_chat_api_ctx_t *ctx, ngx_uint_t with_user)
+{
+    u_char      *p;
+    ngx_str_t   *params;
+    ngx_uint_t   i, n;
+
+    n = ctx->nids + (with_user ? 1 : 0);
+
+    params = ngx_palloc(ctx->request->pool, (n + 2) * sizeof(ngx_str_t));
+    p = ngx_pnalloc(ctx->request->pool, n * NGX_INT64_LEN);
+
+    if (params == NULL || p == NULL) {
+        return NULL;
+    }
+
+    i = 0;
+
+    if (with_user) {
+        params[i].data = p;
+        p = ngx_sprintf(p, "%uL", ctx->user_id);
+        params[i].len = p - params[i].data;
+        i++;
+    }
+
+    for (n = 0; n < ctx->nids; n++, i++) {
+        params[i].data = p;
+        p = ngx_sprintf(p, "%uL", ctx->id[n]);
+        params[i].len = p - params[i].data;
+    }
+
+    return params;
+}
+
+
+/* NGX_OK, NGX_DECLINED (absent, not required), or an HTTP error sent */
+
+static ngx_int_t
+ngx_chat_api_get_string(ngx_chat_api_ctx_t *ctx, const char *key,
+    ngx_uint_t required, size_t min, size_t max, ngx_str_t *out)
+{
+    int          rc;
+    u_char      *msg, *last;
+    size_t       len;
+    const char  *s;
+
+    rc = chat_json_get_string(ctx->body, key, &s, &len);
+
+    if (rc == 1 && !required) {
+        return NGX_DECLINED;
+    }
+
+    if (rc == 0 && len >= min && len <= max) {
+        out->data = (u_char *) s;
+        out->len = len;
+        return NGX_OK;
+    }
+
+    msg = ngx_pnalloc(ctx->request->pool, 128);
+    if (msg == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    last = ngx_snprintf(msg, 127, rc == 1 ? "\"%s\" is required"
+                                  : rc == -1 ? "\"%s\" must be a string"
+                                  : "\"%s\" must be %uz to %uz bytes long",
+                        key, min, max);
+    *last = '\0';
+
+    return ngx_chat_api_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_request",
+                              (char *) msg);
+}
+
+
+/* POST /v1/users */
+
+static ngx_int_t
+ngx_chat_api_register(ngx_chat_api_ctx_t *ctx)
+{
+    ngx_int_t   rc;
+    ngx_uint_t  i;
+
+    rc = ngx_chat_api_get_string(ctx, "username", 1, 3, 32, &ctx->username);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    for (i = 0; i < ctx->username.len; i++) {
+        u_char  c = ctx->username.data[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+        {
+            return ngx_chat_api_error(ctx, NGX_HTTP_BAD_REQUEST,
+                                      "bad_request",
+                                      "\"username\" must match "
+                                      "[a-z0-9_]{3,32}");
+        }
+    }
+
+    rc = ngx_chat_api_get_string(ctx, "password", 1, NGX_CHAT_PASSWORD_MIN,
+                                 NGX_CHAT_PASSWORD_MAX, &ctx->password);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    rc = ngx_chat_api_get_string(ctx, "display_name", 0, 1, 64,
+                                 &ctx->display_name);
+    if (rc == NGX_DECLINED) {
+        ctx->display_name = ctx->username;
+
+    } else if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (ngx_chat_password_start(ctx->request, &ctx->password, NULL,
+                                ngx_chat_api_register_hashed, ctx)
+        != NGX_OK)
+    {
+        return ngx_chat_api_error(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                  "unavailable", "cannot hash the "
+                                  "password now");
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_chat_api_register_hashed(ngx_int_t rc, ngx_str_t *hash, void *data)
+{
+    ngx_chat_api_ctx_t  *ctx = data;
+    ngx_str_t            params[3];
+
+    if (rc != NGX_OK) {
+        ngx_chat_api_finish(ctx, ngx_chat_api_error(ctx,
+                                        NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                        "internal", "cannot hash the "
+                                        "password"));
+        return;
+    }
+
+    params[0] = ctx->username;
+    params[1] = ctx->display_name;
+    params[2] = *hash;
+
+    ngx_chat_api_finish(ctx, ngx_chat_api_pg(ctx,
+        "INSERT INTO users (username, display_name, password_hash) "
+        "VALUES ($1, $2, $3) ON CONFLICT (username) DO NOTHING "
+        "RETURNING json_build_object('user_id', id, 'username', username)",
+        3, params, ngx_chat_api_register_done));
+}
+
+
+static ngx_int_t
+ngx_chat_api_register_done(ngx_chat_api_ctx_t *ctx, PGresult *res)
+{
+    if (PQntuples(res) == 0) {
+        return ngx_chat_api_error(ctx, NGX_HTTP_CONFLICT, "username_taken",
+                                  "this username is taken");
+    }
+
+    return ngx_chat_api_json_result(ctx, res, NGX_HTTP_CREATED);
+}
+
+
+/*
+ * POST /v1/sessions: the failure counter of the username in Redis first
+ * (chat_login_limit), then the stored hash, then the check in a thread.
+ */
+
+static ngx_int_t
+ngx_chat_api_login(ngx_chat_api_ctx_t *ctx)
+{
+    u_char            *p;
+    ngx_int_t          rc;
+    ngx_chat_redis_t  *rds;
+
+    rc = ngx_chat_api_get_string(ctx, "username", 1, 1, 64, &ctx->username);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    rc = ngx_chat_api_get_string(ctx, "password", 1, 1,
+                                 NGX_CHAT_PASSWORD_MAX, &ctx->password);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (ctx->conf->login_limit == 0) {
+        return ngx_chat_api_login_lookup(ctx);
+    }
+
+    /* one hash tag per user: every key of a user lives on one shard */
+    p = ngx_pnalloc(ctx->request->pool, ctx->username.len + 32);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->fail_key.data = p;
+    p = ngx_sprintf(p, "chat:loginfail:{%V}", &ctx->username);
+    ctx->fail_key.len = p - ctx->fail_key.data;
+
+    rds = ngx_chat_redis_for_key(ctx->username.data, ctx->username.len);
+
+    if (rds) {
+        ctx->redis = ngx_chat_redis_command(rds, ngx_chat_api_login_checked,
+                                            ctx, "GET %b",
+                                            ctx->fail_key.data,
+                                            ctx->fail_key.len);
+    }
+
+    if (ctx->redis == NULL) {
+        return ngx_chat_api_error(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                  "unavailable", "Redis is down");
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_chat_api_login_checked(ngx_chat_store_rc_e rc, redisReply *reply,
+    void *data)
+{
+    ngx_chat_api_ctx_t  *ctx = data;
+    ngx_int_t            fails;
+
+    ctx->redis = NULL;
+
+    if (rc != NGX_CHAT_STORE_OK) {
+        ngx_chat_api_finish(ctx, ngx_chat_api_error(ctx,
+                                        NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "unavailable", "Redis is down"));
+        return;
+    }
+
+    if (reply && reply->type == REDIS_REPLY_STRING) {
+        fails = ngx_atoi((u_char *) reply->str, reply->len);
+
+        if (fails != NGX_ERROR && (ngx_uint_t) fails
+                                  >= ctx->conf->login_limit)
+        {
+            ngx_log_error(NGX_LOG_WARN, ctx->request->connection->log, 0,
+                          "chat: login: too many failures for \"%V\"",
+                          &ctx->username);
+            ngx_chat_api_finish(ctx, ngx_chat_api_error(ctx,
+                                        NGX_HTTP_TOO_MANY_REQUESTS,
+                                        "rate_limited", "too many failed "
+                                        "logins, try again later"));
+            return;
+        }
+    }
+
+    ngx_chat_api_finish(ctx, ngx_chat_api_login_lookup(ctx));
+}
+
+
+static ngx_int_t
+ngx_chat_api_login_lookup(ngx_chat_api_ctx_t *ctx)
+{
+    return ngx_chat_api_pg(ctx,
+                           "SELECT id, password_hash FROM users "
+                           "WHERE username = $1",
+                           1, &ctx->username, ngx_chat_api_login_user);
+}
+
+
+static ngx_int_t
+ngx_chat_api_login_user(ngx_chat_api_ctx_t *ctx, PGresult *res)
+{
+    ngx_str_t  hash;
+
+    ngx_str_null(&hash);
+
+    if (PQntuples(res) == 1) {
+        ctx->user_id = ngx_atoof((u_char *) PQgetvalue(res, 0, 0),
+                                 PQgetlength(res, 0, 0));
+
+        hash.len = PQgetlength(res, 0, 1);
+        hash.data = ngx_pnalloc(ctx->request->pool, hash.len);
+        if (hash.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_memcpy(hash.data, PQgetvalue(res, 0, 1), hash.len);
+    }
+
+    /* an unknown user costs the same time, then fails the same way */
+    hash.data = hash.data ? hash.data : (u_char *) "";
+
+    if (ngx_chat_password_start(ctx->request, &ctx->password, &hash,
+                                ngx_chat_api_login_verified, ctx)
+        != NGX_OK)
+    {
+        return ngx_chat_api_error(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                  "unavailable", "cannot check the "
+                                  "password now");
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_chat_api_login_verified(ngx_int_t rc, ngx_str_t *hash, void *data)
+{
+    ngx_chat_api_ctx_t  *ctx = data;
+    ngx_chat_redis_t    *rds;
+
+    if (rc == NGX_ERROR) {
+        ngx_chat_api_finish(ctx, ngx_chat_api_error(ctx,
+                                        NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                        "internal", "cannot check the "
+                                        "password"));
+        return;
+    }
+
+    rds = ctx->fail_key.len
+          ? ngx_chat_redis_for_key(ctx->username.data, ctx->username.len)
+          : NULL;
+
+    if (rc == NGX_OK) {
+        if (rds) {
+            /* forget earlier failures; the answer does not matter */
+            (void) ngx_chat_redis_command(rds, NULL, NULL, "DEL %b",
+                                          ctx->fail_key.data,
+                                          ctx->fail_key.len);
+        }
+
+        ngx_chat_api_finish(ctx, ngx_chat_api_login_token(ctx));
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, ctx->request->connection->log, 0,
+                  "chat: login: bad credentials for \"%V\"", &ctx->username);
+
+    if (rds) {
+        ctx->redis = ngx_chat_redis_command(rds, ngx_chat_api_login_counted,
+                                            ctx,
+                                            "EVAL %s 1 %b %lld",
+                                            "local n = redis.call('INCR', "
+                                            "KEYS[1]) if n == 1 then "
+                                            "redis.call('EXPIRE', KEYS[1], "
+                                            "ARGV[1]) end return n",
+                                            ctx->fail_key.data,
+                                            ctx->fail_key.len,
+                                            (long long)
+                                                ctx->conf->login_period);
+        if (ctx->redis) {
+            return;
+        }
+    }
+
+    ngx_chat_api_login_counted(NGX_CHAT_STORE_OK, NULL, ctx);
+}
+
+
+static void
+ngx_chat_api_login_counted(ngx_chat_store_rc_e rc, redisReply *reply,
+    void *data)
+{
+    ngx_chat_api_ctx_t  *ctx = data;
+
+    ctx->redis = NULL;
+
+    ngx_chat_api_finish(ctx, ngx_chat_api_error(ctx, NGX_HTTP_UNAUTHORIZED,
+                                                "invalid_credentials",
+                                                "wrong username or "
+                                                "password"));
+}
+
+
+static ngx_int_t
+ngx_chat_api_login_token(ngx_chat_api_ctx_t *ctx)
+{
+    int        len;
+    time_t     now, exp;
+    json_t    *json;
+    ngx_int_t  rc;
+    char       token[512];
+
+    now = ngx_time();
+    exp = now + ctx->conf->jwt_ttl;
+
+    len = chat_jwt_sign(ctx->conf->jwt_secret.data, ctx->conf->jwt_secret.len,
+                        ctx->user_id, now, exp, token, sizeof(token));
+    if (len < 0) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    json = json_pack("{s:s%, s:I, s:I}", "token", token, (size_t) len,
+                     "user_id", (json_int_t) ctx->user_id,
+                     "expires_at", (json_int_t) exp * 1000);
+    if (json == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_chat_http_send_json(ctx->request, NGX_HTTP_OK, json);
+    json_decref(json);
+
+    return rc;
+}
+
+
+/* GET /v1/me */
+
+static ngx_int_t
+ngx_chat_api_me(ngx_chat_api_ctx_t *ctx)
+{
+    ngx_str_t  *params;
+
+    params = ngx_chat_api_ids(ctx, 1);
+    if (params == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_chat_api_pg(ctx, "SELECT chat_me_json($1)", 1, params,
+                           ngx_chat_api_me_done);
+}
+
+
+static ngx_int_t
+ngx_chat_api_me_done(ngx_chat_api_ctx_t *ctx, PGresult *res)
+{
+    u_char              *p;
+    json_t              *me;
+    ngx_int_t            rc;
+    ngx_str_t            host;
+    ngx_http_request_t  *r = ctx->request;
+
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+        /* a valid token of an account that is gone */
+        return ngx_chat_api_error(ctx, NGX_HTTP_UNAUTHORIZED,
+                                  "unauthorized", "no such user");
+    }
+
+    me = json_loadb(PQgetvalue(res, 0, 0), PQgetlength(res, 0, 0), 0, NULL);
+    if (me == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (r->headers_in.server.len) {
+        host = r->headers_in.server;
+
+    } else {
+        ngx_str_set(&host, "localhost");
+    }
+
+    p = ngx_pnalloc(r->pool, host.len + sizeof("wss:///v1/ws"));
+    if (p == NULL) {
+        json_decref(me);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_sprintf(p, "%s://%V/v1/ws",
+#if (NGX_HTTP_SSL)
+                     r->connection->ssl ? "wss" : "ws",
+#else
+                     "ws",
+#endif
+                     &host) - p;
+
+    (void) json_object_set_new(me, "ws_url", json_stringn((char *) p, rc));
+
+    rc = ngx_chat_http_send_json(r, NGX_HTTP_OK, me);
+    json_decref(me);
+
+    return rc;
+}
+
+
+/* GET /v1/friends */
+
+static ngx_int_t
+ngx_chat_api_friends(ngx_chat_api_ctx_t *ctx)
+{
+    ngx_str_t  *params;
+
+    params = ngx_chat_api_ids(ctx, 1);
+    if (params == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_chat_api_pg(ctx, "SELECT chat_friends_json($1)", 1, params,
+                           ngx_chat_api_ok_json);
+}
+
+
+static ngx_int_t
+ngx_chat_api_ok_json(ngx_chat_api_ctx_t *ctx, PGresult *res)
+{
+    return ngx_chat_api_json_result(ctx, res, NGX_HTTP_OK);
+}
+
+
+/* PUT /v1/friends/{id}: a request, or the acceptance of theirs */
+
+static ngx_int_t
+ngx_chat_api_friend_put(ngx_chat_api_ctx_t *ctx)
+{
+    ngx_str_t  *params;
+
+    params = ngx_chat_api_ids(ctx, 1);
+    if (params == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_chat_api_pg(ctx, "SELECT chat_friend_request($1, $2)", 2,
+                           params, ngx_chat_api_friend_put_done);
+}
+
+
+static ngx_int_t
+ngx_chat_api_friend_put_done(ngx_chat_api_ctx_t *ctx, PGresult *res)
+{
+    json_t     *json;
+    ngx_int_t   rc;
+    const char  *state;
+
+    state = PQgetvalue(res, 0, 0);
+
+    if (ngx_strcmp(state, "self") == 0) {
+        return ngx_chat_api_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_request",
+                                  "you cannot befriend yourself");
+    }
+
+    if (ngx_strcmp(state, "not_found") == 0) {
+        return ngx_chat_api_error(ctx, NGX_HTTP_NOT_FOUND, "not_found",
+                                  "no such user");
+    }
+
+    json = json_pack("{s:I, s:s}", "user_id", (json_int_t) ctx->id[0],
+                     "state", state);
+    if (json == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_chat_http_send_json(ctx->request, NGX_HTTP_OK, json);
+    json_decref(json);
+
+    return rc;
+}
+
+
+/* DELETE /v1/friends/{id} */
+
+static ngx_int_t
+ngx_chat_api_friend_delete(ngx_chat_api_ctx_t *ctx)
+{
+    ngx_str_t  *params;
+
+    params = ngx_chat_api_ids(ctx, 1);
+    if (params == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_chat_api_pg(ctx, "SELECT chat_friend_remove($1, $2)", 2,
+                           params, ngx_chat_api_no_content);
+}
+
+
+static ngx_int_t
+ngx_chat_api_no_content(ngx_chat_api_ctx_t *ctx, PGresult *res)
+{
+    ngx_int_t            rc;
+    ngx_http_request_t  *r = ctx->request;
+
+    r->headers_out.status = NGX_HTTP_NO_CONTENT;
+    r->headers_out.content_length_n = 0;
+    r->header_only = 1;
+
+    rc = ngx_http_send_header(r);
+
+    return rc == NGX_ERROR ? NGX_ERROR : NGX_OK;
+}
+
+
+/* POST /v1/groups {"name","members":[ids]} */
+
+static ngx_int_t
+ngx_chat_api_group_create(ngx_chat_api_ctx_t *ctx)
+{
+    u_char      *p;
+    size_t       i, n;
+    json_t      *members, *m;
+    uint64_t     id;
+    ngx_int_t    rc;
+    ngx_str_t    name, *params;
+
+    rc = ngx_chat_api_get_string(ctx, "name", 1, 1, 100, &name);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    members = json_object_get(ctx->body, "members");
+
+    if (members && !json_is_array(members)) {
+        return ngx_chat_api_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_request",
+                                  "\"members\" must be an array of user "
+                                  "ids");
+    }
+
+    n = members ? json_array_size(members) : 0;
+
+    if (n >= ctx->conf->group_max_members) {
+        return ngx_chat_api_error(ctx, NGX_HTTP_BAD_REQUEST,
+                                  "too_many_members",
+                                  "more members than chat_group_max_members");
+    }
+
+    params = ngx_palloc(ctx->request->pool, 4 * sizeof(ngx_str_t));
+    p = ngx_pnalloc(ctx->request->pool, (n + 1) * (NGX_INT64_LEN + 1)
+                                        + 2 * NGX_INT64_LEN + 2);
+    if (params == NULL || p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    params[0].data = p;
+    p = ngx_sprintf(p, "%uL", ctx->user_id);
+    params[0].len = p - params[0].data;
+
+    params[1] = name;
+
+    /* a PostgreSQL array literal of validated integers: {1,2,3} */
+    params[2].data = p;
+    *p++ = '{';
+
+    for (i = 0; i < n; i++) {
+        m = json_array_get(members, i);
+
+        if (!json_is_integer(m) || json_integer_value(m) <= 0) {
+            return ngx_chat_api_error(ctx, NGX_HTTP_BAD_REQUEST,
+                                      "bad_request", "\"members\" must be "
+                                      "an array of user ids");
+        }
+
+        id = (uint64_t) json_integer_value(m);
+        p = ngx_sprintf(p, i ? ",%uL" : "%uL", id);
+    }
+
+    *p++ = '}';
+    params[2].len = p - params[2].data;
+
+    params[3].data = p;
+    p = ngx_sprintf(p, "%ui", ctx->conf->group_max_members);
+    params[3].len = p - params[3].data;
+
+    return ngx_chat_api_pg(ctx,
+                           "SELECT chat_group_create($1, $2, $3::bigint[], "
+                           "$4)", 4, params, ngx_chat_api_group_created);
+}
+
+
+/* {"error":..} from the function is a refusal, anything else the group */
+
+static ngx_int_t
+ngx_chat_api_group_created(ngx_chat_api_ctx_t *ctx, PGresult *res)
+{
+    const char  *text;
+
+    text = PQgetvalue(res, 0, 0);
+
+    if (ngx_strncmp(text, "{\"error\"", 8) == 0) {
+        return ngx_chat_http_send_text(ctx->request,
+                                       ngx_strstr(text, "\"not_found\"")
+                                       ? NGX_HTTP_NOT_FOUND
+                                       : NGX_HTTP_BAD_REQUEST,
+                                       (u_char *) text,
+                                       PQgetlength(res, 0, 0));
+    }
+
+    return ngx_chat_api_json_result(ctx, res, NGX_HTTP_CREATED);
+}
+
+
+/* GET /v1/groups/{gid} */
+
+static ngx_int_t
+ngx_chat_api_group_get(ngx_chat_api_ctx_t *ctx)
+{
+    ngx_str_t  *params;
+
+    params = ngx_chat_api_ids(ctx, 1);
+    if (params == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_chat_api_pg(ctx, "SELECT chat_group_get($1, $2)", 2, params,
+                           ngx_chat_api_group_got);
+}
+
+
+static ngx_int_t
+ngx_chat_api_group_got(ngx_chat_api_ctx_t *ctx, PGresult *res)
+{
+    const char  *text;
+
+    if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
+        text = PQgetvalue(res, 0, 0);
+
+        if (ngx_strncmp(text, "{\"error\"", 8) == 0) {
+            return ngx_chat_http_send_text(ctx->request, NGX_HTTP_FORBIDDEN,
+                                           (u_char *) text,
+                                           PQgetlength(res, 0, 0));
+        }
+    }
+
+    return ngx_chat_api_json_result(ctx, res, NGX_HTTP_OK);
+}
+
+
+/* PUT /v1/groups/{gid}/members/{uid} */
+
+static ngx_int_t
+ngx_chat_api_member_put(ngx_chat_api_ctx_t *ctx)
+{
+    u_char     *p;
+    ngx_str_t  *params;
+
+    params = ngx_chat_api_ids(ctx, 1);
+    p = ngx_pnalloc(ctx->request->pool, NGX_INT_T_LEN);
+
+    if (params == NULL || p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    params[3].data = p;
+    params[3].len = ngx_sprintf(p, "%ui", ctx->conf->group_max_members) - p;
+
+    return ngx_chat_api_pg(ctx,
+                           "SELECT chat_group_add_member($1, $2, $3, $4)",
+                           4, params, ngx_chat_api_member_done);
+}
+
+
+/* DELETE /v1/groups/{gid}/members/{uid} */
+
+static ngx_int_t
+ngx_chat_api_member_delete(ngx_chat_api_ctx_t *ctx)
+{
+    ngx_str_t  *params;
+
+    params = ngx_chat_api_ids(ctx, 1);
+    if (params == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_chat_api_pg(ctx,
+                           "SELECT chat_group_remove_member($1, $2, $3)",
+                           3, params, ngx_chat_api_member_done);
+}
+
+
+static ngx_int_t
+ngx_chat_api_member_done(ngx_chat_api_ctx_t *ctx, PGresult *res)
+{
+    json_t      *json;
+    ngx_int_t    rc;
+    const char  *state;
+
+    state = PQgetvalue(res, 0, 0);
+
+    if (ngx_strcmp(state, "removed") == 0) {
+        return ngx_chat_api_no_content(ctx, res);
+    }
+
+    if (ngx_strcmp(state, "added") == 0
+        || ngx_strcmp(state, "already_member") == 0)
+    {
+        json = json_pack("{s:I, s:I, s:s}",
+                         "group_id", (json_int_t) ctx->id[0],
+                         "user_id", (json_int_t) ctx->id[1],
+                         "role", "member");
+        if (json == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        rc = ngx_chat_http_send_json(ctx->request, NGX_HTTP_OK, json);
+        json_decref(json);
+
+        return rc;
+    }
+
+    if (ngx_strcmp(state, "forbidden") == 0) {
+        return ngx_chat_api_error(ctx, NGX_HTTP_FORBIDDEN, "forbidden",
+                                  "only group admins may do this");
+    }
+
+    if (ngx_strcmp(state, "too_many_members") == 0) {
+        return ngx_chat_api_error(ctx, NGX_HTTP_CONFLICT, "too_many_members",
+                                  "the group is full");
+    }
+
+    if (ngx_strcmp(state, "user_not_found") == 0) {
+        return ngx_chat_api_error(ctx, NGX_HTTP_NOT_FOUND, "not_found",
+                                  "no such user");
+    }
+
+    if (ngx_strcmp(state, "not_member") == 0) {
+        return ngx_chat_api_error(ctx, NGX_HTTP_NOT_FOUND, "not_found",
+                                  "not a member of this group");
+    }
+
+    return ngx_chat_api_error(ctx, NGX_HTTP_NOT_FOUND, "not_found",
+                              "no such group");
+}
+
+
+/* PUT /v1/keys {"public_key":"<base64>"} */
+
+static ngx_int_t
+ngx_chat_api_key_put(ngx_chat_api_ctx_t *ctx)
+{
+    ngx_int_t    rc;
+    ngx_str_t   *params;
+    ngx_uint_t   i;
+    u_char       c;
+
+    params = ngx_chat_api_ids(ctx, 1);
+    if (params == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_chat_api_get_string(ctx, "public_key", 1, 4, 8192, &params[1]);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    for (i = 0; i < params[1].len; i++) {
+        c = params[1].data[i];
+
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
+              || (c >= '0' && c <= '9') || c == '+' || c == '/' || c == '='
+              || c == '-' || c == '_'))
+        {
+            return ngx_chat_api_error(ctx, NGX_HTTP_BAD_REQUEST,
+                                      "bad_request", "\"public_key\" must "
+                                      "be base64");
+        }
+    }
+
+    return ngx_chat_api_pg(ctx, "SELECT chat_put_key($1, $2)", 2, params,
+                           ngx_chat_api_no_content);
+}
+
+
+/* GET /v1/users/{id}/keys */
+
+static ngx_int_t
+ngx_chat_api_key_get(ngx_chat_api_ctx_t *ctx)
+{
+    ngx_str_t  *params;
+
+    params = ngx_chat_api_ids(ctx, 0);
+    if (params == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_chat_api_pg(ctx, "SELECT chat_get_key($1)", 1, params,
+                           ngx_chat_api_key_got);
+}
+
+
+static ngx_int_t
+ngx_chat_api_key_got(ngx_chat_api_ctx_t *ctx, PGresult *res)
+{
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+        return ngx_chat_api_error(ctx, NGX_HTTP_NOT_FOUND, "not_found",
+                                  "this user has no public key");
+    }
+
+    return ngx_chat_api_json_result(ctx, res, NGX_HTTP_OK);
+}
+
+
+/* PUT /v1/devices/{token} {"platform":"fcm"|"apns"|"webhook"} */
+
+static ngx_int_t
+ngx_chat_api_device_put(ngx_chat_api_ctx_t *ctx)
+{
+    ngx_int_t   rc;
+    ngx_str_t  *params, platform, token;
+
+    rc = ngx_chat_api_get_string(ctx, "platform", 1, 1, 16, &platform);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (!(platform.len == 3 && ngx_strncmp(platform.data, "fcm", 3) == 0)
+        && !(platform.len == 4 && ngx_strncmp(platform.data, "apns", 4) == 0)
+        && !(platform.len == 7
+             && ngx_strncmp(platform.data, "webhook", 7) == 0))
+    {
+        return ngx_chat_api_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_request",
+                                  "\"platform\" must be fcm, apns or "
+                                  "webhook");
+    }
+
+    /* the token is a path segment: percent-decoded, at most 4 KiB */
+    token.data = ngx_pnalloc(ctx->request->pool, ctx->arg.len + 1);
+    if (token.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    token.len = ctx->arg.len;
+    ngx_memcpy(token.data, ctx->arg.data, ctx->arg.len);
+
+    if (token.len == 0 || token.len > 4096) {
+        return ngx_chat_api_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_request",
+                                  "the device token must be 1 to 4096 "
+                                  "bytes");
+    }
+
+    params = ngx_chat_api_ids(ctx, 1);
+    if (params == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    params[1] = token;
+    params[2] = platform;
+
+    return ngx_chat_api_pg(ctx, "SELECT chat_put_device($1, $2, $3)", 3,
+                           params, ngx_chat_api_no_content);
+}

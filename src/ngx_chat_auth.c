@@ -1,0 +1,322 @@
+
+/*
+ * Copyright (C) ngx_chat authors
+ *
+ * Bearer tokens: HS256 JWTs checked with the shared secret, with no
+ * database round trip.  "chat_auth on" refuses requests without a valid
+ * token in the access phase; $chat_user_id gives the verified user id to
+ * stock directives (hash, limit_req_zone, log_format).
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_chat.h"
+#include "chat_jwt.h"
+
+
+#define NGX_CHAT_JWT_MIN_SECRET  CHAT_JWT_KEY_MIN_LEN
+#define NGX_CHAT_JWT_MAX_SECRET  4096
+
+
+static ngx_int_t ngx_chat_auth_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_chat_auth_token(ngx_http_request_t *r, ngx_str_t *tok);
+static ngx_int_t ngx_chat_user_id_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+
+static ngx_str_t  ngx_chat_user_id_name = ngx_string("chat_user_id");
+
+
+/* the secret is read once, at configuration time, and never logged */
+
+char *
+ngx_chat_jwt_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t *cmcf = conf;
+
+    u_char           *buf;
+    ssize_t           n;
+    ngx_fd_t          fd;
+    ngx_str_t        *value, name;
+    ngx_file_info_t   fi;
+
+    if (cmcf->jwt_secret.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    name = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "chat_jwt_secret_file: cannot open \"%V\"",
+                           &name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR
+        || ngx_file_size(&fi) > NGX_CHAT_JWT_MAX_SECRET)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "chat_jwt_secret_file: \"%V\" is not a secret "
+                           "of at most %d bytes", &name,
+                           NGX_CHAT_JWT_MAX_SECRET);
+        (void) ngx_close_file(fd);
+        return NGX_CONF_ERROR;
+    }
+
+    buf = ngx_pnalloc(cf->pool, NGX_CHAT_JWT_MAX_SECRET + 1);
+    if (buf == NULL) {
+        (void) ngx_close_file(fd);
+        return NGX_CONF_ERROR;
+    }
+
+    n = ngx_read_fd(fd, buf, NGX_CHAT_JWT_MAX_SECRET + 1);
+    (void) ngx_close_file(fd);
+
+    if (n == -1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "chat_jwt_secret_file: cannot read \"%V\"",
+                           &name);
+        return NGX_CONF_ERROR;
+    }
+
+    /* a trailing newline from an editor or "openssl rand" is not secret */
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
+        n--;
+    }
+
+    if (n < NGX_CHAT_JWT_MIN_SECRET) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "chat_jwt_secret_file: \"%V\" holds %z bytes, "
+                           "at least %d are needed (e.g. openssl rand "
+                           "-base64 48)", &name, (size_t) n,
+                           NGX_CHAT_JWT_MIN_SECRET);
+        return NGX_CONF_ERROR;
+    }
+
+    cmcf->jwt_secret.data = buf;
+    cmcf->jwt_secret.len = n;
+    cmcf->enabled = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+ngx_int_t
+ngx_chat_auth_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var;
+
+    var = ngx_http_add_variable(cf, &ngx_chat_user_id_name,
+                                NGX_HTTP_VAR_NOCACHEABLE);
+    if (var == NULL) {
+        return NGX_ERROR;
+    }
+
+    var->get_handler = ngx_chat_user_id_variable;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_chat_auth_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_chat_auth_handler;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_chat_auth_handler(ngx_http_request_t *r)
+{
+    ngx_int_t             rc;
+    uint64_t              uid;
+    ngx_table_elt_t      *h;
+    const char           *reason;
+    ngx_chat_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_chat_module);
+
+    if (!clcf->auth || r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_chat_auth_user(r, &uid, &reason) == NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "chat: auth: %s", reason);
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "WWW-Authenticate");
+    ngx_str_set(&h->value, "Bearer realm=\"chat\"");
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    rc = ngx_chat_http_error(r, NGX_HTTP_UNAUTHORIZED, "unauthorized",
+                             reason);
+    ngx_http_finalize_request(r, rc);
+
+    return NGX_DONE;
+}
+
+
+ngx_int_t
+ngx_chat_auth_user(ngx_http_request_t *r, uint64_t *user_id,
+    const char **reason)
+{
+    ngx_str_t              token;
+    chat_jwt_rc_e          rc;
+    ngx_chat_ctx_t        *ctx;
+    chat_jwt_claims_t      claims;
+    ngx_chat_main_conf_t  *cmcf;
+
+    ctx = ngx_chat_get_ctx(r);
+    if (ctx == NULL) {
+        *reason = "out of memory";
+        return NGX_ERROR;
+    }
+
+    if (ctx->auth_done) {
+        *user_id = ctx->user_id;
+        *reason = ctx->auth_reason;
+        return ctx->auth_ok ? NGX_OK : NGX_DECLINED;
+    }
+
+    ctx->auth_done = 1;
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_chat_module);
+
+    if (cmcf->jwt_secret.len == 0) {
+        ctx->auth_reason = "no chat_jwt_secret_file is configured";
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "chat: auth: %s", ctx->auth_reason);
+
+    } else if (ngx_chat_auth_token(r, &token) != NGX_OK) {
+        ctx->auth_reason = "no bearer token";
+
+    } else {
+        rc = chat_jwt_verify(cmcf->jwt_secret.data, cmcf->jwt_secret.len,
+                             (char *) token.data, token.len, ngx_time(),
+                             &claims);
+
+        if (rc == CHAT_JWT_OK) {
+            ctx->auth_ok = 1;
+            ctx->user_id = claims.sub;
+            ctx->auth_reason = NULL;
+
+        } else {
+            ctx->auth_reason = chat_jwt_rc_text(rc);
+        }
+    }
+
+    *user_id = ctx->user_id;
+    *reason = ctx->auth_reason;
+
+    return ctx->auth_ok ? NGX_OK : NGX_DECLINED;
+}
+
+
+/*
+ * "Authorization: Bearer <token>", or for browsers, whose WebSocket API
+ * cannot set headers, "?access_token=<token>".
+ */
+
+static ngx_int_t
+ngx_chat_auth_token(ngx_http_request_t *r, ngx_str_t *tok)
+{
+    u_char           *p, *last;
+    ngx_table_elt_t  *h;
+
+    h = r->headers_in.authorization;
+
+    if (h) {
+        p = h->value.data;
+        last = p + h->value.len;
+
+        if (h->value.len < 7 || ngx_strncasecmp(p, (u_char *) "Bearer ", 7))
+        {
+            return NGX_DECLINED;
+        }
+
+        p += 7;
+
+        while (p < last && *p == ' ') {
+            p++;
+        }
+
+        tok->data = p;
+        tok->len = last - p;
+
+        return tok->len ? NGX_OK : NGX_DECLINED;
+    }
+
+    if (ngx_http_arg(r, (u_char *) "access_token", 12, tok) == NGX_OK
+        && tok->len)
+    {
+        return NGX_OK;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_chat_user_id_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char      *p;
+    uint64_t     uid;
+    const char  *reason;
+
+    if (ngx_chat_auth_user(r, &uid, &reason) != NGX_OK) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_INT64_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->len = ngx_sprintf(p, "%uL", uid) - p;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = p;
+
+    return NGX_OK;
+}
