@@ -506,6 +506,14 @@ ngx_chat_api_pg_handler(ngx_chat_store_rc_e rc, PGresult *res, void *data)
             return;
         }
 
+        /* a row of the caller's that cannot be written: account gone */
+        if (state && ngx_strcmp(state, "23503") == 0) {
+            ngx_chat_api_finish(ctx, ngx_chat_api_error(ctx,
+                                        NGX_HTTP_UNAUTHORIZED, "unauthorized",
+                                        "no such user"));
+            return;
+        }
+
         if (state && ngx_strcmp(state, "23505") == 0) {
             ngx_chat_api_finish(ctx, ngx_chat_api_error(ctx,
                                         NGX_HTTP_CONFLICT, "conflict",
@@ -700,7 +708,7 @@ ngx_chat_api_register_hashed(ngx_int_t rc, ngx_str_t *hash, void *data)
     ngx_chat_api_finish(ctx, ngx_chat_api_pg(ctx,
         "INSERT INTO users (username, display_name, password_hash) "
         "VALUES ($1, $2, $3) ON CONFLICT (username) DO NOTHING "
-        "RETURNING json_build_object('user_id', id, 'username', username)",
+        "RETURNING id",
         3, params, ngx_chat_api_register_done));
 }
 
@@ -708,12 +716,27 @@ ngx_chat_api_register_hashed(ngx_int_t rc, ngx_str_t *hash, void *data)
 static ngx_int_t
 ngx_chat_api_register_done(ngx_chat_api_ctx_t *ctx, PGresult *res)
 {
+    json_t     *json;
+    ngx_int_t   rc;
+
     if (PQntuples(res) == 0) {
         return ngx_chat_api_error(ctx, NGX_HTTP_CONFLICT, "username_taken",
                                   "this username is taken");
     }
 
-    return ngx_chat_api_json_result(ctx, res, NGX_HTTP_CREATED);
+    json = json_pack("{s:I, s:s%}", "user_id",
+                     (json_int_t) ngx_atoof((u_char *) PQgetvalue(res, 0, 0),
+                                            PQgetlength(res, 0, 0)),
+                     "username", (char *) ctx->username.data,
+                     ctx->username.len);
+    if (json == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_chat_http_send_json(ctx->request, NGX_HTTP_CREATED, json);
+    json_decref(json);
+
+    return rc;
 }
 
 
