@@ -1016,8 +1016,9 @@ ngx_chat_api_me_done(ngx_chat_api_ctx_t *ctx, PGresult *res)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (r->headers_in.server.len) {
-        host = r->headers_in.server;
+    /* the Host header as the client sent it, port included */
+    if (r->headers_in.host && r->headers_in.host->value.len) {
+        host = r->headers_in.host->value;
 
     } else {
         ngx_str_set(&host, "localhost");
