@@ -129,3 +129,22 @@ style:
 
 clean:
 	rm -rf $(B)
+
+# --- fuzzing (clang's libFuzzer) ---------------------------------------------
+
+FUZZ_SECONDS ?= 60
+
+.PHONY: fuzz
+
+fuzz: $(B)/fuzz/fuzz_ws
+	mkdir -p $(B)/fuzz/corpus-ws
+	$(B)/fuzz/fuzz_ws -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	    -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus-ws tests/fuzz/seeds/ws
+
+$(B)/fuzz/fuzz_ws: tests/fuzz/fuzz_ws.c src/common/chat_ws.c \
+                   src/common/chat_ws.h src/common/chat_json.c \
+                   src/common/chat_json.h
+	@mkdir -p $(B)/fuzz
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc/common \
+	    -D_GNU_SOURCE -o $@ tests/fuzz/fuzz_ws.c src/common/chat_ws.c \
+	    src/common/chat_json.c -ljansson -lcrypto
