@@ -61,6 +61,8 @@ struct ngx_chat_api_ctx_s {
     ngx_str_t                  display_name;
     ngx_str_t                  hash;
     ngx_str_t                  fail_key;
+
+    u_char                     invalid[128];
 };
 
 
@@ -84,6 +86,7 @@ static ngx_str_t *ngx_chat_api_ids(ngx_chat_api_ctx_t *ctx,
 static ngx_int_t ngx_chat_api_get_string(ngx_chat_api_ctx_t *ctx,
     const char *key, ngx_uint_t required, size_t min, size_t max,
     ngx_str_t *out);
+static ngx_int_t ngx_chat_api_invalid(ngx_chat_api_ctx_t *ctx);
 
 static ngx_int_t ngx_chat_api_register(ngx_chat_api_ctx_t *ctx);
 static void ngx_chat_api_register_hashed(ngx_int_t rc, ngx_str_t *hash,
@@ -595,14 +598,17 @@ ngx_chat_api_ids(ngx_chat_api_ctx_t *ctx, ngx_uint_t with_user)
 }
 
 
-/* NGX_OK, NGX_DECLINED (absent, not required), or an HTTP error sent */
+/*
+ * NGX_OK, NGX_DECLINED (absent and not required), or NGX_ERROR with the
+ * reason in ctx->invalid for ngx_chat_api_invalid() to send.
+ */
 
 static ngx_int_t
 ngx_chat_api_get_string(ngx_chat_api_ctx_t *ctx, const char *key,
     ngx_uint_t required, size_t min, size_t max, ngx_str_t *out)
 {
     int          rc;
-    u_char      *msg, *last;
+    u_char      *last;
     size_t       len;
     const char  *s;
 
@@ -618,19 +624,22 @@ ngx_chat_api_get_string(ngx_chat_api_ctx_t *ctx, const char *key,
         return NGX_OK;
     }
 
-    msg = ngx_pnalloc(ctx->request->pool, 128);
-    if (msg == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    last = ngx_snprintf(msg, 127, rc == 1 ? "\"%s\" is required"
-                                  : rc == -1 ? "\"%s\" must be a string"
-                                  : "\"%s\" must be %uz to %uz bytes long",
+    last = ngx_snprintf(ctx->invalid, sizeof(ctx->invalid) - 1,
+                        rc == 1 ? "\"%s\" is required"
+                        : rc == -1 ? "\"%s\" must be a string"
+                        : "\"%s\" must be %uz to %uz bytes long",
                         key, min, max);
     *last = '\0';
 
+    return NGX_ERROR;
+}
+
+
+static ngx_int_t
+ngx_chat_api_invalid(ngx_chat_api_ctx_t *ctx)
+{
     return ngx_chat_api_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_request",
-                              (char *) msg);
+                              (char *) ctx->invalid);
 }
 
 
@@ -644,7 +653,7 @@ ngx_chat_api_register(ngx_chat_api_ctx_t *ctx)
 
     rc = ngx_chat_api_get_string(ctx, "username", 1, 3, 32, &ctx->username);
     if (rc != NGX_OK) {
-        return rc;
+        return ngx_chat_api_invalid(ctx);
     }
 
     for (i = 0; i < ctx->username.len; i++) {
@@ -662,7 +671,7 @@ ngx_chat_api_register(ngx_chat_api_ctx_t *ctx)
     rc = ngx_chat_api_get_string(ctx, "password", 1, NGX_CHAT_PASSWORD_MIN,
                                  NGX_CHAT_PASSWORD_MAX, &ctx->password);
     if (rc != NGX_OK) {
-        return rc;
+        return ngx_chat_api_invalid(ctx);
     }
 
     rc = ngx_chat_api_get_string(ctx, "display_name", 0, 1, 64,
@@ -671,7 +680,7 @@ ngx_chat_api_register(ngx_chat_api_ctx_t *ctx)
         ctx->display_name = ctx->username;
 
     } else if (rc != NGX_OK) {
-        return rc;
+        return ngx_chat_api_invalid(ctx);
     }
 
     if (ngx_chat_password_start(ctx->request, &ctx->password, NULL,
@@ -754,13 +763,13 @@ ngx_chat_api_login(ngx_chat_api_ctx_t *ctx)
 
     rc = ngx_chat_api_get_string(ctx, "username", 1, 1, 64, &ctx->username);
     if (rc != NGX_OK) {
-        return rc;
+        return ngx_chat_api_invalid(ctx);
     }
 
     rc = ngx_chat_api_get_string(ctx, "password", 1, 1,
                                  NGX_CHAT_PASSWORD_MAX, &ctx->password);
     if (rc != NGX_OK) {
-        return rc;
+        return ngx_chat_api_invalid(ctx);
     }
 
     if (ctx->conf->login_limit == 0) {
@@ -1167,7 +1176,7 @@ ngx_chat_api_group_create(ngx_chat_api_ctx_t *ctx)
 
     rc = ngx_chat_api_get_string(ctx, "name", 1, 1, 100, &name);
     if (rc != NGX_OK) {
-        return rc;
+        return ngx_chat_api_invalid(ctx);
     }
 
     members = json_object_get(ctx->body, "members");
@@ -1401,7 +1410,7 @@ ngx_chat_api_key_put(ngx_chat_api_ctx_t *ctx)
 
     rc = ngx_chat_api_get_string(ctx, "public_key", 1, 4, 8192, &params[1]);
     if (rc != NGX_OK) {
-        return rc;
+        return ngx_chat_api_invalid(ctx);
     }
 
     for (i = 0; i < params[1].len; i++) {
@@ -1461,7 +1470,7 @@ ngx_chat_api_device_put(ngx_chat_api_ctx_t *ctx)
 
     rc = ngx_chat_api_get_string(ctx, "platform", 1, 1, 16, &platform);
     if (rc != NGX_OK) {
-        return rc;
+        return ngx_chat_api_invalid(ctx);
     }
 
     if (!(platform.len == 3 && ngx_strncmp(platform.data, "fcm", 3) == 0)
