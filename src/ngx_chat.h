@@ -58,6 +58,7 @@ typedef struct {
     ngx_uint_t                 group_max_members;
 
     ngx_uint_t                 api;             /* chat_api is used */
+    ngx_uint_t                 websocket;       /* chat_websocket too */
     ngx_uint_t                 enabled;         /* unsigned enabled:1 */
 } ngx_chat_main_conf_t;
 
@@ -65,6 +66,11 @@ typedef struct {
 typedef struct {
     ngx_msec_t                 healthz_timeout;
     ngx_flag_t                 auth;
+
+    size_t                     ws_max_message;
+    ngx_msec_t                 ws_idle_timeout;
+    size_t                     ws_send_queue;
+    ngx_array_t               *ws_origins;      /* ngx_str_t */
 } ngx_chat_loc_conf_t;
 
 
@@ -73,6 +79,7 @@ typedef struct {
     uint64_t                   user_id;
     const char                *auth_reason;
     void                      *api;             /* ngx_chat_api_ctx_t */
+    void                      *ws;              /* ngx_chat_ws_t */
     unsigned                   auth_done:1;
     unsigned                   auth_ok:1;
 } ngx_chat_ctx_t;
@@ -96,6 +103,7 @@ ngx_chat_redis_t *ngx_chat_redis_for_key(u_char *key, size_t len);
 
 char *ngx_chat_healthz(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_chat_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_chat_websocket(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_chat_jwt_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_chat_auth_init(ngx_conf_t *cf);

@@ -429,11 +429,18 @@ ngx_chat_api_run(ngx_chat_api_ctx_t *ctx)
 static void
 ngx_chat_api_finish(ngx_chat_api_ctx_t *ctx, ngx_int_t rc)
 {
+    ngx_connection_t  *c;
+
     if (rc == NGX_DONE) {
         return;
     }
 
+    c = ctx->request->connection;
+
     ngx_http_finalize_request(ctx->request, rc);
+
+    /* completions come from backend events, not the request's handlers */
+    ngx_http_run_posted_requests(c);
 }
 
 

@@ -393,13 +393,19 @@ ngx_chat_healthz_forget(ngx_chat_healthz_ctx_t *ctx)
 static void
 ngx_chat_healthz_finish(ngx_chat_healthz_ctx_t *ctx)
 {
+    ngx_connection_t    *c;
     ngx_http_request_t  *r = ctx->request;
 
     if (ctx->timer.timer_set) {
         ngx_del_timer(&ctx->timer);
     }
 
+    c = r->connection;
+
     ngx_http_finalize_request(r, ngx_chat_healthz_respond(ctx));
+
+    /* completions come from backend events, not the request's handlers */
+    ngx_http_run_posted_requests(c);
 }
 
 

@@ -42,6 +42,9 @@ static char *ngx_chat_enable_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_chat_positive_msec(ngx_conf_t *cf, void *post, void *data);
 static char *ngx_chat_pool_size(ngx_conf_t *cf, void *post, void *data);
+static char *ngx_chat_positive_size(ngx_conf_t *cf, void *post, void *data);
+static char *ngx_chat_ws_origins(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_chat_login_limit(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_chat_group_max(ngx_conf_t *cf, void *post, void *data);
@@ -58,6 +61,9 @@ static ngx_conf_post_handler_pt  ngx_chat_positive_msec_p =
 
 static ngx_conf_post_handler_pt  ngx_chat_pool_size_p =
     ngx_chat_pool_size;
+
+static ngx_conf_post_handler_pt  ngx_chat_positive_size_p =
+    ngx_chat_positive_size;
 
 static ngx_conf_post_handler_pt  ngx_chat_group_max_p =
     ngx_chat_group_max;
@@ -194,6 +200,41 @@ static ngx_command_t  ngx_chat_commands[] = {
       0,
       NULL },
 
+    { ngx_string("chat_websocket"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_chat_websocket,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_ws_max_message"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_chat_loc_conf_t, ws_max_message),
+      &ngx_chat_positive_size_p },
+
+    { ngx_string("chat_ws_idle_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_chat_loc_conf_t, ws_idle_timeout),
+      &ngx_chat_positive_msec_p },
+
+    { ngx_string("chat_ws_send_queue"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_chat_loc_conf_t, ws_send_queue),
+      &ngx_chat_positive_size_p },
+
+    { ngx_string("chat_ws_origins"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_chat_ws_origins,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("chat_healthz"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_chat_healthz,
@@ -309,6 +350,12 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    if (cmcf->websocket && cmcf->jwt_secret.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_websocket\" needs \"chat_jwt_secret_file\"");
+        return NGX_CONF_ERROR;
+    }
+
     if (cmcf->api) {
         if (cmcf->jwt_secret.len == 0) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -392,6 +439,10 @@ ngx_chat_create_loc_conf(ngx_conf_t *cf)
 
     clcf->healthz_timeout = NGX_CONF_UNSET_MSEC;
     clcf->auth = NGX_CONF_UNSET;
+    clcf->ws_max_message = NGX_CONF_UNSET_SIZE;
+    clcf->ws_idle_timeout = NGX_CONF_UNSET_MSEC;
+    clcf->ws_send_queue = NGX_CONF_UNSET_SIZE;
+    clcf->ws_origins = NGX_CONF_UNSET_PTR;
 
     return clcf;
 }
@@ -406,6 +457,13 @@ ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_msec_value(conf->healthz_timeout, prev->healthz_timeout,
                               2000);
     ngx_conf_merge_value(conf->auth, prev->auth, 0);
+    ngx_conf_merge_size_value(conf->ws_max_message, prev->ws_max_message,
+                              65536);
+    ngx_conf_merge_msec_value(conf->ws_idle_timeout, prev->ws_idle_timeout,
+                              300000);
+    ngx_conf_merge_size_value(conf->ws_send_queue, prev->ws_send_queue,
+                              262144);
+    ngx_conf_merge_ptr_value(conf->ws_origins, prev->ws_origins, NULL);
 
     return NGX_CONF_OK;
 }
@@ -446,6 +504,63 @@ ngx_chat_positive_msec(ngx_conf_t *cf, void *post, void *data)
 
     if (*ms == 0) {
         return "must be greater than zero";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_chat_positive_size(ngx_conf_t *cf, void *post, void *data)
+{
+    size_t  *n = data;
+
+    if (*n == 0) {
+        return "must be greater than zero";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* exact Origin values, e.g. https://chat.example.com */
+
+static char *
+ngx_chat_ws_origins(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_loc_conf_t *clcf = conf;
+
+    ngx_str_t   *value, *o;
+    ngx_uint_t   i;
+
+    if (clcf->ws_origins != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    clcf->ws_origins = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                        sizeof(ngx_str_t));
+    if (clcf->ws_origins == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        if (ngx_strncmp(value[i].data, "http://", 7) != 0
+            && ngx_strncmp(value[i].data, "https://", 8) != 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "chat_ws_origins: \"%V\" is not an origin "
+                               "like https://chat.example.com", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        o = ngx_array_push(clcf->ws_origins);
+        if (o == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *o = value[i];
     }
 
     return NGX_CONF_OK;

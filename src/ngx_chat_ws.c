@@ -1,0 +1,894 @@
+
+/*
+ * Copyright (C) ngx_chat authors
+ *
+ * GET /v1/ws: the RFC 6455 server.  The bearer token is checked before the
+ * upgrade (no token, no upgrade: 401); then the connection is ours: frames
+ * are parsed as they arrive (src/common/chat_ws.c), text messages are JSON
+ * objects of the chat protocol (docs/PROTOCOL.md), answers are queued per
+ * connection with a bound, so that a slow reader is closed instead of
+ * growing memory.
+ *
+ * Memory that lives as long as the connection comes from the request
+ * pool; everything per message (the message being reassembled, frames
+ * waiting to be sent) is allocated and freed as it goes, because the pool
+ * is not freed before the connection closes.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_chat.h"
+#include "chat_json.h"
+#include "chat_ws.h"
+
+
+#define NGX_CHAT_WS_RBUF          4096
+#define NGX_CHAT_WS_JSON_DEPTH    8
+
+
+typedef struct {
+    ngx_chain_t                chain;
+    ngx_buf_t                  buf;
+    /* the frame's bytes follow */
+} ngx_chat_ws_frame_t;
+
+
+typedef struct {
+    ngx_http_request_t        *request;
+    ngx_chat_loc_conf_t       *conf;
+    uint64_t                   user_id;
+    chat_ws_parser_t           parser;
+
+    u_char                    *rbuf;
+    u_char                    *msg;
+    size_t                     msg_len;
+    size_t                     msg_cap;
+
+    ngx_chain_t               *out;
+    ngx_chain_t              **last_out;
+    size_t                     queued;
+
+    ngx_event_t                end;         /* finalizes, posted */
+
+    unsigned                   closing:1;   /* close frame queued */
+    unsigned                   done:1;
+} ngx_chat_ws_t;
+
+
+static ngx_int_t ngx_chat_ws_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_chat_ws_handshake(ngx_http_request_t *r,
+    ngx_chat_loc_conf_t *clcf, ngx_str_t *key, const char **code,
+    const char **msg);
+static ngx_table_elt_t *ngx_chat_ws_header(ngx_http_request_t *r,
+    const char *name);
+static ngx_int_t ngx_chat_ws_add_header(ngx_http_request_t *r,
+    const char *name, u_char *value, size_t len);
+static void ngx_chat_ws_read_handler(ngx_http_request_t *r);
+static void ngx_chat_ws_write_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_chat_ws_process(ngx_chat_ws_t *ws, u_char *p,
+    size_t len);
+static ngx_int_t ngx_chat_ws_message(ngx_chat_ws_t *ws);
+static ngx_int_t ngx_chat_ws_send(ngx_chat_ws_t *ws, int opcode,
+    const u_char *data, size_t len);
+static ngx_int_t ngx_chat_ws_send_json(ngx_chat_ws_t *ws, json_t *json);
+static ngx_int_t ngx_chat_ws_error(ngx_chat_ws_t *ws, const char *code,
+    const char *message, json_t *request);
+static void ngx_chat_ws_close(ngx_chat_ws_t *ws, uint16_t code,
+    const char *reason);
+static void ngx_chat_ws_flush(ngx_chat_ws_t *ws);
+static void ngx_chat_ws_finish(ngx_chat_ws_t *ws);
+static void ngx_chat_ws_end_handler(ngx_event_t *ev);
+static void ngx_chat_ws_hide_token(ngx_http_request_t *r);
+static void ngx_chat_ws_cleanup(void *data);
+
+
+char *
+ngx_chat_websocket(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+    ngx_chat_main_conf_t      *cmcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_chat_ws_handler;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_chat_module);
+    cmcf->websocket = 1;
+    cmcf->enabled = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_chat_ws_handler(ngx_http_request_t *r)
+{
+    u_char                accept[CHAT_WS_ACCEPT_LEN + 1];
+    uint64_t              uid;
+    ngx_int_t             rc;
+    ngx_str_t             key;
+    const char           *reason, *code, *msg;
+    ngx_chat_ws_t        *ws;
+    ngx_connection_t     *c;
+    ngx_pool_cleanup_t   *cln;
+    ngx_chat_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_chat_module);
+
+    ngx_chat_ws_hide_token(r);
+    ngx_str_null(&key);
+
+    rc = ngx_chat_ws_handshake(r, clcf, &key, &code, &msg);
+    if (rc != NGX_OK) {
+        return rc == NGX_HTTP_INTERNAL_SERVER_ERROR
+               ? rc : ngx_chat_http_error(r, rc, code, msg);
+    }
+
+    /* no valid token, no upgrade */
+    if (ngx_chat_auth_user(r, &uid, &reason) != NGX_OK) {
+        return ngx_chat_http_error(r, NGX_HTTP_UNAUTHORIZED, "unauthorized",
+                                   reason);
+    }
+
+    if (chat_ws_accept_key((char *) key.data, key.len, (char *) accept) != 0) {
+        return ngx_chat_http_error(r, NGX_HTTP_BAD_REQUEST, "bad_request",
+                                   "invalid Sec-WebSocket-Key");
+    }
+
+    ws = ngx_pcalloc(r->pool, sizeof(ngx_chat_ws_t));
+    if (ws == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ws->rbuf = ngx_palloc(r->pool, NGX_CHAT_WS_RBUF);
+    if (ws->rbuf == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_chat_ws_cleanup;
+    cln->data = ws;
+
+    ngx_chat_get_ctx(r)->ws = ws;
+
+    ws->request = r;
+    ws->conf = clcf;
+    ws->end.handler = ngx_chat_ws_end_handler;
+    ws->end.data = ws;
+    ws->end.log = r->connection->log;
+    ws->user_id = uid;
+    ws->last_out = &ws->out;
+    chat_ws_parser_init(&ws->parser, 1, clcf->ws_max_message);
+
+    if (ngx_chat_ws_add_header(r, "Upgrade", (u_char *) "websocket", 9)
+        != NGX_OK
+        || ngx_chat_ws_add_header(r, "Sec-WebSocket-Accept", accept,
+                                  CHAT_WS_ACCEPT_LEN)
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->headers_out.status = NGX_HTTP_SWITCHING_PROTOCOLS;
+    ngx_str_set(&r->headers_out.status_line, "101 Switching Protocols");
+    r->headers_out.content_length_n = -1;
+    r->keepalive = 0;
+    r->header_only = 1;
+
+    rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK) {
+        return rc;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "chat: ws: user %uL connected", uid);
+
+    /* the connection is ours from here: the request ends when it closes */
+    c = r->connection;
+    r->main->count++;
+    r->read_event_handler = ngx_chat_ws_read_handler;
+    r->write_event_handler = ngx_chat_ws_write_handler;
+
+    if (c->buffered) {
+        ngx_chat_ws_flush(ws);
+    }
+
+    ngx_add_timer(c->read, clcf->ws_idle_timeout);
+
+    /* frames may have come with the handshake */
+    if (c->read->ready) {
+        ngx_chat_ws_read_handler(r);
+    }
+
+    return NGX_DONE;
+}
+
+
+/* RFC 6455 section 4.2.1, with the answers section 4.4 asks for */
+
+/*
+ * NGX_OK, or the status of the refusal with its error code and message
+ * (the response headers it needs are added here).
+ */
+
+static ngx_int_t
+ngx_chat_ws_handshake(ngx_http_request_t *r, ngx_chat_loc_conf_t *clcf,
+    ngx_str_t *key, const char **code, const char **msg)
+{
+    ngx_str_t        *o;
+    ngx_uint_t        i;
+    ngx_table_elt_t  *h;
+
+    if (r->method != NGX_HTTP_GET) {
+        *code = "method_not_allowed";
+        *msg = "use GET";
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (r->http_version < NGX_HTTP_VERSION_11 || r->stream) {
+        *code = "bad_request";
+        *msg = "WebSocket needs HTTP/1.1";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    h = ngx_chat_ws_header(r, "Upgrade");
+
+    if (h == NULL
+        || !chat_ws_header_has_token((char *) h->value.data, h->value.len,
+                                     "websocket"))
+    {
+        ngx_str_set(&r->headers_out.status_line, "426 Upgrade Required");
+        (void) ngx_chat_ws_add_header(r, "Upgrade", (u_char *) "websocket",
+                                      9);
+        *code = "upgrade_required";
+        *msg = "this is a WebSocket endpoint";
+        return 426;
+    }
+
+    h = ngx_chat_ws_header(r, "Connection");
+
+    if (h == NULL
+        || !chat_ws_header_has_token((char *) h->value.data, h->value.len,
+                                     "upgrade"))
+    {
+        *code = "bad_request";
+        *msg = "\"Connection: upgrade\" is missing";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    h = ngx_chat_ws_header(r, "Sec-WebSocket-Version");
+
+    if (h == NULL || h->value.len != 2
+        || ngx_strncmp(h->value.data, "13", 2) != 0)
+    {
+        ngx_str_set(&r->headers_out.status_line, "426 Upgrade Required");
+        (void) ngx_chat_ws_add_header(r, "Sec-WebSocket-Version",
+                                      (u_char *) "13", 2);
+        *code = "upgrade_required";
+        *msg = "Sec-WebSocket-Version must be 13";
+        return 426;
+    }
+
+    h = ngx_chat_ws_header(r, "Sec-WebSocket-Key");
+    if (h == NULL) {
+        *code = "bad_request";
+        *msg = "Sec-WebSocket-Key is missing";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    *key = h->value;
+
+    if (clcf->ws_origins == NULL) {
+        return NGX_OK;
+    }
+
+    /* browsers send Origin; other clients need not, and are let in */
+    h = ngx_chat_ws_header(r, "Origin");
+    if (h == NULL) {
+        return NGX_OK;
+    }
+
+    o = clcf->ws_origins->elts;
+
+    for (i = 0; i < clcf->ws_origins->nelts; i++) {
+        if (o[i].len == h->value.len
+            && ngx_strncasecmp(o[i].data, h->value.data, o[i].len) == 0)
+        {
+            return NGX_OK;
+        }
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "chat: ws: origin \"%V\" is not allowed", &h->value);
+
+    *code = "forbidden";
+    *msg = "this Origin is not allowed";
+
+    return NGX_HTTP_FORBIDDEN;
+}
+
+
+static ngx_table_elt_t *
+ngx_chat_ws_header(ngx_http_request_t *r, const char *name)
+{
+    size_t            len;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    len = ngx_strlen(name);
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            return &h[i];
+        }
+    }
+}
+
+
+static ngx_int_t
+ngx_chat_ws_add_header(ngx_http_request_t *r, const char *name,
+    u_char *value, size_t len)
+{
+    u_char           *p;
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    p = ngx_pnalloc(r->pool, len);
+
+    if (h == NULL || p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, value, len);
+
+    h->hash = 1;
+    h->key.data = (u_char *) name;
+    h->key.len = ngx_strlen(name);
+    h->value.data = p;
+    h->value.len = len;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+
+    return NGX_OK;
+}
+
+
+static ngx_chat_ws_t *
+ngx_chat_ws_get(ngx_http_request_t *r)
+{
+    ngx_chat_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_chat_module);
+
+    return ctx ? ctx->ws : NULL;
+}
+
+
+static void
+ngx_chat_ws_read_handler(ngx_http_request_t *r)
+{
+    ssize_t            n;
+    ngx_chat_ws_t     *ws;
+    ngx_connection_t  *c;
+
+    c = r->connection;
+    ws = ngx_chat_ws_get(r);
+
+    if (ws == NULL || ws->done) {
+        return;
+    }
+
+    if (c->read->timedout) {
+        c->read->timedout = 0;
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "chat: ws: user %uL idle for %M ms, closing",
+                      ws->user_id, ws->conf->ws_idle_timeout);
+        ngx_chat_ws_close(ws, CHAT_WS_CLOSE_GOING, "idle timeout");
+        return;
+    }
+
+    for ( ;; ) {
+        n = c->recv(c, ws->rbuf, NGX_CHAT_WS_RBUF);
+
+        if (n == NGX_AGAIN) {
+            break;
+        }
+
+        if (n == 0 || n == NGX_ERROR) {
+            /* the peer went away without a close frame */
+            ngx_chat_ws_finish(ws);
+            return;
+        }
+
+        if (ngx_chat_ws_process(ws, ws->rbuf, n) != NGX_OK || ws->done) {
+            return;
+        }
+
+        if (ws->closing) {
+            /* nothing is read after a close frame */
+            return;
+        }
+    }
+
+    if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+        ngx_chat_ws_finish(ws);
+        return;
+    }
+
+    /* any frame is a sign of life */
+    ngx_add_timer(c->read, ws->conf->ws_idle_timeout);
+}
+
+
+static void
+ngx_chat_ws_write_handler(ngx_http_request_t *r)
+{
+    ngx_chat_ws_t  *ws;
+
+    ws = ngx_chat_ws_get(r);
+
+    if (ws == NULL || ws->done) {
+        return;
+    }
+
+    if (r->connection->write->timedout) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, NGX_ETIMEDOUT,
+                      "chat: ws: user %uL does not read, closing",
+                      ws->user_id);
+        ngx_chat_ws_finish(ws);
+        return;
+    }
+
+    ngx_chat_ws_flush(ws);
+}
+
+
+static ngx_int_t
+ngx_chat_ws_process(ngx_chat_ws_t *ws, u_char *p, size_t len)
+{
+    u_char           *np;
+    long              n;
+    size_t            cap;
+    chat_ws_event_t   ev;
+
+    for ( ;; ) {
+        n = chat_ws_parse(&ws->parser, p, len, &ev);
+
+        if (n < 0) {
+            ngx_log_error(NGX_LOG_INFO, ws->request->connection->log, 0,
+                          "chat: ws: user %uL sent a bad frame: %s",
+                          ws->user_id, ev.error);
+            ngx_chat_ws_close(ws, ev.error_code, ev.error);
+            return NGX_ERROR;
+        }
+
+        p += n;
+        len -= n;
+
+        switch (ev.type) {
+
+        case CHAT_WS_NEED_MORE:
+            return NGX_OK;
+
+        case CHAT_WS_DATA:
+            if (ws->msg_len + ev.len > ws->msg_cap) {
+                /* the parser bounds the total by chat_ws_max_message */
+                cap = ngx_max(ws->msg_cap * 2, ws->msg_len + ev.len);
+                cap = ngx_max(cap, 256);
+
+                np = ngx_alloc(cap, ws->request->connection->log);
+                if (np == NULL) {
+                    ngx_chat_ws_close(ws, CHAT_WS_CLOSE_INTERNAL,
+                                      "out of memory");
+                    return NGX_ERROR;
+                }
+
+                if (ws->msg_len) {
+                    ngx_memcpy(np, ws->msg, ws->msg_len);
+                }
+
+                ngx_free(ws->msg);
+                ws->msg = np;
+                ws->msg_cap = cap;
+            }
+
+            ngx_memcpy(ws->msg + ws->msg_len, ev.data, ev.len);
+            ws->msg_len += ev.len;
+            break;
+
+        case CHAT_WS_MESSAGE_END:
+            if (ev.opcode != CHAT_WS_OP_TEXT) {
+                ngx_chat_ws_close(ws, 1003, "only text frames are spoken "
+                                  "here");
+                return NGX_ERROR;
+            }
+
+            if (ngx_chat_ws_message(ws) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+            ws->msg_len = 0;
+
+            /* a long message buffer is not kept between messages */
+            if (ws->msg_cap > NGX_CHAT_WS_RBUF) {
+                ngx_free(ws->msg);
+                ws->msg = NULL;
+                ws->msg_cap = 0;
+            }
+
+            break;
+
+        case CHAT_WS_PING:
+            if (ngx_chat_ws_send(ws, CHAT_WS_OP_PONG, ev.data, ev.len)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            break;
+
+        case CHAT_WS_PONG:
+            break;
+
+        case CHAT_WS_CLOSE:
+            ngx_chat_ws_close(ws, ev.close_code == CHAT_WS_CLOSE_NO_CODE
+                                  ? 0 : CHAT_WS_CLOSE_NORMAL, NULL);
+            return NGX_OK;
+
+        default:
+            return NGX_ERROR;
+        }
+    }
+}
+
+
+/* one text message: a JSON object with a "type" */
+
+static ngx_int_t
+ngx_chat_ws_message(ngx_chat_ws_t *ws)
+{
+    char         err[128];
+    json_t      *req, *pong;
+    size_t       len;
+    ngx_int_t    rc;
+    const char  *type;
+
+    req = chat_json_parse_object((char *) ws->msg, ws->msg_len,
+                                 NGX_CHAT_WS_JSON_DEPTH, err, sizeof(err));
+    if (req == NULL) {
+        return ngx_chat_ws_error(ws, "bad_request", err, NULL);
+    }
+
+    rc = chat_json_get_string(req, "type", &type, &len);
+
+    if (rc != 0) {
+        rc = ngx_chat_ws_error(ws, "bad_request",
+                               rc > 0 ? "\"type\" is required"
+                                      : "\"type\" must be a string", req);
+        json_decref(req);
+        return rc;
+    }
+
+    if (ngx_strcmp(type, "ping") == 0) {
+        pong = json_pack("{s:s}", "type", "pong");
+        rc = pong ? ngx_chat_ws_send_json(ws, pong) : NGX_ERROR;
+        json_decref(pong);
+
+    } else if (ngx_strcmp(type, "send") == 0
+               || ngx_strcmp(type, "receipt") == 0
+               || ngx_strcmp(type, "typing") == 0
+               || ngx_strcmp(type, "sync") == 0)
+    {
+        rc = ngx_chat_ws_error(ws, "not_implemented",
+                               "messaging is not available on this server "
+                               "yet", req);
+
+    } else {
+        rc = ngx_chat_ws_error(ws, "unknown_type",
+                               "unknown message type", req);
+    }
+
+    json_decref(req);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_chat_ws_error(ngx_chat_ws_t *ws, const char *code, const char *message,
+    json_t *request)
+{
+    json_t     *json, *client_id;
+    ngx_int_t   rc;
+
+    json = json_pack("{s:s, s:s, s:s}", "type", "error", "code", code,
+                     "message", message);
+    if (json == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* so that the client knows which of its sends failed */
+    client_id = request ? json_object_get(request, "client_id") : NULL;
+
+    if (json_is_string(client_id)) {
+        (void) json_object_set(json, "client_id", client_id);
+    }
+
+    rc = ngx_chat_ws_send_json(ws, json);
+    json_decref(json);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_chat_ws_send_json(ngx_chat_ws_t *ws, json_t *json)
+{
+    char       *text;
+    ngx_int_t   rc;
+
+    text = json_dumps(json, JSON_COMPACT|JSON_PRESERVE_ORDER);
+    if (text == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_chat_ws_send(ws, CHAT_WS_OP_TEXT, (u_char *) text,
+                          ngx_strlen(text));
+    free(text);
+
+    return rc;
+}
+
+
+/*
+ * Queues one frame.  A peer that does not read what it is sent is closed
+ * once chat_ws_send_queue bytes are waiting for it.
+ */
+
+static ngx_int_t
+ngx_chat_ws_send(ngx_chat_ws_t *ws, int opcode, const u_char *data,
+    size_t len)
+{
+    size_t                hlen;
+    u_char                hdr[CHAT_WS_MAX_HEADER];
+    ngx_chat_ws_frame_t  *f;
+
+    if (ws->closing || ws->done) {
+        return NGX_OK;
+    }
+
+    if (ws->queued + len > ws->conf->ws_send_queue) {
+        ngx_log_error(NGX_LOG_WARN, ws->request->connection->log, 0,
+                      "chat: ws: user %uL reads too slowly, %uz bytes "
+                      "waiting, closing", ws->user_id, ws->queued);
+        ngx_chat_ws_finish(ws);
+        return NGX_ERROR;
+    }
+
+    hlen = chat_ws_frame_header(hdr, opcode, 1, len, NULL);
+    if (hlen == 0) {
+        return NGX_ERROR;
+    }
+
+    f = ngx_alloc(sizeof(ngx_chat_ws_frame_t) + hlen + len,
+                  ws->request->connection->log);
+    if (f == NULL) {
+        ngx_chat_ws_finish(ws);
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&f->buf, sizeof(ngx_buf_t));
+
+    f->buf.start = (u_char *) (f + 1);
+    f->buf.pos = f->buf.start;
+    f->buf.last = ngx_cpymem(f->buf.pos, hdr, hlen);
+    if (len) {
+        f->buf.last = ngx_cpymem(f->buf.last, data, len);
+    }
+    f->buf.end = f->buf.last;
+    f->buf.temporary = 1;
+    f->buf.flush = 1;
+
+    f->chain.buf = &f->buf;
+    f->chain.next = NULL;
+
+    *ws->last_out = &f->chain;
+    ws->last_out = &f->chain.next;
+    ws->queued += hlen + len;
+
+    ngx_chat_ws_flush(ws);
+
+    return ws->done ? NGX_ERROR : NGX_OK;
+}
+
+
+/* code 0: an empty close payload (the peer's close had no code either) */
+
+static void
+ngx_chat_ws_close(ngx_chat_ws_t *ws, uint16_t code, const char *reason)
+{
+    size_t  len;
+    u_char  payload[CHAT_WS_MAX_CONTROL];
+
+    if (ws->closing || ws->done) {
+        return;
+    }
+
+    len = chat_ws_close_payload(payload, code, reason,
+                                reason ? ngx_strlen(reason) : 0);
+
+    if (ngx_chat_ws_send(ws, CHAT_WS_OP_CLOSE, payload, len) != NGX_OK) {
+        return;
+    }
+
+    ws->closing = 1;
+
+    /* the peer has the send timeout to take it, then we close anyway */
+    ngx_chat_ws_flush(ws);
+}
+
+
+static void
+ngx_chat_ws_flush(ngx_chat_ws_t *ws)
+{
+    ngx_chain_t               *cl, *next;
+    ngx_connection_t          *c;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    c = ws->request->connection;
+
+    if (ws->out) {
+        cl = c->send_chain(c, ws->out, 0);
+
+        if (cl == NGX_CHAIN_ERROR) {
+            ngx_chat_ws_finish(ws);
+            return;
+        }
+
+        /* free what went out, frame by frame */
+        while (ws->out && ngx_buf_size(ws->out->buf) == 0) {
+            next = ws->out->next;
+            ws->queued -= ((ngx_chat_ws_frame_t *) ws->out)->buf.last
+                          - ((ngx_chat_ws_frame_t *) ws->out)->buf.start;
+            ngx_free(ws->out);
+            ws->out = next;
+        }
+
+        if (ws->out == NULL) {
+            ws->last_out = &ws->out;
+        }
+    }
+
+    if (ws->out) {
+        clcf = ngx_http_get_module_loc_conf(ws->request,
+                                            ngx_http_core_module);
+        ngx_add_timer(c->write, clcf->send_timeout);
+
+        if (ngx_handle_write_event(c->write, 0) != NGX_OK) {
+            ngx_chat_ws_finish(ws);
+        }
+
+        return;
+    }
+
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+
+    if (ws->closing) {
+        /* our close frame is out: the handshake ends here */
+        ngx_chat_ws_finish(ws);
+    }
+}
+
+
+/*
+ * The end is posted, not done here: callers deep in a loop over the
+ * connection's frames return first, and find ws->done set.
+ */
+
+static void
+ngx_chat_ws_finish(ngx_chat_ws_t *ws)
+{
+    if (ws->done) {
+        return;
+    }
+
+    ws->done = 1;
+    ngx_post_event(&ws->end, &ngx_posted_events);
+}
+
+
+static void
+ngx_chat_ws_end_handler(ngx_event_t *ev)
+{
+    ngx_chat_ws_t       *ws = ev->data;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r = ws->request;
+
+    c = r->connection;
+
+    ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                  "chat: ws: user %uL disconnected", ws->user_id);
+
+    ngx_http_finalize_request(r, NGX_HTTP_CLOSE);
+
+    /* we run outside the request's own handlers: nobody else would */
+    ngx_http_run_posted_requests(c);
+}
+
+
+/*
+ * A token in "?access_token=" must not reach the error log, whose lines
+ * quote the request line: it is cut at the '?' (log $uri, not $request,
+ * in access logs).
+ */
+
+static void
+ngx_chat_ws_hide_token(ngx_http_request_t *r)
+{
+    u_char  *q;
+
+    if (r->args.len == 0 || r->request_line.len == 0) {
+        return;
+    }
+
+    q = ngx_strlchr(r->request_line.data,
+                    r->request_line.data + r->request_line.len, '?');
+    if (q) {
+        r->request_line.len = q - r->request_line.data;
+    }
+}
+
+
+static void
+ngx_chat_ws_cleanup(void *data)
+{
+    ngx_chat_ws_t  *ws = data;
+    ngx_chain_t    *cl, *next;
+
+    for (cl = ws->out; cl; cl = next) {
+        next = cl->next;
+        ngx_free(cl);
+    }
+
+    ws->out = NULL;
+    ngx_free(ws->msg);
+    ws->msg = NULL;
+    ws->done = 1;
+
+    if (ws->end.posted) {
+        ngx_delete_posted_event(&ws->end);
+    }
+
+    if (ngx_http_get_module_ctx(ws->request, ngx_http_chat_module)) {
+        ngx_chat_get_ctx(ws->request)->ws = NULL;
+    }
+}
