@@ -87,6 +87,8 @@ static ngx_int_t ngx_chat_api_get_string(ngx_chat_api_ctx_t *ctx,
     const char *key, ngx_uint_t required, size_t min, size_t max,
     ngx_str_t *out);
 static ngx_int_t ngx_chat_api_invalid(ngx_chat_api_ctx_t *ctx);
+static ngx_int_t ngx_chat_api_reply(ngx_chat_api_ctx_t *ctx,
+    ngx_uint_t status, json_t *json);
 
 static ngx_int_t ngx_chat_api_register(ngx_chat_api_ctx_t *ctx);
 static void ngx_chat_api_register_hashed(ngx_int_t rc, ngx_str_t *hash,
@@ -642,6 +644,24 @@ ngx_chat_api_get_string(ngx_chat_api_ctx_t *ctx, const char *key,
 }
 
 
+/* sends a JSON answer made with json_pack() (NULL: out of memory) */
+
+static ngx_int_t
+ngx_chat_api_reply(ngx_chat_api_ctx_t *ctx, ngx_uint_t status, json_t *json)
+{
+    ngx_int_t  rc;
+
+    if (json == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_chat_http_send_json(ctx->request, status, json);
+    json_decref(json);
+
+    return rc;
+}
+
+
 static ngx_int_t
 ngx_chat_api_invalid(ngx_chat_api_ctx_t *ctx)
 {
@@ -732,27 +752,21 @@ ngx_chat_api_register_hashed(ngx_int_t rc, ngx_str_t *hash, void *data)
 static ngx_int_t
 ngx_chat_api_register_done(ngx_chat_api_ctx_t *ctx, PGresult *res)
 {
-    json_t     *json;
-    ngx_int_t   rc;
+    off_t  id;
 
     if (PQntuples(res) == 0) {
         return ngx_chat_api_error(ctx, NGX_HTTP_CONFLICT, "username_taken",
                                   "this username is taken");
     }
 
-    json = json_pack("{s:I, s:s%}", "user_id",
-                     (json_int_t) ngx_atoof((u_char *) PQgetvalue(res, 0, 0),
-                                            PQgetlength(res, 0, 0)),
-                     "username", (char *) ctx->username.data,
-                     ctx->username.len);
-    if (json == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    id = ngx_atoof((u_char *) PQgetvalue(res, 0, 0), PQgetlength(res, 0, 0));
 
-    rc = ngx_chat_http_send_json(ctx->request, NGX_HTTP_CREATED, json);
-    json_decref(json);
-
-    return rc;
+    return ngx_chat_api_reply(ctx, NGX_HTTP_CREATED,
+                              json_pack("{s:I, s:s%}",
+                                        "user_id", (json_int_t) id,
+                                        "username",
+                                        (char *) ctx->username.data,
+                                        ctx->username.len));
 }
 
 
@@ -968,8 +982,6 @@ ngx_chat_api_login_token(ngx_chat_api_ctx_t *ctx)
 {
     int        len;
     time_t     now, exp;
-    json_t    *json;
-    ngx_int_t  rc;
     char       token[512];
 
     now = ngx_time();
@@ -981,17 +993,12 @@ ngx_chat_api_login_token(ngx_chat_api_ctx_t *ctx)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    json = json_pack("{s:s%, s:I, s:I}", "token", token, (size_t) len,
-                     "user_id", (json_int_t) ctx->user_id,
-                     "expires_at", (json_int_t) exp * 1000);
-    if (json == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_chat_http_send_json(ctx->request, NGX_HTTP_OK, json);
-    json_decref(json);
-
-    return rc;
+    return ngx_chat_api_reply(ctx, NGX_HTTP_OK,
+                              json_pack("{s:s%, s:I, s:I}",
+                                        "token", token, (size_t) len,
+                                        "user_id", (json_int_t) ctx->user_id,
+                                        "expires_at",
+                                        (json_int_t) exp * 1000));
 }
 
 
@@ -1107,8 +1114,6 @@ ngx_chat_api_friend_put(ngx_chat_api_ctx_t *ctx)
 static ngx_int_t
 ngx_chat_api_friend_put_done(ngx_chat_api_ctx_t *ctx, PGresult *res)
 {
-    json_t     *json;
-    ngx_int_t   rc;
     const char  *state;
 
     state = PQgetvalue(res, 0, 0);
@@ -1123,16 +1128,10 @@ ngx_chat_api_friend_put_done(ngx_chat_api_ctx_t *ctx, PGresult *res)
                                   "no such user");
     }
 
-    json = json_pack("{s:I, s:s}", "user_id", (json_int_t) ctx->id[0],
-                     "state", state);
-    if (json == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_chat_http_send_json(ctx->request, NGX_HTTP_OK, json);
-    json_decref(json);
-
-    return rc;
+    return ngx_chat_api_reply(ctx, NGX_HTTP_OK,
+                              json_pack("{s:I, s:s}",
+                                        "user_id", (json_int_t) ctx->id[0],
+                                        "state", state));
 }
 
 
@@ -1348,8 +1347,6 @@ ngx_chat_api_member_delete(ngx_chat_api_ctx_t *ctx)
 static ngx_int_t
 ngx_chat_api_member_done(ngx_chat_api_ctx_t *ctx, PGresult *res)
 {
-    json_t      *json;
-    ngx_int_t    rc;
     const char  *state;
 
     state = PQgetvalue(res, 0, 0);
@@ -1361,18 +1358,13 @@ ngx_chat_api_member_done(ngx_chat_api_ctx_t *ctx, PGresult *res)
     if (ngx_strcmp(state, "added") == 0
         || ngx_strcmp(state, "already_member") == 0)
     {
-        json = json_pack("{s:I, s:I, s:s}",
-                         "group_id", (json_int_t) ctx->id[0],
-                         "user_id", (json_int_t) ctx->id[1],
-                         "role", "member");
-        if (json == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        rc = ngx_chat_http_send_json(ctx->request, NGX_HTTP_OK, json);
-        json_decref(json);
-
-        return rc;
+        return ngx_chat_api_reply(ctx, NGX_HTTP_OK,
+                                  json_pack("{s:I, s:I, s:s}",
+                                            "group_id",
+                                            (json_int_t) ctx->id[0],
+                                            "user_id",
+                                            (json_int_t) ctx->id[1],
+                                            "role", "member"));
     }
 
     if (ngx_strcmp(state, "forbidden") == 0) {
