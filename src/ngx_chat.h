@@ -23,6 +23,7 @@
 #include "ngx_chat_pg.h"
 #include "ngx_chat_kafka.h"
 #include "chat_ring.h"
+#include "chat_id.h"
 
 
 #define NGX_CHAT_TOPIC_MESSAGES    "chat.messages"
@@ -94,6 +95,8 @@ typedef struct {
     ngx_uint_t                 nredis;
     ngx_chat_pg_pool_t        *pg;
     ngx_chat_kafka_t          *kafka;
+
+    chat_id_gen_t              ids;             /* message ids */
 } ngx_chat_worker_t;
 
 

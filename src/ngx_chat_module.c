@@ -968,6 +968,15 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
     w->conf = cmcf;
     w->log = cycle->log;
 
+    /*
+     * Ids are unique per (node, process): the pid tells apart the live
+     * processes of one node, old workers of a reload included.
+     */
+    chat_id_gen_init(&w->ids,
+                     chat_id_node_from_name((char *) cmcf->node_name.data,
+                                            cmcf->node_name.len),
+                     (uint16_t) (ngx_pid & 0xffff));
+
     if (cmcf->api && ngx_chat_password_init(cycle->log) != NGX_OK) {
         return NGX_ERROR;
     }

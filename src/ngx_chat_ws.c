@@ -21,41 +21,8 @@
 #include <ngx_http.h>
 
 #include "ngx_chat.h"
+#include "ngx_chat_ws.h"
 #include "chat_json.h"
-#include "chat_ws.h"
-
-
-#define NGX_CHAT_WS_RBUF          4096
-#define NGX_CHAT_WS_JSON_DEPTH    8
-
-
-typedef struct {
-    ngx_chain_t                chain;
-    ngx_buf_t                  buf;
-    /* the frame's bytes follow */
-} ngx_chat_ws_frame_t;
-
-
-typedef struct {
-    ngx_http_request_t        *request;
-    ngx_chat_loc_conf_t       *conf;
-    uint64_t                   user_id;
-    chat_ws_parser_t           parser;
-
-    u_char                    *rbuf;
-    u_char                    *msg;
-    size_t                     msg_len;
-    size_t                     msg_cap;
-
-    ngx_chain_t               *out;
-    ngx_chain_t              **last_out;
-    size_t                     queued;
-
-    ngx_event_t                end;         /* finalizes, posted */
-
-    unsigned                   closing:1;   /* close frame queued */
-    unsigned                   done:1;
-} ngx_chat_ws_t;
 
 
 static ngx_int_t ngx_chat_ws_handler(ngx_http_request_t *r);
@@ -73,9 +40,6 @@ static ngx_int_t ngx_chat_ws_process(ngx_chat_ws_t *ws, u_char *p,
 static ngx_int_t ngx_chat_ws_message(ngx_chat_ws_t *ws);
 static ngx_int_t ngx_chat_ws_send(ngx_chat_ws_t *ws, int opcode,
     const u_char *data, size_t len);
-static ngx_int_t ngx_chat_ws_send_json(ngx_chat_ws_t *ws, json_t *json);
-static ngx_int_t ngx_chat_ws_error(ngx_chat_ws_t *ws, const char *code,
-    const char *message, json_t *request);
 static void ngx_chat_ws_close(ngx_chat_ws_t *ws, uint16_t code,
     const char *reason);
 static void ngx_chat_ws_flush(ngx_chat_ws_t *ws);
@@ -159,6 +123,7 @@ ngx_chat_ws_handler(ngx_http_request_t *r)
 
     ws->request = r;
     ws->conf = clcf;
+    ngx_queue_init(&ws->sends);
     ws->end.handler = ngx_chat_ws_end_handler;
     ws->end.data = ws;
     ws->end.log = r->connection->log;
@@ -601,8 +566,10 @@ ngx_chat_ws_message(ngx_chat_ws_t *ws)
         rc = pong ? ngx_chat_ws_send_json(ws, pong) : NGX_ERROR;
         json_decref(pong);
 
-    } else if (ngx_strcmp(type, "send") == 0
-               || ngx_strcmp(type, "receipt") == 0
+    } else if (ngx_strcmp(type, "send") == 0) {
+        rc = ngx_chat_send(ws, req);
+
+    } else if (ngx_strcmp(type, "receipt") == 0
                || ngx_strcmp(type, "typing") == 0
                || ngx_strcmp(type, "sync") == 0)
     {
@@ -621,7 +588,7 @@ ngx_chat_ws_message(ngx_chat_ws_t *ws)
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_chat_ws_error(ngx_chat_ws_t *ws, const char *code, const char *message,
     json_t *request)
 {
@@ -648,7 +615,7 @@ ngx_chat_ws_error(ngx_chat_ws_t *ws, const char *code, const char *message,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_chat_ws_send_json(ngx_chat_ws_t *ws, json_t *json)
 {
     char       *text;
@@ -883,6 +850,9 @@ ngx_chat_ws_cleanup(void *data)
     ngx_free(ws->msg);
     ws->msg = NULL;
     ws->done = 1;
+
+    /* sends in flight finish without the connection */
+    ngx_chat_send_orphan(ws);
 
     if (ws->end.posted) {
         ngx_delete_posted_event(&ws->end);
