@@ -118,12 +118,16 @@ ngx_int_t ngx_chat_auth_add_variables(ngx_conf_t *cf);
  */
 ngx_int_t ngx_chat_auth_user(ngx_http_request_t *r, uint64_t *user_id,
     const char **reason);
+ngx_int_t ngx_chat_auth_refuse(ngx_http_request_t *r, const char *reason);
 
 ngx_chat_ctx_t *ngx_chat_get_ctx(ngx_http_request_t *r);
 ngx_int_t ngx_chat_http_send_json(ngx_http_request_t *r, ngx_uint_t status,
     json_t *json);
 ngx_int_t ngx_chat_http_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *code, const char *message);
+ngx_int_t ngx_chat_http_status_error(ngx_http_request_t *r,
+    ngx_int_t status);
+ngx_int_t ngx_chat_http_discard_body(ngx_http_request_t *r, ngx_int_t *rc);
 ngx_int_t ngx_chat_http_send_text(ngx_http_request_t *r, ngx_uint_t status,
     u_char *data, size_t len);
 

@@ -70,6 +70,9 @@ static ngx_int_t ngx_chat_api_handler(ngx_http_request_t *r);
 static const ngx_chat_api_route_t *ngx_chat_api_route(ngx_chat_api_ctx_t *ctx,
     ngx_uint_t *allowed);
 static void ngx_chat_api_body_handler(ngx_http_request_t *r);
+static u_char *ngx_chat_api_body_text(ngx_chat_api_ctx_t *ctx, size_t *len);
+static ngx_int_t ngx_chat_api_allow(ngx_http_request_t *r,
+    ngx_uint_t methods);
 static ngx_int_t ngx_chat_api_run(ngx_chat_api_ctx_t *ctx);
 static void ngx_chat_api_finish(ngx_chat_api_ctx_t *ctx, ngx_int_t rc);
 static void ngx_chat_api_cleanup(void *data);
@@ -87,6 +90,7 @@ static ngx_int_t ngx_chat_api_get_string(ngx_chat_api_ctx_t *ctx,
     const char *key, ngx_uint_t required, size_t min, size_t max,
     ngx_str_t *out);
 static ngx_int_t ngx_chat_api_invalid(ngx_chat_api_ctx_t *ctx);
+static ngx_uint_t ngx_chat_api_username_ok(ngx_str_t *name);
 static ngx_int_t ngx_chat_api_reply(ngx_chat_api_ctx_t *ctx,
     ngx_uint_t status, json_t *json);
 
@@ -209,11 +213,15 @@ ngx_chat_api_handler(ngx_http_request_t *r)
     route = ngx_chat_api_route(ctx, &allowed);
 
     if (route == NULL) {
-        if (ngx_http_discard_request_body(r) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        if (ngx_chat_http_discard_body(r, &rc) != NGX_OK) {
+            return rc;
         }
 
         if (allowed) {
+            if (ngx_chat_api_allow(r, allowed) != NGX_OK) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
             return ngx_chat_http_error(r, NGX_HTTP_NOT_ALLOWED,
                                        "method_not_allowed",
                                        "this method is not allowed here");
@@ -226,27 +234,29 @@ ngx_chat_api_handler(ngx_http_request_t *r)
     ctx->route = route;
 
     /* the route decides, whatever chat_auth says for the location */
-    if (route->auth) {
-        if (ngx_chat_auth_user(r, &ctx->user_id, &reason) != NGX_OK) {
-            if (ngx_http_discard_request_body(r) != NGX_OK) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            return ngx_chat_http_error(r, NGX_HTTP_UNAUTHORIZED,
-                                       "unauthorized", reason);
+    if (route->auth
+        && ngx_chat_auth_user(r, &ctx->user_id, &reason) != NGX_OK)
+    {
+        if (ngx_chat_http_discard_body(r, &rc) != NGX_OK) {
+            return rc;
         }
+
+        return ngx_chat_auth_refuse(r, reason);
     }
 
     if (ngx_chat_worker == NULL || ngx_chat_worker->pg == NULL) {
-        (void) ngx_http_discard_request_body(r);
+        if (ngx_chat_http_discard_body(r, &rc) != NGX_OK) {
+            return rc;
+        }
+
         return ngx_chat_http_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                    "unavailable",
                                    "no database is configured");
     }
 
     if (!route->body) {
-        if (ngx_http_discard_request_body(r) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        if (ngx_chat_http_discard_body(r, &rc) != NGX_OK) {
+            return rc;
         }
 
         r->main->count++;
@@ -256,7 +266,10 @@ ngx_chat_api_handler(ngx_http_request_t *r)
     }
 
     if (r->headers_in.content_length_n > (off_t) ctx->conf->api_max_body) {
-        (void) ngx_http_discard_request_body(r);
+        if (ngx_chat_http_discard_body(r, &rc) != NGX_OK) {
+            return rc;
+        }
+
         return ngx_chat_http_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
                                    "too_large", "request body too large");
     }
@@ -266,7 +279,7 @@ ngx_chat_api_handler(ngx_http_request_t *r)
     rc = ngx_http_read_client_request_body(r, ngx_chat_api_body_handler);
 
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        return rc;
+        return ngx_chat_http_status_error(r, rc);
     }
 
     return NGX_DONE;
@@ -354,7 +367,7 @@ ngx_chat_api_route(ngx_chat_api_ctx_t *ctx, ngx_uint_t *allowed)
         }
 
         if (!(r->method & route->method)) {
-            *allowed = 1;
+            *allowed |= route->method;
             continue;
         }
 
@@ -371,8 +384,8 @@ static void
 ngx_chat_api_body_handler(ngx_http_request_t *r)
 {
     char                 err[128];
+    u_char              *text;
     size_t               len;
-    ngx_buf_t           *b;
     ngx_chat_ctx_t      *mctx;
     ngx_chat_api_ctx_t  *ctx;
 
@@ -386,27 +399,18 @@ ngx_chat_api_body_handler(ngx_http_request_t *r)
         return;
     }
 
-    if (r->request_body->temp_file || r->request_body->bufs->next) {
-        /* larger than the buffer: beyond any body this API takes */
-        ngx_chat_api_finish(ctx, ngx_chat_api_error(ctx,
+    text = ngx_chat_api_body_text(ctx, &len);
+
+    if (text == NULL) {
+        ngx_chat_api_finish(ctx, len ? ngx_chat_api_error(ctx,
                                         NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
                                         "too_large",
-                                        "request body too large"));
+                                        "request body too large")
+                                     : NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
-    b = r->request_body->bufs->buf;
-    len = b->last - b->pos;
-
-    if (len > ctx->conf->api_max_body) {
-        ngx_chat_api_finish(ctx, ngx_chat_api_error(ctx,
-                                        NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                        "too_large",
-                                        "request body too large"));
-        return;
-    }
-
-    ctx->body = chat_json_parse_object((char *) b->pos, len,
+    ctx->body = chat_json_parse_object((char *) text, len,
                                        NGX_CHAT_API_JSON_DEPTH, err,
                                        sizeof(err));
     if (ctx->body == NULL) {
@@ -416,6 +420,112 @@ ngx_chat_api_body_handler(ngx_http_request_t *r)
     }
 
     ngx_chat_api_finish(ctx, ngx_chat_api_run(ctx));
+}
+
+
+/*
+ * The body in one piece, however nginx received it (several buffers, or a
+ * temporary file when it is over client_body_buffer_size).  NULL with *len
+ * set: over chat_api_max_body; NULL with *len 0: an error.
+ */
+
+static u_char *
+ngx_chat_api_body_text(ngx_chat_api_ctx_t *ctx, size_t *len)
+{
+    u_char              *text, *p;
+    off_t                size;
+    ssize_t              n;
+    ngx_buf_t           *b;
+    ngx_chain_t         *cl;
+    ngx_http_request_t  *r = ctx->request;
+
+    size = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        size += ngx_buf_size(cl->buf);
+    }
+
+    if (size > (off_t) ctx->conf->api_max_body) {
+        *len = (size_t) size;
+        return NULL;
+    }
+
+    *len = 0;
+
+    text = ngx_pnalloc(r->pool, (size_t) size + 1);
+    if (text == NULL) {
+        return NULL;
+    }
+
+    p = text;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (!b->in_file) {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            continue;
+        }
+
+        /* a small file nginx has just written: in the page cache */
+        n = ngx_read_file(b->file, p, (size_t) (b->file_last - b->file_pos),
+                          b->file_pos);
+        if (n != b->file_last - b->file_pos) {
+            return NULL;
+        }
+
+        p += n;
+    }
+
+    *len = p - text;
+
+    return text;
+}
+
+
+/* RFC 9110: a 405 says which methods the resource has */
+
+static ngx_int_t
+ngx_chat_api_allow(ngx_http_request_t *r, ngx_uint_t methods)
+{
+    u_char           *p, *start;
+    ngx_uint_t        i;
+    ngx_table_elt_t  *h;
+
+    static struct {
+        ngx_uint_t   method;
+        const char  *name;
+    }  names[] = {
+        { NGX_HTTP_GET, "GET" }, { NGX_HTTP_POST, "POST" },
+        { NGX_HTTP_PUT, "PUT" }, { NGX_HTTP_DELETE, "DELETE" },
+        { 0, NULL }
+    };
+
+    start = ngx_pnalloc(r->pool, sizeof("GET, POST, PUT, DELETE"));
+    h = ngx_list_push(&r->headers_out.headers);
+
+    if (start == NULL || h == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = start;
+
+    for (i = 0; names[i].name; i++) {
+        if (methods & names[i].method) {
+            p = ngx_sprintf(p, "%s%s", p == start ? "" : ", ",
+                            names[i].name);
+        }
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Allow");
+    h->value.data = start;
+    h->value.len = p - start;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+
+    return NGX_OK;
 }
 
 
@@ -510,8 +620,10 @@ ngx_chat_api_pg_handler(ngx_chat_store_rc_e rc, PGresult *res, void *data)
     case NGX_CHAT_STORE_FAILED:
         state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 
-        /* a CHECK constraint: bad input that got past the handler */
-        if (state && ngx_strcmp(state, "23514") == 0) {
+        /* a CHECK constraint or a bad value: input the handler let by */
+        if (state && (ngx_strcmp(state, "23514") == 0
+                      || ngx_strncmp(state, "22", 2) == 0))
+        {
             ngx_chat_api_finish(ctx, ngx_chat_api_error(ctx,
                                         NGX_HTTP_BAD_REQUEST, "bad_request",
                                         "invalid value"));
@@ -644,6 +756,31 @@ ngx_chat_api_get_string(ngx_chat_api_ctx_t *ctx, const char *key,
 }
 
 
+/* [a-z0-9_]{3,32} */
+
+static ngx_uint_t
+ngx_chat_api_username_ok(ngx_str_t *name)
+{
+    u_char      c;
+    ngx_uint_t  i;
+
+    if (name->len < 3 || name->len > 32) {
+        return 0;
+    }
+
+    for (i = 0; i < name->len; i++) {
+        c = name->data[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
 /* sends a JSON answer made with json_pack() (NULL: out of memory) */
 
 static ngx_int_t
@@ -675,24 +812,17 @@ ngx_chat_api_invalid(ngx_chat_api_ctx_t *ctx)
 static ngx_int_t
 ngx_chat_api_register(ngx_chat_api_ctx_t *ctx)
 {
-    ngx_int_t   rc;
-    ngx_uint_t  i;
+    ngx_int_t  rc;
 
     rc = ngx_chat_api_get_string(ctx, "username", 1, 3, 32, &ctx->username);
     if (rc != NGX_OK) {
         return ngx_chat_api_invalid(ctx);
     }
 
-    for (i = 0; i < ctx->username.len; i++) {
-        u_char  c = ctx->username.data[i];
-
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
-        {
-            return ngx_chat_api_error(ctx, NGX_HTTP_BAD_REQUEST,
-                                      "bad_request",
-                                      "\"username\" must match "
-                                      "[a-z0-9_]{3,32}");
-        }
+    if (!ngx_chat_api_username_ok(&ctx->username)) {
+        return ngx_chat_api_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_request",
+                                  "\"username\" must match "
+                                  "[a-z0-9_]{3,32}");
     }
 
     rc = ngx_chat_api_get_string(ctx, "password", 1, NGX_CHAT_PASSWORD_MIN,
@@ -847,9 +977,12 @@ ngx_chat_api_login_checked(ngx_chat_store_rc_e rc, redisReply *reply,
         if (fails != NGX_ERROR && (ngx_uint_t) fails
                                   >= ctx->conf->login_limit)
         {
-            ngx_log_error(NGX_LOG_WARN, ctx->request->connection->log, 0,
-                          "chat: login: too many failures for \"%V\"",
-                          &ctx->username);
+            if (ngx_chat_api_username_ok(&ctx->username)) {
+                ngx_log_error(NGX_LOG_WARN, ctx->request->connection->log,
+                              0, "chat: login: too many failures for "
+                              "\"%V\"", &ctx->username);
+            }
+
             ngx_chat_api_finish(ctx, ngx_chat_api_error(ctx,
                                         NGX_HTTP_TOO_MANY_REQUESTS,
                                         "rate_limited", "too many failed "
@@ -938,8 +1071,12 @@ ngx_chat_api_login_verified(ngx_int_t rc, ngx_str_t *hash, void *data)
         return;
     }
 
-    ngx_log_error(NGX_LOG_INFO, ctx->request->connection->log, 0,
-                  "chat: login: bad credentials for \"%V\"", &ctx->username);
+    /* a name that cannot exist is not written to the log: it is input */
+    if (ngx_chat_api_username_ok(&ctx->username)) {
+        ngx_log_error(NGX_LOG_INFO, ctx->request->connection->log, 0,
+                      "chat: login: bad credentials for \"%V\"",
+                      &ctx->username);
+    }
 
     if (rds) {
         ctx->redis = ngx_chat_redis_command(rds, ngx_chat_api_login_counted,
@@ -1040,7 +1177,10 @@ ngx_chat_api_me_done(ngx_chat_api_ctx_t *ctx, PGresult *res)
     }
 
     /* the Host header as the client sent it, port included */
-    if (r->headers_in.host && r->headers_in.host->value.len) {
+    if (r->headers_in.host && r->headers_in.host->value.len
+        && chat_utf8_valid(r->headers_in.host->value.data,
+                           r->headers_in.host->value.len) == 0)
+    {
         host = r->headers_in.host->value;
 
     } else {
@@ -1180,9 +1320,20 @@ ngx_chat_api_group_create(ngx_chat_api_ctx_t *ctx)
     ngx_int_t    rc;
     ngx_str_t    name, *params;
 
-    rc = ngx_chat_api_get_string(ctx, "name", 1, 1, 100, &name);
+    /* up to 100 characters, as the database counts them */
+    rc = ngx_chat_api_get_string(ctx, "name", 1, 1, 400, &name);
     if (rc != NGX_OK) {
         return ngx_chat_api_invalid(ctx);
+    }
+
+    for (i = 0, n = 0; i < name.len; i++) {
+        n += (name.data[i] & 0xc0) != 0x80;
+    }
+
+    if (n > 100) {
+        return ngx_chat_api_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_request",
+                                  "\"name\" must be 1 to 100 characters "
+                                  "long");
     }
 
     members = json_object_get(ctx->body, "members");
@@ -1491,10 +1642,12 @@ ngx_chat_api_device_put(ngx_chat_api_ctx_t *ctx)
     token.len = ctx->arg.len;
     ngx_memcpy(token.data, ctx->arg.data, ctx->arg.len);
 
-    if (token.len == 0 || token.len > 4096) {
+    if (token.len == 0 || token.len > 4096
+        || chat_utf8_valid(token.data, token.len) != 0)
+    {
         return ngx_chat_api_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_request",
                                   "the device token must be 1 to 4096 "
-                                  "bytes");
+                                  "bytes of UTF-8");
     }
 
     params = ngx_chat_api_ids(ctx, 1);

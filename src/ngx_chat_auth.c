@@ -152,7 +152,6 @@ ngx_chat_auth_handler(ngx_http_request_t *r)
 {
     ngx_int_t             rc;
     uint64_t              uid;
-    ngx_table_elt_t      *h;
     const char           *reason;
     ngx_chat_loc_conf_t  *clcf;
 
@@ -169,6 +168,24 @@ ngx_chat_auth_handler(ngx_http_request_t *r)
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "chat: auth: %s", reason);
 
+    if (ngx_chat_http_discard_body(r, &rc) != NGX_OK) {
+        ngx_http_finalize_request(r, rc);
+        return NGX_DONE;
+    }
+
+    ngx_http_finalize_request(r, ngx_chat_auth_refuse(r, reason));
+
+    return NGX_DONE;
+}
+
+
+/* 401 with the challenge RFC 6750 asks for, and a JSON error */
+
+ngx_int_t
+ngx_chat_auth_refuse(ngx_http_request_t *r, const char *reason)
+{
+    ngx_table_elt_t  *h;
+
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -181,16 +198,8 @@ ngx_chat_auth_handler(ngx_http_request_t *r)
     h->next = NULL;
 #endif
 
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    rc = ngx_chat_http_error(r, NGX_HTTP_UNAUTHORIZED, "unauthorized",
-                             reason);
-    ngx_http_finalize_request(r, rc);
-
-    return NGX_DONE;
+    return ngx_chat_http_error(r, NGX_HTTP_UNAUTHORIZED, "unauthorized",
+                               reason);
 }
 
 

@@ -105,8 +105,7 @@ ngx_chat_healthz_handler(ngx_http_request_t *r)
                                    "use GET or HEAD");
     }
 
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
+    if (ngx_chat_http_discard_body(r, &rc) != NGX_OK) {
         return rc;
     }
 

@@ -110,3 +110,47 @@ ngx_chat_http_error(ngx_http_request_t *r, ngx_uint_t status,
 
     return rc;
 }
+
+
+/*
+ * For a status that nginx's body handling returned (a malformed chunked
+ * body, a body over client_max_body_size): the same answer, in JSON.
+ */
+
+ngx_int_t
+ngx_chat_http_status_error(ngx_http_request_t *r, ngx_int_t status)
+{
+    /* what is left of the body cannot be trusted to frame a next request */
+    r->keepalive = 0;
+
+    switch (status) {
+
+    case NGX_HTTP_BAD_REQUEST:
+        return ngx_chat_http_error(r, NGX_HTTP_BAD_REQUEST, "bad_request",
+                                   "malformed request body");
+
+    case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
+        return ngx_chat_http_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                   "too_large", "request body too large");
+
+    default:
+        return status;
+    }
+}
+
+
+/* discards the body; NGX_OK, or an answer already on its way */
+
+ngx_int_t
+ngx_chat_http_discard_body(ngx_http_request_t *r, ngx_int_t *rc)
+{
+    *rc = ngx_http_discard_request_body(r);
+
+    if (*rc == NGX_OK) {
+        return NGX_OK;
+    }
+
+    *rc = ngx_chat_http_status_error(r, *rc);
+
+    return NGX_ERROR;
+}

@@ -92,8 +92,7 @@ ngx_chat_ws_handler(ngx_http_request_t *r)
 
     /* no valid token, no upgrade */
     if (ngx_chat_auth_user(r, &uid, &reason) != NGX_OK) {
-        return ngx_chat_http_error(r, NGX_HTTP_UNAUTHORIZED, "unauthorized",
-                                   reason);
+        return ngx_chat_auth_refuse(r, reason);
     }
 
     if (chat_ws_accept_key((char *) key.data, key.len, (char *) accept) != 0) {
@@ -197,7 +196,9 @@ ngx_chat_ws_handshake(ngx_http_request_t *r, ngx_chat_loc_conf_t *clcf,
     }
 
     if (ngx_http_discard_request_body(r) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        *code = "bad_request";
+        *msg = "malformed request body";
+        return NGX_HTTP_BAD_REQUEST;
     }
 
     if (r->http_version < NGX_HTTP_VERSION_11 || r->stream) {

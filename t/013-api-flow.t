@@ -158,6 +158,12 @@ is($st, 200, 'the admin adds dave');
                 'alice');
 is($st, 400, 'more members than chat_group_max_members: 400');
 ($st, $j) = api(POST => '/v1/groups',
+                { name => "\x{e9}" x 100, members => [] }, 'alice');
+is($st, 201, 'a group name of 100 two-byte characters is 100 characters');
+($st, $j) = api(POST => '/v1/groups',
+                { name => "\x{e9}" x 101, members => [] }, 'alice');
+is($st, 400, '... and 101 of them are one too many');
+($st, $j) = api(POST => '/v1/groups',
                 { name => 'Ghosts', members => [ 999999998 ] }, 'alice');
 is($st, 404, 'unknown member ids: 404');
 like($j->{message} // '', qr/999999998/, '... naming them');

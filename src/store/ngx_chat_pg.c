@@ -83,6 +83,7 @@ static void ngx_chat_pg_finish(ngx_chat_pg_query_t *q,
     ngx_chat_store_rc_e rc, PGresult *res);
 static void ngx_chat_pg_query_timeout(ngx_event_t *ev);
 static void ngx_chat_pg_notice(void *arg, const char *message);
+static void ngx_chat_pg_log_failure(ngx_chat_pg_conn_t *pc, PGresult *res);
 static char *ngx_chat_pg_oneline(ngx_chat_pg_pool_t *pool, const char *msg);
 
 
@@ -507,11 +508,7 @@ ngx_chat_pg_read_handler(ngx_event_t *ev)
                 break;
 
             default:
-                ngx_log_error(NGX_LOG_ERR, &pc->pool->log, 0,
-                              "chat: postgres: query failed: %s",
-                              ngx_chat_pg_oneline(pc->pool, res
-                                      ? PQresultErrorMessage(res)
-                                      : PQerrorMessage(pc->pg)));
+                ngx_chat_pg_log_failure(pc, res);
                 ngx_chat_pg_finish(q, NGX_CHAT_STORE_FAILED, res);
                 break;
             }
@@ -814,4 +811,31 @@ ngx_chat_pg_oneline(ngx_chat_pg_pool_t *pool, const char *msg)
     }
 
     return (char *) buf;
+}
+
+
+/*
+ * Only the primary message and the SQLSTATE: the DETAIL of a failed
+ * constraint quotes the row, which may hold keys or tokens.  Data and
+ * constraint errors (classes 22, 23) come from client input: info.
+ */
+
+static void
+ngx_chat_pg_log_failure(ngx_chat_pg_conn_t *pc, PGresult *res)
+{
+    char        *state, *primary;
+    ngx_uint_t   level;
+
+    state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+
+    level = (state && (ngx_strncmp(state, "22", 2) == 0
+                       || ngx_strncmp(state, "23", 2) == 0))
+            ? NGX_LOG_INFO : NGX_LOG_ERR;
+
+    ngx_log_error(level, &pc->pool->log, 0,
+                  "chat: postgres: query failed: %s (SQLSTATE %s)",
+                  ngx_chat_pg_oneline(pc->pool, primary ? primary
+                                      : PQerrorMessage(pc->pg)),
+                  state ? state : "none");
 }
