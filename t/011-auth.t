@@ -350,3 +350,38 @@ invalid value "maybe" in "chat_auth" directive, it must be "on" or "off"
 --- must_die
 --- error_log
 "chat_api" needs "chat_postgres"
+
+
+
+=== TEST 21: chat_thread_pool must name a thread pool
+--- http_config
+    chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
+    chat_postgres "hostaddr=127.0.0.1 port=1";
+    chat_thread_pool no_such_pool;
+--- config
+    location /v1/ {
+        chat_api;
+    }
+--- must_die
+--- error_log
+unknown thread pool "no_such_pool"
+
+
+
+=== TEST 22: chat_password_concurrency is bounded
+--- http_config
+    chat_password_concurrency 0;
+--- config
+--- must_die
+--- error_log
+"chat_password_concurrency" directive must be between 1 and 256
+
+
+
+=== TEST 23: chat_login_limit takes a number and a period, or off
+--- http_config
+    chat_login_limit ten 1m;
+--- config
+--- must_die
+--- error_log
+"chat_login_limit" directive invalid number of failures

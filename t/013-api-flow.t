@@ -27,6 +27,7 @@ ChatTest::start_nginx(
     chat_postgres "$TEST_NGINX_PG_DSN";
     chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
     chat_login_limit 3 1m;
+    chat_jwt_ttl 1h;
     chat_group_max_members 4;
 CONF
     config      => <<'CONF',
@@ -73,7 +74,9 @@ sub user {
                           password => "pw-$name-secret" });
     is($st, 200, "log in $name") or diag $t;
     is($j->{user_id}, $uid{$name}, "$name: session for the right user");
-    ok($j->{expires_at} > time * 1000, "$name: expires_at in the future (ms)");
+    my $ttl = ($j->{expires_at} // 0) / 1000 - time;
+    ok($ttl > 3590 && $ttl < 3610,
+       "$name: expires_at is chat_jwt_ttl (1h) from now, in ms");
     $tok{$name} = $j->{token};
 }
 
