@@ -463,7 +463,11 @@ ngx_chat_api_body_text(ngx_chat_api_ctx_t *ctx, size_t *len)
         b = cl->buf;
 
         if (!b->in_file) {
-            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            /* chunked bodies end with an empty buffer, pos maybe NULL */
+            if (b->last > b->pos) {
+                p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            }
+
             continue;
         }
 
