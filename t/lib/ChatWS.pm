@@ -9,6 +9,7 @@ use strict;
 use warnings;
 
 use IO::Socket::INET ();
+use Socket ();
 use IO::Select ();
 use Time::HiRes qw(time);
 
@@ -19,6 +20,10 @@ sub new {
                                      Timeout => 5)
         or die "ChatWS: connect: $!";
     binmode $sock;
+    # a write that the server does not take within 10 s fails instead of
+    # hanging the test
+    setsockopt($sock, Socket::SOL_SOCKET(), Socket::SO_SNDTIMEO(),
+               pack('l!l!', 10, 0));
     my $self = bless { sock => $sock, buf => '' }, $class;
     return $self;
 }
