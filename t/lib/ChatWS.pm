@@ -24,6 +24,11 @@ sub new {
     # hanging the test
     setsockopt($sock, Socket::SOL_SOCKET(), Socket::SO_SNDTIMEO(),
                pack('l!l!', 10, 0));
+    # a client that means not to read keeps its window small: a receive
+    # buffer left to grow to tens of MB on loopback ends in both sides
+    # dropping and retransmitting with backoff, not in flow control
+    setsockopt($sock, Socket::SOL_SOCKET(), Socket::SO_RCVBUF(), $o{rcvbuf})
+        if $o{rcvbuf};
     my $self = bless { sock => $sock, buf => '' }, $class;
     return $self;
 }
