@@ -78,6 +78,8 @@ static void ngx_chat_api_finish(ngx_chat_api_ctx_t *ctx, ngx_int_t rc);
 static void ngx_chat_api_cleanup(void *data);
 static ngx_int_t ngx_chat_api_pg(ngx_chat_api_ctx_t *ctx, const char *sql,
     ngx_uint_t nparams, ngx_str_t *params, ngx_chat_api_pg_next_pt next);
+static ngx_int_t ngx_chat_api_call(ngx_chat_api_ctx_t *ctx, const char *sql,
+    ngx_uint_t with_user, ngx_chat_api_pg_next_pt next);
 static void ngx_chat_api_pg_handler(ngx_chat_store_rc_e rc, PGresult *res,
     void *data);
 static ngx_int_t ngx_chat_api_error(ngx_chat_api_ctx_t *ctx,
@@ -604,6 +606,24 @@ ngx_chat_api_pg(ngx_chat_api_ctx_t *ctx, const char *sql,
     }
 
     return NGX_DONE;
+}
+
+
+/* a query whose parameters are the caller's id (with_user) and the path's */
+
+static ngx_int_t
+ngx_chat_api_call(ngx_chat_api_ctx_t *ctx, const char *sql,
+    ngx_uint_t with_user, ngx_chat_api_pg_next_pt next)
+{
+    ngx_str_t  *params;
+
+    params = ngx_chat_api_ids(ctx, with_user);
+    if (params == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_chat_api_pg(ctx, sql, ctx->nids + (with_user ? 1 : 0), params,
+                           next);
 }
 
 
@@ -1148,15 +1168,8 @@ ngx_chat_api_login_token(ngx_chat_api_ctx_t *ctx)
 static ngx_int_t
 ngx_chat_api_me(ngx_chat_api_ctx_t *ctx)
 {
-    ngx_str_t  *params;
-
-    params = ngx_chat_api_ids(ctx, 1);
-    if (params == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_chat_api_pg(ctx, "SELECT chat_me_json($1)", 1, params,
-                           ngx_chat_api_me_done);
+    return ngx_chat_api_call(ctx, "SELECT chat_me_json($1)", 1,
+                             ngx_chat_api_me_done);
 }
 
 
@@ -1219,15 +1232,8 @@ ngx_chat_api_me_done(ngx_chat_api_ctx_t *ctx, PGresult *res)
 static ngx_int_t
 ngx_chat_api_friends(ngx_chat_api_ctx_t *ctx)
 {
-    ngx_str_t  *params;
-
-    params = ngx_chat_api_ids(ctx, 1);
-    if (params == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_chat_api_pg(ctx, "SELECT chat_friends_json($1)", 1, params,
-                           ngx_chat_api_ok_json);
+    return ngx_chat_api_call(ctx, "SELECT chat_friends_json($1)", 1,
+                             ngx_chat_api_ok_json);
 }
 
 
@@ -1243,15 +1249,8 @@ ngx_chat_api_ok_json(ngx_chat_api_ctx_t *ctx, PGresult *res)
 static ngx_int_t
 ngx_chat_api_friend_put(ngx_chat_api_ctx_t *ctx)
 {
-    ngx_str_t  *params;
-
-    params = ngx_chat_api_ids(ctx, 1);
-    if (params == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_chat_api_pg(ctx, "SELECT chat_friend_request($1, $2)", 2,
-                           params, ngx_chat_api_friend_put_done);
+    return ngx_chat_api_call(ctx, "SELECT chat_friend_request($1, $2)", 1,
+                             ngx_chat_api_friend_put_done);
 }
 
 
@@ -1284,15 +1283,8 @@ ngx_chat_api_friend_put_done(ngx_chat_api_ctx_t *ctx, PGresult *res)
 static ngx_int_t
 ngx_chat_api_friend_delete(ngx_chat_api_ctx_t *ctx)
 {
-    ngx_str_t  *params;
-
-    params = ngx_chat_api_ids(ctx, 1);
-    if (params == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_chat_api_pg(ctx, "SELECT chat_friend_remove($1, $2)", 2,
-                           params, ngx_chat_api_no_content);
+    return ngx_chat_api_call(ctx, "SELECT chat_friend_remove($1, $2)", 1,
+                             ngx_chat_api_no_content);
 }
 
 
@@ -1426,15 +1418,8 @@ ngx_chat_api_group_created(ngx_chat_api_ctx_t *ctx, PGresult *res)
 static ngx_int_t
 ngx_chat_api_group_get(ngx_chat_api_ctx_t *ctx)
 {
-    ngx_str_t  *params;
-
-    params = ngx_chat_api_ids(ctx, 1);
-    if (params == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_chat_api_pg(ctx, "SELECT chat_group_get($1, $2)", 2, params,
-                           ngx_chat_api_group_got);
+    return ngx_chat_api_call(ctx, "SELECT chat_group_get($1, $2)", 1,
+                             ngx_chat_api_group_got);
 }
 
 
@@ -1486,16 +1471,9 @@ ngx_chat_api_member_put(ngx_chat_api_ctx_t *ctx)
 static ngx_int_t
 ngx_chat_api_member_delete(ngx_chat_api_ctx_t *ctx)
 {
-    ngx_str_t  *params;
-
-    params = ngx_chat_api_ids(ctx, 1);
-    if (params == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_chat_api_pg(ctx,
-                           "SELECT chat_group_remove_member($1, $2, $3)",
-                           3, params, ngx_chat_api_member_done);
+    return ngx_chat_api_call(ctx,
+                             "SELECT chat_group_remove_member($1, $2, $3)",
+                             1, ngx_chat_api_member_done);
 }
 
 
@@ -1590,15 +1568,8 @@ ngx_chat_api_key_put(ngx_chat_api_ctx_t *ctx)
 static ngx_int_t
 ngx_chat_api_key_get(ngx_chat_api_ctx_t *ctx)
 {
-    ngx_str_t  *params;
-
-    params = ngx_chat_api_ids(ctx, 0);
-    if (params == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_chat_api_pg(ctx, "SELECT chat_get_key($1)", 1, params,
-                           ngx_chat_api_key_got);
+    return ngx_chat_api_call(ctx, "SELECT chat_get_key($1)", 0,
+                             ngx_chat_api_key_got);
 }
 
 

@@ -35,7 +35,6 @@ struct ngx_chat_kafka_s {
     ngx_event_t                poll;
     ngx_chat_kafka_topic_t     topics[NGX_CHAT_KAFKA_MAX_TOPICS];
     ngx_uint_t                 ntopics;
-    ngx_uint_t                 inflight;
     unsigned                   down:1;
     unsigned                   destroying:1;
 };
@@ -373,8 +372,6 @@ ngx_chat_kafka_produce(ngx_chat_kafka_t *k, const char *topic,
         return NULL;
     }
 
-    k->inflight++;
-
     return msg;
 }
 
@@ -400,8 +397,6 @@ ngx_chat_kafka_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     ngx_chat_kafka_t      *k = opaque;
     ngx_chat_kafka_msg_t  *msg = m->_private;
     ngx_chat_store_rc_e    rc;
-
-    k->inflight--;
 
     switch (m->err) {
 

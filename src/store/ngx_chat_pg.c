@@ -179,23 +179,6 @@ ngx_chat_pg_pool_destroy(ngx_chat_pg_pool_t *pool)
 }
 
 
-ngx_uint_t
-ngx_chat_pg_pool_up(ngx_chat_pg_pool_t *pool)
-{
-    ngx_uint_t  i, n;
-
-    n = 0;
-
-    for (i = 0; i < pool->nconns; i++) {
-        if (pool->conns[i].state >= NGX_CHAT_PG_READY) {
-            n++;
-        }
-    }
-
-    return n;
-}
-
-
 static void
 ngx_chat_pg_connect(ngx_chat_pg_conn_t *pc)
 {

@@ -35,7 +35,6 @@ typedef void (*ngx_chat_pg_handler_pt)(ngx_chat_store_rc_e rc,
 ngx_chat_pg_pool_t *ngx_chat_pg_pool_create(ngx_str_t *conninfo,
     ngx_uint_t size, ngx_msec_t timeout, ngx_log_t *log);
 void ngx_chat_pg_pool_destroy(ngx_chat_pg_pool_t *pool);
-ngx_uint_t ngx_chat_pg_pool_up(ngx_chat_pg_pool_t *pool);
 
 /*
  * sql must outlive the query (a literal); params are copied, a param with

@@ -48,9 +48,6 @@ ngx_str_t *ngx_chat_redis_name(ngx_chat_redis_t *rds);
  */
 ngx_chat_redis_cmd_t *ngx_chat_redis_command(ngx_chat_redis_t *rds,
     ngx_chat_redis_handler_pt handler, void *data, const char *fmt, ...);
-ngx_chat_redis_cmd_t *ngx_chat_redis_commandargv(ngx_chat_redis_t *rds,
-    ngx_chat_redis_handler_pt handler, void *data, int argc,
-    const char **argv, const size_t *argvlen);
 
 /* the handler will not be called; for callers that go away first */
 void ngx_chat_redis_cancel(ngx_chat_redis_cmd_t *cmd);
