@@ -28,9 +28,16 @@ chat_profile() {
         PG_PORT=55432 REDIS_PORT=56379 KAFKA_PORT=59092
         ;;
     test)
+        # CHAT_TEST_PORT_OFFSET moves every port (and the var dir), so that
+        # several checkouts can each run their test stack on one machine
+        local o=${CHAT_TEST_PORT_OFFSET:-0}
+        case "$o" in ''|*[!0-9]*) die "CHAT_TEST_PORT_OFFSET: not a number" ;;
+        esac
         VAR=$CHAT_TOP/var-test
-        HTTP_PORT=18080 HTTPS_PORT=18443
-        PG_PORT=55433 REDIS_PORT=56380 KAFKA_PORT=59093
+        [ "$o" = 0 ] || VAR=$CHAT_TOP/var-test-$o
+        HTTP_PORT=$((18080 + o)) HTTPS_PORT=$((18443 + o))
+        PG_PORT=$((55433 + o)) REDIS_PORT=$((56380 + o))
+        KAFKA_PORT=$((59093 + o))
         ;;
     *)
         die "unknown profile '$CHAT_PROFILE' (run or test)"
