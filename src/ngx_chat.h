@@ -72,6 +72,8 @@ typedef struct {
     ngx_msec_t                 ws_idle_timeout;
     size_t                     ws_send_queue;
     ngx_array_t               *ws_origins;      /* ngx_str_t */
+    ngx_uint_t                 send_interval;   /* us; 0: no limit */
+    ngx_uint_t                 send_burst;
 } ngx_chat_loc_conf_t;
 
 

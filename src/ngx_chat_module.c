@@ -14,6 +14,7 @@
 
 #include "ngx_chat.h"
 #include "ngx_chat_password.h"
+#include "ngx_chat_deliver.h"
 
 
 #define NGX_CHAT_EXIT_FLUSH  3000
@@ -46,6 +47,8 @@ static char *ngx_chat_positive_size(ngx_conf_t *cf, void *post, void *data);
 static char *ngx_chat_ws_origins(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_chat_login_limit(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_chat_send_rate(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_chat_group_max(ngx_conf_t *cf, void *post, void *data);
 static char *ngx_chat_concurrency(ngx_conf_t *cf, void *post, void *data);
@@ -227,6 +230,13 @@ static ngx_command_t  ngx_chat_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_chat_loc_conf_t, ws_send_queue),
       &ngx_chat_positive_size_p },
+
+    { ngx_string("chat_send_rate"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_chat_send_rate,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
 
     { ngx_string("chat_ws_origins"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
@@ -443,6 +453,8 @@ ngx_chat_create_loc_conf(ngx_conf_t *cf)
     clcf->ws_idle_timeout = NGX_CONF_UNSET_MSEC;
     clcf->ws_send_queue = NGX_CONF_UNSET_SIZE;
     clcf->ws_origins = NGX_CONF_UNSET_PTR;
+    clcf->send_interval = NGX_CONF_UNSET_UINT;
+    clcf->send_burst = NGX_CONF_UNSET_UINT;
 
     return clcf;
 }
@@ -464,6 +476,11 @@ ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_size_value(conf->ws_send_queue, prev->ws_send_queue,
                               262144);
     ngx_conf_merge_ptr_value(conf->ws_origins, prev->ws_origins, NULL);
+
+    /* 20 messages a second, bursts of 100 */
+    ngx_conf_merge_uint_value(conf->send_interval, prev->send_interval,
+                              50000);
+    ngx_conf_merge_uint_value(conf->send_burst, prev->send_burst, 100);
 
     return NGX_CONF_OK;
 }
@@ -643,6 +660,90 @@ ngx_chat_login_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             return "invalid period";
         }
     }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * chat_send_rate off | <n>r/s | <n>r/m [burst=<n>]: messages per user,
+ * across all of the user's connections (GCRA in Redis).
+ */
+
+static char *
+ngx_chat_send_rate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_loc_conf_t *clcf = conf;
+
+    size_t      len;
+    u_char     *p;
+    ngx_int_t   rate, scale, burst;
+    ngx_str_t  *value;
+
+    if (clcf->send_interval != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        if (cf->args->nelts != 2) {
+            return "takes no burst when off";
+        }
+
+        clcf->send_interval = 0;
+        clcf->send_burst = 0;
+        return NGX_CONF_OK;
+    }
+
+    len = value[1].len;
+    p = value[1].data + len - 3;
+    scale = 1;
+
+    if (len > 3 && ngx_strncmp(p, "r/s", 3) == 0) {
+        scale = 1;
+
+    } else if (len > 3 && ngx_strncmp(p, "r/m", 3) == 0) {
+        scale = 60;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid rate \"%V\" (e.g. 20r/s, 300r/m)",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    rate = ngx_atoi(value[1].data, len - 3);
+    if (rate <= 0 || rate > 1000000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid rate \"%V\" (1 to 1000000)", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    /* microseconds between two messages */
+    clcf->send_interval = (ngx_uint_t) (1000000 * scale / rate);
+    if (clcf->send_interval == 0) {
+        clcf->send_interval = 1;
+    }
+
+    burst = 0;
+
+    if (cf->args->nelts == 3) {
+        if (ngx_strncmp(value[2].data, "burst=", 6) != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\"", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+
+        burst = ngx_atoi(value[2].data + 6, value[2].len - 6);
+        if (burst == NGX_ERROR || burst > 1000000) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid burst \"%V\"", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    clcf->send_burst = burst;
 
     return NGX_CONF_OK;
 }
@@ -1024,6 +1125,10 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
 
     ngx_chat_worker = w;
 
+    if (cmcf->websocket && ngx_chat_deliver_init(w, cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return NGX_OK;
 }
 
@@ -1039,6 +1144,8 @@ ngx_chat_exit_process(ngx_cycle_t *cycle)
     if (w == NULL) {
         return;
     }
+
+    ngx_chat_deliver_exit(w);
 
     ngx_chat_worker = NULL;
 

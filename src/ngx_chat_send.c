@@ -4,15 +4,25 @@
  *
  * {"type":"send"}: from a client's frame to a durable acknowledgement.
  *
- *   1. the recipient must exist (PostgreSQL);
- *   2. dedup: SET chat:dedup:{sender}:<client_id> "pending" NX on the
- *      sender's Redis shard; a key that exists holds the first ack, which
- *      is sent again (a retry delivers nothing twice);
+ *   1. the recipient must exist (PostgreSQL, remembered by the worker for
+ *      a minute);
+ *   2. rate limit and dedup in one script on the sender's Redis server:
+ *      chat:rate:{sender} (GCRA, chat_send_rate) and SET
+ *      chat:dedup:{sender}:<client_id> "pending" NX; a key that exists
+ *      holds the first ack, which is sent again (a retry delivers nothing
+ *      twice);
  *   3. seq: INCR chat:seq:{conversation} on the conversation's shard;
  *   4. the message goes to Kafka (chat.messages, keyed by conversation,
  *      acks=all); only its delivery report makes the ack, which is then
  *      also kept under the dedup key.  A failure sends an error frame and
- *      releases the key, never an ack.
+ *      releases the key, never an ack;
+ *   5. the durable message goes to the recipient's inbox and connections
+ *      and to the sender's other connections (ngx_chat_deliver.c).
+ *
+ * Order: the sends of one connection enter step 2 in the order they came
+ * (the PostgreSQL checks may finish in any order); from there one Redis
+ * connection, one Kafka partition and its in-order delivery reports keep
+ * it, so seq and live delivery follow the order of sending.
  *
  * A send outlives its connection: if the client goes away, the steps
  * still finish and the ack is kept for the client's retry.
@@ -25,6 +35,7 @@
 
 #include "ngx_chat.h"
 #include "ngx_chat_ws.h"
+#include "ngx_chat_deliver.h"
 #include "chat_json.h"
 #include "chat_id.h"
 
@@ -32,12 +43,30 @@
 #define NGX_CHAT_SEND_DEDUP_TTL   86400
 #define NGX_CHAT_SEND_MAX_BODY    16384
 #define NGX_CHAT_SEND_CLIENT_ID   64
+#define NGX_CHAT_SEND_MAX_PENDING 1024     /* per connection */
+
+/* recipients known to exist, per worker */
+#define NGX_CHAT_USER_CACHE       4096
+#define NGX_CHAT_USER_CACHE_TTL   60
 
 
 typedef struct {
-    ngx_queue_t                queue;
-    ngx_chat_ws_t             *ws;         /* NULL once it is gone */
+    uint64_t                   user_id;
+    time_t                     expires;
+} ngx_chat_user_cache_t;
+
+
+typedef enum {
+    NGX_CHAT_SEND_CHECKING = 0,             /* is there such a user? */
+    NGX_CHAT_SEND_CHECKED,                  /* waits for earlier sends */
+    NGX_CHAT_SEND_CLAIMING                  /* and on: in order */
+} ngx_chat_send_state_e;
+
+
+typedef struct {
+    ngx_chat_op_t              op;          /* in ws->sends */
     ngx_log_t                 *log;
+    ngx_chat_send_state_e      state;
     uint64_t                   from;
     uint64_t                   to;
     int64_t                    seq;
@@ -56,9 +85,9 @@ typedef struct {
 
 static void ngx_chat_send_user_checked(ngx_chat_store_rc_e rc, PGresult *res,
     void *data);
+static void ngx_chat_send_pump(ngx_chat_ws_t *ws);
+static void ngx_chat_send_claim(ngx_chat_send_t *s);
 static void ngx_chat_send_claimed(ngx_chat_store_rc_e rc, redisReply *reply,
-    void *data);
-static void ngx_chat_send_dup(ngx_chat_store_rc_e rc, redisReply *reply,
     void *data);
 static void ngx_chat_send_sequenced(ngx_chat_store_rc_e rc,
     redisReply *reply, void *data);
@@ -67,6 +96,9 @@ static void ngx_chat_send_delivered(ngx_chat_store_rc_e rc,
 static void ngx_chat_send_fail(ngx_chat_send_t *s, const char *code,
     const char *message);
 static void ngx_chat_send_done(ngx_chat_send_t *s);
+
+
+static ngx_chat_user_cache_t  ngx_chat_user_cache[NGX_CHAT_USER_CACHE];
 
 
 ngx_int_t
@@ -79,9 +111,10 @@ ngx_chat_send(ngx_chat_ws_t *ws, json_t *req)
     uint64_t             to, lo, hi;
     ngx_str_t            param;
     const char          *cid, *body;
-    ngx_time_t          *tp;
-    ngx_chat_send_t     *s;
-    ngx_chat_worker_t   *w = ngx_chat_worker;
+    ngx_time_t             *tp;
+    ngx_chat_send_t        *s;
+    ngx_chat_worker_t      *w = ngx_chat_worker;
+    ngx_chat_user_cache_t  *uc;
 
     if (json_object_get(req, "group")) {
         return ngx_chat_ws_error(ws, "not_implemented",
@@ -122,6 +155,11 @@ ngx_chat_send(ngx_chat_ws_t *ws, json_t *req)
                                  "\"media\" must be a media id", req);
     }
 
+    if (ws->nsends >= NGX_CHAT_SEND_MAX_PENDING) {
+        return ngx_chat_ws_error(ws, "busy", "too many messages waiting "
+                                 "for their ack on this connection", req);
+    }
+
     if (w == NULL || w->pg == NULL || w->kafka == NULL || w->nredis == 0) {
         return ngx_chat_ws_error(ws, "unavailable", "this node has no "
                                  "PostgreSQL, Redis or Kafka configured",
@@ -133,7 +171,7 @@ ngx_chat_send(ngx_chat_ws_t *ws, json_t *req)
         return NGX_ERROR;
     }
 
-    s->ws = ws;
+    s->op.ws = ws;
     s->log = ngx_cycle->log;
     s->from = ws->user_id;
     s->to = to;
@@ -170,7 +208,16 @@ ngx_chat_send(ngx_chat_ws_t *ws, json_t *req)
         (void) json_object_set(s->msg, "e2e", v);
     }
 
-    ngx_queue_insert_tail(&ws->sends, &s->queue);
+    ngx_queue_insert_tail(&ws->sends, &s->op.queue);
+    ws->nsends++;
+
+    uc = &ngx_chat_user_cache[to % NGX_CHAT_USER_CACHE];
+
+    if (uc->user_id == to && uc->expires > ngx_time()) {
+        s->state = NGX_CHAT_SEND_CHECKED;
+        ngx_chat_send_pump(ws);
+        return NGX_OK;
+    }
 
     param.data = buf;
     param.len = ngx_sprintf(buf, "%uL", to) - buf;
@@ -189,8 +236,8 @@ static void
 ngx_chat_send_user_checked(ngx_chat_store_rc_e rc, PGresult *res,
     void *data)
 {
-    ngx_chat_send_t   *s = data;
-    ngx_chat_redis_t  *rds;
+    ngx_chat_send_t        *s = data;
+    ngx_chat_user_cache_t  *uc;
 
     s->query = NULL;
 
@@ -204,11 +251,80 @@ ngx_chat_send_user_checked(ngx_chat_store_rc_e rc, PGresult *res,
         return;
     }
 
+    uc = &ngx_chat_user_cache[s->to % NGX_CHAT_USER_CACHE];
+    uc->user_id = s->to;
+    uc->expires = ngx_time() + NGX_CHAT_USER_CACHE_TTL;
+
+    s->state = NGX_CHAT_SEND_CHECKED;
+
+    if (s->op.ws == NULL) {
+        ngx_chat_send_claim(s);
+        return;
+    }
+
+    ngx_chat_send_pump(s->op.ws);
+}
+
+
+/*
+ * The connection's checked sends go on, in order, up to an unchecked one.
+ * A claim may fail at once and end its send (and pump again): the scan
+ * starts over each time rather than keep a pointer across the call.
+ */
+
+static void
+ngx_chat_send_pump(ngx_chat_ws_t *ws)
+{
+    ngx_queue_t      *q;
+    ngx_chat_send_t  *s;
+
+    for ( ;; ) {
+        for (q = ngx_queue_head(&ws->sends);
+             q != ngx_queue_sentinel(&ws->sends);
+             q = ngx_queue_next(q))
+        {
+            s = (ngx_chat_send_t *) ngx_queue_data(q, ngx_chat_op_t, queue);
+
+            if (s->state == NGX_CHAT_SEND_CHECKING) {
+                return;
+            }
+
+            if (s->state == NGX_CHAT_SEND_CHECKED) {
+                break;
+            }
+        }
+
+        if (q == ngx_queue_sentinel(&ws->sends)) {
+            return;
+        }
+
+        ngx_chat_send_claim(s);
+    }
+}
+
+
+static void
+ngx_chat_send_claim(ngx_chat_send_t *s)
+{
+    ngx_chat_redis_t     *rds;
+    ngx_chat_loc_conf_t  *clcf;
+    unsigned long long    uid = s->from;
+
+    s->state = NGX_CHAT_SEND_CLAIMING;
+
+    clcf = s->op.ws ? s->op.ws->conf : NULL;
     rds = ngx_chat_redis_for_user(s->from);
 
     s->cmd = rds ? ngx_chat_redis_command(rds, ngx_chat_send_claimed, s,
-                                          "SET %s pending NX EX %d",
-                                          s->dedup,
+                                          "EVALSHA %s 2 chat:rate:{%llu} %s "
+                                          "%llu %llu %d",
+                                          ngx_chat_script_sha(
+                                              NGX_CHAT_SCRIPT_CLAIM),
+                                          uid, s->dedup,
+                                          (unsigned long long)
+                                          (clcf ? clcf->send_interval : 0),
+                                          (unsigned long long)
+                                          (clcf ? clcf->send_burst : 0),
                                           NGX_CHAT_SEND_DEDUP_TTL)
                  : NULL;
 
@@ -222,25 +338,68 @@ static void
 ngx_chat_send_claimed(ngx_chat_store_rc_e rc, redisReply *reply, void *data)
 {
     ngx_chat_send_t   *s = data;
+
+    json_t            *ack, *err;
+    redisReply        *kind, *v;
     ngx_chat_redis_t  *rds;
 
     s->cmd = NULL;
 
-    if (rc != NGX_CHAT_STORE_OK) {
+    if (rc != NGX_CHAT_STORE_OK || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements < 1
+        || reply->element[0]->type != REDIS_REPLY_STRING)
+    {
         ngx_chat_send_fail(s, "unavailable", "Redis did not answer");
         return;
     }
 
-    rds = ngx_chat_redis_for_user(s->from);
+    kind = reply->element[0];
+    v = reply->elements > 1 ? reply->element[1] : NULL;
 
-    if (reply->type == REDIS_REPLY_NIL) {
-        /* this client_id was seen: its ack, or a send still under way */
-        s->cmd = ngx_chat_redis_command(rds, ngx_chat_send_dup, s,
-                                        "GET %s", s->dedup);
-        if (s->cmd == NULL) {
-            ngx_chat_send_fail(s, "unavailable", "Redis is down");
+    if (kind->len == 4 && ngx_strncmp(kind->str, "rate", 4) == 0) {
+        ngx_log_error(NGX_LOG_INFO, s->log, 0,
+                      "chat: user %uL sends too fast, a message refused",
+                      s->from);
+
+        if (s->op.ws) {
+            err = json_pack("{s:s, s:s, s:s, s:s, s:I}", "type", "error",
+                            "code", "rate_limited",
+                            "message", "too many messages, slow down",
+                            "client_id", s->client_id, "retry_after",
+                            (json_int_t) (v && v->type
+                                          == REDIS_REPLY_INTEGER
+                                          ? v->integer : 1000));
+            if (err) {
+                (void) ngx_chat_ws_send_json(s->op.ws, err);
+                json_decref(err);
+            }
         }
 
+        ngx_chat_send_done(s);
+        return;
+    }
+
+    if (kind->len == 3 && ngx_strncmp(kind->str, "dup", 3) == 0) {
+        /* this client_id was seen: its ack, or a send still under way */
+        if (v == NULL || v->type != REDIS_REPLY_STRING) {
+            ngx_chat_send_fail(s, "unavailable", "Redis did not answer");
+            return;
+        }
+
+        if (v->len == 7 && ngx_strncmp(v->str, "pending", 7) == 0) {
+            ngx_chat_send_fail(s, "in_progress", "a message with this "
+                               "client_id is being sent, wait for its ack");
+            return;
+        }
+
+        ack = json_loadb(v->str, v->len, 0, NULL);
+
+        if (ack && s->op.ws) {
+            (void) ngx_chat_ws_send_json(s->op.ws, ack);
+        }
+
+        json_decref(ack);
+        ngx_chat_send_done(s);
         return;
     }
 
@@ -254,36 +413,6 @@ ngx_chat_send_claimed(ngx_chat_store_rc_e rc, redisReply *reply, void *data)
     if (s->cmd == NULL) {
         ngx_chat_send_fail(s, "unavailable", "Redis is down");
     }
-}
-
-
-static void
-ngx_chat_send_dup(ngx_chat_store_rc_e rc, redisReply *reply, void *data)
-{
-    ngx_chat_send_t  *s = data;
-    json_t           *ack;
-
-    s->cmd = NULL;
-
-    if (rc != NGX_CHAT_STORE_OK || reply->type != REDIS_REPLY_STRING) {
-        ngx_chat_send_fail(s, "unavailable", "Redis did not answer");
-        return;
-    }
-
-    if (reply->len == 7 && ngx_strncmp(reply->str, "pending", 7) == 0) {
-        ngx_chat_send_fail(s, "in_progress", "a message with this client_id "
-                           "is being sent, wait for its ack");
-        return;
-    }
-
-    ack = json_loadb(reply->str, reply->len, 0, NULL);
-
-    if (ack && s->ws) {
-        (void) ngx_chat_ws_send_json(s->ws, ack);
-    }
-
-    json_decref(ack);
-    ngx_chat_send_done(s);
 }
 
 
@@ -356,9 +485,12 @@ ngx_chat_send_delivered(ngx_chat_store_rc_e rc, int32_t partition,
         return;
     }
 
-    if (s->ws) {
-        (void) ngx_chat_ws_send_json(s->ws, ack);
+    if (s->op.ws) {
+        (void) ngx_chat_ws_send_json(s->op.ws, ack);
     }
+
+    ngx_chat_deliver_message(s->from, s->to, s->id, s->seq, s->conv, s->msg,
+                             s->op.ws);
 
     /* the same ack for a retry of this client_id; the reply is not needed */
     text = json_dumps(ack, JSON_COMPACT|JSON_PRESERVE_ORDER);
@@ -389,12 +521,12 @@ ngx_chat_send_fail(ngx_chat_send_t *s, const char *code,
                   "chat: send from %uL to %uL (%s) failed: %s",
                   s->from, s->to, s->client_id, message);
 
-    if (s->ws) {
+    if (s->op.ws) {
         err = json_pack("{s:s, s:s, s:s, s:s}", "type", "error",
                         "code", code, "message", message,
                         "client_id", s->client_id);
         if (err) {
-            (void) ngx_chat_ws_send_json(s->ws, err);
+            (void) ngx_chat_ws_send_json(s->op.ws, err);
             json_decref(err);
         }
     }
@@ -418,14 +550,27 @@ ngx_chat_send_fail(ngx_chat_send_t *s, const char *code,
 static void
 ngx_chat_send_done(ngx_chat_send_t *s)
 {
-    if (s->ws) {
-        ngx_queue_remove(&s->queue);
+    ngx_uint_t      blocking;
+    ngx_chat_ws_t  *ws = s->op.ws;
+
+    blocking = (s->state == NGX_CHAT_SEND_CHECKING);
+
+    if (ws) {
+        ngx_queue_remove(&s->op.queue);
+        ws->nsends--;
     }
 
     json_decref(s->msg);
     ngx_free(s);
+
+    /* a failed check may have held up the sends behind it */
+    if (ws && blocking) {
+        ngx_chat_send_pump(ws);
+    }
 }
 
+
+/* the connection is gone: its sends finish without it, in order still */
 
 void
 ngx_chat_send_orphan(ngx_chat_ws_t *ws)
@@ -436,8 +581,13 @@ ngx_chat_send_orphan(ngx_chat_ws_t *ws)
     while (!ngx_queue_empty(&ws->sends)) {
         q = ngx_queue_head(&ws->sends);
         ngx_queue_remove(q);
+        ws->nsends--;
 
-        s = ngx_queue_data(q, ngx_chat_send_t, queue);
-        s->ws = NULL;
+        s = (ngx_chat_send_t *) ngx_queue_data(q, ngx_chat_op_t, queue);
+        s->op.ws = NULL;
+
+        if (s->state == NGX_CHAT_SEND_CHECKED) {
+            ngx_chat_send_claim(s);
+        }
     }
 }

@@ -22,6 +22,7 @@
 
 #include "ngx_chat.h"
 #include "ngx_chat_ws.h"
+#include "ngx_chat_deliver.h"
 #include "chat_json.h"
 
 
@@ -33,6 +34,7 @@ static ngx_table_elt_t *ngx_chat_ws_header(ngx_http_request_t *r,
     const char *name);
 static ngx_int_t ngx_chat_ws_add_header(ngx_http_request_t *r,
     const char *name, u_char *value, size_t len);
+static void ngx_chat_ws_read_event(ngx_event_t *ev);
 static void ngx_chat_ws_read_handler(ngx_http_request_t *r);
 static void ngx_chat_ws_write_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_chat_ws_process(ngx_chat_ws_t *ws, u_char *p,
@@ -123,6 +125,7 @@ ngx_chat_ws_handler(ngx_http_request_t *r)
     ws->request = r;
     ws->conf = clcf;
     ngx_queue_init(&ws->sends);
+    ngx_queue_init(&ws->ops);
     ws->end.handler = ngx_chat_ws_end_handler;
     ws->end.data = ws;
     ws->end.log = r->connection->log;
@@ -158,6 +161,16 @@ ngx_chat_ws_handler(ngx_http_request_t *r)
     r->main->count++;
     r->read_event_handler = ngx_chat_ws_read_handler;
     r->write_event_handler = ngx_chat_ws_write_handler;
+
+    /*
+     * A graceful shutdown closes idle connections: this one is, and gets
+     * a close frame (1001) rather than nginx's plain close.
+     */
+    c->idle = 1;
+    c->read->handler = ngx_chat_ws_read_event;
+
+    /* its route, and what waited for the user while it was away */
+    ngx_chat_deliver_open(ws);
 
     if (c->buffered) {
         ngx_chat_ws_flush(ws);
@@ -354,6 +367,44 @@ ngx_chat_ws_get(ngx_http_request_t *r)
     ctx = ngx_http_get_module_ctx(r, ngx_http_chat_module);
 
     return ctx ? ctx->ws : NULL;
+}
+
+
+/*
+ * The connection's read event, in place of ngx_http_request_handler(),
+ * which ends a request at once when nginx shuts down (c->close).
+ */
+
+static void
+ngx_chat_ws_read_event(ngx_event_t *ev)
+{
+    ngx_chat_ws_t       *ws;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    c = ev->data;
+    r = c->data;
+
+    if (c->close) {
+        c->close = 0;
+        c->idle = 0;
+
+        ws = ngx_chat_ws_get(r);
+
+        if (ws && !ws->done) {
+            ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                          "chat: ws: user %uL: shutting down, closing",
+                          ws->user_id);
+            ngx_chat_ws_close(ws, CHAT_WS_CLOSE_GOING,
+                              "server shutting down");
+        }
+
+        ngx_http_run_posted_requests(c);
+        return;
+    }
+
+    ngx_chat_ws_read_handler(r);
+    ngx_http_run_posted_requests(c);
 }
 
 
@@ -570,13 +621,14 @@ ngx_chat_ws_message(ngx_chat_ws_t *ws)
     } else if (ngx_strcmp(type, "send") == 0) {
         rc = ngx_chat_send(ws, req);
 
-    } else if (ngx_strcmp(type, "receipt") == 0
-               || ngx_strcmp(type, "typing") == 0
-               || ngx_strcmp(type, "sync") == 0)
-    {
-        rc = ngx_chat_ws_error(ws, "not_implemented",
-                               "messaging is not available on this server "
-                               "yet", req);
+    } else if (ngx_strcmp(type, "receipt") == 0) {
+        rc = ngx_chat_receipt(ws, req);
+
+    } else if (ngx_strcmp(type, "typing") == 0) {
+        rc = ngx_chat_typing(ws, req);
+
+    } else if (ngx_strcmp(type, "sync") == 0) {
+        rc = ngx_chat_deliver_sync(ws);
 
     } else {
         rc = ngx_chat_ws_error(ws, "unknown_type",
@@ -613,6 +665,13 @@ ngx_chat_ws_error(ngx_chat_ws_t *ws, const char *code, const char *message,
     json_decref(json);
 
     return rc;
+}
+
+
+ngx_int_t
+ngx_chat_ws_send_text(ngx_chat_ws_t *ws, const u_char *data, size_t len)
+{
+    return ngx_chat_ws_send(ws, CHAT_WS_OP_TEXT, data, len);
 }
 
 
@@ -854,6 +913,8 @@ ngx_chat_ws_cleanup(void *data)
 
     /* sends in flight finish without the connection */
     ngx_chat_send_orphan(ws);
+    ngx_chat_ops_orphan(&ws->ops);
+    ngx_chat_deliver_close(ws);
 
     if (ws->end.posted) {
         ngx_delete_posted_event(&ws->end);

@@ -29,7 +29,17 @@ typedef struct {
 } ngx_chat_ws_frame_t;
 
 
+typedef struct ngx_chat_ws_s  ngx_chat_ws_t;
+
+
+/* work started for a connection that may end before the work does */
 typedef struct {
+    ngx_queue_t                queue;
+    ngx_chat_ws_t             *ws;         /* NULL once it is gone */
+} ngx_chat_op_t;
+
+
+struct ngx_chat_ws_s {
     ngx_http_request_t        *request;
     ngx_chat_loc_conf_t       *conf;
     uint64_t                   user_id;
@@ -46,19 +56,43 @@ typedef struct {
 
     ngx_event_t                end;         /* finalizes, posted */
     ngx_queue_t                sends;       /* ngx_chat_send_t in flight */
+    ngx_uint_t                 nsends;
+    ngx_queue_t                ops;         /* other ngx_chat_op_t */
+
+    /* live delivery: ngx_chat_deliver.c */
+    uint64_t                   conn_id;
+    ngx_queue_t                peers;       /* the user's local conns */
+    void                      *local;       /* ngx_chat_local_user_t */
+    uint64_t                   last_n;      /* inbox position sent */
+    ngx_chat_redis_cmd_t      *sync_cmd;
+    ngx_event_t                sync_timer;
+    ngx_queue_t                live;        /* held back while syncing */
+    ngx_uint_t                 nlive;
+    ngx_msec_t                 typing_at;
+
+    unsigned                   syncing:1;
+    unsigned                   sync_register:1;
+    unsigned                   sync_receipts:1;
+    unsigned                   lost_live:1;
+    unsigned                   registered:1;
 
     unsigned                   closing:1;   /* close frame queued */
     unsigned                   done:1;
-} ngx_chat_ws_t;
+};
 
 
 ngx_int_t ngx_chat_ws_send_json(ngx_chat_ws_t *ws, json_t *json);
+ngx_int_t ngx_chat_ws_send_text(ngx_chat_ws_t *ws, const u_char *data,
+    size_t len);
 ngx_int_t ngx_chat_ws_error(ngx_chat_ws_t *ws, const char *code,
     const char *message, json_t *request);
 
 /* ngx_chat_send.c: {"type":"send"} to a durable ack */
 ngx_int_t ngx_chat_send(ngx_chat_ws_t *ws, json_t *req);
 void ngx_chat_send_orphan(ngx_chat_ws_t *ws);
+
+/* the connection ends: its ops go on without it */
+void ngx_chat_ops_orphan(ngx_queue_t *ops);
 
 
 #endif /* _NGX_CHAT_WS_H_INCLUDED_ */

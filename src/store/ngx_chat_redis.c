@@ -31,6 +31,14 @@ struct ngx_chat_redis_s {
     ngx_msec_t                 backoff;
     ngx_event_t                timer;      /* connect timeout, reconnect */
     ngx_chat_redis_state_e     state;
+
+    ngx_chat_redis_hook_pt     connecting;
+    ngx_chat_redis_hook_pt     connected;
+    void                      *hook_data;
+
+    ngx_chat_redis_handler_pt  sub_handler;
+    void                      *sub_data;
+
     unsigned                   destroyed:1;
 };
 
@@ -64,6 +72,8 @@ static ngx_chat_redis_cmd_t *ngx_chat_redis_cmd_new(ngx_chat_redis_t *rds,
 static void ngx_chat_redis_reply(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_chat_redis_cmd_timeout(ngx_event_t *ev);
+static void ngx_chat_redis_sub_reply(redisAsyncContext *ac, void *r,
+    void *privdata);
 
 
 ngx_chat_redis_t *
@@ -187,6 +197,32 @@ ngx_chat_redis_connect(ngx_chat_redis_t *rds)
     (void) redisAsyncSetDisconnectCallback(ac, ngx_chat_redis_on_disconnect);
 
     ngx_add_timer(&rds->timer, rds->timeout);
+
+    if (rds->connecting) {
+        rds->connecting(rds, rds->hook_data);
+    }
+}
+
+
+void
+ngx_chat_redis_set_hooks(ngx_chat_redis_t *rds,
+    ngx_chat_redis_hook_pt connecting, ngx_chat_redis_hook_pt connected,
+    void *data)
+{
+    rds->connecting = connecting;
+    rds->connected = connected;
+    rds->hook_data = data;
+
+    if (rds->state == NGX_CHAT_REDIS_CONNECTING && rds->ac && connecting) {
+        connecting(rds, data);
+    }
+}
+
+
+void
+ngx_chat_redis_reconnect(ngx_chat_redis_t *rds)
+{
+    ngx_chat_redis_drop(rds);
 }
 
 
@@ -264,6 +300,10 @@ ngx_chat_redis_on_connect(const redisAsyncContext *ac, int status)
 
     ngx_log_error(NGX_LOG_INFO, &rds->log, 0,
                   "chat: redis %V: connected", &rds->addr->name);
+
+    if (rds->connected) {
+        rds->connected(rds, rds->hook_data);
+    }
 }
 
 
@@ -504,4 +544,48 @@ ngx_chat_redis_cmd_timeout(ngx_event_t *ev)
     if (!rds->destroyed && !ngx_exiting && !ngx_terminate) {
         ngx_chat_redis_drop(rds);
     }
+}
+
+
+ngx_int_t
+ngx_chat_redis_subscribe(ngx_chat_redis_t *rds, const char *channel,
+    ngx_chat_redis_handler_pt handler, void *data)
+{
+    if (rds->state != NGX_CHAT_REDIS_CONNECTED || rds->ac == NULL) {
+        return NGX_ERROR;
+    }
+
+    rds->sub_handler = handler;
+    rds->sub_data = data;
+
+    /* hiredis keeps the callback for the channel's every message */
+    if (redisAsyncCommand(rds->ac, ngx_chat_redis_sub_reply, rds,
+                          "SUBSCRIBE %s", channel)
+        != REDIS_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_chat_redis_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply        *reply = r;
+    ngx_chat_redis_t  *rds = privdata;
+
+    if (rds->destroyed || rds->sub_handler == NULL) {
+        return;
+    }
+
+    if (reply == NULL) {
+        rds->sub_handler(NGX_CHAT_STORE_DOWN, NULL, rds->sub_data);
+        return;
+    }
+
+    rds->sub_handler(reply->type == REDIS_REPLY_ERROR
+                     ? NGX_CHAT_STORE_FAILED : NGX_CHAT_STORE_OK,
+                     reply, rds->sub_data);
 }

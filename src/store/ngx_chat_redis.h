@@ -35,6 +35,13 @@ typedef struct ngx_chat_redis_cmd_s  ngx_chat_redis_cmd_t;
 typedef void (*ngx_chat_redis_handler_pt)(ngx_chat_store_rc_e rc,
     redisReply *reply, void *data);
 
+/*
+ * Called for every new connection: "connecting" right after the socket is
+ * made, before any other command can be queued on it (commands sent from
+ * it go first, e.g. SCRIPT LOAD), "connected" once it is up.
+ */
+typedef void (*ngx_chat_redis_hook_pt)(ngx_chat_redis_t *rds, void *data);
+
 
 ngx_chat_redis_t *ngx_chat_redis_create(ngx_chat_redis_addr_t *addr,
     ngx_msec_t timeout, ngx_log_t *log);
@@ -48,6 +55,22 @@ ngx_str_t *ngx_chat_redis_name(ngx_chat_redis_t *rds);
  */
 ngx_chat_redis_cmd_t *ngx_chat_redis_command(ngx_chat_redis_t *rds,
     ngx_chat_redis_handler_pt handler, void *data, const char *fmt, ...);
+
+/*
+ * SUBSCRIBE on this connection: the handler gets the confirmation and
+ * every message (multi-bulk replies), then NGX_CHAT_STORE_DOWN once when
+ * the connection is lost; subscribe again from the "connected" hook.
+ */
+ngx_int_t ngx_chat_redis_subscribe(ngx_chat_redis_t *rds,
+    const char *channel, ngx_chat_redis_handler_pt handler, void *data);
+
+/* runs "connecting" at once if a connection is being made already */
+void ngx_chat_redis_set_hooks(ngx_chat_redis_t *rds,
+    ngx_chat_redis_hook_pt connecting, ngx_chat_redis_hook_pt connected,
+    void *data);
+
+/* gives the connection up and makes a new one (e.g. a silent subscriber) */
+void ngx_chat_redis_reconnect(ngx_chat_redis_t *rds);
 
 /* the handler will not be called; for callers that go away first */
 void ngx_chat_redis_cancel(ngx_chat_redis_cmd_t *cmd);

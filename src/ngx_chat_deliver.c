@@ -1,0 +1,1612 @@
+
+/*
+ * Copyright (C) ngx_chat authors
+ *
+ * Live delivery across workers and nodes, and store-and-forward through
+ * Redis.
+ *
+ * Every worker subscribes, on every Redis server, to a channel of its own
+ * ("chat:w:<node>:<pid>.<start>") and keeps its WebSocket connections in
+ * a tree by user id.  A connection's route ("<channel> <conn id>") is in
+ * the sorted set chat:routes:{user}, scored by its expiry; the worker
+ * refreshes its routes while it lives and removes them on disconnect.
+ *
+ * A durable message goes through one Lua script on the recipient's
+ * server that, atomically, appends it to the recipient's inbox and
+ * publishes it to the recipient's routes.  A connection runs the mirror
+ * script: register the route and read the inbox.  Redis runs scripts one
+ * at a time, so each message is either in the inbox a connection reads or
+ * published to its route: never neither.  Messages published while a
+ * connection still reads its inbox are held back and then sent only when
+ * newer than what the inbox gave (each inbox entry has a position, "n").
+ *
+ * The inbox keeps what the user has not acknowledged as delivered
+ * (chat:inboxq:{user}) and, for receipts, a bounded memory of what was
+ * delivered or read (chat:inboxd:{user}); entries are in chat:inbox:{user}
+ * as "<state> <from> <seq> <conv> <frame>" (state u, d or r; the frame
+ * only while undelivered).
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_chat.h"
+#include "ngx_chat_ws.h"
+#include "ngx_chat_deliver.h"
+#include "chat_json.h"
+#include "chat_ws.h"
+
+
+#define NGX_CHAT_CHANNEL_LEN   96
+#define NGX_CHAT_KEY_LEN       64
+#define NGX_CHAT_RECEIPT_ID    64
+
+
+typedef struct {
+    ngx_rbtree_node_t          node;        /* key: the user id */
+    ngx_queue_t                conns;       /* ngx_chat_ws_t.peers */
+} ngx_chat_local_user_t;
+
+
+typedef struct {
+    ngx_chat_redis_t          *sub;         /* subscriber connection */
+    ngx_chat_redis_t          *cmd;         /* the worker's connection */
+    ngx_uint_t                 index;
+    ngx_msec_t                 ping_sent;   /* 0: none outstanding */
+    unsigned                   subscribed:1;
+} ngx_chat_shard_t;
+
+
+typedef struct {
+    ngx_rbtree_t               users;
+    ngx_rbtree_node_t          sentinel;
+    uint64_t                   next_conn;
+    ngx_uint_t                 nconns;
+    ngx_chat_shard_t          *shards;
+    ngx_uint_t                 nshards;
+    ngx_event_t                tick;
+    ngx_uint_t                 ticks;
+    ngx_log_t                 *log;
+    char                       channel[NGX_CHAT_CHANNEL_LEN];
+} ngx_chat_deliver_t;
+
+
+typedef struct {
+    ngx_queue_t                queue;
+    uint64_t                   n;
+    size_t                     len;
+    /* the frame follows */
+} ngx_chat_live_t;
+
+
+/* a receipt between its check and the sender's connections */
+typedef struct {
+    ngx_chat_op_t              op;
+    uint64_t                   by;
+    uint64_t                   from;
+    int64_t                    seq;
+    int64_t                    ts;
+    ngx_uint_t                 read;        /* unsigned read:1 */
+    ngx_chat_redis_cmd_t      *cmd;
+    ngx_chat_kafka_msg_t      *kmsg;
+    char                       id[NGX_CHAT_RECEIPT_ID + 1];
+    char                       conv[48];
+} ngx_chat_receipt_t;
+
+
+static void ngx_chat_deliver_connecting(ngx_chat_redis_t *rds, void *data);
+static void ngx_chat_deliver_worker_id(ngx_chat_store_rc_e rc,
+    redisReply *reply, void *data);
+static void ngx_chat_deliver_sub_connected(ngx_chat_redis_t *rds,
+    void *data);
+static void ngx_chat_deliver_sub_message(ngx_chat_store_rc_e rc,
+    redisReply *reply, void *data);
+static void ngx_chat_deliver_live(ngx_chat_shard_t *sh, const char *p,
+    size_t len);
+static void ngx_chat_deliver_resync(ngx_chat_shard_t *sh);
+static void ngx_chat_deliver_tick(ngx_event_t *ev);
+static void ngx_chat_deliver_refresh(void);
+static void ngx_chat_route_name(ngx_chat_ws_t *ws, char *buf);
+static ngx_chat_local_user_t *ngx_chat_local_find(uint64_t user_id);
+static void ngx_chat_sync_start(ngx_chat_ws_t *ws, ngx_uint_t reg,
+    uint64_t after);
+static void ngx_chat_sync_page(ngx_chat_ws_t *ws);
+static void ngx_chat_sync_reply(ngx_chat_store_rc_e rc, redisReply *reply,
+    void *data);
+static void ngx_chat_sync_timer(ngx_event_t *ev);
+static void ngx_chat_sync_done(ngx_chat_ws_t *ws);
+static void ngx_chat_live_free(ngx_chat_ws_t *ws);
+static ngx_int_t ngx_chat_send_entry(ngx_chat_ws_t *ws, const char *v,
+    size_t len);
+static void ngx_chat_script_reply(ngx_chat_store_rc_e rc, redisReply *reply,
+    void *data);
+static ngx_chat_redis_cmd_t *ngx_chat_relay(uint64_t user_id,
+    const char *frame, size_t len, uint64_t except, ngx_uint_t store,
+    ngx_chat_redis_handler_pt handler, void *data);
+static void ngx_chat_receipt_checked(ngx_chat_store_rc_e rc,
+    redisReply *reply, void *data);
+static void ngx_chat_receipt_stored(ngx_chat_store_rc_e rc,
+    int32_t partition, int64_t offset, void *data);
+static void ngx_chat_receipt_applied(ngx_chat_store_rc_e rc,
+    redisReply *reply, void *data);
+static void ngx_chat_receipt_fail(ngx_chat_receipt_t *rc,
+    const char *code, const char *message);
+static void ngx_chat_receipt_done(ngx_chat_receipt_t *rcp);
+
+
+/*
+ * The scripts.  Times are Redis's own (TIME), so that nodes with
+ * different clocks agree on route expiry.
+ */
+
+#define NGX_CHAT_LUA_LIB                                                     \
+    "local function now_ms()\n"                                              \
+    "  local t = redis.call('TIME')\n"                                       \
+    "  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"   \
+    "end\n"                                                                  \
+    "local function publish(key, uid, n, frame, xch, xconn)\n"               \
+    "  redis.call('ZREMRANGEBYSCORE', key, '-inf', now_ms())\n"              \
+    "  local routes = redis.call('ZRANGE', key, 0, -1)\n"                    \
+    "  local subs, sent = {}, 0\n"                                           \
+    "  for _, r in ipairs(routes) do\n"                                      \
+    "    local ch = string.match(r, '^(%S+)')\n"                             \
+    "    if ch and subs[ch] == nil then\n"                                   \
+    "      local x = '0'\n"                                                  \
+    "      if ch == xch then x = xconn end\n"                                \
+    "      subs[ch] = redis.call('PUBLISH', ch,\n"                           \
+    "                            uid .. ' ' .. x .. ' ' .. n .. ' ' .. frame)\n"\
+    "      if subs[ch] > 0 then sent = sent + 1 end\n"                       \
+    "    end\n"                                                              \
+    "    if ch and subs[ch] == 0 then redis.call('ZREM', key, r) end\n"      \
+    "  end\n"                                                                \
+    "  return sent\n"                                                        \
+    "end\n"                                                                  \
+    "local function trim(zkey, hkey, max)\n"                                 \
+    "  local over = redis.call('ZCARD', zkey) - max\n"                       \
+    "  if over > 0 then\n"                                                   \
+    "    local old = redis.call('ZRANGE', zkey, 0, over - 1)\n"              \
+    "    redis.call('ZREMRANGEBYRANK', zkey, 0, over - 1)\n"                 \
+    "    redis.call('HDEL', hkey, unpack(old))\n"                            \
+    "  end\n"                                                                \
+    "end\n"
+
+
+/*
+ * DELIVER  KEYS routes inbox inboxq inboxn
+ *          ARGV uid id "<from> <seq> <conv>" frame max ttl
+ * -1 when the message is in the inbox already, else the channels reached
+ */
+
+static const char  ngx_chat_lua_deliver[] =
+    NGX_CHAT_LUA_LIB
+    "if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return -1 end\n"
+    "local n = redis.call('INCR', KEYS[4])\n"
+    "redis.call('HSET', KEYS[2], ARGV[2],\n"
+    "           'u ' .. ARGV[3] .. ' ' .. ARGV[4])\n"
+    "redis.call('ZADD', KEYS[3], n, ARGV[2])\n"
+    "trim(KEYS[3], KEYS[2], tonumber(ARGV[5]))\n"
+    "for i = 2, 4 do redis.call('EXPIRE', KEYS[i], ARGV[6]) end\n"
+    "return publish(KEYS[1], ARGV[1], n, ARGV[4], '', '0')\n";
+
+
+/*
+ * RELAY  KEYS routes rbox
+ *        ARGV uid frame except-channel except-conn store max ttl
+ * the channels reached; with store=1 and none reached, kept in rbox
+ */
+
+static const char  ngx_chat_lua_relay[] =
+    NGX_CHAT_LUA_LIB
+    "local sent = publish(KEYS[1], ARGV[1], 0, ARGV[2], ARGV[3], ARGV[4])\n"
+    "if sent == 0 and ARGV[5] == '1' then\n"
+    "  redis.call('RPUSH', KEYS[2], ARGV[2])\n"
+    "  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[6]), -1)\n"
+    "  redis.call('EXPIRE', KEYS[2], ARGV[7])\n"
+    "end\n"
+    "return sent\n";
+
+
+/*
+ * SYNC  KEYS routes inbox inboxq rbox
+ *       ARGV route-or-empty route-ttl-ms after limit drain-rbox
+ * {ids scanned, last n, {n, entry, n, entry...}, {receipt...}}
+ */
+
+static const char  ngx_chat_lua_sync[] =
+    NGX_CHAT_LUA_LIB
+    "if ARGV[1] ~= '' then\n"
+    "  redis.call('ZADD', KEYS[1], now_ms() + tonumber(ARGV[2]), ARGV[1])\n"
+    "  redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+    "end\n"
+    "local ids = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. ARGV[3],\n"
+    "                       '+inf', 'WITHSCORES', 'LIMIT', 0, ARGV[4])\n"
+    "local out, names, last = {}, {}, ARGV[3]\n"
+    "for i = 1, #ids, 2 do names[#names + 1] = ids[i] end\n"
+    "if #names > 0 then\n"
+    "  local vals = redis.call('HMGET', KEYS[2], unpack(names))\n"
+    "  for i = 1, #names do\n"
+    "    last = ids[2 * i]\n"
+    "    if vals[i] then\n"
+    "      out[#out + 1] = ids[2 * i]\n"
+    "      out[#out + 1] = vals[i]\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "local rcpt = {}\n"
+    "if ARGV[5] == '1' then\n"
+    "  rcpt = redis.call('LRANGE', KEYS[4], 0, -1)\n"
+    "  redis.call('DEL', KEYS[4])\n"
+    "end\n"
+    "return {#names, last, out, rcpt}\n";
+
+
+/*
+ * RECEIPT  KEYS inbox inboxq inboxd  ARGV id d|r seen-max ttl
+ * 1 when the message's state moved forward, else 0
+ */
+
+static const char  ngx_chat_lua_receipt[] =
+    NGX_CHAT_LUA_LIB
+    "local v = redis.call('HGET', KEYS[1], ARGV[1])\n"
+    "if not v then return 0 end\n"
+    "local st = string.sub(v, 1, 1)\n"
+    "if st == ARGV[2] or st == 'r' then return 0 end\n"
+    "local head = string.match(v, '^%a (%S+ %S+ %S+)')\n"
+    "local n = redis.call('ZSCORE', KEYS[2], ARGV[1])\n"
+    "if n then\n"
+    "  redis.call('ZREM', KEYS[2], ARGV[1])\n"
+    "else\n"
+    "  n = redis.call('ZSCORE', KEYS[3], ARGV[1]) or 0\n"
+    "end\n"
+    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. head)\n"
+    "redis.call('ZADD', KEYS[3], n, ARGV[1])\n"
+    "trim(KEYS[3], KEYS[1], tonumber(ARGV[3]))\n"
+    "for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[4]) end\n"
+    "return 1\n";
+
+
+/* REFRESH  KEYS routes  ARGV ttl-ms route... */
+
+static const char  ngx_chat_lua_refresh[] =
+    NGX_CHAT_LUA_LIB
+    "local exp = now_ms() + tonumber(ARGV[1])\n"
+    "for i = 2, #ARGV do redis.call('ZADD', KEYS[1], exp, ARGV[i]) end\n"
+    "redis.call('PEXPIRE', KEYS[1], ARGV[1])\n"
+    "return #ARGV - 1\n";
+
+
+/*
+ * CLAIM  KEYS rate dedup  ARGV interval-us(0: no limit) burst dedup-ttl
+ * {"rate", retry-after-ms} | {"new"} | {"dup", first ack or "pending"}
+ * The rate limit is GCRA: the key holds the theoretical arrival time.
+ */
+
+static const char  ngx_chat_lua_claim[] =
+    "if ARGV[1] ~= '0' then\n"
+    "  local t = redis.call('TIME')\n"
+    "  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+    "  local iv = tonumber(ARGV[1])\n"
+    "  local tat = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+    "  if tat < now then tat = now end\n"
+    "  local over = tat - now - iv * tonumber(ARGV[2])\n"
+    "  if over > 0 then return {'rate', math.ceil(over / 1000)} end\n"
+    "  tat = tat + iv\n"
+    "  redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX',\n"
+    "             math.ceil((tat - now) / 1000) + 1000)\n"
+    "end\n"
+    "if redis.call('SET', KEYS[2], 'pending', 'NX', 'EX', ARGV[3]) then\n"
+    "  return {'new'}\n"
+    "end\n"
+    "return {'dup', redis.call('GET', KEYS[2])}\n";
+
+
+static const char  *ngx_chat_scripts[NGX_CHAT_SCRIPT_N] = {
+    ngx_chat_lua_deliver,
+    ngx_chat_lua_relay,
+    ngx_chat_lua_sync,
+    ngx_chat_lua_receipt,
+    ngx_chat_lua_refresh,
+    ngx_chat_lua_claim
+};
+
+static char  ngx_chat_shas[NGX_CHAT_SCRIPT_N][41];
+
+static ngx_chat_deliver_t  *ngx_chat_deliver;
+
+
+const char *
+ngx_chat_script_sha(ngx_chat_script_e script)
+{
+    return ngx_chat_shas[script];
+}
+
+
+ngx_int_t
+ngx_chat_deliver_init(ngx_chat_worker_t *w, ngx_cycle_t *cycle)
+{
+    u_char               digest[20];
+    ngx_uint_t           i;
+    ngx_chat_shard_t    *sh;
+    ngx_chat_deliver_t  *d;
+    ngx_chat_redis_addr_t  *addr;
+
+    if (w->nredis == 0) {
+        return NGX_OK;
+    }
+
+    for (i = 0; i < NGX_CHAT_SCRIPT_N; i++) {
+        chat_ws_sha1(ngx_chat_scripts[i], ngx_strlen(ngx_chat_scripts[i]),
+                     digest);
+        ngx_hex_dump((u_char *) ngx_chat_shas[i], digest, 20);
+        ngx_chat_shas[i][40] = '\0';
+    }
+
+    d = ngx_calloc(sizeof(ngx_chat_deliver_t), cycle->log);
+    if (d == NULL) {
+        return NGX_ERROR;
+    }
+
+    d->log = cycle->log;
+    ngx_rbtree_init(&d->users, &d->sentinel, ngx_rbtree_insert_value);
+
+    /* a pid is reused in time; with the start time the channel is not */
+    (void) ngx_snprintf((u_char *) d->channel, sizeof(d->channel),
+                        "chat:w:%V:%P.%T%Z", &w->conf->node_name, ngx_pid,
+                        ngx_time());
+
+    d->nshards = w->nredis;
+    d->shards = ngx_calloc(d->nshards * sizeof(ngx_chat_shard_t),
+                           cycle->log);
+    if (d->shards == NULL) {
+        ngx_free(d);
+        return NGX_ERROR;
+    }
+
+    ngx_chat_deliver = d;
+
+    addr = w->conf->redis_addrs->elts;
+
+    for (i = 0; i < d->nshards; i++) {
+        sh = &d->shards[i];
+        sh->index = i;
+        sh->cmd = w->redis[i];
+
+        ngx_chat_redis_set_hooks(sh->cmd, ngx_chat_deliver_connecting, NULL,
+                                 sh);
+
+        sh->sub = ngx_chat_redis_create(&addr[i], w->conf->redis_timeout,
+                                        cycle->log);
+        if (sh->sub == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_chat_redis_set_hooks(sh->sub, NULL,
+                                 ngx_chat_deliver_sub_connected, sh);
+    }
+
+    d->tick.handler = ngx_chat_deliver_tick;
+    d->tick.data = d;
+    d->tick.log = cycle->log;
+    d->tick.cancelable = 1;
+    ngx_add_timer(&d->tick, NGX_CHAT_DELIVER_TICK);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_chat_deliver_exit(ngx_chat_worker_t *w)
+{
+    ngx_uint_t           i;
+    ngx_chat_deliver_t  *d = ngx_chat_deliver;
+
+    if (d == NULL) {
+        return;
+    }
+
+    ngx_chat_deliver = NULL;
+
+    if (d->tick.timer_set) {
+        ngx_del_timer(&d->tick);
+    }
+
+    for (i = 0; i < d->nshards; i++) {
+        if (d->shards[i].sub) {
+            ngx_chat_redis_destroy(d->shards[i].sub);
+        }
+    }
+
+    ngx_free(d->shards);
+    ngx_free(d);
+}
+
+
+/*
+ * A new command connection: the scripts go first, so that every EVALSHA
+ * after them finds its script even on a Redis that just started.
+ */
+
+static void
+ngx_chat_deliver_connecting(ngx_chat_redis_t *rds, void *data)
+{
+    ngx_chat_shard_t   *sh = data;
+    ngx_uint_t          i;
+    ngx_chat_worker_t  *w = ngx_chat_worker;
+
+    for (i = 0; i < NGX_CHAT_SCRIPT_N; i++) {
+        (void) ngx_chat_redis_command(rds, NULL, NULL, "SCRIPT LOAD %s",
+                                      ngx_chat_scripts[i]);
+    }
+
+    /* message ids: a worker number unique among the node's live ones */
+    if (sh->index == 0 && w) {
+        (void) ngx_chat_redis_command(rds, ngx_chat_deliver_worker_id, w,
+                                      "INCR chat:workers:{%b}",
+                                      w->conf->node_name.data,
+                                      w->conf->node_name.len);
+    }
+}
+
+
+static void
+ngx_chat_deliver_worker_id(ngx_chat_store_rc_e rc, redisReply *reply,
+    void *data)
+{
+    ngx_chat_worker_t  *w = data;
+
+    if (rc == NGX_CHAT_STORE_OK && reply->type == REDIS_REPLY_INTEGER
+        && w == ngx_chat_worker)
+    {
+        w->ids.worker = (uint16_t) (reply->integer & 0xffff);
+    }
+}
+
+
+static void
+ngx_chat_deliver_sub_connected(ngx_chat_redis_t *rds, void *data)
+{
+    ngx_chat_shard_t    *sh = data;
+    ngx_chat_deliver_t  *d = ngx_chat_deliver;
+
+    sh->subscribed = 0;
+    sh->ping_sent = 0;
+
+    if (d == NULL) {
+        return;
+    }
+
+    if (ngx_chat_redis_subscribe(rds, d->channel,
+                                 ngx_chat_deliver_sub_message, sh)
+        != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, d->log, 0,
+                      "chat: redis %V: cannot subscribe to %s",
+                      ngx_chat_redis_name(rds), d->channel);
+        ngx_chat_redis_reconnect(rds);
+    }
+}
+
+
+static void
+ngx_chat_deliver_sub_message(ngx_chat_store_rc_e rc, redisReply *reply,
+    void *data)
+{
+    ngx_chat_shard_t    *sh = data;
+    redisReply          *kind, *payload;
+    ngx_chat_deliver_t  *d = ngx_chat_deliver;
+
+    if (d == NULL) {
+        return;
+    }
+
+    if (rc != NGX_CHAT_STORE_OK) {
+        if (sh->subscribed) {
+            ngx_log_error(NGX_LOG_ERR, d->log, 0,
+                          "chat: redis %V: subscription lost, live "
+                          "deliveries wait for it",
+                          ngx_chat_redis_name(sh->sub));
+        }
+
+        sh->subscribed = 0;
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
+        return;
+    }
+
+    kind = reply->element[0];
+    payload = reply->element[2];
+
+    if (kind->type != REDIS_REPLY_STRING) {
+        return;
+    }
+
+    if (kind->len == 9 && ngx_strncmp(kind->str, "subscribe", 9) == 0) {
+        sh->subscribed = 1;
+        sh->ping_sent = 0;
+
+        ngx_log_error(NGX_LOG_INFO, d->log, 0,
+                      "chat: redis %V: subscribed to %s",
+                      ngx_chat_redis_name(sh->sub), d->channel);
+
+        /* whatever was published meanwhile is in the inboxes */
+        ngx_chat_deliver_resync(sh);
+        return;
+    }
+
+    if (kind->len != 7 || ngx_strncmp(kind->str, "message", 7) != 0
+        || payload->type != REDIS_REPLY_STRING)
+    {
+        return;
+    }
+
+    if (payload->len == 4 && ngx_strncmp(payload->str, "ping", 4) == 0) {
+        sh->ping_sent = 0;
+        return;
+    }
+
+    ngx_chat_deliver_live(sh, payload->str, payload->len);
+}
+
+
+/* "<user> <except conn> <n> <frame>" from the worker's channel */
+
+static void
+ngx_chat_deliver_live(ngx_chat_shard_t *sh, const char *p, size_t len)
+{
+    char                   *end;
+    size_t                  flen;
+    uint64_t                uid, except, n;
+    const char             *last, *frame;
+    ngx_queue_t            *q, *next;
+    ngx_chat_ws_t          *ws;
+    ngx_chat_live_t        *lv;
+    ngx_chat_local_user_t  *lu;
+
+    last = p + len;
+
+    errno = 0;
+    uid = strtoull(p, &end, 10);
+    if (end >= last || *end != ' ') {
+        goto bad;
+    }
+
+    except = strtoull(end + 1, &end, 10);
+    if (end >= last || *end != ' ') {
+        goto bad;
+    }
+
+    n = strtoull(end + 1, &end, 10);
+    if (end >= last || *end != ' ' || errno) {
+        goto bad;
+    }
+
+    frame = end + 1;
+    flen = last - frame;
+
+    lu = ngx_chat_local_find(uid);
+    if (lu == NULL) {
+        return;
+    }
+
+    for (q = ngx_queue_head(&lu->conns);
+         q != ngx_queue_sentinel(&lu->conns);
+         q = next)
+    {
+        /* a send may end the connection: it stays in the list till then */
+        next = ngx_queue_next(q);
+        ws = ngx_queue_data(q, ngx_chat_ws_t, peers);
+
+        if (ws->done || ws->conn_id == except) {
+            continue;
+        }
+
+        if (n == 0) {
+            (void) ngx_chat_ws_send_text(ws, (u_char *) frame, flen);
+            continue;
+        }
+
+        if (ws->syncing) {
+            if (ws->nlive >= NGX_CHAT_LIVE_MAX) {
+                /* it is in the inbox: the sync reads it again */
+                ws->lost_live = 1;
+                continue;
+            }
+
+            lv = ngx_alloc(sizeof(ngx_chat_live_t) + flen, ngx_cycle->log);
+            if (lv == NULL) {
+                ws->lost_live = 1;
+                continue;
+            }
+
+            lv->n = n;
+            lv->len = flen;
+            ngx_memcpy(lv + 1, frame, flen);
+            ngx_queue_insert_tail(&ws->live, &lv->queue);
+            ws->nlive++;
+            continue;
+        }
+
+        if (n <= ws->last_n) {
+            continue;
+        }
+
+        ws->last_n = n;
+        (void) ngx_chat_ws_send_text(ws, (u_char *) frame, flen);
+    }
+
+    return;
+
+bad:
+
+    ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                  "chat: redis %V: malformed delivery on %s",
+                  ngx_chat_redis_name(sh->sub), ngx_chat_deliver->channel);
+}
+
+
+/* the subscription is (back): every local user of the shard syncs */
+
+static void
+ngx_chat_deliver_resync(ngx_chat_shard_t *sh)
+{
+    ngx_queue_t            *q;
+    ngx_chat_ws_t          *ws;
+    ngx_rbtree_node_t      *node, *root, *sentinel;
+    ngx_chat_worker_t      *w = ngx_chat_worker;
+    ngx_chat_deliver_t     *d = ngx_chat_deliver;
+    ngx_chat_local_user_t  *lu;
+
+    root = d->users.root;
+    sentinel = d->users.sentinel;
+
+    if (root == sentinel) {
+        return;
+    }
+
+    for (node = ngx_rbtree_min(root, sentinel);
+         node;
+         node = ngx_rbtree_next(&d->users, node))
+    {
+        if (chat_ring_lookup_u64(&w->conf->redis_ring, node->key)
+            != sh->index)
+        {
+            continue;
+        }
+
+        lu = (ngx_chat_local_user_t *) node;
+
+        for (q = ngx_queue_head(&lu->conns);
+             q != ngx_queue_sentinel(&lu->conns);
+             q = ngx_queue_next(q))
+        {
+            ws = ngx_queue_data(q, ngx_chat_ws_t, peers);
+
+            if (ws->done) {
+                continue;
+            }
+
+            if (ws->syncing) {
+                ws->lost_live = 1;
+                ws->sync_register = 1;
+                continue;
+            }
+
+            ngx_chat_sync_start(ws, 1, ws->last_n);
+        }
+    }
+}
+
+
+static void
+ngx_chat_deliver_tick(ngx_event_t *ev)
+{
+    ngx_uint_t           i;
+    ngx_msec_t           timeout;
+    ngx_chat_shard_t    *sh;
+    ngx_chat_deliver_t  *d = ev->data;
+
+    if (ngx_exiting || ngx_terminate || ngx_quit) {
+        return;
+    }
+
+    timeout = ngx_max(ngx_chat_worker->conf->redis_timeout * 2,
+                      NGX_CHAT_DELIVER_TICK);
+
+    /* a subscription that stopped hearing its own pings is made anew */
+    for (i = 0; i < d->nshards; i++) {
+        sh = &d->shards[i];
+
+        if (!sh->subscribed) {
+            continue;
+        }
+
+        if (sh->ping_sent && ngx_current_msec - sh->ping_sent > timeout) {
+            ngx_log_error(NGX_LOG_ERR, d->log, 0,
+                          "chat: redis %V: subscription silent for %M ms, "
+                          "reconnecting", ngx_chat_redis_name(sh->sub),
+                          ngx_current_msec - sh->ping_sent);
+            sh->subscribed = 0;
+            ngx_chat_redis_reconnect(sh->sub);
+            continue;
+        }
+
+        if (sh->ping_sent == 0
+            && ngx_chat_redis_command(sh->cmd, NULL, NULL, "PUBLISH %s ping",
+                                      d->channel))
+        {
+            sh->ping_sent = ngx_current_msec;
+        }
+    }
+
+    if (++d->ticks % NGX_CHAT_ROUTE_REFRESH == 0) {
+        ngx_chat_deliver_refresh();
+    }
+
+    ngx_add_timer(&d->tick, NGX_CHAT_DELIVER_TICK);
+}
+
+
+/* every route of the worker lives on for another NGX_CHAT_ROUTE_TTL */
+
+static void
+ngx_chat_deliver_refresh(void)
+{
+    char                    route[NGX_CHAT_CHANNEL_LEN + NGX_INT64_LEN];
+    ngx_queue_t            *q;
+    ngx_chat_ws_t          *ws;
+    ngx_chat_redis_t       *rds;
+    ngx_rbtree_node_t      *node, *root, *sentinel;
+    ngx_chat_deliver_t     *d = ngx_chat_deliver;
+    ngx_chat_local_user_t  *lu;
+
+    root = d->users.root;
+    sentinel = d->users.sentinel;
+
+    if (root == sentinel) {
+        return;
+    }
+
+    for (node = ngx_rbtree_min(root, sentinel);
+         node;
+         node = ngx_rbtree_next(&d->users, node))
+    {
+        lu = (ngx_chat_local_user_t *) node;
+        rds = ngx_chat_redis_for_user(node->key);
+
+        for (q = ngx_queue_head(&lu->conns);
+             q != ngx_queue_sentinel(&lu->conns);
+             q = ngx_queue_next(q))
+        {
+            ws = ngx_queue_data(q, ngx_chat_ws_t, peers);
+
+            if (!ws->registered || ws->done) {
+                continue;
+            }
+
+            ngx_chat_route_name(ws, route);
+
+            (void) ngx_chat_redis_command(rds, ngx_chat_script_reply, NULL,
+                                          "EVALSHA %s 1 chat:routes:{%llu} "
+                                          "%d %s",
+                                          ngx_chat_shas[NGX_CHAT_SCRIPT_REFRESH],
+                                          (unsigned long long) ws->user_id,
+                                          (int) NGX_CHAT_ROUTE_TTL, route);
+        }
+    }
+}
+
+
+static void
+ngx_chat_route_name(ngx_chat_ws_t *ws, char *buf)
+{
+    (void) ngx_snprintf((u_char *) buf,
+                        NGX_CHAT_CHANNEL_LEN + NGX_INT64_LEN, "%s %uL%Z",
+                        ngx_chat_deliver->channel, ws->conn_id);
+}
+
+
+static ngx_chat_local_user_t *
+ngx_chat_local_find(uint64_t user_id)
+{
+    ngx_rbtree_node_t  *node, *sentinel;
+
+    node = ngx_chat_deliver->users.root;
+    sentinel = ngx_chat_deliver->users.sentinel;
+
+    while (node != sentinel) {
+        if (user_id == node->key) {
+            return (ngx_chat_local_user_t *) node;
+        }
+
+        node = (user_id < node->key) ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
+void
+ngx_chat_deliver_open(ngx_chat_ws_t *ws)
+{
+    ngx_chat_deliver_t     *d = ngx_chat_deliver;
+    ngx_chat_local_user_t  *lu;
+
+    ngx_queue_init(&ws->peers);
+    ngx_queue_init(&ws->live);
+
+    ws->sync_timer.handler = ngx_chat_sync_timer;
+    ws->sync_timer.data = ws;
+    ws->sync_timer.log = ws->request->connection->log;
+    ws->sync_timer.cancelable = 1;
+
+    if (d == NULL) {
+        return;
+    }
+
+    ws->conn_id = ++d->next_conn;
+
+    lu = ngx_chat_local_find(ws->user_id);
+
+    if (lu == NULL) {
+        lu = ngx_alloc(sizeof(ngx_chat_local_user_t), d->log);
+        if (lu == NULL) {
+            return;
+        }
+
+        ngx_memzero(&lu->node, sizeof(ngx_rbtree_node_t));
+        lu->node.key = (ngx_rbtree_key_t) ws->user_id;
+        ngx_queue_init(&lu->conns);
+        ngx_rbtree_insert(&d->users, &lu->node);
+    }
+
+    ngx_queue_insert_tail(&lu->conns, &ws->peers);
+    ws->local = lu;
+    d->nconns++;
+
+    ngx_chat_sync_start(ws, 1, 0);
+}
+
+
+void
+ngx_chat_deliver_close(ngx_chat_ws_t *ws)
+{
+    char                    route[NGX_CHAT_CHANNEL_LEN + NGX_INT64_LEN];
+    ngx_chat_redis_t       *rds;
+    ngx_chat_deliver_t     *d = ngx_chat_deliver;
+    ngx_chat_local_user_t  *lu = ws->local;
+
+    if (ws->sync_cmd) {
+        ngx_chat_redis_cancel(ws->sync_cmd);
+        ws->sync_cmd = NULL;
+    }
+
+    if (ws->sync_timer.timer_set) {
+        ngx_del_timer(&ws->sync_timer);
+    }
+
+    ngx_chat_live_free(ws);
+
+    if (lu == NULL || d == NULL) {
+        return;
+    }
+
+    ngx_queue_remove(&ws->peers);
+    ws->local = NULL;
+    d->nconns--;
+
+    if (ngx_queue_empty(&lu->conns)) {
+        ngx_rbtree_delete(&d->users, &lu->node);
+        ngx_free(lu);
+    }
+
+    if (ws->registered) {
+        rds = ngx_chat_redis_for_user(ws->user_id);
+        ngx_chat_route_name(ws, route);
+
+        if (rds) {
+            (void) ngx_chat_redis_command(rds, NULL, NULL,
+                                          "ZREM chat:routes:{%llu} %s",
+                                          (unsigned long long) ws->user_id,
+                                          route);
+        }
+
+        ws->registered = 0;
+    }
+}
+
+
+ngx_int_t
+ngx_chat_deliver_sync(ngx_chat_ws_t *ws)
+{
+    if (ngx_chat_deliver == NULL || ws->local == NULL) {
+        return ngx_chat_ws_error(ws, "unavailable", "this node has no "
+                                 "Redis configured", NULL);
+    }
+
+    if (ws->syncing) {
+        /* the sync under way reads everything up to its end */
+        ws->lost_live = 1;
+        return NGX_OK;
+    }
+
+    ngx_chat_sync_start(ws, !ws->registered, 0);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_chat_sync_start(ngx_chat_ws_t *ws, ngx_uint_t reg, uint64_t after)
+{
+    ws->syncing = 1;
+    ws->lost_live = 0;
+    ws->sync_register = reg;
+    ws->sync_receipts = reg;
+    ws->last_n = after;
+
+    ngx_chat_sync_page(ws);
+}
+
+
+static void
+ngx_chat_sync_page(ngx_chat_ws_t *ws)
+{
+    char                 route[NGX_CHAT_CHANNEL_LEN + NGX_INT64_LEN];
+    unsigned long long   uid = ws->user_id;
+    ngx_chat_redis_t    *rds;
+    ngx_chat_deliver_t  *d = ngx_chat_deliver;
+
+    if (ws->done || d == NULL) {
+        return;
+    }
+
+    /* a reader that is behind gets the next page when it caught up */
+    if (ws->queued > ws->conf->ws_send_queue / 2) {
+        ngx_add_timer(&ws->sync_timer, 50);
+        return;
+    }
+
+    route[0] = '\0';
+
+    if (ws->sync_register) {
+        ngx_chat_route_name(ws, route);
+    }
+
+    rds = ngx_chat_redis_for_user(ws->user_id);
+
+    ws->sync_cmd = rds
+        ? ngx_chat_redis_command(rds, ngx_chat_sync_reply, ws,
+                                 "EVALSHA %s 4 chat:routes:{%llu} "
+                                 "chat:inbox:{%llu} chat:inboxq:{%llu} "
+                                 "chat:rbox:{%llu} %s %d %llu %d %d",
+                                 ngx_chat_shas[NGX_CHAT_SCRIPT_SYNC],
+                                 uid, uid, uid, uid, route,
+                                 (int) NGX_CHAT_ROUTE_TTL,
+                                 (unsigned long long) ws->last_n,
+                                 (int) NGX_CHAT_SYNC_PAGE,
+                                 (int) ws->sync_receipts)
+        : NULL;
+
+    if (ws->sync_cmd == NULL) {
+        /* Redis is down: try again, live deliveries wait meanwhile */
+        ngx_add_timer(&ws->sync_timer, 1000);
+    }
+}
+
+
+static void
+ngx_chat_sync_reply(ngx_chat_store_rc_e rc, redisReply *reply, void *data)
+{
+    ngx_chat_ws_t  *ws = data;
+    uint64_t        n;
+    ngx_uint_t      i, scanned;
+    redisReply     *entries, *receipts, *e;
+
+    ws->sync_cmd = NULL;
+
+    if (ws->done) {
+        return;
+    }
+
+    if (rc != NGX_CHAT_STORE_OK || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 4
+        || reply->element[0]->type != REDIS_REPLY_INTEGER
+        || reply->element[1]->type != REDIS_REPLY_STRING
+        || reply->element[2]->type != REDIS_REPLY_ARRAY
+        || reply->element[3]->type != REDIS_REPLY_ARRAY)
+    {
+        if (rc == NGX_CHAT_STORE_FAILED && reply
+            && ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0)
+        {
+            /* SCRIPT FLUSH behind our back: load them again */
+            ngx_chat_redis_reconnect(ngx_chat_redis_for_user(ws->user_id));
+        }
+
+        ngx_add_timer(&ws->sync_timer, 1000);
+        return;
+    }
+
+    if (ws->sync_register) {
+        ws->registered = 1;
+        ws->sync_register = 0;
+    }
+
+    scanned = (ngx_uint_t) reply->element[0]->integer;
+    entries = reply->element[2];
+    receipts = reply->element[3];
+
+    for (i = 0; i + 1 < entries->elements; i += 2) {
+        e = entries->element[i + 1];
+
+        if (e->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+
+        if (ngx_chat_send_entry(ws, e->str, e->len) != NGX_OK || ws->done) {
+            return;
+        }
+    }
+
+    if (ws->sync_receipts) {
+        ws->sync_receipts = 0;
+
+        for (i = 0; i < receipts->elements; i++) {
+            e = receipts->element[i];
+
+            if (e->type == REDIS_REPLY_STRING
+                && (ngx_chat_ws_send_text(ws, (u_char *) e->str, e->len)
+                    != NGX_OK || ws->done))
+            {
+                return;
+            }
+        }
+    }
+
+    n = ngx_atoof((u_char *) reply->element[1]->str,
+                  reply->element[1]->len);
+    if (n > ws->last_n) {
+        ws->last_n = n;
+    }
+
+    if (scanned >= NGX_CHAT_SYNC_PAGE || ws->lost_live) {
+        ws->lost_live = 0;
+        ngx_chat_sync_page(ws);
+        return;
+    }
+
+    ngx_chat_sync_done(ws);
+}
+
+
+/* an inbox entry "u <from> <seq> <conv> <frame>": its frame goes out */
+
+static ngx_int_t
+ngx_chat_send_entry(ngx_chat_ws_t *ws, const char *v, size_t len)
+{
+    ngx_uint_t   spaces;
+    const char  *p, *last;
+
+    if (len < 2 || v[0] != 'u') {
+        return NGX_OK;
+    }
+
+    last = v + len;
+    spaces = 0;
+
+    for (p = v; p < last; p++) {
+        if (*p == ' ' && ++spaces == 4) {
+            p++;
+            return ngx_chat_ws_send_text(ws, (u_char *) p, last - p);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_chat_sync_timer(ngx_event_t *ev)
+{
+    ngx_chat_ws_t  *ws = ev->data;
+
+    if (ws->done || ws->sync_cmd) {
+        return;
+    }
+
+    ngx_chat_sync_page(ws);
+}
+
+
+/* the inbox is read: what came live meanwhile goes out if it is newer */
+
+static void
+ngx_chat_sync_done(ngx_chat_ws_t *ws)
+{
+    ngx_queue_t      *q;
+    ngx_chat_live_t  *lv;
+
+    ws->syncing = 0;
+
+    while (!ngx_queue_empty(&ws->live) && !ws->done) {
+        q = ngx_queue_head(&ws->live);
+        ngx_queue_remove(q);
+        ws->nlive--;
+
+        lv = ngx_queue_data(q, ngx_chat_live_t, queue);
+
+        if (lv->n > ws->last_n) {
+            ws->last_n = lv->n;
+            (void) ngx_chat_ws_send_text(ws, (u_char *) (lv + 1), lv->len);
+        }
+
+        ngx_free(lv);
+    }
+}
+
+
+static void
+ngx_chat_live_free(ngx_chat_ws_t *ws)
+{
+    ngx_queue_t  *q;
+
+    if (ws->live.next == NULL) {
+        return;
+    }
+
+    while (!ngx_queue_empty(&ws->live)) {
+        q = ngx_queue_head(&ws->live);
+        ngx_queue_remove(q);
+        ngx_free(ngx_queue_data(q, ngx_chat_live_t, queue));
+    }
+
+    ws->nlive = 0;
+}
+
+
+/* replies nobody waits for: only failures are worth a line */
+
+static void
+ngx_chat_script_reply(ngx_chat_store_rc_e rc, redisReply *reply,
+    void *data)
+{
+    const char  *what = data;
+
+    if (rc == NGX_CHAT_STORE_OK) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                  "chat: %s failed: %s", what ? what : "route refresh",
+                  rc == NGX_CHAT_STORE_TIMEOUT ? "Redis timed out"
+                  : rc == NGX_CHAT_STORE_DOWN ? "Redis is down"
+                  : "Redis error");
+
+    if (rc == NGX_CHAT_STORE_FAILED && reply
+        && ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0)
+    {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "chat: Redis lost the chat scripts (SCRIPT FLUSH?); "
+                      "they are loaded again on reconnect");
+    }
+}
+
+
+void
+ngx_chat_deliver_message(uint64_t from, uint64_t to, const char *id,
+    int64_t seq, const char *conv, json_t *msg, ngx_chat_ws_t *ws)
+{
+    char                 *text, head[96];
+    size_t                len;
+    json_t               *frame;
+    ngx_chat_redis_t     *rds;
+    unsigned long long    uto = to;
+    ngx_chat_deliver_t   *d = ngx_chat_deliver;
+
+    if (d == NULL) {
+        return;
+    }
+
+    (void) ngx_snprintf((u_char *) head, sizeof(head), "%uL %L %s%Z",
+                        from, seq, conv);
+
+    frame = json_pack("{s:s}", "type", "message");
+    if (frame == NULL || json_object_update(frame, msg) != 0) {
+        json_decref(frame);
+        return;
+    }
+
+    (void) json_object_set_new(frame, "status", json_string("sent"));
+
+    text = json_dumps(frame, JSON_COMPACT|JSON_PRESERVE_ORDER);
+    json_decref(frame);
+
+    if (text == NULL) {
+        return;
+    }
+
+    len = ngx_strlen(text);
+    rds = ngx_chat_redis_for_user(to);
+
+    if (rds == NULL
+        || ngx_chat_redis_command(rds, ngx_chat_script_reply,
+                                  "delivery to the recipient's inbox",
+                                  "EVALSHA %s 4 chat:routes:{%llu} "
+                                  "chat:inbox:{%llu} chat:inboxq:{%llu} "
+                                  "chat:inboxn:{%llu} %llu %s %s %b %d %d",
+                                  ngx_chat_shas[NGX_CHAT_SCRIPT_DELIVER],
+                                  uto, uto, uto, uto, uto, id, head,
+                                  text, len, (int) NGX_CHAT_INBOX_MAX,
+                                  (int) NGX_CHAT_INBOX_TTL)
+           == NULL)
+    {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "chat: message %s to %uL is in Kafka but not in the "
+                      "inbox: Redis is down", id, to);
+    }
+
+    /* the sender's other devices; a note to self is in the inbox already */
+    if (from != to) {
+        (void) ngx_chat_relay(from, text, len, ws ? ws->conn_id : 0, 0,
+                              ngx_chat_script_reply,
+                              "delivery to the sender's devices");
+    }
+
+    free(text);
+}
+
+
+static ngx_chat_redis_cmd_t *
+ngx_chat_relay(uint64_t user_id, const char *frame, size_t len,
+    uint64_t except, ngx_uint_t store, ngx_chat_redis_handler_pt handler,
+    void *data)
+{
+    ngx_chat_redis_t    *rds;
+    unsigned long long   uid = user_id;
+    ngx_chat_deliver_t  *d = ngx_chat_deliver;
+
+    rds = ngx_chat_redis_for_user(user_id);
+
+    if (rds == NULL || d == NULL) {
+        return NULL;
+    }
+
+    return ngx_chat_redis_command(rds, handler, data,
+                                  "EVALSHA %s 2 chat:routes:{%llu} "
+                                  "chat:rbox:{%llu} %llu %b %s %llu %d %d %d",
+                                  ngx_chat_shas[NGX_CHAT_SCRIPT_RELAY],
+                                  uid, uid, uid, frame, len,
+                                  except ? d->channel : "-",
+                                  (unsigned long long) except,
+                                  (int) store, (int) NGX_CHAT_RBOX_MAX,
+                                  (int) NGX_CHAT_INBOX_TTL);
+}
+
+
+/*
+ * {"type":"receipt","id":...,"status":"delivered"|"read"}: only for a
+ * message in the user's inbox; the receipt goes to Kafka first, then the
+ * inbox moves on and the sender's devices hear of it (or find it on
+ * their next connect).  A receipt that changes nothing is not sent on.
+ */
+
+ngx_int_t
+ngx_chat_receipt(ngx_chat_ws_t *ws, json_t *req)
+{
+    size_t               len;
+    ngx_uint_t           read;
+    const char          *id, *status;
+    ngx_chat_redis_t    *rds;
+    ngx_chat_receipt_t  *rcp;
+    ngx_chat_worker_t   *w = ngx_chat_worker;
+
+    if (chat_json_get_string(req, "id", &id, &len) != 0 || len == 0
+        || len > NGX_CHAT_RECEIPT_ID)
+    {
+        return ngx_chat_ws_error(ws, "bad_request", "\"id\" must be a "
+                                 "message id", req);
+    }
+
+    if (chat_json_get_string(req, "status", &status, &len) != 0
+        || (ngx_strcmp(status, "delivered") != 0
+            && ngx_strcmp(status, "read") != 0))
+    {
+        return ngx_chat_ws_error(ws, "bad_request", "\"status\" must be "
+                                 "\"delivered\" or \"read\"", req);
+    }
+
+    read = (status[0] == 'r');
+
+    if (ngx_chat_deliver == NULL || w->kafka == NULL) {
+        return ngx_chat_ws_error(ws, "unavailable", "this node has no "
+                                 "Redis or Kafka configured", req);
+    }
+
+    rcp = ngx_calloc(sizeof(ngx_chat_receipt_t), ngx_cycle->log);
+    if (rcp == NULL) {
+        return NGX_ERROR;
+    }
+
+    rcp->op.ws = ws;
+    rcp->by = ws->user_id;
+    rcp->read = read;
+    ngx_memcpy(rcp->id, id, ngx_strlen(id) + 1);
+    ngx_queue_insert_tail(&ws->ops, &rcp->op.queue);
+
+    rds = ngx_chat_redis_for_user(ws->user_id);
+
+    rcp->cmd = ngx_chat_redis_command(rds, ngx_chat_receipt_checked, rcp,
+                                      "HGET chat:inbox:{%llu} %s",
+                                      (unsigned long long) ws->user_id,
+                                      rcp->id);
+    if (rcp->cmd == NULL) {
+        ngx_chat_receipt_fail(rcp, "unavailable", "Redis is down");
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_chat_receipt_checked(ngx_chat_store_rc_e rc, redisReply *reply,
+    void *data)
+{
+    ngx_chat_receipt_t  *rcp = data;
+
+    char                 state, conv[48];
+    char                *payload;
+    json_t              *rec;
+    long long            seq;
+    ngx_str_t            key, value;
+    unsigned long long   from;
+    ngx_time_t          *tp;
+    ngx_chat_worker_t   *w = ngx_chat_worker;
+
+    rcp->cmd = NULL;
+
+    if (rc != NGX_CHAT_STORE_OK) {
+        ngx_chat_receipt_fail(rcp, "unavailable", "Redis did not answer");
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_STRING) {
+        ngx_chat_receipt_fail(rcp, "unknown_message", "no such message "
+                              "was sent to you");
+        return;
+    }
+
+    if (sscanf(reply->str, "%c %llu %lld %47s", &state, &from, &seq, conv)
+        != 4)
+    {
+        ngx_chat_receipt_fail(rcp, "internal", "a broken inbox entry");
+        return;
+    }
+
+    /* a receipt that changes nothing, e.g. from a second device */
+    if (state == 'r' || (state == 'd' && !rcp->read)) {
+        ngx_chat_receipt_done(rcp);
+        return;
+    }
+
+    rcp->from = from;
+    rcp->seq = seq;
+    ngx_memcpy(rcp->conv, conv, sizeof(conv));
+
+    tp = ngx_timeofday();
+    rcp->ts = (int64_t) tp->sec * 1000 + tp->msec;
+
+    rec = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:I}",
+                    "type", "receipt", "id", rcp->id, "conv", rcp->conv,
+                    "seq", (json_int_t) rcp->seq,
+                    "from", (json_int_t) rcp->from,
+                    "by", (json_int_t) rcp->by,
+                    "status", rcp->read ? "read" : "delivered",
+                    "ts", (json_int_t) rcp->ts);
+    payload = rec ? json_dumps(rec, JSON_COMPACT|JSON_PRESERVE_ORDER) : NULL;
+    json_decref(rec);
+
+    if (payload == NULL) {
+        ngx_chat_receipt_fail(rcp, "internal", "out of memory");
+        return;
+    }
+
+    key.data = (u_char *) rcp->conv;
+    key.len = ngx_strlen(rcp->conv);
+    value.data = (u_char *) payload;
+    value.len = ngx_strlen(payload);
+
+    rcp->kmsg = ngx_chat_kafka_produce(w->kafka, NGX_CHAT_TOPIC_RECEIPTS, 0,
+                                       &key, &value,
+                                       ngx_chat_receipt_stored, rcp);
+    free(payload);
+
+    if (rcp->kmsg == NULL) {
+        ngx_chat_receipt_fail(rcp, "unavailable", "Kafka refused the "
+                              "receipt");
+    }
+}
+
+
+static void
+ngx_chat_receipt_stored(ngx_chat_store_rc_e rc, int32_t partition,
+    int64_t offset, void *data)
+{
+    ngx_chat_receipt_t  *rcp = data;
+    ngx_chat_redis_t    *rds;
+    unsigned long long   by = rcp->by;
+
+    rcp->kmsg = NULL;
+
+    if (rc != NGX_CHAT_STORE_OK) {
+        ngx_chat_receipt_fail(rcp, "unavailable", "the receipt was not "
+                              "stored, send it again");
+        return;
+    }
+
+    rds = ngx_chat_redis_for_user(rcp->by);
+
+    rcp->cmd = rds
+        ? ngx_chat_redis_command(rds, ngx_chat_receipt_applied, rcp,
+                                 "EVALSHA %s 3 chat:inbox:{%llu} "
+                                 "chat:inboxq:{%llu} chat:inboxd:{%llu} "
+                                 "%s %s %d %d",
+                                 ngx_chat_shas[NGX_CHAT_SCRIPT_RECEIPT],
+                                 by, by, by, rcp->id,
+                                 rcp->read ? "r" : "d",
+                                 (int) NGX_CHAT_INBOX_SEEN,
+                                 (int) NGX_CHAT_INBOX_TTL)
+        : NULL;
+
+    if (rcp->cmd == NULL) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "chat: receipt for %s is in Kafka, but Redis is "
+                      "down: the sender hears of it from the history",
+                      rcp->id);
+        ngx_chat_receipt_done(rcp);
+    }
+}
+
+
+static void
+ngx_chat_receipt_applied(ngx_chat_store_rc_e rc, redisReply *reply,
+    void *data)
+{
+    ngx_chat_receipt_t  *rcp = data;
+
+    char                *text;
+    json_t              *frame;
+
+    rcp->cmd = NULL;
+
+    if (rc != NGX_CHAT_STORE_OK || reply->type != REDIS_REPLY_INTEGER
+        || reply->integer != 1)
+    {
+        /* raced with another device, or Redis failed (logged) */
+        ngx_chat_receipt_done(rcp);
+        return;
+    }
+
+    frame = json_pack("{s:s, s:s, s:I, s:s, s:I}", "type", "receipt",
+                      "id", rcp->id, "by", (json_int_t) rcp->by,
+                      "status", rcp->read ? "read" : "delivered",
+                      "ts", (json_int_t) rcp->ts);
+    text = frame ? json_dumps(frame, JSON_COMPACT|JSON_PRESERVE_ORDER)
+                 : NULL;
+    json_decref(frame);
+
+    if (text) {
+        (void) ngx_chat_relay(rcp->from, text, ngx_strlen(text), 0, 1,
+                              ngx_chat_script_reply,
+                              "a receipt to the sender");
+        free(text);
+    }
+
+    ngx_chat_receipt_done(rcp);
+}
+
+
+static void
+ngx_chat_receipt_fail(ngx_chat_receipt_t *rcp, const char *code,
+    const char *message)
+{
+    json_t  *err;
+
+    if (rcp->op.ws) {
+        err = json_pack("{s:s, s:s, s:s, s:s}", "type", "error",
+                        "code", code, "message", message, "id", rcp->id);
+        if (err) {
+            (void) ngx_chat_ws_send_json(rcp->op.ws, err);
+            json_decref(err);
+        }
+    }
+
+    ngx_chat_receipt_done(rcp);
+}
+
+
+static void
+ngx_chat_receipt_done(ngx_chat_receipt_t *rcp)
+{
+    if (rcp->op.ws) {
+        ngx_queue_remove(&rcp->op.queue);
+    }
+
+    ngx_free(rcp);
+}
+
+
+/*
+ * {"type":"typing","to":U}: to U's connections now, or to nobody; never
+ * stored.  One per second per connection is passed on, the rest dropped.
+ */
+
+ngx_int_t
+ngx_chat_typing(ngx_chat_ws_t *ws, json_t *req)
+{
+    int        rc;
+    char      *text;
+    json_t    *frame;
+    uint64_t   to;
+
+    if (json_object_get(req, "group")) {
+        return ngx_chat_ws_error(ws, "not_implemented",
+                                 "group chat is not available yet", req);
+    }
+
+    rc = chat_json_get_id(req, "to", &to);
+    if (rc != 0) {
+        return ngx_chat_ws_error(ws, "bad_request",
+                                 rc > 0 ? "\"to\" is required"
+                                        : "\"to\" must be a user id", req);
+    }
+
+    if (ngx_chat_deliver == NULL) {
+        return ngx_chat_ws_error(ws, "unavailable", "this node has no "
+                                 "Redis configured", req);
+    }
+
+    if (ws->typing_at && ngx_current_msec - ws->typing_at < 1000) {
+        return NGX_OK;
+    }
+
+    ws->typing_at = ngx_current_msec ? ngx_current_msec : 1;
+
+    frame = json_pack("{s:s, s:I, s:I}", "type", "typing",
+                      "from", (json_int_t) ws->user_id,
+                      "to", (json_int_t) to);
+    text = frame ? json_dumps(frame, JSON_COMPACT|JSON_PRESERVE_ORDER)
+                 : NULL;
+    json_decref(frame);
+
+    if (text == NULL) {
+        return NGX_ERROR;
+    }
+
+    (void) ngx_chat_relay(to, text, ngx_strlen(text), 0, 0, NULL, NULL);
+    free(text);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_chat_ops_orphan(ngx_queue_t *ops)
+{
+    ngx_queue_t    *q;
+    ngx_chat_op_t  *op;
+
+    if (ops->next == NULL) {
+        return;
+    }
+
+    while (!ngx_queue_empty(ops)) {
+        q = ngx_queue_head(ops);
+        ngx_queue_remove(q);
+
+        op = ngx_queue_data(q, ngx_chat_op_t, queue);
+        op->ws = NULL;
+    }
+}

@@ -1,0 +1,68 @@
+
+/*
+ * Copyright (C) ngx_chat authors
+ */
+
+
+#ifndef _NGX_CHAT_DELIVER_H_INCLUDED_
+#define _NGX_CHAT_DELIVER_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_chat.h"
+#include "ngx_chat_ws.h"
+
+
+/* a connection's route lives this long unless its worker refreshes it */
+#define NGX_CHAT_ROUTE_TTL        60000
+#define NGX_CHAT_DELIVER_TICK     5000
+#define NGX_CHAT_ROUTE_REFRESH    4        /* ticks */
+
+#define NGX_CHAT_INBOX_MAX        10000    /* undelivered, per user */
+#define NGX_CHAT_INBOX_SEEN       5000     /* delivered or read, per user */
+#define NGX_CHAT_INBOX_TTL        2592000  /* 30 days */
+#define NGX_CHAT_RBOX_MAX         1000     /* receipts for an offline user */
+#define NGX_CHAT_SYNC_PAGE        200
+#define NGX_CHAT_LIVE_MAX         256      /* buffered while syncing */
+
+
+typedef enum {
+    NGX_CHAT_SCRIPT_DELIVER = 0,
+    NGX_CHAT_SCRIPT_RELAY,
+    NGX_CHAT_SCRIPT_SYNC,
+    NGX_CHAT_SCRIPT_RECEIPT,
+    NGX_CHAT_SCRIPT_REFRESH,
+    NGX_CHAT_SCRIPT_CLAIM,
+    NGX_CHAT_SCRIPT_N
+} ngx_chat_script_e;
+
+
+/* the SHA1 of a Lua script, which every Redis connection has loaded */
+const char *ngx_chat_script_sha(ngx_chat_script_e script);
+
+ngx_int_t ngx_chat_deliver_init(ngx_chat_worker_t *w, ngx_cycle_t *cycle);
+void ngx_chat_deliver_exit(ngx_chat_worker_t *w);
+
+/* a WebSocket connection opens and closes */
+void ngx_chat_deliver_open(ngx_chat_ws_t *ws);
+void ngx_chat_deliver_close(ngx_chat_ws_t *ws);
+
+/* {"type":"sync"} */
+ngx_int_t ngx_chat_deliver_sync(ngx_chat_ws_t *ws);
+
+/*
+ * A durable message: into the recipient's inbox and out to its routes,
+ * and to the sender's other connections (ws: the sending one, or NULL).
+ */
+void ngx_chat_deliver_message(uint64_t from, uint64_t to, const char *id,
+    int64_t seq, const char *conv, json_t *msg, ngx_chat_ws_t *ws);
+
+/* {"type":"receipt"} and {"type":"typing"} */
+ngx_int_t ngx_chat_receipt(ngx_chat_ws_t *ws, json_t *req);
+ngx_int_t ngx_chat_typing(ngx_chat_ws_t *ws, json_t *req);
+
+
+#endif /* _NGX_CHAT_DELIVER_H_INCLUDED_ */
