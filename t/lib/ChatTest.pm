@@ -40,10 +40,15 @@ our $StackTimeout = 300;    # seconds for one scripts/stack call
 # Default port: away from Test::Nginx's, so both kinds can share a box.
 our $PortOffset   = 100;
 
-my %S;    # the running nginx: root, port, bin
+# The running nginx instances by name: root, port, bin.  The unnamed one
+# ('') is the default of every function; a test that needs a second nginx
+# (e.g. two nodes sharing Redis and Kafka) names it: start_nginx(name =>
+# 'b', ...), port('b'), error_log('b').
+my %Inst;
 
-sub servroot { $S{root} }
-sub port     { $S{port} }
+sub inst     { $Inst{$_[0] // ''} //= {} }
+sub servroot { inst($_[0])->{root} }
+sub port     { inst($_[0])->{port} }
 
 sub find_nginx {
     my $bin = $ENV{TEST_NGINX_BINARY} || 'nginx';
@@ -141,6 +146,8 @@ sub write_config {
     my $http = expand($o->{http_config} // '', \%vars);
     my $server = expand($o->{config} // '', \%vars);
     my $workers = $o->{workers} // 1;
+    # e.g. 'reuseport', so that the kernel spreads connections over workers
+    my $listen = $o->{listen} ? " $o->{listen}" : '';
     my $level = $o->{log_level} // 'info';
     my $user = $> == 0 ? "user root;\n" : '';
 
@@ -169,7 +176,7 @@ $temp
 $http
 
     server {
-        listen 127.0.0.1:$port;
+        listen 127.0.0.1:$port$listen;
         server_name localhost;
 
 $server
@@ -180,20 +187,23 @@ _EOC_
 }
 
 # start_nginx(config => ..., http_config => ..., main_config => ...,
-#             workers => 1, port => N, log_level => 'info', timeout => 10)
+#             workers => 1, port => N, log_level => 'info', timeout => 10,
+#             name => '', listen => 'reuseport')
 # Starts a master+workers daemon and returns once the port answers; dies
 # with nginx's own words otherwise.  Restarts if one is already running.
 sub start_nginx {
     my %o = @_;
-    stop_nginx() if $S{port};
+    my $name = $o{name} // '';
+    stop_nginx($name) if inst($name)->{port};
     my $port = $o{port} // (($ENV{TEST_NGINX_PORT} || 1984) + $PortOffset);
     my $root = "$Root/t/servroot-chattest-$$";
+    $root .= "-$name" if length $name;
     my $bin = find_nginx();
     remove_tree($root);
     make_path(map { "$root/$_" } qw(conf logs html));
     my ($ver, $configure) = nginx_version_info($bin, $root);
     write_config(\%o, $root, $port, $configure);
-    %S = (root => $root, port => $port, bin => $bin);
+    %{inst($name)} = (root => $root, port => $port, bin => $bin);
 
     # -e (nginx >= 1.19.5): errors from reading the config go to error.log
     # too, not just to stderr.
@@ -229,9 +239,10 @@ sub running {
 # Graceful stop (QUIT), then TERM and KILL if it hangs.  error_log()
 # still works afterwards.
 sub stop_nginx {
-    return unless $S{root};
-    my $pid = slurp("$S{root}/logs/nginx.pid");
-    delete $S{port};
+    my $S = inst(shift);
+    return unless $S->{root};
+    my $pid = slurp("$S->{root}/logs/nginx.pid");
+    delete $S->{port};
     return unless $pid =~ /^\s*(\d+)\s*$/;
     $pid = $1;
     return unless slurp("/proc/$pid/cmdline") =~ /nginx/;
@@ -245,8 +256,9 @@ sub stop_nginx {
 
 # The whole error.log of the current (or last) nginx.
 sub error_log {
-    die "ChatTest: no nginx started\n" unless $S{root};
-    return slurp("$S{root}/logs/error.log");
+    my $S = inst(shift);
+    die "ChatTest: no nginx started\n" unless $S->{root};
+    return slurp("$S->{root}/logs/error.log");
 }
 
 sub http_get {
@@ -260,7 +272,7 @@ sub http_get {
 sub http_request {
     my ($method, $path, $headers, $body, %o) = @_;
     my $timeout = $o{timeout} // 5;
-    my $port = $o{port} // $S{port}
+    my $port = $o{port} // inst('')->{port}
         // die "ChatTest: no nginx started and no port given\n";
     my %h = (Host => 'localhost', Connection => 'close', %{ $headers || {} });
     $h{'Content-Length'} = length $body
@@ -355,14 +367,16 @@ sub stack_svc {
 
 END {
     local $?;
-    stop_nginx();
-    my $root = $S{root};
-    return unless $root && -d $root;
     my $ok = eval { Test::Builder->new->is_passing } // 1;
-    if ($ok && !$ENV{TEST_NGINX_NO_CLEAN}) {
-        remove_tree($root);
-    } else {
-        print STDERR "# ChatTest: nginx files kept in $root\n";
+    for my $name (sort keys %Inst) {
+        stop_nginx($name);
+        my $root = $Inst{$name}{root};
+        next unless $root && -d $root;
+        if ($ok && !$ENV{TEST_NGINX_NO_CLEAN}) {
+            remove_tree($root);
+        } else {
+            print STDERR "# ChatTest: nginx files kept in $root\n";
+        }
     }
 }
 
