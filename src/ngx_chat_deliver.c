@@ -155,8 +155,8 @@ static void ngx_chat_receipt_done(ngx_chat_receipt_t *rcp);
     "    if ch and subs[ch] == nil then\n"                                   \
     "      local x = '0'\n"                                                  \
     "      if ch == xch then x = xconn end\n"                                \
-    "      subs[ch] = redis.call('PUBLISH', ch,\n"                           \
-    "                            uid .. ' ' .. x .. ' ' .. n .. ' ' .. frame)\n"\
+    "      local msg = uid .. ' ' .. x .. ' ' .. n .. ' ' .. frame\n"         \
+    "      subs[ch] = redis.call('PUBLISH', ch, msg)\n"                       \
     "      if subs[ch] > 0 then sent = sent + 1 end\n"                       \
     "    end\n"                                                              \
     "    if ch and subs[ch] == 0 then redis.call('ZREM', key, r) end\n"      \
@@ -760,11 +760,13 @@ ngx_chat_deliver_refresh(void)
     ngx_chat_ws_t          *ws;
     ngx_chat_redis_t       *rds;
     ngx_rbtree_node_t      *node, *root, *sentinel;
+    const char             *sha;
     ngx_chat_deliver_t     *d = ngx_chat_deliver;
     ngx_chat_local_user_t  *lu;
 
     root = d->users.root;
     sentinel = d->users.sentinel;
+    sha = ngx_chat_shas[NGX_CHAT_SCRIPT_REFRESH];
 
     if (root == sentinel) {
         return;
@@ -791,8 +793,7 @@ ngx_chat_deliver_refresh(void)
 
             (void) ngx_chat_redis_command(rds, ngx_chat_script_reply, NULL,
                                           "EVALSHA %s 1 chat:routes:{%llu} "
-                                          "%d %s",
-                                          ngx_chat_shas[NGX_CHAT_SCRIPT_REFRESH],
+                                          "%d %s", sha,
                                           (unsigned long long) ws->user_id,
                                           (int) NGX_CHAT_ROUTE_TTL, route);
         }

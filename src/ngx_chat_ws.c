@@ -51,6 +51,14 @@ static void ngx_chat_ws_hide_token(ngx_http_request_t *r);
 static void ngx_chat_ws_cleanup(void *data);
 
 
+/*
+ * One read buffer for all connections of the worker: what a read brings is
+ * parsed (and message bytes copied out) before the next read, so an idle
+ * connection holds no buffer.
+ */
+static u_char  ngx_chat_ws_rbuf[NGX_CHAT_WS_RBUF];
+
+
 char *
 ngx_chat_websocket(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
@@ -71,7 +79,8 @@ ngx_chat_websocket(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_chat_ws_handler(ngx_http_request_t *r)
 {
-    u_char                accept[CHAT_WS_ACCEPT_LEN + 1];
+    u_char               *p, accept[CHAT_WS_ACCEPT_LEN + 1];
+    size_t                n;
     uint64_t              uid;
     ngx_int_t             rc;
     ngx_str_t             key;
@@ -104,11 +113,6 @@ ngx_chat_ws_handler(ngx_http_request_t *r)
 
     ws = ngx_pcalloc(r->pool, sizeof(ngx_chat_ws_t));
     if (ws == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ws->rbuf = ngx_palloc(r->pool, NGX_CHAT_WS_RBUF);
-    if (ws->rbuf == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -178,7 +182,17 @@ ngx_chat_ws_handler(ngx_http_request_t *r)
 
     ngx_add_timer(c->read, clcf->ws_idle_timeout);
 
-    /* frames may have come with the handshake */
+    /* frames may have come with the handshake, read with its headers */
+    if (r->header_in->pos < r->header_in->last) {
+        p = r->header_in->pos;
+        n = r->header_in->last - p;
+        r->header_in->pos = r->header_in->last;
+
+        if (ngx_chat_ws_process(ws, p, n) != NGX_OK || ws->done) {
+            return NGX_DONE;
+        }
+    }
+
     if (c->read->ready) {
         ngx_chat_ws_read_handler(r);
     }
@@ -432,7 +446,7 @@ ngx_chat_ws_read_handler(ngx_http_request_t *r)
     }
 
     for ( ;; ) {
-        n = c->recv(c, ws->rbuf, NGX_CHAT_WS_RBUF);
+        n = c->recv(c, ngx_chat_ws_rbuf, NGX_CHAT_WS_RBUF);
 
         if (n == NGX_AGAIN) {
             break;
@@ -444,7 +458,9 @@ ngx_chat_ws_read_handler(ngx_http_request_t *r)
             return;
         }
 
-        if (ngx_chat_ws_process(ws, ws->rbuf, n) != NGX_OK || ws->done) {
+        if (ngx_chat_ws_process(ws, ngx_chat_ws_rbuf, n) != NGX_OK
+            || ws->done)
+        {
             return;
         }
 

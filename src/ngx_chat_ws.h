@@ -45,7 +45,6 @@ struct ngx_chat_ws_s {
     uint64_t                   user_id;
     chat_ws_parser_t           parser;
 
-    u_char                    *rbuf;
     u_char                    *msg;
     size_t                     msg_len;
     size_t                     msg_cap;
