@@ -294,3 +294,90 @@ invalid number of arguments in "chat_healthz" directive
 --- must_die
 --- error_log
 "chat_redis" directive is not allowed here
+
+
+
+=== TEST 25: chat_send_rate takes r/s or r/m, a burst, or off
+--- http_config
+    chat_send_rate 300r/m burst=10;
+--- config
+    location = /a {
+        chat_send_rate off;
+        return 200 "a\n";
+    }
+    location = /b {
+        chat_send_rate 5r/s;
+        return 200 "b\n";
+    }
+--- request
+GET /a
+--- response_body
+a
+--- error_code: 200
+
+
+
+=== TEST 26: chat_send_rate rejects a rate without a unit
+--- config
+    location = /x {
+        chat_send_rate 20;
+    }
+--- must_die
+--- error_log
+invalid rate "20" (e.g. 20r/s, 300r/m)
+
+
+
+=== TEST 27: chat_send_rate rejects a zero rate
+--- config
+    location = /x {
+        chat_send_rate 0r/s;
+    }
+--- must_die
+--- error_log
+invalid rate "0r/s" (1 to 1000000)
+
+
+
+=== TEST 28: chat_send_rate rejects a bad burst
+--- config
+    location = /x {
+        chat_send_rate 5r/s burst=many;
+    }
+--- must_die
+--- error_log
+invalid burst "burst=many"
+
+
+
+=== TEST 29: chat_send_rate rejects a parameter that is not burst=
+--- config
+    location = /x {
+        chat_send_rate 5r/s nodelay;
+    }
+--- must_die
+--- error_log
+invalid parameter "nodelay"
+
+
+
+=== TEST 30: chat_send_rate off takes no burst
+--- config
+    location = /x {
+        chat_send_rate off burst=5;
+    }
+--- must_die
+--- error_log
+"chat_send_rate" directive takes no burst when off
+
+
+
+=== TEST 31: chat_send_rate twice in one place
+--- config
+    location = /x {
+        chat_send_rate 5r/s;
+        chat_send_rate 6r/s;
+    }
+--- must_die
+--- error_log
+"chat_send_rate" directive is duplicate

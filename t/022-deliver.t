@@ -343,6 +343,19 @@ ok($acked, 'broker back: the retry is acked');
 my ($late) = frames($ben, 'message', 1, 10);
 is($late->{body}, 'lost?', '... and delivered once');
 
+# --- a client we did not write ---------------------------------------------
+
+my @args = ("ws://127.0.0.1:$port{one}/v1/ws", ChatJWT::token(sub => $uid{cy}),
+            "ws://127.0.0.1:$port{two}/v1/ws",
+            ChatJWT::token(sub => $uid{ann}), $uid{ann});
+my @py = `/usr/bin/python3 t/lib/ws_chat.py @args 2>&1`;
+is(scalar(grep { /^ack py\d \d+$/ } @py), 3,
+   'python3-websockets: cy on node one gets 3 acks') or diag @py;
+is_deeply([ grep { /^message/ } @py ],
+          [ map { "message hello $_\n" } 0 .. 2 ],
+          '... ann on node two (python too) gets the 3 messages in order');
+is(scalar(grep { /^receipt read$/ } @py), 3, '... and cy her read receipts');
+
 # --- graceful shutdown -----------------------------------------------------
 
 ChatTest::stop_nginx('two');
