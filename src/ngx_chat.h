@@ -29,6 +29,7 @@
 #define NGX_CHAT_TOPIC_MESSAGES    "chat.messages"
 #define NGX_CHAT_TOPIC_RECEIPTS    "chat.receipts"
 #define NGX_CHAT_TOPIC_HEALTH      "chat.health"
+#define NGX_CHAT_TOPIC_PRESENCE    "chat.presence"
 
 
 typedef struct {
@@ -57,6 +58,7 @@ typedef struct {
     time_t                     login_period;
     size_t                     api_max_body;
     ngx_uint_t                 group_max_members;
+    ngx_msec_t                 presence_ttl;
 
     ngx_uint_t                 api;             /* chat_api is used */
     ngx_uint_t                 websocket;       /* chat_websocket too */

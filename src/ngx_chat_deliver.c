@@ -45,12 +45,6 @@
 
 
 typedef struct {
-    ngx_rbtree_node_t          node;        /* key: the user id */
-    ngx_queue_t                conns;       /* ngx_chat_ws_t.peers */
-} ngx_chat_local_user_t;
-
-
-typedef struct {
     ngx_chat_redis_t          *sub;         /* subscriber connection */
     ngx_chat_redis_t          *cmd;         /* the worker's connection */
     ngx_uint_t                 index;
@@ -108,10 +102,9 @@ static void ngx_chat_deliver_live(ngx_chat_shard_t *sh, const char *p,
 static void ngx_chat_deliver_resync(ngx_chat_shard_t *sh);
 static void ngx_chat_deliver_tick(ngx_event_t *ev);
 static void ngx_chat_deliver_refresh(void);
-static void ngx_chat_route_name(ngx_chat_ws_t *ws, char *buf);
 static ngx_chat_local_user_t *ngx_chat_local_find(uint64_t user_id);
 static void ngx_chat_sync_start(ngx_chat_ws_t *ws, ngx_uint_t reg,
-    uint64_t after);
+    ngx_uint_t receipts, uint64_t after);
 static void ngx_chat_sync_page(ngx_chat_ws_t *ws);
 static void ngx_chat_sync_reply(ngx_chat_store_rc_e rc, redisReply *reply,
     void *data);
@@ -122,9 +115,6 @@ static ngx_int_t ngx_chat_send_entry(ngx_chat_ws_t *ws, const char *v,
     size_t len);
 static void ngx_chat_script_reply(ngx_chat_store_rc_e rc, redisReply *reply,
     void *data);
-static ngx_chat_redis_cmd_t *ngx_chat_relay(uint64_t user_id,
-    const char *frame, size_t len, uint64_t except, ngx_uint_t store,
-    ngx_chat_redis_handler_pt handler, void *data);
 static void ngx_chat_receipt_checked(ngx_chat_store_rc_e rc,
     redisReply *reply, void *data);
 static void ngx_chat_receipt_stored(ngx_chat_store_rc_e rc,
@@ -302,13 +292,94 @@ static const char  ngx_chat_lua_claim[] =
     "return {'dup', redis.call('GET', KEYS[2])}\n";
 
 
+/*
+ * Presence (ngx_chat_presence.c).  chat:presence:live is one sorted set
+ * per Redis server: the users of that server who are online, scored by
+ * their last heartbeat; chat:seen:{user} is the last_seen of one who is
+ * not.
+ *
+ * ONLINE  KEYS routes live  ARGV route route-ttl-ms user
+ * registers a connection's route; 1 when the user was not online before
+ */
+
+static const char  ngx_chat_lua_online[] =
+    NGX_CHAT_LUA_LIB
+    "redis.call('ZADD', KEYS[1], now_ms() + tonumber(ARGV[2]), ARGV[1])\n"
+    "redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+    "return redis.call('ZADD', KEYS[2], now_ms(), ARGV[3])\n";
+
+
+/*
+ * OFFLINE  KEYS routes live seen  ARGV route user seen-ttl
+ * removes a route; when it was the user's last: last_seen (ms), else 0
+ */
+
+static const char  ngx_chat_lua_offline[] =
+    NGX_CHAT_LUA_LIB
+    "redis.call('ZREM', KEYS[1], ARGV[1])\n"
+    "local now = now_ms()\n"
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)\n"
+    "if redis.call('ZCARD', KEYS[1]) > 0 then return 0 end\n"
+    "if redis.call('ZREM', KEYS[2], ARGV[2]) == 0 then return 0 end\n"
+    "redis.call('SET', KEYS[3], now, 'EX', ARGV[3])\n"
+    "return now\n";
+
+
+/* BEAT  KEYS live  ARGV user...  heartbeats; the users new online */
+
+static const char  ngx_chat_lua_beat[] =
+    NGX_CHAT_LUA_LIB
+    "local now, new = now_ms(), {}\n"
+    "for i = 1, #ARGV do\n"
+    "  if redis.call('ZADD', KEYS[1], now, ARGV[i]) == 1 then\n"
+    "    new[#new + 1] = ARGV[i]\n"
+    "  end\n"
+    "end\n"
+    "return new\n";
+
+
+/* STATE  KEYS live  ARGV user...  {heartbeat or '', last_seen or ''}... */
+
+static const char  ngx_chat_lua_state[] =
+    "local out = {}\n"
+    "for i = 1, #ARGV do\n"
+    "  out[#out + 1] = redis.call('ZSCORE', KEYS[1], ARGV[i]) or ''\n"
+    "  out[#out + 1] = redis.call('GET', 'chat:seen:{' .. ARGV[i] .. '}')\n"
+    "                  or ''\n"
+    "end\n"
+    "return out\n";
+
+
+/*
+ * SWEEP  KEYS live  ARGV ttl-ms limit seen-ttl
+ * takes out who has had no heartbeat for ttl: {user, last_seen}...
+ */
+
+static const char  ngx_chat_lua_sweep[] =
+    NGX_CHAT_LUA_LIB
+    "local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf',\n"
+    "                       now_ms() - tonumber(ARGV[1]), 'WITHSCORES',\n"
+    "                       'LIMIT', 0, tonumber(ARGV[2]))\n"
+    "for i = 1, #old, 2 do\n"
+    "  redis.call('ZREM', KEYS[1], old[i])\n"
+    "  redis.call('SET', 'chat:seen:{' .. old[i] .. '}', old[i + 1],\n"
+    "             'EX', ARGV[3])\n"
+    "end\n"
+    "return old\n";
+
+
 static const char  *ngx_chat_scripts[NGX_CHAT_SCRIPT_N] = {
     ngx_chat_lua_deliver,
     ngx_chat_lua_relay,
     ngx_chat_lua_sync,
     ngx_chat_lua_receipt,
     ngx_chat_lua_refresh,
-    ngx_chat_lua_claim
+    ngx_chat_lua_claim,
+    ngx_chat_lua_online,
+    ngx_chat_lua_offline,
+    ngx_chat_lua_beat,
+    ngx_chat_lua_state,
+    ngx_chat_lua_sweep
 };
 
 static char  ngx_chat_shas[NGX_CHAT_SCRIPT_N][41];
@@ -392,7 +463,7 @@ ngx_chat_deliver_init(ngx_chat_worker_t *w, ngx_cycle_t *cycle)
     d->tick.cancelable = 1;
     ngx_add_timer(&d->tick, NGX_CHAT_DELIVER_TICK);
 
-    return NGX_OK;
+    return ngx_chat_presence_init(w, cycle);
 }
 
 
@@ -406,6 +477,7 @@ ngx_chat_deliver_exit(ngx_chat_worker_t *w)
         return;
     }
 
+    ngx_chat_presence_exit();
     ngx_chat_deliver = NULL;
 
     if (d->tick.timer_set) {
@@ -695,7 +767,7 @@ ngx_chat_deliver_resync(ngx_chat_shard_t *sh)
                 continue;
             }
 
-            ngx_chat_sync_start(ws, 1, ws->last_n);
+            ngx_chat_sync_start(ws, 1, 0, ws->last_n);
         }
     }
 }
@@ -755,7 +827,7 @@ ngx_chat_deliver_tick(ngx_event_t *ev)
 static void
 ngx_chat_deliver_refresh(void)
 {
-    char                    route[NGX_CHAT_CHANNEL_LEN + NGX_INT64_LEN];
+    char                    route[NGX_CHAT_ROUTE_LEN];
     ngx_queue_t            *q;
     ngx_chat_ws_t          *ws;
     ngx_chat_redis_t       *rds;
@@ -801,15 +873,6 @@ ngx_chat_deliver_refresh(void)
 }
 
 
-static void
-ngx_chat_route_name(ngx_chat_ws_t *ws, char *buf)
-{
-    (void) ngx_snprintf((u_char *) buf,
-                        NGX_CHAT_CHANNEL_LEN + NGX_INT64_LEN, "%s %uL%Z",
-                        ngx_chat_deliver->channel, ws->conn_id);
-}
-
-
 static ngx_chat_local_user_t *
 ngx_chat_local_find(uint64_t user_id)
 {
@@ -827,6 +890,23 @@ ngx_chat_local_find(uint64_t user_id)
     }
 
     return NULL;
+}
+
+
+ngx_chat_local_user_t *
+ngx_chat_local_next(ngx_chat_local_user_t *lu)
+{
+    ngx_rbtree_node_t   *node;
+    ngx_chat_deliver_t  *d = ngx_chat_deliver;
+
+    if (d == NULL || d->users.root == d->users.sentinel) {
+        return NULL;
+    }
+
+    node = lu ? ngx_rbtree_next(&d->users, &lu->node)
+              : ngx_rbtree_min(d->users.root, d->users.sentinel);
+
+    return (ngx_chat_local_user_t *) node;
 }
 
 
@@ -866,17 +946,45 @@ ngx_chat_deliver_open(ngx_chat_ws_t *ws)
 
     ngx_queue_insert_tail(&lu->conns, &ws->peers);
     ws->local = lu;
+    lu->beat = 1;
     d->nconns++;
 
-    ngx_chat_sync_start(ws, 1, 0);
+    /* live frames wait until presence and what waited in the inbox went */
+    ws->syncing = 1;
+
+    ngx_chat_presence_open(ws);
+}
+
+
+/* presence is done (ngx_chat_presence.c): what waited in the inbox goes */
+
+void
+ngx_chat_deliver_ready(ngx_chat_ws_t *ws, ngx_uint_t registered)
+{
+    if (ws->done) {
+        return;
+    }
+
+    if (registered) {
+        ws->registered = 1;
+    }
+
+    ngx_chat_sync_start(ws, !ws->registered, 1, 0);
+}
+
+
+void
+ngx_chat_route_name(ngx_chat_ws_t *ws, char *buf)
+{
+    (void) ngx_snprintf((u_char *) buf, NGX_CHAT_ROUTE_LEN, "%s %uL%Z",
+                        ngx_chat_deliver->channel, ws->conn_id);
 }
 
 
 void
 ngx_chat_deliver_close(ngx_chat_ws_t *ws)
 {
-    char                    route[NGX_CHAT_CHANNEL_LEN + NGX_INT64_LEN];
-    ngx_chat_redis_t       *rds;
+    char                    route[NGX_CHAT_ROUTE_LEN];
     ngx_chat_deliver_t     *d = ngx_chat_deliver;
     ngx_chat_local_user_t  *lu = ws->local;
 
@@ -905,16 +1013,8 @@ ngx_chat_deliver_close(ngx_chat_ws_t *ws)
     }
 
     if (ws->registered) {
-        rds = ngx_chat_redis_for_user(ws->user_id);
         ngx_chat_route_name(ws, route);
-
-        if (rds) {
-            (void) ngx_chat_redis_command(rds, NULL, NULL,
-                                          "ZREM chat:routes:{%llu} %s",
-                                          (unsigned long long) ws->user_id,
-                                          route);
-        }
-
+        ngx_chat_presence_close(ws->user_id, route);
         ws->registered = 0;
     }
 }
@@ -934,19 +1034,20 @@ ngx_chat_deliver_sync(ngx_chat_ws_t *ws)
         return NGX_OK;
     }
 
-    ngx_chat_sync_start(ws, !ws->registered, 0);
+    ngx_chat_sync_start(ws, !ws->registered, 0, 0);
 
     return NGX_OK;
 }
 
 
 static void
-ngx_chat_sync_start(ngx_chat_ws_t *ws, ngx_uint_t reg, uint64_t after)
+ngx_chat_sync_start(ngx_chat_ws_t *ws, ngx_uint_t reg, ngx_uint_t receipts,
+    uint64_t after)
 {
     ws->syncing = 1;
     ws->lost_live = 0;
     ws->sync_register = reg;
-    ws->sync_receipts = reg;
+    ws->sync_receipts = receipts;
     ws->last_n = after;
 
     ngx_chat_sync_page(ws);
@@ -956,7 +1057,7 @@ ngx_chat_sync_start(ngx_chat_ws_t *ws, ngx_uint_t reg, uint64_t after)
 static void
 ngx_chat_sync_page(ngx_chat_ws_t *ws)
 {
-    char                 route[NGX_CHAT_CHANNEL_LEN + NGX_INT64_LEN];
+    char                 route[NGX_CHAT_ROUTE_LEN];
     unsigned long long   uid = ws->user_id;
     ngx_chat_redis_t    *rds;
     ngx_chat_deliver_t  *d = ngx_chat_deliver;
@@ -1260,7 +1361,7 @@ ngx_chat_deliver_message(uint64_t from, uint64_t to, const char *id,
 }
 
 
-static ngx_chat_redis_cmd_t *
+ngx_chat_redis_cmd_t *
 ngx_chat_relay(uint64_t user_id, const char *frame, size_t len,
     uint64_t except, ngx_uint_t store, ngx_chat_redis_handler_pt handler,
     void *data)

@@ -27,6 +27,17 @@
 #define NGX_CHAT_RBOX_MAX         1000     /* receipts for an offline user */
 #define NGX_CHAT_SYNC_PAGE        200
 #define NGX_CHAT_LIVE_MAX         256      /* buffered while syncing */
+#define NGX_CHAT_SEEN_TTL         2592000  /* last_seen in Redis, 30 days */
+
+#define NGX_CHAT_ROUTE_LEN        128      /* "<channel> <conn id>" */
+
+
+/* a user with connections on this worker */
+typedef struct {
+    ngx_rbtree_node_t          node;        /* key: the user id */
+    ngx_queue_t                conns;       /* ngx_chat_ws_t.peers */
+    unsigned                   beat:1;      /* a frame since the flush */
+} ngx_chat_local_user_t;
 
 
 typedef enum {
@@ -36,6 +47,11 @@ typedef enum {
     NGX_CHAT_SCRIPT_RECEIPT,
     NGX_CHAT_SCRIPT_REFRESH,
     NGX_CHAT_SCRIPT_CLAIM,
+    NGX_CHAT_SCRIPT_ONLINE,
+    NGX_CHAT_SCRIPT_OFFLINE,
+    NGX_CHAT_SCRIPT_BEAT,
+    NGX_CHAT_SCRIPT_STATE,
+    NGX_CHAT_SCRIPT_SWEEP,
     NGX_CHAT_SCRIPT_N
 } ngx_chat_script_e;
 
@@ -49,6 +65,27 @@ void ngx_chat_deliver_exit(ngx_chat_worker_t *w);
 /* a WebSocket connection opens and closes */
 void ngx_chat_deliver_open(ngx_chat_ws_t *ws);
 void ngx_chat_deliver_close(ngx_chat_ws_t *ws);
+
+/* presence is done with a new connection: the inbox is read */
+void ngx_chat_deliver_ready(ngx_chat_ws_t *ws, ngx_uint_t registered);
+void ngx_chat_route_name(ngx_chat_ws_t *ws, char *buf);
+
+/* the worker's users, in id order: NULL for the first, NULL at the end */
+ngx_chat_local_user_t *ngx_chat_local_next(ngx_chat_local_user_t *lu);
+
+/*
+ * A frame to all connections of a user (but "except", a connection of
+ * this worker), or, with store and none connected, kept for its next one.
+ */
+ngx_chat_redis_cmd_t *ngx_chat_relay(uint64_t user_id, const char *frame,
+    size_t len, uint64_t except, ngx_uint_t store,
+    ngx_chat_redis_handler_pt handler, void *data);
+
+/* ngx_chat_presence.c */
+ngx_int_t ngx_chat_presence_init(ngx_chat_worker_t *w, ngx_cycle_t *cycle);
+void ngx_chat_presence_exit(void);
+void ngx_chat_presence_open(ngx_chat_ws_t *ws);
+void ngx_chat_presence_close(uint64_t user_id, const char *route);
 
 /* {"type":"sync"} */
 ngx_int_t ngx_chat_deliver_sync(ngx_chat_ws_t *ws);

@@ -182,6 +182,13 @@ static ngx_command_t  ngx_chat_commands[] = {
       offsetof(ngx_chat_main_conf_t, api_max_body),
       NULL },
 
+    { ngx_string("chat_presence_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, presence_ttl),
+      &ngx_chat_positive_msec_p },
+
     { ngx_string("chat_group_max_members"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
@@ -325,6 +332,7 @@ ngx_chat_create_main_conf(ngx_conf_t *cf)
     cmcf->login_period = NGX_CONF_UNSET;
     cmcf->api_max_body = NGX_CONF_UNSET_SIZE;
     cmcf->group_max_members = NGX_CONF_UNSET_UINT;
+    cmcf->presence_ttl = NGX_CONF_UNSET_MSEC;
     cmcf->password_concurrency = NGX_CONF_UNSET_UINT;
 
     return cmcf;
@@ -352,6 +360,7 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_value(cmcf->login_period, 900);
     ngx_conf_init_size_value(cmcf->api_max_body, 65536);
     ngx_conf_init_uint_value(cmcf->group_max_members, 1024);
+    ngx_conf_init_msec_value(cmcf->presence_ttl, 300000);
     ngx_conf_init_uint_value(cmcf->password_concurrency, 1);
 
     if (cmcf->jwt_ttl <= 0) {

@@ -458,6 +458,11 @@ ngx_chat_ws_read_handler(ngx_http_request_t *r)
             return;
         }
 
+        /* any frame is a heartbeat of the user's presence */
+        if (ws->local) {
+            ((ngx_chat_local_user_t *) ws->local)->beat = 1;
+        }
+
         if (ngx_chat_ws_process(ws, ngx_chat_ws_rbuf, n) != NGX_OK
             || ws->done)
         {

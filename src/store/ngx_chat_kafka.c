@@ -425,7 +425,7 @@ ngx_chat_kafka_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
                       rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
     }
 
-    if (msg && !msg->cancelled && !k->destroying) {
+    if (msg && msg->handler && !msg->cancelled && !k->destroying) {
         msg->handler(rc, m->partition, m->offset, msg->data);
     }
 

@@ -45,7 +45,10 @@ ngx_chat_kafka_t *ngx_chat_kafka_create(ngx_chat_kafka_conf_t *conf,
     ngx_log_t *log);
 void ngx_chat_kafka_destroy(ngx_chat_kafka_t *k, ngx_msec_t flush);
 
-/* NULL when the message cannot even be queued: the handler is not called */
+/*
+ * NULL when the message cannot even be queued: the handler is not called.
+ * A NULL handler: nobody waits for the report (failures are logged).
+ */
 ngx_chat_kafka_msg_t *ngx_chat_kafka_produce(ngx_chat_kafka_t *k,
     const char *topic, ngx_msec_t timeout, ngx_str_t *key,
     ngx_str_t *payload, ngx_chat_kafka_handler_pt handler, void *data);

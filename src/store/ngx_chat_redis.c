@@ -469,6 +469,32 @@ ngx_chat_redis_command(ngx_chat_redis_t *rds,
 }
 
 
+ngx_chat_redis_cmd_t *
+ngx_chat_redis_command_argv(ngx_chat_redis_t *rds,
+    ngx_chat_redis_handler_pt handler, void *data, int argc,
+    const char **argv, const size_t *argvlen)
+{
+    ngx_chat_redis_cmd_t  *cmd;
+
+    cmd = ngx_chat_redis_cmd_new(rds, handler, data);
+    if (cmd == NULL) {
+        return NULL;
+    }
+
+    if (redisAsyncCommandArgv(rds->ac, ngx_chat_redis_reply, cmd, argc,
+                              argv, argvlen)
+        != REDIS_OK)
+    {
+        ngx_free(cmd);
+        return NULL;
+    }
+
+    ngx_add_timer(&cmd->timer, rds->timeout);
+
+    return cmd;
+}
+
+
 void
 ngx_chat_redis_cancel(ngx_chat_redis_cmd_t *cmd)
 {

@@ -56,6 +56,11 @@ ngx_str_t *ngx_chat_redis_name(ngx_chat_redis_t *rds);
 ngx_chat_redis_cmd_t *ngx_chat_redis_command(ngx_chat_redis_t *rds,
     ngx_chat_redis_handler_pt handler, void *data, const char *fmt, ...);
 
+/* the same with an argument vector (binary safe) */
+ngx_chat_redis_cmd_t *ngx_chat_redis_command_argv(ngx_chat_redis_t *rds,
+    ngx_chat_redis_handler_pt handler, void *data, int argc,
+    const char **argv, const size_t *argvlen);
+
 /*
  * SUBSCRIBE on this connection: the handler gets the confirmation and
  * every message (multi-bulk replies), then NGX_CHAT_STORE_DOWN once when

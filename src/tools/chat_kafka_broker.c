@@ -95,6 +95,7 @@ static const chat_kb_topic_t  chat_kb_default_topics[] = {
     { "chat.receipts", 8 },
     { "chat.health",   1 },
     { "chat.dlq",      1 },
+    { "chat.presence", 4 },
 };
 
 
@@ -286,7 +287,7 @@ chat_kb_usage(FILE *out)
 "  -t, --topic NAME:PARTS     create topic NAME with PARTS partitions\n"
 "                             (1..%d); repeatable; replaces the default\n"
 "                             topics chat.messages:8 chat.receipts:8\n"
-"                             chat.health:1 chat.dlq:1\n"
+"                             chat.health:1 chat.dlq:1 chat.presence:4\n"
 "  -p, --pid-file FILE        when ready, write the pid to FILE; removed\n"
 "                             on shutdown\n"
 "  -B, --bootstrap-file FILE  when ready, write the bootstrap list to FILE\n"

@@ -1,0 +1,765 @@
+
+/*
+ * Copyright (C) ngx_chat authors
+ *
+ * Presence: online while any device of the user is connected and sends
+ * something (any frame is a heartbeat) at least every chat_presence_ttl.
+ *
+ *   - a connection registers its route and puts its user into the online
+ *     set of the user's Redis server (ONLINE); if the user was not online,
+ *     the user's friends hear of it;
+ *   - the new connection first gets one presence frame per friend;
+ *   - heartbeats are coalesced: each worker marks its users when a frame
+ *     comes, and every chat_presence_ttl / 4 sends one BEAT per Redis
+ *     server for all of them;
+ *   - the last connection to close takes the user out (OFFLINE) and sets
+ *     last_seen; so does, for users whose worker or node died, the sweep
+ *     (SWEEP) every worker runs on every server every interval;
+ *   - every transition to offline also goes to Kafka (chat.presence), for
+ *     the worker that writes last_seen to PostgreSQL.
+ *
+ * Friends come from PostgreSQL (chat_friend_rows), one query per change.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_chat.h"
+#include "ngx_chat_ws.h"
+#include "ngx_chat_deliver.h"
+
+
+#define NGX_CHAT_PRESENCE_BATCH   256     /* users per BEAT */
+#define NGX_CHAT_PRESENCE_SWEEP   500     /* users per SWEEP */
+
+#define NGX_CHAT_FRIENDS_SQL                                                 \
+    "SELECT user_id, floor(extract(epoch FROM last_seen) * 1000)::bigint "  \
+    "FROM chat_friend_rows($1) WHERE state = 'friends'"
+
+
+/* a new connection: ONLINE, its friends, their state, then the inbox */
+typedef struct {
+    ngx_chat_op_t              op;          /* in ws->ops */
+    uint64_t                   user_id;
+    int64_t                    now;
+    ngx_uint_t                 online;      /* the user came online */
+    ngx_uint_t                 registered;
+    ngx_uint_t                 nfriends;
+    ngx_uint_t                 waiting;     /* STATE replies to come */
+    uint64_t                  *friends;
+    int64_t                   *seen;        /* PostgreSQL's last_seen */
+    int64_t                   *beat;        /* Redis: last heartbeat */
+    int64_t                   *rseen;       /* Redis: last_seen */
+} ngx_chat_presence_open_t;
+
+
+/* one STATE per Redis server, for the friends it holds */
+typedef struct {
+    ngx_chat_presence_open_t  *po;
+    ngx_uint_t                 nidx;
+    ngx_uint_t                *idx;         /* into po->friends */
+} ngx_chat_presence_state_t;
+
+
+/* a change to tell the user's friends */
+typedef struct {
+    uint64_t                   user_id;
+    ngx_uint_t                 online;
+    int64_t                    last_seen;
+} ngx_chat_presence_change_t;
+
+
+typedef struct {
+    ngx_event_t                timer;
+    ngx_msec_t                 ttl;
+    ngx_msec_t                 interval;
+    ngx_log_t                 *log;
+} ngx_chat_presence_t;
+
+
+static void ngx_chat_presence_online_reply(ngx_chat_store_rc_e rc,
+    redisReply *reply, void *data);
+static void ngx_chat_presence_friends(ngx_chat_store_rc_e rc, PGresult *res,
+    void *data);
+static void ngx_chat_presence_state(ngx_chat_store_rc_e rc,
+    redisReply *reply, void *data);
+static void ngx_chat_presence_opened(ngx_chat_presence_open_t *po);
+static void ngx_chat_presence_offline_reply(ngx_chat_store_rc_e rc,
+    redisReply *reply, void *data);
+static void ngx_chat_presence_announce(uint64_t user_id, ngx_uint_t online,
+    int64_t last_seen);
+static void ngx_chat_presence_announce_friends(ngx_chat_store_rc_e rc,
+    PGresult *res, void *data);
+static void ngx_chat_presence_tell(uint64_t friend_id, uint64_t user_id,
+    ngx_uint_t online, int64_t last_seen);
+static json_t *ngx_chat_presence_frame(uint64_t user_id, ngx_uint_t online,
+    int64_t last_seen);
+static void ngx_chat_presence_tick(ngx_event_t *ev);
+static void ngx_chat_presence_beat_reply(ngx_chat_store_rc_e rc,
+    redisReply *reply, void *data);
+static void ngx_chat_presence_sweep_reply(ngx_chat_store_rc_e rc,
+    redisReply *reply, void *data);
+static ngx_int_t ngx_chat_presence_script(ngx_chat_redis_t *rds,
+    ngx_chat_script_e script, uint64_t *ids, ngx_uint_t n,
+    ngx_chat_redis_handler_pt handler, void *data);
+static int64_t ngx_chat_presence_ms(redisReply *r);
+static int64_t ngx_chat_presence_now(void);
+
+
+static ngx_chat_presence_t  *ngx_chat_presence;
+
+
+ngx_int_t
+ngx_chat_presence_init(ngx_chat_worker_t *w, ngx_cycle_t *cycle)
+{
+    ngx_chat_presence_t  *p;
+
+    p = ngx_calloc(sizeof(ngx_chat_presence_t), cycle->log);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    p->log = cycle->log;
+    p->ttl = w->conf->presence_ttl;
+    p->interval = ngx_max(ngx_min(p->ttl / 4, 30000), 250);
+
+    p->timer.handler = ngx_chat_presence_tick;
+    p->timer.data = p;
+    p->timer.log = cycle->log;
+    p->timer.cancelable = 1;
+    ngx_add_timer(&p->timer, p->interval);
+
+    ngx_chat_presence = p;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_chat_presence_exit(void)
+{
+    ngx_chat_presence_t  *p = ngx_chat_presence;
+
+    if (p == NULL) {
+        return;
+    }
+
+    ngx_chat_presence = NULL;
+
+    if (p->timer.timer_set) {
+        ngx_del_timer(&p->timer);
+    }
+
+    ngx_free(p);
+}
+
+
+void
+ngx_chat_presence_open(ngx_chat_ws_t *ws)
+{
+    char                       route[NGX_CHAT_ROUTE_LEN];
+    ngx_chat_redis_t          *rds;
+    unsigned long long         uid = ws->user_id;
+    ngx_chat_presence_open_t  *po;
+
+    po = ngx_calloc(sizeof(ngx_chat_presence_open_t), ngx_cycle->log);
+    if (po == NULL) {
+        ngx_chat_deliver_ready(ws, 0);
+        return;
+    }
+
+    po->op.ws = ws;
+    po->user_id = ws->user_id;
+    ngx_queue_insert_tail(&ws->ops, &po->op.queue);
+
+    ngx_chat_route_name(ws, route);
+    rds = ngx_chat_redis_for_user(ws->user_id);
+
+    if (rds == NULL
+        || ngx_chat_redis_command(rds, ngx_chat_presence_online_reply, po,
+                                  "EVALSHA %s 2 chat:routes:{%llu} "
+                                  "chat:presence:live %s %d %llu",
+                                  ngx_chat_script_sha(NGX_CHAT_SCRIPT_ONLINE),
+                                  uid, route, (int) NGX_CHAT_ROUTE_TTL, uid)
+           == NULL)
+    {
+        /* the inbox read registers the route, or retries, itself */
+        ngx_chat_presence_opened(po);
+    }
+}
+
+
+static void
+ngx_chat_presence_online_reply(ngx_chat_store_rc_e rc, redisReply *reply,
+    void *data)
+{
+    ngx_chat_presence_open_t  *po = data;
+
+    u_char                     buf[NGX_INT64_LEN];
+    ngx_str_t                  param;
+    ngx_chat_worker_t         *w = ngx_chat_worker;
+
+    if (rc == NGX_CHAT_STORE_OK && reply->type == REDIS_REPLY_INTEGER) {
+        po->registered = 1;
+        po->online = (reply->integer == 1);
+        po->now = ngx_chat_presence_now();
+    }
+
+    if (w == NULL || w->pg == NULL) {
+        ngx_chat_presence_opened(po);
+        return;
+    }
+
+    param.data = buf;
+    param.len = ngx_sprintf(buf, "%uL", po->user_id) - buf;
+
+    if (ngx_chat_pg_query(w->pg, NGX_CHAT_FRIENDS_SQL, 1, &param,
+                          ngx_chat_presence_friends, po)
+        == NULL)
+    {
+        ngx_chat_presence_opened(po);
+    }
+}
+
+
+static void
+ngx_chat_presence_friends(ngx_chat_store_rc_e rc, PGresult *res, void *data)
+{
+    ngx_chat_presence_open_t  *po = data;
+
+    u_char                     *p;
+    size_t                      size;
+    uint64_t                   *ids;
+    ngx_uint_t                  i, n, shard, nshards;
+    ngx_chat_worker_t          *w = ngx_chat_worker;
+    ngx_chat_presence_state_t  *st;
+
+    if (rc != NGX_CHAT_STORE_OK || PQntuples(res) == 0 || w == NULL) {
+        ngx_chat_presence_opened(po);
+        return;
+    }
+
+    n = PQntuples(res);
+    size = n * (sizeof(uint64_t) + 3 * sizeof(int64_t));
+
+    p = ngx_calloc(size, ngx_cycle->log);
+    if (p == NULL) {
+        ngx_chat_presence_opened(po);
+        return;
+    }
+
+    po->nfriends = n;
+    po->friends = (uint64_t *) p;
+    po->seen = (int64_t *) (po->friends + n);
+    po->beat = po->seen + n;
+    po->rseen = po->beat + n;
+
+    for (i = 0; i < n; i++) {
+        po->friends[i] = ngx_atoof((u_char *) PQgetvalue(res, i, 0),
+                                   PQgetlength(res, i, 0));
+        po->seen[i] = PQgetisnull(res, i, 1)
+                      ? -1
+                      : ngx_atoof((u_char *) PQgetvalue(res, i, 1),
+                                  PQgetlength(res, i, 1));
+        po->beat[i] = -1;
+        po->rseen[i] = -1;
+    }
+
+    /* one STATE per Redis server, for the friends it holds */
+    nshards = w->nredis;
+    po->waiting = 1;
+
+    for (shard = 0; shard < nshards; shard++) {
+        st = ngx_calloc(sizeof(ngx_chat_presence_state_t)
+                        + n * sizeof(ngx_uint_t), ngx_cycle->log);
+        if (st == NULL) {
+            break;
+        }
+
+        st->po = po;
+        st->idx = (ngx_uint_t *) (st + 1);
+
+        for (i = 0; i < n; i++) {
+            if (chat_ring_lookup_u64(&w->conf->redis_ring, po->friends[i])
+                == shard)
+            {
+                st->idx[st->nidx++] = i;
+            }
+        }
+
+        if (st->nidx == 0) {
+            ngx_free(st);
+            continue;
+        }
+
+        ids = ngx_alloc(st->nidx * sizeof(uint64_t), ngx_cycle->log);
+        if (ids == NULL) {
+            ngx_free(st);
+            break;
+        }
+
+        for (i = 0; i < st->nidx; i++) {
+            ids[i] = po->friends[st->idx[i]];
+        }
+
+        if (ngx_chat_presence_script(w->redis[shard], NGX_CHAT_SCRIPT_STATE,
+                                     ids, st->nidx,
+                                     ngx_chat_presence_state, st)
+            == NGX_OK)
+        {
+            po->waiting++;
+
+        } else {
+            ngx_free(st);
+        }
+
+        ngx_free(ids);
+    }
+
+    /* the one for the loop itself */
+    if (--po->waiting == 0) {
+        ngx_chat_presence_opened(po);
+    }
+}
+
+
+static void
+ngx_chat_presence_state(ngx_chat_store_rc_e rc, redisReply *reply,
+    void *data)
+{
+    ngx_chat_presence_state_t  *st = data;
+
+    ngx_uint_t                 i, k;
+    ngx_chat_presence_open_t  *po = st->po;
+
+    if (rc == NGX_CHAT_STORE_OK && reply->type == REDIS_REPLY_ARRAY
+        && reply->elements == 2 * st->nidx)
+    {
+        for (i = 0; i < st->nidx; i++) {
+            k = st->idx[i];
+            po->beat[k] = ngx_chat_presence_ms(reply->element[2 * i]);
+            po->rseen[k] = ngx_chat_presence_ms(reply->element[2 * i + 1]);
+        }
+    }
+
+    ngx_free(st);
+
+    if (--po->waiting == 0) {
+        ngx_chat_presence_opened(po);
+    }
+}
+
+
+/*
+ * The friends' state goes to the new connection, the user's coming
+ * online to the friends, and the connection reads its inbox.
+ */
+
+static void
+ngx_chat_presence_opened(ngx_chat_presence_open_t *po)
+{
+    json_t         *frame;
+    int64_t         seen;
+    ngx_uint_t      i, online;
+    ngx_chat_ws_t  *ws = po->op.ws;
+
+    if (ws) {
+        ngx_queue_remove(&po->op.queue);
+
+        for (i = 0; i < po->nfriends && !ws->done; i++) {
+            online = (po->beat[i] >= 0);
+            seen = online ? po->beat[i]
+                          : po->rseen[i] >= 0 ? po->rseen[i] : po->seen[i];
+
+            frame = ngx_chat_presence_frame(po->friends[i], online, seen);
+            if (frame) {
+                (void) ngx_chat_ws_send_json(ws, frame);
+                json_decref(frame);
+            }
+        }
+
+        ngx_chat_deliver_ready(ws, po->registered);
+    }
+
+    if (po->online) {
+        for (i = 0; i < po->nfriends; i++) {
+            ngx_chat_presence_tell(po->friends[i], po->user_id, 1, po->now);
+        }
+    }
+
+    ngx_free(po->friends);
+    ngx_free(po);
+}
+
+
+/* the connection closed: its route goes, and maybe its user offline */
+
+void
+ngx_chat_presence_close(uint64_t user_id, const char *route)
+{
+    ngx_chat_redis_t    *rds;
+    unsigned long long   uid = user_id;
+
+    rds = ngx_chat_redis_for_user(user_id);
+
+    if (rds == NULL) {
+        return;
+    }
+
+    (void) ngx_chat_redis_command(rds, ngx_chat_presence_offline_reply,
+                                  (void *) (uintptr_t) user_id,
+                                  "EVALSHA %s 3 chat:routes:{%llu} "
+                                  "chat:presence:live chat:seen:{%llu} "
+                                  "%s %llu %d",
+                                  ngx_chat_script_sha(
+                                      NGX_CHAT_SCRIPT_OFFLINE),
+                                  uid, uid, route, uid,
+                                  (int) NGX_CHAT_SEEN_TTL);
+}
+
+
+static void
+ngx_chat_presence_offline_reply(ngx_chat_store_rc_e rc, redisReply *reply,
+    void *data)
+{
+    uint64_t  user_id = (uintptr_t) data;
+
+    if (rc != NGX_CHAT_STORE_OK || reply->type != REDIS_REPLY_INTEGER
+        || reply->integer <= 0)
+    {
+        return;
+    }
+
+    ngx_chat_presence_announce(user_id, 0, reply->integer);
+}
+
+
+/* a change: to Kafka when offline, and to every friend */
+
+static void
+ngx_chat_presence_announce(uint64_t user_id, ngx_uint_t online,
+    int64_t last_seen)
+{
+    char                        *text;
+    u_char                       buf[NGX_INT64_LEN];
+    json_t                      *rec;
+    ngx_str_t                    param, key, value;
+    ngx_chat_worker_t           *w = ngx_chat_worker;
+    ngx_chat_presence_change_t  *ch;
+
+    if (w == NULL) {
+        return;
+    }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "chat: presence: user %uL %s, last seen %L", user_id,
+                   online ? "online" : "offline", last_seen);
+
+    param.data = buf;
+    param.len = ngx_sprintf(buf, "%uL", user_id) - buf;
+
+    if (!online && w->kafka) {
+        rec = json_pack("{s:I, s:b, s:I}", "user_id", (json_int_t) user_id,
+                        "online", 0, "last_seen", (json_int_t) last_seen);
+        text = rec ? json_dumps(rec, JSON_COMPACT|JSON_PRESERVE_ORDER)
+                   : NULL;
+        json_decref(rec);
+
+        if (text) {
+            key = param;
+            value.data = (u_char *) text;
+            value.len = ngx_strlen(text);
+
+            (void) ngx_chat_kafka_produce(w->kafka, NGX_CHAT_TOPIC_PRESENCE,
+                                          0, &key, &value, NULL, NULL);
+            free(text);
+        }
+    }
+
+    if (w->pg == NULL) {
+        return;
+    }
+
+    ch = ngx_alloc(sizeof(ngx_chat_presence_change_t), ngx_cycle->log);
+    if (ch == NULL) {
+        return;
+    }
+
+    ch->user_id = user_id;
+    ch->online = online;
+    ch->last_seen = last_seen;
+
+    if (ngx_chat_pg_query(w->pg, NGX_CHAT_FRIENDS_SQL, 1, &param,
+                          ngx_chat_presence_announce_friends, ch)
+        == NULL)
+    {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "chat: presence of user %uL not sent to friends: "
+                      "the database is down", user_id);
+        ngx_free(ch);
+    }
+}
+
+
+static void
+ngx_chat_presence_announce_friends(ngx_chat_store_rc_e rc, PGresult *res,
+    void *data)
+{
+    ngx_chat_presence_change_t  *ch = data;
+
+    ngx_uint_t  i, n;
+    uint64_t    friend_id;
+
+    if (rc == NGX_CHAT_STORE_OK) {
+        n = PQntuples(res);
+
+        for (i = 0; i < n; i++) {
+            friend_id = ngx_atoof((u_char *) PQgetvalue(res, i, 0),
+                                  PQgetlength(res, i, 0));
+            ngx_chat_presence_tell(friend_id, ch->user_id, ch->online,
+                                   ch->last_seen);
+        }
+
+    } else {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "chat: presence of user %uL not sent to friends: "
+                      "the database did not answer", ch->user_id);
+    }
+
+    ngx_free(ch);
+}
+
+
+/* live only: a friend who is not connected learns it on connect */
+
+static void
+ngx_chat_presence_tell(uint64_t friend_id, uint64_t user_id,
+    ngx_uint_t online, int64_t last_seen)
+{
+    char    *text;
+    json_t  *frame;
+
+    frame = ngx_chat_presence_frame(user_id, online, last_seen);
+    text = frame ? json_dumps(frame, JSON_COMPACT|JSON_PRESERVE_ORDER)
+                 : NULL;
+    json_decref(frame);
+
+    if (text) {
+        (void) ngx_chat_relay(friend_id, text, ngx_strlen(text), 0, 0,
+                              NULL, NULL);
+        free(text);
+    }
+}
+
+
+static json_t *
+ngx_chat_presence_frame(uint64_t user_id, ngx_uint_t online,
+    int64_t last_seen)
+{
+    return json_pack("{s:s, s:I, s:b, s:o}", "type", "presence",
+                     "user_id", (json_int_t) user_id, "online", (int) online,
+                     "last_seen", last_seen >= 0
+                                  ? json_integer(last_seen) : json_null());
+}
+
+
+/* every interval: the heartbeats of the worker's users, and the sweep */
+
+static void
+ngx_chat_presence_tick(ngx_event_t *ev)
+{
+    uint64_t                *ids;
+    ngx_uint_t               shard, n, i;
+    ngx_chat_worker_t       *w = ngx_chat_worker;
+    unsigned long long       ttl;
+    ngx_chat_presence_t     *p = ev->data;
+    ngx_chat_local_user_t   *lu;
+
+    if (ngx_exiting || ngx_terminate || ngx_quit || w == NULL) {
+        return;
+    }
+
+    ids = ngx_alloc(NGX_CHAT_PRESENCE_BATCH * sizeof(uint64_t), p->log);
+
+    for (shard = 0; ids && shard < w->nredis; shard++) {
+        n = 0;
+
+        for (lu = ngx_chat_local_next(NULL); lu; lu = ngx_chat_local_next(lu))
+        {
+            if (!lu->beat
+                || chat_ring_lookup_u64(&w->conf->redis_ring, lu->node.key)
+                   != shard)
+            {
+                continue;
+            }
+
+            lu->beat = 0;
+            ids[n++] = lu->node.key;
+
+            if (n == NGX_CHAT_PRESENCE_BATCH) {
+                (void) ngx_chat_presence_script(w->redis[shard],
+                                                NGX_CHAT_SCRIPT_BEAT, ids, n,
+                                                ngx_chat_presence_beat_reply,
+                                                NULL);
+                n = 0;
+            }
+        }
+
+        if (n) {
+            (void) ngx_chat_presence_script(w->redis[shard],
+                                            NGX_CHAT_SCRIPT_BEAT, ids, n,
+                                            ngx_chat_presence_beat_reply,
+                                            NULL);
+        }
+    }
+
+    ngx_free(ids);
+
+    /* a worker or node that died holds its users online no longer */
+    ttl = p->ttl;
+
+    for (i = 0; i < w->nredis; i++) {
+        (void) ngx_chat_redis_command(w->redis[i],
+                                      ngx_chat_presence_sweep_reply, NULL,
+                                      "EVALSHA %s 1 chat:presence:live "
+                                      "%llu %d %d",
+                                      ngx_chat_script_sha(
+                                          NGX_CHAT_SCRIPT_SWEEP),
+                                      ttl, (int) NGX_CHAT_PRESENCE_SWEEP,
+                                      (int) NGX_CHAT_SEEN_TTL);
+    }
+
+    ngx_add_timer(&p->timer, p->interval);
+}
+
+
+/* users a heartbeat brought back online (the sweep had taken them) */
+
+static void
+ngx_chat_presence_beat_reply(ngx_chat_store_rc_e rc, redisReply *reply,
+    void *data)
+{
+    ngx_uint_t  i;
+    int64_t     now, uid;
+
+    if (rc != NGX_CHAT_STORE_OK || reply->type != REDIS_REPLY_ARRAY) {
+        return;
+    }
+
+    now = ngx_chat_presence_now();
+
+    for (i = 0; i < reply->elements; i++) {
+        uid = ngx_chat_presence_ms(reply->element[i]);
+
+        if (uid > 0) {
+            ngx_chat_presence_announce((uint64_t) uid, 1, now);
+        }
+    }
+}
+
+
+static void
+ngx_chat_presence_sweep_reply(ngx_chat_store_rc_e rc, redisReply *reply,
+    void *data)
+{
+    ngx_uint_t  i;
+    int64_t     uid, seen;
+
+    if (rc != NGX_CHAT_STORE_OK || reply->type != REDIS_REPLY_ARRAY) {
+        return;
+    }
+
+    for (i = 0; i + 1 < reply->elements; i += 2) {
+        uid = ngx_chat_presence_ms(reply->element[i]);
+        seen = ngx_chat_presence_ms(reply->element[i + 1]);
+
+        if (uid > 0) {
+            ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                          "chat: presence: user %L timed out", uid);
+            ngx_chat_presence_announce((uint64_t) uid, 0, seen);
+        }
+    }
+}
+
+
+/* EVALSHA <script> 1 chat:presence:live <id>... */
+
+static ngx_int_t
+ngx_chat_presence_script(ngx_chat_redis_t *rds, ngx_chat_script_e script,
+    uint64_t *ids, ngx_uint_t n, ngx_chat_redis_handler_pt handler,
+    void *data)
+{
+    u_char       *p, *buf;
+    size_t       *argvlen;
+    ngx_int_t     rc;
+    ngx_uint_t    i;
+    const char  **argv;
+
+    argv = ngx_alloc((n + 4) * (sizeof(char *) + sizeof(size_t))
+                     + n * (NGX_INT64_LEN + 1), ngx_cycle->log);
+    if (argv == NULL) {
+        return NGX_ERROR;
+    }
+
+    argvlen = (size_t *) (argv + n + 4);
+    buf = (u_char *) (argvlen + n + 4);
+
+    argv[0] = "EVALSHA";
+    argv[1] = ngx_chat_script_sha(script);
+    argv[2] = "1";
+    argv[3] = "chat:presence:live";
+
+    for (i = 0; i < 4; i++) {
+        argvlen[i] = ngx_strlen(argv[i]);
+    }
+
+    p = buf;
+
+    for (i = 0; i < n; i++) {
+        argv[i + 4] = (char *) p;
+        argvlen[i + 4] = ngx_sprintf(p, "%uL", ids[i]) - p;
+        p += NGX_INT64_LEN + 1;
+    }
+
+    rc = ngx_chat_redis_command_argv(rds, handler, data, (int) (n + 4),
+                                     argv, argvlen)
+         ? NGX_OK : NGX_ERROR;
+
+    ngx_free(argv);
+
+    return rc;
+}
+
+
+/* a number in a reply (string or integer), or -1 */
+
+static int64_t
+ngx_chat_presence_ms(redisReply *r)
+{
+    ngx_int_t  n;
+
+    if (r->type == REDIS_REPLY_INTEGER) {
+        return r->integer;
+    }
+
+    if (r->type != REDIS_REPLY_STRING || r->len == 0) {
+        return -1;
+    }
+
+    n = ngx_atoi((u_char *) r->str, r->len);
+
+    return n == NGX_ERROR ? -1 : n;
+}
+
+
+static int64_t
+ngx_chat_presence_now(void)
+{
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+
+    return (int64_t) tp->sec * 1000 + tp->msec;
+}

@@ -1,0 +1,213 @@
+# Presence over real WebSockets, two nginx instances sharing the test
+# stack's Redis, Kafka and PostgreSQL (issue #7):
+#
+#   - A and B are friends, C is a stranger; on connect each gets one
+#     presence frame per friend, before anything else;
+#   - B connects: A gets online; B opens a second device and closes the
+#     first: no event; B closes the last: A gets offline with last_seen;
+#     C hears nothing;
+#   - with a short chat_presence_ttl, killing the nginx worker that holds
+#     B makes B go offline after the TTL;
+#   - offline transitions go to Kafka (chat.presence) for the write-behind.
+
+use strict;
+use warnings;
+use Test::More;
+use JSON::PP qw(decode_json encode_json);
+use Time::HiRes qw(time sleep);
+use ChatTest;
+use ChatJWT;
+use ChatWS;
+
+plan skip_all => 'needs the test stack (CHAT_STACK_PROFILE=test, as make '
+                 . 'test sets)'
+    unless ($ENV{CHAT_STACK_PROFILE} // '') eq 'test';
+
+$ENV{TEST_NGINX_JWT_SECRET_FILE} = ChatJWT::secret_file();
+
+my $http = <<'CONF';
+    chat_redis $TEST_NGINX_REDIS;
+    chat_postgres "$TEST_NGINX_PG_DSN";
+    chat_kafka_brokers $TEST_NGINX_KAFKA_BROKERS;
+    chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
+CONF
+my $server = <<'CONF';
+    location /v1/ {
+        chat_auth on;
+        chat_api;
+    }
+    location = /v1/users {
+        chat_api;
+    }
+    location = /v1/ws {
+        chat_send_rate off;
+        chat_websocket;
+    }
+CONF
+
+my $base = ($ENV{TEST_NGINX_PORT} || 1984) + 110;
+my %port = (one => $base, two => $base + 1);
+
+sub start_two {
+    my ($extra) = @_;
+    ChatTest::start_nginx(name => 'two', workers => 2, port => $port{two},
+                          http_config => "    chat_node_name p-two;\n"
+                                         . ($extra // '') . $http,
+                          config => $server);
+}
+
+ChatTest::start_nginx(workers => 2, port => $port{one},
+                      http_config => "    chat_node_name p-one;\n$http",
+                      config => $server);
+start_two();
+
+my $run = sprintf '%x%x', $$, time;
+my %uid;
+for my $name (qw(a b c)) {
+    my ($st, undef, $body) = ChatTest::http_request(
+        POST => '/v1/users', {},
+        encode_json({ username => "p${name}_$run",
+                      password => 'long-enough' }));
+    is($st, 201, "register $name") or diag $body;
+    $uid{$name} = decode_json($body)->{user_id};
+}
+
+sub api {
+    my ($method, $path, $who) = @_;
+    my ($st, undef, $body) = ChatTest::http_request(
+        $method => $path,
+        { Authorization => 'Bearer ' . ChatJWT::token(sub => $uid{$who}) });
+    return ($st, eval { decode_json($body) } // $body);
+}
+
+is((api(PUT => "/v1/friends/$uid{b}", 'a'))[0], 200, 'a asks b');
+is((api(PUT => "/v1/friends/$uid{a}", 'b'))[0], 200, 'b accepts');
+is((api(PUT => "/v1/friends/$uid{b}", 'c'))[0], 200,
+   'c only asks b (not friends)');
+
+sub connect_as {
+    my ($who, $node) = @_;
+    my $ws = ChatWS->new(port => $port{$node});
+    my ($st) = $ws->handshake('/v1/ws', Authorization => 'Bearer '
+                              . ChatJWT::token(sub => $uid{$who}));
+    die "connect $who to $node: $st\n" unless $st == 101;
+    return $ws;
+}
+
+sub frame {
+    my ($ws, $timeout) = @_;
+    my $t = $ws->read_text($timeout // 10);
+    return undef unless defined $t;
+    return eval { decode_json($t) } || { raw => $t };
+}
+
+# the next presence frame (other frames are skipped)
+sub presence {
+    my ($ws, $timeout) = @_;
+    my $end = time + ($timeout // 10);
+    while (time < $end) {
+        my $f = frame($ws, $end - time) // return undef;
+        return $f if ($f->{type} // '') eq 'presence';
+    }
+    return undef;
+}
+
+sub no_presence {
+    my ($ws, $wait) = @_;
+    return !defined presence($ws, $wait);
+}
+
+# --- on connect: one frame per friend, first ------------------------------
+
+# a message waits for b, so that the order can be seen
+my $a = connect_as('a', 'one');
+my $p = presence($a);
+is_deeply($p, { type => 'presence', user_id => $uid{b}, online => JSON::PP::false,
+                last_seen => undef },
+          'a connects: b is offline, never seen') or diag explain $p;
+$a->send_text(encode_json({ type => 'send', to => $uid{b}, client_id => 'w1',
+                            body => 'waiting' }));
+my $ack = frame($a);
+is($ack->{type}, 'ack', 'a sends b a message');
+
+my $c = connect_as('c', 'two');
+ok(no_presence($c, 0.5), 'c, who has no friends, gets no presence frame');
+
+my $t_b = time;
+my $b = connect_as('b', 'two');
+my $first = frame($b);
+is($first->{type}, 'presence', "b's first frame is presence")
+    or diag explain $first;
+is($first->{user_id}, $uid{a}, '... of a');
+ok($first->{online}, '... online');
+my $then = frame($b);
+is($then->{type}, 'message', '... then the message that waited');
+
+$p = presence($a);
+is_deeply([ @$p{qw(user_id online)} ], [ $uid{b}, JSON::PP::true ],
+          'a hears that b is online') or diag explain $p;
+cmp_ok(abs($p->{last_seen} / 1000 - $t_b), '<', 5,
+       '... with last_seen = now (the last heartbeat)');
+ok(no_presence($c, 0.5), 'c, not a friend, hears nothing');
+
+# --- two devices: online while any is connected ----------------------------
+
+my $b2 = connect_as('b', 'one');
+is(presence($b2)->{user_id}, $uid{a}, "b's second device gets a's state");
+ok(no_presence($a, 0.5), 'a second device is no change');
+$b->close;
+ok(no_presence($a, 1), 'closing one of two devices is no change');
+
+my $t_off = time;
+$b2->close;
+$p = presence($a);
+is_deeply([ @$p{qw(user_id online)} ], [ $uid{b}, JSON::PP::false ],
+          'b closes the last: a hears offline') or diag explain $p;
+cmp_ok(abs($p->{last_seen} / 1000 - $t_off), '<', 5,
+       '... with last_seen when it happened');
+ok(no_presence($a, 0.5), '... once');
+
+my $a2 = connect_as('a', 'two');
+my $p2 = presence($a2);
+is($p2->{last_seen}, $p->{last_seen},
+   'a new connection of a sees the same last_seen');
+ok(!$p2->{online}, '... and b offline');
+$a2->close;
+
+# --- write-behind: the offline transition is in Kafka ----------------------
+
+my @k = grep { /"user_id":$uid{b}\b/ }
+        `kcat -b "$ENV{TEST_NGINX_KAFKA_BROKERS}" -C -t chat.presence -o beginning -e -q 2>&1`;
+ok(scalar @k >= 1, 'chat.presence has b going offline') or diag @k;
+my $kp = decode_json($k[-1]);
+is($kp->{last_seen}, $p->{last_seen}, '... with its last_seen');
+
+# --- a worker that dies: offline after chat_presence_ttl -------------------
+
+start_two("    chat_presence_ttl 2s;\n");
+$b = connect_as('b', 'two');
+$p = presence($a);
+ok($p && $p->{online}, 'b is online again (node two, ttl 2 s)');
+frame($b) for 1 .. 2;   # a's presence, the message that still waits
+sleep 0.3;
+my @pids = ChatTest::error_log('two')
+    =~ /\[info\] (\d+)#\d+: \*\d+ chat: ws: user $uid{b} connected/g;
+my $pid = $pids[-1];
+kill 'KILL', $pid;
+my $t_kill = time;
+$p = presence($a, 15);
+ok($p && !$p->{online}, "b's worker $pid killed: a hears b went offline")
+    or diag explain $p;
+my $took = time - $t_kill;
+cmp_ok($took, '<', 10, sprintf '... within the TTL and a sweep (%.1f s)',
+       $took);
+cmp_ok($p->{last_seen} / 1000, '<=', $t_kill + 0.5,
+       '... last_seen is the last heartbeat, not the sweep');
+
+for my $node ('', 'two') {
+    my @alerts = grep { !/worker process \Q$pid\E exited on signal 9/ }
+                 ChatTest::error_log($node) =~ /^.*\[(?:alert|crit|emerg)\].*$/mg;
+    is_deeply(\@alerts, [], 'no alerts on node ' . ($node || 'one'));
+}
+
+done_testing();
