@@ -19,6 +19,7 @@
 #include "ngx_chat_password.h"
 #include "chat_json.h"
 #include "chat_jwt.h"
+#include "ngx_chat_deliver.h"
 
 
 #define NGX_CHAT_API_JSON_DEPTH  8
@@ -54,6 +55,8 @@ struct ngx_chat_api_ctx_s {
     ngx_chat_pg_query_t       *query;
     ngx_chat_api_pg_next_pt    pg_next;
     ngx_chat_redis_cmd_t      *redis;
+    ngx_chat_presence_lookup_t *lookup;
+    json_t                    *answer;      /* waits for presence */
 
     /* POST /v1/sessions, POST /v1/users */
     ngx_str_t                  username;
@@ -122,8 +125,6 @@ static ngx_int_t ngx_chat_api_friend_delete(ngx_chat_api_ctx_t *ctx);
 static ngx_int_t ngx_chat_api_no_content(ngx_chat_api_ctx_t *ctx,
     PGresult *res);
 static ngx_int_t ngx_chat_api_friends(ngx_chat_api_ctx_t *ctx);
-static ngx_int_t ngx_chat_api_ok_json(ngx_chat_api_ctx_t *ctx,
-    PGresult *res);
 static ngx_int_t ngx_chat_api_group_create(ngx_chat_api_ctx_t *ctx);
 static ngx_int_t ngx_chat_api_group_created(ngx_chat_api_ctx_t *ctx,
     PGresult *res);
@@ -139,6 +140,19 @@ static ngx_int_t ngx_chat_api_key_get(ngx_chat_api_ctx_t *ctx);
 static ngx_int_t ngx_chat_api_key_got(ngx_chat_api_ctx_t *ctx,
     PGresult *res);
 static ngx_int_t ngx_chat_api_device_put(ngx_chat_api_ctx_t *ctx);
+static ngx_int_t ngx_chat_api_friends_got(ngx_chat_api_ctx_t *ctx,
+    PGresult *res);
+static ngx_int_t ngx_chat_api_presence_get(ngx_chat_api_ctx_t *ctx);
+static ngx_int_t ngx_chat_api_presence_got(ngx_chat_api_ctx_t *ctx,
+    PGresult *res);
+static ngx_int_t ngx_chat_api_presence_ask(ngx_chat_api_ctx_t *ctx,
+    json_t *answer, json_t *users);
+static void ngx_chat_api_presence_looked(void *data,
+    ngx_chat_presence_lookup_t *lk);
+static void ngx_chat_api_presence_fill(json_t *users,
+    ngx_chat_presence_lookup_t *lk);
+static ngx_int_t ngx_chat_api_presence_send(ngx_chat_api_ctx_t *ctx,
+    json_t *answer);
 
 
 static const ngx_chat_api_route_t  ngx_chat_api_routes[] = {
@@ -157,6 +171,8 @@ static const ngx_chat_api_route_t  ngx_chat_api_routes[] = {
       ngx_chat_api_member_delete },
     { NGX_HTTP_PUT, "/v1/keys", 1, 1, ngx_chat_api_key_put },
     { NGX_HTTP_GET, "/v1/users/#/keys", 1, 0, ngx_chat_api_key_get },
+    { NGX_HTTP_GET, "/v1/users/#/presence", 1, 0,
+      ngx_chat_api_presence_get },
     { NGX_HTTP_PUT, "/v1/devices/*", 1, 1, ngx_chat_api_device_put },
     { 0, NULL, 0, 0, NULL }
 };
@@ -577,9 +593,19 @@ ngx_chat_api_cleanup(void *data)
         ctx->redis = NULL;
     }
 
+    if (ctx->lookup) {
+        ngx_chat_presence_lookup_cancel(ctx->lookup);
+        ctx->lookup = NULL;
+    }
+
     if (ctx->body) {
         json_decref(ctx->body);
         ctx->body = NULL;
+    }
+
+    if (ctx->answer) {
+        json_decref(ctx->answer);
+        ctx->answer = NULL;
     }
 }
 
@@ -1229,18 +1255,207 @@ ngx_chat_api_me_done(ngx_chat_api_ctx_t *ctx, PGresult *res)
 
 /* GET /v1/friends */
 
+/*
+ * GET /v1/friends: the list from PostgreSQL, "online" and "last_seen" of
+ * the friends (not of requests either way) from Redis.
+ */
+
 static ngx_int_t
 ngx_chat_api_friends(ngx_chat_api_ctx_t *ctx)
 {
     return ngx_chat_api_call(ctx, "SELECT chat_friends_json($1)", 1,
-                             ngx_chat_api_ok_json);
+                             ngx_chat_api_friends_got);
 }
 
 
 static ngx_int_t
-ngx_chat_api_ok_json(ngx_chat_api_ctx_t *ctx, PGresult *res)
+ngx_chat_api_friends_got(ngx_chat_api_ctx_t *ctx, PGresult *res)
 {
-    return ngx_chat_api_json_result(ctx, res, NGX_HTTP_OK);
+    json_t  *answer, *friends;
+
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+        return ngx_chat_api_error(ctx, NGX_HTTP_NOT_FOUND, "not_found",
+                                  "no such resource");
+    }
+
+    answer = json_loadb(PQgetvalue(res, 0, 0), PQgetlength(res, 0, 0), 0,
+                        NULL);
+    friends = json_object_get(answer, "friends");
+
+    if (!json_is_array(friends)) {
+        json_decref(answer);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_chat_api_presence_ask(ctx, answer, friends);
+}
+
+
+/* GET /v1/users/{id}/presence: friends (and oneself) only */
+
+static ngx_int_t
+ngx_chat_api_presence_get(ngx_chat_api_ctx_t *ctx)
+{
+    return ngx_chat_api_call(ctx, "SELECT chat_presence_get($1, $2)", 1,
+                             ngx_chat_api_presence_got);
+}
+
+
+static ngx_int_t
+ngx_chat_api_presence_got(ngx_chat_api_ctx_t *ctx, PGresult *res)
+{
+    json_t  *answer, *users;
+
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+        return ngx_chat_api_error(ctx, NGX_HTTP_NOT_FOUND, "not_found",
+                                  "no such user");
+    }
+
+    answer = json_loadb(PQgetvalue(res, 0, 0), PQgetlength(res, 0, 0), 0,
+                        NULL);
+    if (answer == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (json_object_get(answer, "error")) {
+        json_decref(answer);
+        return ngx_chat_api_error(ctx, NGX_HTTP_FORBIDDEN, "forbidden",
+                                  "presence is for friends only");
+    }
+
+    users = json_array();
+    if (users == NULL || json_array_append(users, answer) != 0) {
+        json_decref(users);
+        json_decref(answer);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    json_decref(answer);
+
+    return ngx_chat_api_presence_ask(ctx, users, users);
+}
+
+
+/*
+ * users: objects with "user_id", "last_seen" (PostgreSQL's) and maybe
+ * "state"; those who are friends (no "state", or "friends") get "online"
+ * and the last_seen Redis knows.  The answer goes once Redis answered; if
+ * it cannot be asked, with PostgreSQL's last_seen and "online": false.
+ */
+
+static ngx_int_t
+ngx_chat_api_presence_ask(ngx_chat_api_ctx_t *ctx, json_t *answer,
+    json_t *users)
+{
+    size_t       i, n;
+    json_t      *u, *state;
+    uint64_t    *ids;
+    json_int_t   id;
+
+    n = json_array_size(users);
+
+    ids = ngx_palloc(ctx->request->pool, (n + 1) * sizeof(uint64_t));
+    if (ids == NULL) {
+        json_decref(answer);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+        u = json_array_get(users, i);
+        id = json_integer_value(json_object_get(u, "user_id"));
+        state = json_object_get(u, "state");
+
+        /* a request either way shows nothing of the other's presence */
+        ids[i] = (state == NULL
+                  || ngx_strcmp(json_string_value(state), "friends") == 0)
+                 ? (uint64_t) id : 0;
+    }
+
+    ctx->answer = answer;
+
+    if (n) {
+        ctx->lookup = ngx_chat_presence_lookup(ids, n,
+                                               ngx_chat_api_presence_looked,
+                                               ctx);
+        if (ctx->lookup) {
+            return NGX_DONE;
+        }
+    }
+
+    ctx->answer = NULL;
+    ngx_chat_api_presence_fill(users, NULL);
+
+    return ngx_chat_api_presence_send(ctx, answer);
+}
+
+
+/* an array is GET /v1/users/{id}/presence's: its one object goes */
+
+static ngx_int_t
+ngx_chat_api_presence_send(ngx_chat_api_ctx_t *ctx, json_t *answer)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_chat_http_send_json(ctx->request, NGX_HTTP_OK,
+                                 json_is_array(answer)
+                                 ? json_array_get(answer, 0) : answer);
+    json_decref(answer);
+
+    return rc;
+}
+
+
+static void
+ngx_chat_api_presence_looked(void *data, ngx_chat_presence_lookup_t *lk)
+{
+    ngx_chat_api_ctx_t  *ctx = data;
+
+    json_t  *answer, *users;
+
+    ctx->lookup = NULL;
+    answer = ctx->answer;
+    ctx->answer = NULL;
+
+    users = json_is_array(answer) ? answer
+                                  : json_object_get(answer, "friends");
+
+    ngx_chat_api_presence_fill(users, lk);
+
+    ngx_chat_api_finish(ctx, ngx_chat_api_presence_send(ctx, answer));
+}
+
+
+static void
+ngx_chat_api_presence_fill(json_t *users, ngx_chat_presence_lookup_t *lk)
+{
+    size_t       i, n;
+    json_t      *u, *state;
+    int64_t      beat, seen;
+
+    n = json_array_size(users);
+
+    for (i = 0; i < n; i++) {
+        u = json_array_get(users, i);
+        state = json_object_get(u, "state");
+
+        if (state && ngx_strcmp(json_string_value(state), "friends") != 0) {
+            (void) json_object_set_new(u, "online", json_false());
+            (void) json_object_set_new(u, "last_seen", json_null());
+            continue;
+        }
+
+        beat = lk ? ngx_chat_presence_beat(lk, i) : -1;
+        seen = lk ? ngx_chat_presence_seen(lk, i) : -1;
+
+        (void) json_object_set_new(u, "online", json_boolean(beat >= 0));
+
+        if (beat >= 0) {
+            (void) json_object_set_new(u, "last_seen", json_integer(beat));
+
+        } else if (seen >= 0) {
+            (void) json_object_set_new(u, "last_seen", json_integer(seen));
+        }
+    }
 }
 
 

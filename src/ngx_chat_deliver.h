@@ -82,10 +82,28 @@ ngx_chat_redis_cmd_t *ngx_chat_relay(uint64_t user_id, const char *frame,
     ngx_chat_redis_handler_pt handler, void *data);
 
 /* ngx_chat_presence.c */
+typedef struct ngx_chat_presence_lookup_s  ngx_chat_presence_lookup_t;
+typedef void (*ngx_chat_presence_lookup_pt)(void *data,
+    ngx_chat_presence_lookup_t *lk);
+
 ngx_int_t ngx_chat_presence_init(ngx_chat_worker_t *w, ngx_cycle_t *cycle);
 void ngx_chat_presence_exit(void);
 void ngx_chat_presence_open(ngx_chat_ws_t *ws);
 void ngx_chat_presence_close(uint64_t user_id, const char *route);
+
+/*
+ * The presence of n users from Redis: the handler gets, for each ids[i],
+ * ngx_chat_presence_beat(lk, i) (last heartbeat in ms; -1: offline) and
+ * ngx_chat_presence_seen(lk, i) (last_seen in Redis; -1: not there).
+ * NULL: nothing could be asked, the handler will not be called.
+ */
+ngx_chat_presence_lookup_t *ngx_chat_presence_lookup(uint64_t *ids,
+    ngx_uint_t n, ngx_chat_presence_lookup_pt handler, void *data);
+void ngx_chat_presence_lookup_cancel(ngx_chat_presence_lookup_t *lk);
+int64_t ngx_chat_presence_beat(ngx_chat_presence_lookup_t *lk,
+    ngx_uint_t i);
+int64_t ngx_chat_presence_seen(ngx_chat_presence_lookup_t *lk,
+    ngx_uint_t i);
 
 /* {"type":"sync"} */
 ngx_int_t ngx_chat_deliver_sync(ngx_chat_ws_t *ws);

@@ -47,19 +47,29 @@ typedef struct {
     ngx_uint_t                 online;      /* the user came online */
     ngx_uint_t                 registered;
     ngx_uint_t                 nfriends;
-    ngx_uint_t                 waiting;     /* STATE replies to come */
     uint64_t                  *friends;
     int64_t                   *seen;        /* PostgreSQL's last_seen */
-    int64_t                   *beat;        /* Redis: last heartbeat */
-    int64_t                   *rseen;       /* Redis: last_seen */
 } ngx_chat_presence_open_t;
 
 
-/* one STATE per Redis server, for the friends it holds */
+/* the state of some users, from their Redis servers */
+struct ngx_chat_presence_lookup_s {
+    ngx_chat_presence_lookup_pt  handler;
+    void                        *data;
+    ngx_uint_t                   n;
+    ngx_uint_t                   waiting;   /* STATE replies to come */
+    uint64_t                    *ids;
+    int64_t                     *beat;
+    int64_t                     *seen;
+    unsigned                     cancelled:1;
+};
+
+
+/* one STATE per Redis server, for the users it holds */
 typedef struct {
-    ngx_chat_presence_open_t  *po;
-    ngx_uint_t                 nidx;
-    ngx_uint_t                *idx;         /* into po->friends */
+    ngx_chat_presence_lookup_t  *lk;
+    ngx_uint_t                   nidx;
+    ngx_uint_t                  *idx;       /* into lk->ids */
 } ngx_chat_presence_state_t;
 
 
@@ -83,9 +93,12 @@ static void ngx_chat_presence_online_reply(ngx_chat_store_rc_e rc,
     redisReply *reply, void *data);
 static void ngx_chat_presence_friends(ngx_chat_store_rc_e rc, PGresult *res,
     void *data);
+static void ngx_chat_presence_looked(void *data,
+    ngx_chat_presence_lookup_t *lk);
+static void ngx_chat_presence_opened(ngx_chat_presence_open_t *po,
+    ngx_chat_presence_lookup_t *lk);
 static void ngx_chat_presence_state(ngx_chat_store_rc_e rc,
     redisReply *reply, void *data);
-static void ngx_chat_presence_opened(ngx_chat_presence_open_t *po);
 static void ngx_chat_presence_offline_reply(ngx_chat_store_rc_e rc,
     redisReply *reply, void *data);
 static void ngx_chat_presence_announce(uint64_t user_id, ngx_uint_t online,
@@ -186,7 +199,7 @@ ngx_chat_presence_open(ngx_chat_ws_t *ws)
            == NULL)
     {
         /* the inbox read registers the route, or retries, itself */
-        ngx_chat_presence_opened(po);
+        ngx_chat_presence_opened(po, NULL);
     }
 }
 
@@ -208,7 +221,7 @@ ngx_chat_presence_online_reply(ngx_chat_store_rc_e rc, redisReply *reply,
     }
 
     if (w == NULL || w->pg == NULL) {
-        ngx_chat_presence_opened(po);
+        ngx_chat_presence_opened(po, NULL);
         return;
     }
 
@@ -219,7 +232,7 @@ ngx_chat_presence_online_reply(ngx_chat_store_rc_e rc, redisReply *reply,
                           ngx_chat_presence_friends, po)
         == NULL)
     {
-        ngx_chat_presence_opened(po);
+        ngx_chat_presence_opened(po, NULL);
     }
 }
 
@@ -229,32 +242,24 @@ ngx_chat_presence_friends(ngx_chat_store_rc_e rc, PGresult *res, void *data)
 {
     ngx_chat_presence_open_t  *po = data;
 
-    u_char                     *p;
-    size_t                      size;
-    uint64_t                   *ids;
-    ngx_uint_t                  i, n, shard, nshards;
-    ngx_chat_worker_t          *w = ngx_chat_worker;
-    ngx_chat_presence_state_t  *st;
+    ngx_uint_t  i, n;
 
-    if (rc != NGX_CHAT_STORE_OK || PQntuples(res) == 0 || w == NULL) {
-        ngx_chat_presence_opened(po);
+    if (rc != NGX_CHAT_STORE_OK || PQntuples(res) == 0) {
+        ngx_chat_presence_opened(po, NULL);
         return;
     }
 
     n = PQntuples(res);
-    size = n * (sizeof(uint64_t) + 3 * sizeof(int64_t));
 
-    p = ngx_calloc(size, ngx_cycle->log);
-    if (p == NULL) {
-        ngx_chat_presence_opened(po);
+    po->friends = ngx_alloc(n * (sizeof(uint64_t) + sizeof(int64_t)),
+                            ngx_cycle->log);
+    if (po->friends == NULL) {
+        ngx_chat_presence_opened(po, NULL);
         return;
     }
 
     po->nfriends = n;
-    po->friends = (uint64_t *) p;
     po->seen = (int64_t *) (po->friends + n);
-    po->beat = po->seen + n;
-    po->rseen = po->beat + n;
 
     for (i = 0; i < n; i++) {
         po->friends[i] = ngx_atoof((u_char *) PQgetvalue(res, i, 0),
@@ -263,92 +268,21 @@ ngx_chat_presence_friends(ngx_chat_store_rc_e rc, PGresult *res, void *data)
                       ? -1
                       : ngx_atoof((u_char *) PQgetvalue(res, i, 1),
                                   PQgetlength(res, i, 1));
-        po->beat[i] = -1;
-        po->rseen[i] = -1;
     }
 
-    /* one STATE per Redis server, for the friends it holds */
-    nshards = w->nredis;
-    po->waiting = 1;
-
-    for (shard = 0; shard < nshards; shard++) {
-        st = ngx_calloc(sizeof(ngx_chat_presence_state_t)
-                        + n * sizeof(ngx_uint_t), ngx_cycle->log);
-        if (st == NULL) {
-            break;
-        }
-
-        st->po = po;
-        st->idx = (ngx_uint_t *) (st + 1);
-
-        for (i = 0; i < n; i++) {
-            if (chat_ring_lookup_u64(&w->conf->redis_ring, po->friends[i])
-                == shard)
-            {
-                st->idx[st->nidx++] = i;
-            }
-        }
-
-        if (st->nidx == 0) {
-            ngx_free(st);
-            continue;
-        }
-
-        ids = ngx_alloc(st->nidx * sizeof(uint64_t), ngx_cycle->log);
-        if (ids == NULL) {
-            ngx_free(st);
-            break;
-        }
-
-        for (i = 0; i < st->nidx; i++) {
-            ids[i] = po->friends[st->idx[i]];
-        }
-
-        if (ngx_chat_presence_script(w->redis[shard], NGX_CHAT_SCRIPT_STATE,
-                                     ids, st->nidx,
-                                     ngx_chat_presence_state, st)
-            == NGX_OK)
-        {
-            po->waiting++;
-
-        } else {
-            ngx_free(st);
-        }
-
-        ngx_free(ids);
-    }
-
-    /* the one for the loop itself */
-    if (--po->waiting == 0) {
-        ngx_chat_presence_opened(po);
+    if (ngx_chat_presence_lookup(po->friends, n, ngx_chat_presence_looked,
+                                 po)
+        == NULL)
+    {
+        ngx_chat_presence_opened(po, NULL);
     }
 }
 
 
 static void
-ngx_chat_presence_state(ngx_chat_store_rc_e rc, redisReply *reply,
-    void *data)
+ngx_chat_presence_looked(void *data, ngx_chat_presence_lookup_t *lk)
 {
-    ngx_chat_presence_state_t  *st = data;
-
-    ngx_uint_t                 i, k;
-    ngx_chat_presence_open_t  *po = st->po;
-
-    if (rc == NGX_CHAT_STORE_OK && reply->type == REDIS_REPLY_ARRAY
-        && reply->elements == 2 * st->nidx)
-    {
-        for (i = 0; i < st->nidx; i++) {
-            k = st->idx[i];
-            po->beat[k] = ngx_chat_presence_ms(reply->element[2 * i]);
-            po->rseen[k] = ngx_chat_presence_ms(reply->element[2 * i + 1]);
-        }
-    }
-
-    ngx_free(st);
-
-    if (--po->waiting == 0) {
-        ngx_chat_presence_opened(po);
-    }
+    ngx_chat_presence_opened(data, lk);
 }
 
 
@@ -358,7 +292,8 @@ ngx_chat_presence_state(ngx_chat_store_rc_e rc, redisReply *reply,
  */
 
 static void
-ngx_chat_presence_opened(ngx_chat_presence_open_t *po)
+ngx_chat_presence_opened(ngx_chat_presence_open_t *po,
+    ngx_chat_presence_lookup_t *lk)
 {
     json_t         *frame;
     int64_t         seen;
@@ -369,9 +304,10 @@ ngx_chat_presence_opened(ngx_chat_presence_open_t *po)
         ngx_queue_remove(&po->op.queue);
 
         for (i = 0; i < po->nfriends && !ws->done; i++) {
-            online = (po->beat[i] >= 0);
-            seen = online ? po->beat[i]
-                          : po->rseen[i] >= 0 ? po->rseen[i] : po->seen[i];
+            online = (lk && lk->beat[i] >= 0);
+            seen = online ? lk->beat[i]
+                          : (lk && lk->seen[i] >= 0) ? lk->seen[i]
+                                                     : po->seen[i];
 
             frame = ngx_chat_presence_frame(po->friends[i], online, seen);
             if (frame) {
@@ -391,6 +327,133 @@ ngx_chat_presence_opened(ngx_chat_presence_open_t *po)
 
     ngx_free(po->friends);
     ngx_free(po);
+}
+
+
+/*
+ * The state of n users from their Redis servers: STATE on each server for
+ * the users it holds.  A server that fails leaves its users at -1.
+ */
+
+ngx_chat_presence_lookup_t *
+ngx_chat_presence_lookup(uint64_t *ids, ngx_uint_t n,
+    ngx_chat_presence_lookup_pt handler, void *data)
+{
+    uint64_t                    *sids;
+    ngx_uint_t                   i, shard;
+    ngx_chat_worker_t           *w = ngx_chat_worker;
+    ngx_chat_presence_state_t   *st;
+    ngx_chat_presence_lookup_t  *lk;
+
+    if (w == NULL || w->nredis == 0 || n == 0) {
+        return NULL;
+    }
+
+    lk = ngx_calloc(sizeof(ngx_chat_presence_lookup_t)
+                    + n * (sizeof(uint64_t) + 2 * sizeof(int64_t)),
+                    ngx_cycle->log);
+    if (lk == NULL) {
+        return NULL;
+    }
+
+    lk->handler = handler;
+    lk->data = data;
+    lk->n = n;
+    lk->ids = (uint64_t *) (lk + 1);
+    lk->beat = (int64_t *) (lk->ids + n);
+    lk->seen = lk->beat + n;
+
+    for (i = 0; i < n; i++) {
+        lk->ids[i] = ids[i];
+        lk->beat[i] = -1;
+        lk->seen[i] = -1;
+    }
+
+    sids = ngx_alloc(n * sizeof(uint64_t), ngx_cycle->log);
+    if (sids == NULL) {
+        ngx_free(lk);
+        return NULL;
+    }
+
+    for (shard = 0; shard < w->nredis; shard++) {
+        st = ngx_calloc(sizeof(ngx_chat_presence_state_t)
+                        + n * sizeof(ngx_uint_t), ngx_cycle->log);
+        if (st == NULL) {
+            break;
+        }
+
+        st->lk = lk;
+        st->idx = (ngx_uint_t *) (st + 1);
+
+        for (i = 0; i < n; i++) {
+            if (chat_ring_lookup_u64(&w->conf->redis_ring, ids[i]) == shard) {
+                sids[st->nidx] = ids[i];
+                st->idx[st->nidx++] = i;
+            }
+        }
+
+        if (st->nidx
+            && ngx_chat_presence_script(w->redis[shard],
+                                        NGX_CHAT_SCRIPT_STATE, sids,
+                                        st->nidx, ngx_chat_presence_state,
+                                        st)
+               == NGX_OK)
+        {
+            lk->waiting++;
+
+        } else {
+            ngx_free(st);
+        }
+    }
+
+    ngx_free(sids);
+
+    if (lk->waiting == 0) {
+        ngx_free(lk);
+        return NULL;
+    }
+
+    return lk;
+}
+
+
+/* the handler will not be called; the replies still free the lookup */
+
+void
+ngx_chat_presence_lookup_cancel(ngx_chat_presence_lookup_t *lk)
+{
+    lk->cancelled = 1;
+}
+
+
+static void
+ngx_chat_presence_state(ngx_chat_store_rc_e rc, redisReply *reply,
+    void *data)
+{
+    ngx_chat_presence_state_t  *st = data;
+
+    ngx_uint_t                   i, k;
+    ngx_chat_presence_lookup_t  *lk = st->lk;
+
+    if (rc == NGX_CHAT_STORE_OK && reply->type == REDIS_REPLY_ARRAY
+        && reply->elements == 2 * st->nidx)
+    {
+        for (i = 0; i < st->nidx; i++) {
+            k = st->idx[i];
+            lk->beat[k] = ngx_chat_presence_ms(reply->element[2 * i]);
+            lk->seen[k] = ngx_chat_presence_ms(reply->element[2 * i + 1]);
+        }
+    }
+
+    ngx_free(st);
+
+    if (--lk->waiting == 0) {
+        if (!lk->cancelled) {
+            lk->handler(lk->data, lk);
+        }
+
+        ngx_free(lk);
+    }
 }
 
 
@@ -762,4 +825,18 @@ ngx_chat_presence_now(void)
     tp = ngx_timeofday();
 
     return (int64_t) tp->sec * 1000 + tp->msec;
+}
+
+
+int64_t
+ngx_chat_presence_beat(ngx_chat_presence_lookup_t *lk, ngx_uint_t i)
+{
+    return lk->beat[i];
+}
+
+
+int64_t
+ngx_chat_presence_seen(ngx_chat_presence_lookup_t *lk, ngx_uint_t i)
+{
+    return lk->seen[i];
 }

@@ -174,6 +174,43 @@ is($p2->{last_seen}, $p->{last_seen},
 ok(!$p2->{online}, '... and b offline');
 $a2->close;
 
+# --- the HTTP side: friends only, Redis first ------------------------------
+
+my ($st, $j) = api(GET => "/v1/users/$uid{b}/presence", 'a');
+is($st, 200, "a may see b's presence");
+is_deeply($j, { user_id => $uid{b}, online => JSON::PP::false,
+                last_seen => $p->{last_seen} },
+          '... offline, last_seen from Redis') or diag explain $j;
+($st, $j) = api(GET => "/v1/users/$uid{b}/presence", 'c');
+is($st, 403, 'c, a stranger with a pending request, may not');
+is($j->{error}, 'forbidden', '... forbidden');
+($st, $j) = api(GET => "/v1/users/$uid{c}/presence", 'c');
+is($st, 200, 'one may see oneself');
+ok($j->{online}, '... online (c is connected)');
+($st, $j) = api(GET => '/v1/users/999999999/presence', 'a');
+is($st, 404, 'an unknown user: 404');
+($st, $j) = api(GET => '/v1/users/x/presence', 'a');
+is($st, 404, 'not an id: 404');
+
+($st, $j) = api(GET => '/v1/friends', 'a');
+my ($fb) = grep { $_->{user_id} == $uid{b} } @{ $j->{friends} };
+is_deeply([ @$fb{qw(state online last_seen)} ],
+          [ 'friends', JSON::PP::false, $p->{last_seen} ],
+          'GET /v1/friends: b offline with last_seen') or diag explain $j;
+my $b3 = connect_as('b', 'one');
+presence($a);
+($st, $j) = api(GET => '/v1/friends', 'a');
+($fb) = grep { $_->{user_id} == $uid{b} } @{ $j->{friends} };
+ok($fb->{online}, '... online once b connects');
+($st, $j) = api(GET => '/v1/friends', 'b');
+my ($fc) = grep { $_->{user_id} == $uid{c} } @{ $j->{friends} };
+is_deeply([ @$fc{qw(state online last_seen)} ],
+          [ 'pending', JSON::PP::false, undef ],
+          "b sees c's request, not c's presence") or diag explain $fc;
+$b3->close;
+$p = presence($a);
+ok(!$p->{online}, 'b offline again');
+
 # --- write-behind: the offline transition is in Kafka ----------------------
 
 my @k = grep { /"user_id":$uid{b}\b/ }
