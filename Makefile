@@ -149,16 +149,16 @@ fuzz: $(B)/fuzz/fuzz_ws $(B)/fuzz/fuzz_proto
 	    -dict=tests/fuzz/proto.dict -artifact_prefix=$(B)/fuzz/proto- \
 	    $(B)/fuzz/corpus-proto tests/fuzz/seeds/proto
 
-$(B)/fuzz/fuzz_ws: tests/fuzz/fuzz_ws.c src/common/chat_ws.c \
-                   src/common/chat_ws.h src/common/chat_json.c \
-                   src/common/chat_json.h
+$(B)/fuzz/fuzz_ws: tests/fuzz/fuzz_ws.c tests/fuzz/chat_fuzz.h \
+                   src/common/chat_ws.c src/common/chat_ws.h \
+                   src/common/chat_json.c src/common/chat_json.h
 	@mkdir -p $(B)/fuzz
 	$(FUZZ_CC) -o $@ tests/fuzz/fuzz_ws.c src/common/chat_ws.c \
 	    src/common/chat_json.c -ljansson -lcrypto
 
-$(B)/fuzz/fuzz_proto: tests/fuzz/fuzz_proto.c src/common/chat_proto.c \
-                      src/common/chat_proto.h src/common/chat_json.c \
-                      src/common/chat_json.h
+$(B)/fuzz/fuzz_proto: tests/fuzz/fuzz_proto.c tests/fuzz/chat_fuzz.h \
+                      src/common/chat_proto.c src/common/chat_proto.h \
+                      src/common/chat_json.c src/common/chat_json.h
 	@mkdir -p $(B)/fuzz
 	$(FUZZ_CC) -o $@ tests/fuzz/fuzz_proto.c src/common/chat_proto.c \
 	    src/common/chat_json.c -ljansson

@@ -22,19 +22,7 @@
 
 #include "chat_json.h"
 #include "chat_proto.h"
-
-
-#define chat_fuzz_check(c)                                                    \
-    do {                                                                      \
-        if (!(c)) {                                                           \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,          \
-                    __LINE__, #c);                                            \
-            abort();                                                          \
-        }                                                                     \
-    } while (0)
-
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "chat_fuzz.h"
 
 
 /* the messages of CHAT_PROTO_BAD_REQUEST before and after the parse */

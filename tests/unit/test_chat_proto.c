@@ -606,56 +606,71 @@ chat_test_send_errors(void **state)
 }
 
 
+typedef struct {
+    const char  *text;         /* with '@' where the n bytes go */
+    size_t       n;
+    char         c;
+    const char  *code;         /* NULL: decodes */
+    const char  *message;
+} chat_test_fill_t;
+
+
+#define CHAT_TEST_CID_TEXT(pre)                                               \
+    "{\"type\":\"send\",\"to\":1,\"body\":\"\",\"client_id\":\"" pre "@\"}"
+
+#define CHAT_TEST_RCPT_TEXT                                                   \
+    "{\"type\":\"receipt\",\"id\":\"@\",\"status\":\"read\"}"
+
+
 static void
-chat_test_send_limits(void **state)
+chat_test_limits(void **state)
 {
+    size_t                         i;
+    static const chat_test_fill_t  cases[] = {
+        /* client_id: 1 to 64 bytes, counted in bytes, escapes decoded */
+        { CHAT_TEST_CID_TEXT(""), 1, 'c', NULL, NULL },
+        { CHAT_TEST_CID_TEXT(""), CHAT_PROTO_CLIENT_ID_MAX, 'c', NULL,
+          NULL },
+        { CHAT_TEST_CID_TEXT(""), CHAT_PROTO_CLIENT_ID_MAX + 1, 'c',
+          CHAT_TEST_BAD, CHAT_TEST_CID },
+        { CHAT_TEST_CID_TEXT("\xc3\xa9"), CHAT_PROTO_CLIENT_ID_MAX - 2, 'c',
+          NULL, NULL },
+        { CHAT_TEST_CID_TEXT("\xc3\xa9"), CHAT_PROTO_CLIENT_ID_MAX - 1, 'c',
+          CHAT_TEST_BAD, CHAT_TEST_CID },
+        { CHAT_TEST_CID_TEXT("\\u00e9"), CHAT_PROTO_CLIENT_ID_MAX - 2, 'c',
+          NULL, NULL },
+        { CHAT_TEST_CID_TEXT("\\u00e9"), CHAT_PROTO_CLIENT_ID_MAX - 1, 'c',
+          CHAT_TEST_BAD, CHAT_TEST_CID },
+
+        /* body: at most 16384 bytes */
+        { CHAT_TEST_SEND("\"to\":1,\"body\":\"@\""), CHAT_PROTO_BODY_MAX,
+          'b', NULL, NULL },
+        { CHAT_TEST_SEND("\"to\":1,\"body\":\"@\""),
+          CHAT_PROTO_BODY_MAX + 1, 'b', CHAT_TEST_BAD, CHAT_TEST_BODY },
+        { CHAT_TEST_SEND("\"to\":1,\"body\":\"\\n@\""),
+          CHAT_PROTO_BODY_MAX - 1, 'b', NULL, NULL },
+        { CHAT_TEST_SEND("\"to\":1,\"body\":\"\\n@\""), CHAT_PROTO_BODY_MAX,
+          'b', CHAT_TEST_BAD, CHAT_TEST_BODY },
+        { CHAT_TEST_SEND("\"to\":1,\"body\":\"@\""),
+          CHAT_PROTO_BODY_MAX * 4, 'b', CHAT_TEST_BAD, CHAT_TEST_BODY },
+
+        /* no limit of its own on media */
+        { CHAT_TEST_SEND("\"to\":1,\"body\":\"\",\"media\":\"@\""),
+          CHAT_PROTO_BODY_MAX * 2, 'm', NULL, NULL },
+
+        /* a receipt's id: 1 to 64 bytes */
+        { CHAT_TEST_RCPT_TEXT, CHAT_PROTO_ID_MAX, 'i', NULL, NULL },
+        { CHAT_TEST_RCPT_TEXT, CHAT_PROTO_ID_MAX + 1, 'i', CHAT_TEST_BAD,
+          CHAT_TEST_ID },
+        { CHAT_TEST_RCPT_TEXT, 100000, 'i', CHAT_TEST_BAD, CHAT_TEST_ID },
+    };
+
     (void) state;
 
-    /* client_id: 1 to 64 bytes, counted in bytes */
-    chat_test_filled("{\"type\":\"send\",\"to\":1,\"body\":\"\","
-                     "\"client_id\":\"@\"}", 1, 'c', NULL, NULL);
-    chat_test_filled("{\"type\":\"send\",\"to\":1,\"body\":\"\","
-                     "\"client_id\":\"@\"}", CHAT_PROTO_CLIENT_ID_MAX, 'c',
-                     NULL, NULL);
-    chat_test_filled("{\"type\":\"send\",\"to\":1,\"body\":\"\","
-                     "\"client_id\":\"@\"}", CHAT_PROTO_CLIENT_ID_MAX + 1,
-                     'c', CHAT_TEST_BAD, CHAT_TEST_CID);
-    chat_test_filled("{\"type\":\"send\",\"to\":1,\"body\":\"\","
-                     "\"client_id\":\"\xc3\xa9@\"}",
-                     CHAT_PROTO_CLIENT_ID_MAX - 2, 'c', NULL, NULL);
-    chat_test_filled("{\"type\":\"send\",\"to\":1,\"body\":\"\","
-                     "\"client_id\":\"\xc3\xa9@\"}",
-                     CHAT_PROTO_CLIENT_ID_MAX - 1, 'c', CHAT_TEST_BAD,
-                     CHAT_TEST_CID);
-
-    /* an escape counts as the bytes it stands for */
-    chat_test_filled("{\"type\":\"send\",\"to\":1,\"body\":\"\","
-                     "\"client_id\":\"\\u00e9@\"}",
-                     CHAT_PROTO_CLIENT_ID_MAX - 2, 'c', NULL, NULL);
-    chat_test_filled("{\"type\":\"send\",\"to\":1,\"body\":\"\","
-                     "\"client_id\":\"\\u00e9@\"}",
-                     CHAT_PROTO_CLIENT_ID_MAX - 1, 'c', CHAT_TEST_BAD,
-                     CHAT_TEST_CID);
-
-    /* body: at most 16384 bytes */
-    chat_test_filled(CHAT_TEST_SEND("\"to\":1,\"body\":\"@\""),
-                     CHAT_PROTO_BODY_MAX, 'b', NULL, NULL);
-    chat_test_filled(CHAT_TEST_SEND("\"to\":1,\"body\":\"@\""),
-                     CHAT_PROTO_BODY_MAX + 1, 'b', CHAT_TEST_BAD,
-                     CHAT_TEST_BODY);
-    chat_test_filled(CHAT_TEST_SEND("\"to\":1,\"body\":\"\\n@\""),
-                     CHAT_PROTO_BODY_MAX - 1, 'b', NULL, NULL);
-    chat_test_filled(CHAT_TEST_SEND("\"to\":1,\"body\":\"\\n@\""),
-                     CHAT_PROTO_BODY_MAX, 'b', CHAT_TEST_BAD,
-                     CHAT_TEST_BODY);
-    chat_test_filled(CHAT_TEST_SEND("\"to\":1,\"body\":\"@\""),
-                     CHAT_PROTO_BODY_MAX * 4, 'b', CHAT_TEST_BAD,
-                     CHAT_TEST_BODY);
-
-    /* no limit of its own on media */
-    chat_test_filled(CHAT_TEST_SEND("\"to\":1,\"body\":\"\","
-                                    "\"media\":\"@\""),
-                     CHAT_PROTO_BODY_MAX * 2, 'm', NULL, NULL);
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        chat_test_filled(cases[i].text, cases[i].n, cases[i].c,
+                         cases[i].code, cases[i].message);
+    }
 }
 
 
@@ -717,7 +732,7 @@ chat_test_receipt(void **state)
     chat_test_table(cases, sizeof(cases) / sizeof(cases[0]));
 
     chat_test_ok("{\"type\":\"receipt\",\"id\":\"m1\","
-                                      "\"status\":\"read\"}", &m);
+                 "\"status\":\"read\"}", &m);
     assert_int_equal(m.type, CHAT_PROTO_RECEIPT);
     assert_string_equal(m.id, "m1");
     assert_int_equal(m.id_len, 2);
@@ -726,19 +741,9 @@ chat_test_receipt(void **state)
     chat_proto_free(&m);
 
     chat_test_ok("{\"type\":\"receipt\",\"id\":\"m1\","
-                                      "\"status\":\"delivered\"}", &m);
+                 "\"status\":\"delivered\"}", &m);
     assert_int_equal(m.read, 0);
     chat_proto_free(&m);
-
-    chat_test_filled("{\"type\":\"receipt\",\"id\":\"@\","
-                     "\"status\":\"read\"}", CHAT_PROTO_ID_MAX, 'i', NULL,
-                     NULL);
-    chat_test_filled("{\"type\":\"receipt\",\"id\":\"@\","
-                     "\"status\":\"read\"}", CHAT_PROTO_ID_MAX + 1, 'i',
-                     CHAT_TEST_BAD, CHAT_TEST_ID);
-    chat_test_filled("{\"type\":\"receipt\",\"id\":\"@\","
-                     "\"status\":\"read\"}", 100000, 'i', CHAT_TEST_BAD,
-                     CHAT_TEST_ID);
 }
 
 
@@ -867,7 +872,7 @@ main(void)
         cmocka_unit_test(chat_test_ping_sync),
         cmocka_unit_test(chat_test_send_valid),
         cmocka_unit_test(chat_test_send_errors),
-        cmocka_unit_test(chat_test_send_limits),
+        cmocka_unit_test(chat_test_limits),
         cmocka_unit_test(chat_test_receipt),
         cmocka_unit_test(chat_test_typing),
         cmocka_unit_test(chat_test_edges),
