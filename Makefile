@@ -131,20 +131,34 @@ clean:
 	rm -rf $(B)
 
 # --- fuzzing (clang's libFuzzer) ---------------------------------------------
+# `make fuzz` runs each target in turn for half of FUZZ_SECONDS and fails
+# when one finds a crash (the input lands in build/fuzz/<target>-crash-*).
 
 FUZZ_SECONDS ?= 60
+FUZZ_EACH     = $(shell echo $$(( ($(FUZZ_SECONDS) + 1) / 2 )))
+FUZZ_CC      := clang -g -O1 -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=undefined -Isrc/common -D_GNU_SOURCE
 
 .PHONY: fuzz
 
-fuzz: $(B)/fuzz/fuzz_ws
-	mkdir -p $(B)/fuzz/corpus-ws
-	$(B)/fuzz/fuzz_ws -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
-	    -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus-ws tests/fuzz/seeds/ws
+fuzz: $(B)/fuzz/fuzz_ws $(B)/fuzz/fuzz_proto
+	mkdir -p $(B)/fuzz/corpus-ws $(B)/fuzz/corpus-proto
+	$(B)/fuzz/fuzz_ws -max_total_time=$(FUZZ_EACH) -max_len=4096 \
+	    -artifact_prefix=$(B)/fuzz/ws- $(B)/fuzz/corpus-ws tests/fuzz/seeds/ws
+	$(B)/fuzz/fuzz_proto -max_total_time=$(FUZZ_EACH) -max_len=20480 \
+	    -dict=tests/fuzz/proto.dict -artifact_prefix=$(B)/fuzz/proto- \
+	    $(B)/fuzz/corpus-proto tests/fuzz/seeds/proto
 
-$(B)/fuzz/fuzz_ws: tests/fuzz/fuzz_ws.c src/common/chat_ws.c \
-                   src/common/chat_ws.h src/common/chat_json.c \
-                   src/common/chat_json.h
+$(B)/fuzz/fuzz_ws: tests/fuzz/fuzz_ws.c tests/fuzz/chat_fuzz.h \
+                   src/common/chat_ws.c src/common/chat_ws.h \
+                   src/common/chat_json.c src/common/chat_json.h
 	@mkdir -p $(B)/fuzz
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc/common \
-	    -D_GNU_SOURCE -o $@ tests/fuzz/fuzz_ws.c src/common/chat_ws.c \
+	$(FUZZ_CC) -o $@ tests/fuzz/fuzz_ws.c src/common/chat_ws.c \
 	    src/common/chat_json.c -ljansson -lcrypto
+
+$(B)/fuzz/fuzz_proto: tests/fuzz/fuzz_proto.c tests/fuzz/chat_fuzz.h \
+                      src/common/chat_proto.c src/common/chat_proto.h \
+                      src/common/chat_json.c src/common/chat_json.h
+	@mkdir -p $(B)/fuzz
+	$(FUZZ_CC) -o $@ tests/fuzz/fuzz_proto.c src/common/chat_proto.c \
+	    src/common/chat_json.c -ljansson

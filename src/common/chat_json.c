@@ -16,7 +16,6 @@
 
 
 static int chat_json_depth(const char *text, size_t len, unsigned max_depth);
-static json_t *chat_json_fail(char *err, size_t errlen, const char *msg);
 
 
 int
@@ -164,61 +163,13 @@ json_t *
 chat_json_parse_object(const char *text, size_t len, unsigned max_depth,
     char *err, size_t errlen)
 {
-    int           rc;
-    json_t       *root;
-    json_error_t  error;
+    size_t       n;
+    json_t      *root;
+    const char  *msg;
 
-    if (text == NULL || len == 0) {
-        return chat_json_fail(err, errlen, "body is empty");
-    }
+    root = chat_json_load_object(text, len, max_depth, &msg);
 
-    if (chat_utf8_valid((const unsigned char *) text, len) != 0) {
-        return chat_json_fail(err, errlen, "body is not valid UTF-8");
-    }
-
-    /* JSON has no raw NUL anywhere; say so before any C string is made */
-    if (memchr(text, '\0', len) != NULL) {
-        return chat_json_fail(err, errlen, "body is not valid JSON");
-    }
-
-    rc = chat_json_depth(text, len, max_depth);
-
-    if (rc == CHAT_JSON_TOO_DEEP) {
-        return chat_json_fail(err, errlen, "JSON nested too deeply");
-    }
-
-    if (rc != 0) {
-        return chat_json_fail(err, errlen, "body is not valid JSON");
-    }
-
-    /* any value, so that a valid scalar is told apart from bad JSON */
-    root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
-                      &error);
-
-    if (root == NULL) {
-        if (json_error_code(&error) == json_error_duplicate_key) {
-            return chat_json_fail(err, errlen,
-                                  "duplicate key in JSON object");
-        }
-
-        return chat_json_fail(err, errlen, "body is not valid JSON");
-    }
-
-    if (!json_is_object(root)) {
-        json_decref(root);
-        return chat_json_fail(err, errlen, "body must be a JSON object");
-    }
-
-    return root;
-}
-
-
-static json_t *
-chat_json_fail(char *err, size_t errlen, const char *msg)
-{
-    size_t  n;
-
-    if (err != NULL && errlen > 0) {
+    if (root == NULL && err != NULL && errlen > 0) {
         n = strlen(msg);
 
         if (n >= errlen) {
@@ -229,7 +180,63 @@ chat_json_fail(char *err, size_t errlen, const char *msg)
         err[n] = '\0';
     }
 
-    return NULL;
+    return root;
+}
+
+
+json_t *
+chat_json_load_object(const char *text, size_t len, unsigned max_depth,
+    const char **err)
+{
+    int           rc;
+    json_t       *root;
+    json_error_t  error;
+
+    if (text == NULL || len == 0) {
+        *err = "body is empty";
+        return NULL;
+    }
+
+    if (chat_utf8_valid((const unsigned char *) text, len) != 0) {
+        *err = "body is not valid UTF-8";
+        return NULL;
+    }
+
+    /* JSON has no raw NUL anywhere; say so before any C string is made */
+    if (memchr(text, '\0', len) != NULL) {
+        *err = "body is not valid JSON";
+        return NULL;
+    }
+
+    rc = chat_json_depth(text, len, max_depth);
+
+    if (rc == CHAT_JSON_TOO_DEEP) {
+        *err = "JSON nested too deeply";
+        return NULL;
+    }
+
+    if (rc != 0) {
+        *err = "body is not valid JSON";
+        return NULL;
+    }
+
+    /* any value, so that a valid scalar is told apart from bad JSON */
+    root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
+                      &error);
+
+    if (root == NULL) {
+        *err = (json_error_code(&error) == json_error_duplicate_key)
+               ? "duplicate key in JSON object" : "body is not valid JSON";
+        return NULL;
+    }
+
+    if (!json_is_object(root)) {
+        json_decref(root);
+        *err = "body must be a JSON object";
+        return NULL;
+    }
+
+    return root;
 }
 
 

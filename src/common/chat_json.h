@@ -53,6 +53,10 @@ int chat_utf8_valid(const unsigned char *s, size_t len);
 json_t *chat_json_parse_object(const char *text, size_t len,
     unsigned max_depth, char *err, size_t errlen);
 
+/* the same, with the message as a static string in *err */
+json_t *chat_json_load_object(const char *text, size_t len,
+    unsigned max_depth, const char **err);
+
 /* a string: *out points into obj (valid while obj lives); len may be NULL */
 int chat_json_get_string(json_t *obj, const char *key, const char **out,
     size_t *len);

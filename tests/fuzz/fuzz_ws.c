@@ -26,19 +26,11 @@
 
 #include "chat_json.h"
 #include "chat_ws.h"
+#include "chat_fuzz.h"
 
 
 #define CHAT_FUZZ_LOG_MAX   (256 * 1024)
 #define CHAT_FUZZ_MSG_MAX   (64 * 1024)
-
-#define chat_fuzz_check(c)                                                    \
-    do {                                                                      \
-        if (!(c)) {                                                           \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,          \
-                    __LINE__, #c);                                            \
-            abort();                                                          \
-        }                                                                     \
-    } while (0)
 
 
 /* what a parse reported, in a form the three parses can compare */
@@ -65,9 +57,6 @@ typedef struct {
     unsigned char   part[4];
     size_t          n;
 } chat_fuzz_utf8_t;
-
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 
 static const uint64_t  chat_fuzz_max[16] = {

@@ -375,7 +375,8 @@ chat_test_parse_object(void **state)
 {
     size_t                         i;
     char                           err[64];
-    json_t                        *obj;
+    json_t                        *obj, *obj2;
+    const char                    *msg;
     static const chat_test_body_t  bodies[] = {
         CHAT_TEST_BODY("{}", NULL),
         CHAT_TEST_BODY(" \r\n\t{ \"a\" : [1, {\"b\": null}] } \n", NULL),
@@ -452,23 +453,32 @@ chat_test_parse_object(void **state)
         obj = chat_json_parse_object(bodies[i].text, bodies[i].len, 4, err,
                                      sizeof(err));
 
+        /* the static-message variant agrees, and leaves *msg on success */
+        msg = "untouched";
+        obj2 = chat_json_load_object(bodies[i].text, bodies[i].len, 4, &msg);
+
         if (bodies[i].err == NULL) {
-            if (obj == NULL) {
-                fail_msg("%zu: \"%s\" refused: %s", i, bodies[i].text, err);
+            if (obj == NULL || obj2 == NULL) {
+                fail_msg("%zu: \"%s\" refused: %s / %s", i, bodies[i].text,
+                         err, msg);
             }
 
             assert_true(json_is_object(obj));
+            assert_true(json_equal(obj, obj2));
+            assert_string_equal(err, "untouched");
+            assert_string_equal(msg, "untouched");
             json_decref(obj);
+            json_decref(obj2);
             continue;
         }
 
-        if (obj != NULL) {
+        if (obj != NULL || obj2 != NULL) {
             fail_msg("%zu: \"%s\" accepted", i, bodies[i].text);
         }
 
-        if (strcmp(err, bodies[i].err) != 0) {
-            fail_msg("%zu: \"%s\": \"%s\", expected \"%s\"", i,
-                     bodies[i].text, err, bodies[i].err);
+        if (strcmp(err, bodies[i].err) != 0 || strcmp(msg, err) != 0) {
+            fail_msg("%zu: \"%s\": \"%s\" / \"%s\", expected \"%s\"", i,
+                     bodies[i].text, err, msg, bodies[i].err);
         }
     }
 }
