@@ -35,7 +35,6 @@
 #include "ngx_chat.h"
 #include "ngx_chat_ws.h"
 #include "ngx_chat_deliver.h"
-#include "chat_json.h"
 #include "chat_ws.h"
 
 
@@ -1396,35 +1395,17 @@ ngx_chat_relay(uint64_t user_id, const char *frame, size_t len,
  */
 
 ngx_int_t
-ngx_chat_receipt(ngx_chat_ws_t *ws, json_t *req)
+ngx_chat_receipt(ngx_chat_ws_t *ws, chat_proto_msg_t *m)
 {
-    size_t               len;
-    ngx_uint_t           read;
-    const char          *id, *status;
     ngx_chat_redis_t    *rds;
     ngx_chat_receipt_t  *rcp;
     ngx_chat_worker_t   *w = ngx_chat_worker;
 
-    if (chat_json_get_string(req, "id", &id, &len) != 0 || len == 0
-        || len > NGX_CHAT_RECEIPT_ID)
-    {
-        return ngx_chat_ws_error(ws, "bad_request", "\"id\" must be a "
-                                 "message id", req);
-    }
-
-    if (chat_json_get_string(req, "status", &status, &len) != 0
-        || (ngx_strcmp(status, "delivered") != 0
-            && ngx_strcmp(status, "read") != 0))
-    {
-        return ngx_chat_ws_error(ws, "bad_request", "\"status\" must be "
-                                 "\"delivered\" or \"read\"", req);
-    }
-
-    read = (status[0] == 'r');
+    /* the fields are checked (chat_proto_decode) */
 
     if (ngx_chat_deliver == NULL || w->kafka == NULL) {
         return ngx_chat_ws_error(ws, "unavailable", "this node has no "
-                                 "Redis or Kafka configured", req);
+                                 "Redis or Kafka configured", NULL);
     }
 
     rcp = ngx_calloc(sizeof(ngx_chat_receipt_t), ngx_cycle->log);
@@ -1434,8 +1415,9 @@ ngx_chat_receipt(ngx_chat_ws_t *ws, json_t *req)
 
     rcp->op.ws = ws;
     rcp->by = ws->user_id;
-    rcp->read = read;
-    ngx_memcpy(rcp->id, id, ngx_strlen(id) + 1);
+    rcp->read = m->read;
+    ngx_memcpy(rcp->id, m->id, m->id_len);
+    rcp->id[m->id_len] = '\0';
     ngx_queue_insert_tail(&ws->ops, &rcp->op.queue);
 
     rds = ngx_chat_redis_for_user(ws->user_id);
@@ -1646,28 +1628,22 @@ ngx_chat_receipt_done(ngx_chat_receipt_t *rcp)
  */
 
 ngx_int_t
-ngx_chat_typing(ngx_chat_ws_t *ws, json_t *req)
+ngx_chat_typing(ngx_chat_ws_t *ws, chat_proto_msg_t *m)
 {
-    int        rc;
     char      *text;
     json_t    *frame;
     uint64_t   to;
 
-    if (json_object_get(req, "group")) {
+    if (m->group) {
         return ngx_chat_ws_error(ws, "not_implemented",
-                                 "group chat is not available yet", req);
+                                 "group chat is not available yet", NULL);
     }
 
-    rc = chat_json_get_id(req, "to", &to);
-    if (rc != 0) {
-        return ngx_chat_ws_error(ws, "bad_request",
-                                 rc > 0 ? "\"to\" is required"
-                                        : "\"to\" must be a user id", req);
-    }
+    to = m->to;
 
     if (ngx_chat_deliver == NULL) {
         return ngx_chat_ws_error(ws, "unavailable", "this node has no "
-                                 "Redis configured", req);
+                                 "Redis configured", NULL);
     }
 
     if (ws->typing_at && ngx_current_msec - ws->typing_at < 1000) {

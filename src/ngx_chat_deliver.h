@@ -116,8 +116,8 @@ void ngx_chat_deliver_message(uint64_t from, uint64_t to, const char *id,
     int64_t seq, const char *conv, json_t *msg, ngx_chat_ws_t *ws);
 
 /* {"type":"receipt"} and {"type":"typing"} */
-ngx_int_t ngx_chat_receipt(ngx_chat_ws_t *ws, json_t *req);
-ngx_int_t ngx_chat_typing(ngx_chat_ws_t *ws, json_t *req);
+ngx_int_t ngx_chat_receipt(ngx_chat_ws_t *ws, chat_proto_msg_t *m);
+ngx_int_t ngx_chat_typing(ngx_chat_ws_t *ws, chat_proto_msg_t *m);
 
 
 #endif /* _NGX_CHAT_DELIVER_H_INCLUDED_ */

@@ -36,7 +36,6 @@
 #include "ngx_chat.h"
 #include "ngx_chat_ws.h"
 #include "ngx_chat_deliver.h"
-#include "chat_json.h"
 #include "chat_id.h"
 
 
@@ -102,68 +101,36 @@ static ngx_chat_user_cache_t  ngx_chat_user_cache[NGX_CHAT_USER_CACHE];
 
 
 ngx_int_t
-ngx_chat_send(ngx_chat_ws_t *ws, json_t *req)
+ngx_chat_send(ngx_chat_ws_t *ws, chat_proto_msg_t *m)
 {
-    int                  rc;
-    u_char               buf[NGX_INT64_LEN];
-    size_t               len;
-    json_t              *v;
-    uint64_t             to, lo, hi;
-    ngx_str_t            param;
-    const char          *cid, *body;
+    u_char                  buf[NGX_INT64_LEN];
+    uint64_t                to, lo, hi;
+    ngx_str_t               param;
     ngx_time_t             *tp;
     ngx_chat_send_t        *s;
     ngx_chat_worker_t      *w = ngx_chat_worker;
     ngx_chat_user_cache_t  *uc;
 
-    if (json_object_get(req, "group")) {
+    /* the fields are checked (chat_proto_decode) */
+
+    if (m->group) {
         return ngx_chat_ws_error(ws, "not_implemented",
                                  "group messages are not available yet",
-                                 req);
+                                 m->client_id);
     }
 
-    rc = chat_json_get_id(req, "to", &to);
-    if (rc != 0) {
-        return ngx_chat_ws_error(ws, "bad_request",
-                                 rc > 0 ? "\"to\" is required"
-                                        : "\"to\" must be a user id", req);
-    }
-
-    rc = chat_json_get_string(req, "client_id", &cid, &len);
-    if (rc != 0 || len == 0 || len > NGX_CHAT_SEND_CLIENT_ID) {
-        return ngx_chat_ws_error(ws, "bad_request",
-                                 "\"client_id\" must be a string of 1 to 64 "
-                                 "bytes", req);
-    }
-
-    rc = chat_json_get_string(req, "body", &body, &len);
-    if (rc != 0 || len > NGX_CHAT_SEND_MAX_BODY) {
-        return ngx_chat_ws_error(ws, "bad_request",
-                                 "\"body\" must be a string of at most "
-                                 "16384 bytes", req);
-    }
-
-    v = json_object_get(req, "e2e");
-    if (v && !json_is_boolean(v)) {
-        return ngx_chat_ws_error(ws, "bad_request",
-                                 "\"e2e\" must be true or false", req);
-    }
-
-    v = json_object_get(req, "media");
-    if (v && !json_is_string(v)) {
-        return ngx_chat_ws_error(ws, "bad_request",
-                                 "\"media\" must be a media id", req);
-    }
+    to = m->to;
 
     if (ws->nsends >= NGX_CHAT_SEND_MAX_PENDING) {
         return ngx_chat_ws_error(ws, "busy", "too many messages waiting "
-                                 "for their ack on this connection", req);
+                                 "for their ack on this connection",
+                                 m->client_id);
     }
 
     if (w == NULL || w->pg == NULL || w->kafka == NULL || w->nredis == 0) {
         return ngx_chat_ws_error(ws, "unavailable", "this node has no "
                                  "PostgreSQL, Redis or Kafka configured",
-                                 req);
+                                 m->client_id);
     }
 
     s = ngx_calloc(sizeof(ngx_chat_send_t), ws->request->connection->log);
@@ -175,7 +142,8 @@ ngx_chat_send(ngx_chat_ws_t *ws, json_t *req)
     s->log = ngx_cycle->log;
     s->from = ws->user_id;
     s->to = to;
-    ngx_memcpy(s->client_id, cid, ngx_strlen(cid) + 1);
+    ngx_memcpy(s->client_id, m->client_id, m->client_id_len);
+    s->client_id[m->client_id_len] = '\0';
 
     lo = ngx_min(s->from, to);
     hi = ngx_max(s->from, to);
@@ -188,24 +156,24 @@ ngx_chat_send(ngx_chat_ws_t *ws, json_t *req)
     s->ts = (int64_t) tp->sec * 1000 + tp->msec;
 
     /* everything but id and seq, which come once the send is claimed */
-    s->msg = json_pack("{s:s, s:I, s:I, s:I, s:s, s:s, s:I}",
+    s->msg = json_pack("{s:s, s:I, s:I, s:I, s:s%, s:s%, s:I}",
                        "id", "", "seq", (json_int_t) 0,
                        "from", (json_int_t) s->from, "to", (json_int_t) to,
-                       "body", body, "client_id", s->client_id,
+                       "body", m->body, m->body_len,
+                       "client_id", m->client_id, m->client_id_len,
                        "ts", (json_int_t) s->ts);
     if (s->msg == NULL) {
         ngx_free(s);
         return NGX_ERROR;
     }
 
-    v = json_object_get(req, "media");
-    if (v) {
-        (void) json_object_set(s->msg, "media", v);
+    if (m->media) {
+        (void) json_object_set_new(s->msg, "media",
+                                   json_stringn(m->media, m->media_len));
     }
 
-    v = json_object_get(req, "e2e");
-    if (v) {
-        (void) json_object_set(s->msg, "e2e", v);
+    if (m->e2e >= 0) {
+        (void) json_object_set_new(s->msg, "e2e", json_boolean(m->e2e));
     }
 
     ngx_queue_insert_tail(&ws->sends, &s->op.queue);

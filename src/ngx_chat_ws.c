@@ -607,56 +607,54 @@ ngx_chat_ws_process(ngx_chat_ws_t *ws, u_char *p, size_t len)
 }
 
 
-/* one text message: a JSON object with a "type" */
+/* one text message: a JSON object with a "type" (chat_proto.c checks it) */
 
 static ngx_int_t
 ngx_chat_ws_message(ngx_chat_ws_t *ws)
 {
-    char         err[128];
-    json_t      *req, *pong;
-    size_t       len;
-    ngx_int_t    rc;
-    const char  *type;
+    json_t            *pong;
+    ngx_int_t          rc;
+    const char        *code, *message;
+    chat_proto_msg_t   m;
 
-    req = chat_json_parse_object((char *) ws->msg, ws->msg_len,
-                                 NGX_CHAT_WS_JSON_DEPTH, err, sizeof(err));
-    if (req == NULL) {
-        return ngx_chat_ws_error(ws, "bad_request", err, NULL);
-    }
-
-    rc = chat_json_get_string(req, "type", &type, &len);
-
-    if (rc != 0) {
-        rc = ngx_chat_ws_error(ws, "bad_request",
-                               rc > 0 ? "\"type\" is required"
-                                      : "\"type\" must be a string", req);
-        json_decref(req);
+    if (chat_proto_decode((char *) ws->msg, ws->msg_len,
+                          NGX_CHAT_WS_JSON_DEPTH, &m, &code, &message)
+        != 0)
+    {
+        rc = ngx_chat_ws_error(ws, code, message, m.client_id);
+        chat_proto_free(&m);
         return rc;
     }
 
-    if (ngx_strcmp(type, "ping") == 0) {
+    switch (m.type) {
+
+    case CHAT_PROTO_PING:
         pong = json_pack("{s:s}", "type", "pong");
         rc = pong ? ngx_chat_ws_send_json(ws, pong) : NGX_ERROR;
         json_decref(pong);
+        break;
 
-    } else if (ngx_strcmp(type, "send") == 0) {
-        rc = ngx_chat_send(ws, req);
+    case CHAT_PROTO_SEND:
+        rc = ngx_chat_send(ws, &m);
+        break;
 
-    } else if (ngx_strcmp(type, "receipt") == 0) {
-        rc = ngx_chat_receipt(ws, req);
+    case CHAT_PROTO_RECEIPT:
+        rc = ngx_chat_receipt(ws, &m);
+        break;
 
-    } else if (ngx_strcmp(type, "typing") == 0) {
-        rc = ngx_chat_typing(ws, req);
+    case CHAT_PROTO_TYPING:
+        rc = ngx_chat_typing(ws, &m);
+        break;
 
-    } else if (ngx_strcmp(type, "sync") == 0) {
+    case CHAT_PROTO_SYNC:
         rc = ngx_chat_deliver_sync(ws);
+        break;
 
-    } else {
-        rc = ngx_chat_ws_error(ws, "unknown_type",
-                               "unknown message type", req);
+    default:
+        rc = NGX_ERROR;
     }
 
-    json_decref(req);
+    chat_proto_free(&m);
 
     return rc;
 }
@@ -664,9 +662,9 @@ ngx_chat_ws_message(ngx_chat_ws_t *ws)
 
 ngx_int_t
 ngx_chat_ws_error(ngx_chat_ws_t *ws, const char *code, const char *message,
-    json_t *request)
+    const char *client_id)
 {
-    json_t     *json, *client_id;
+    json_t     *json;
     ngx_int_t   rc;
 
     json = json_pack("{s:s, s:s, s:s}", "type", "error", "code", code,
@@ -676,10 +674,9 @@ ngx_chat_ws_error(ngx_chat_ws_t *ws, const char *code, const char *message,
     }
 
     /* so that the client knows which of its sends failed */
-    client_id = request ? json_object_get(request, "client_id") : NULL;
-
-    if (json_is_string(client_id)) {
-        (void) json_object_set(json, "client_id", client_id);
+    if (client_id) {
+        (void) json_object_set_new(json, "client_id",
+                                   json_string(client_id));
     }
 
     rc = ngx_chat_ws_send_json(ws, json);

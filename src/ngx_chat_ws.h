@@ -16,6 +16,7 @@
 
 #include "ngx_chat.h"
 #include "chat_ws.h"
+#include "chat_proto.h"
 
 
 #define NGX_CHAT_WS_RBUF          4096
@@ -83,11 +84,12 @@ struct ngx_chat_ws_s {
 ngx_int_t ngx_chat_ws_send_json(ngx_chat_ws_t *ws, json_t *json);
 ngx_int_t ngx_chat_ws_send_text(ngx_chat_ws_t *ws, const u_char *data,
     size_t len);
+/* an error frame, with the client_id of the message it is about */
 ngx_int_t ngx_chat_ws_error(ngx_chat_ws_t *ws, const char *code,
-    const char *message, json_t *request);
+    const char *message, const char *client_id);
 
 /* ngx_chat_send.c: {"type":"send"} to a durable ack */
-ngx_int_t ngx_chat_send(ngx_chat_ws_t *ws, json_t *req);
+ngx_int_t ngx_chat_send(ngx_chat_ws_t *ws, chat_proto_msg_t *m);
 void ngx_chat_send_orphan(ngx_chat_ws_t *ws);
 
 /* the connection ends: its ops go on without it */
