@@ -343,6 +343,25 @@ ok($acked, 'broker back: the retry is acked');
 my ($late) = frames($ben, 'message', 1, 10);
 is($late->{body}, 'lost?', '... and delivered once');
 
+# --- Redis restarts: subscriptions, scripts and routes come back -----------
+
+ChatTest::stack_svc('redis', 'stop');
+ChatTest::stack_svc('redis', 'start');
+my ($ok, $m);
+for my $i (1 .. 30) {
+    send_msg($ann, to => $uid{ben}, client_id => "rr$i-$run",
+             body => 'after redis');
+    my $f = frame($ann, 10);
+    if (($f->{type} // '') eq 'ack') {
+        ($m) = frames($ben, 'message', 1, 10);
+        last if ($ok = $m && $m->{body} eq 'after redis');
+    }
+    sleep 0.5;
+}
+ok($ok, 'after a Redis restart messages are delivered live again');
+like(ChatTest::error_log('two'), qr/subscribed to chat:w:node-two/,
+     '... the workers subscribed again');
+
 # --- a client we did not write ---------------------------------------------
 
 my @args = ("ws://127.0.0.1:$port{one}/v1/ws", ChatJWT::token(sub => $uid{cy}),
