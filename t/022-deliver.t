@@ -19,6 +19,7 @@ use Time::HiRes qw(time sleep);
 use ChatTest;
 use ChatJWT;
 use ChatWS;
+use ChatClient qw(register_users ws_connect frame frames quiet);
 
 plan skip_all => 'needs the test stack (CHAT_STACK_PROFILE=test, as make '
                  . 'test sets)'
@@ -53,60 +54,14 @@ ChatTest::start_nginx(name => 'two', workers => 2, port => $base + 1,
 my %port = (one => $base, two => $base + 1);
 
 my $run = sprintf '%x%x', $$, time;
-my %uid;
-for my $name (qw(ann ben cy)) {
-    my ($st, undef, $body) = ChatTest::http_request(
-        POST => '/v1/users', {},
-        encode_json({ username => "d${name}_$run",
-                      password => 'long-enough' }));
-    is($st, 201, "register $name") or diag $body;
-    $uid{$name} = decode_json($body)->{user_id};
-}
+my %uid = register_users('d', qw(ann ben cy));
 
 my $redis = $ENV{TEST_NGINX_REDIS};
 my ($rhost, $rport) = split /:/, $redis;
 sub redis { my $out = `redis-cli -h $rhost -p $rport @_ 2>&1`; chomp $out;
             return $out }
 
-sub connect_as {
-    my ($who, $node) = @_;
-    my $ws = ChatWS->new(port => $port{$node});
-    my ($st, $h) = $ws->handshake('/v1/ws', Authorization => 'Bearer '
-                                  . ChatJWT::token(sub => $uid{$who}));
-    die "connect $who to $node: $st\n" unless $st == 101;
-    return $ws;
-}
-
-sub frame {
-    my ($ws, $timeout) = @_;
-    my $t = $ws->read_text($timeout // 10);
-    return undef unless defined $t;
-    return eval { decode_json($t) } || { raw => $t };
-}
-
-# the next $n frames of a type (others are kept in $ws->{other})
-sub frames {
-    my ($ws, $type, $n, $timeout) = @_;
-    my @got;
-    my $end = time + ($timeout // 30);
-    while (@got < $n && time < $end) {
-        my $f = frame($ws, $end - time) // last;
-        if (($f->{type} // '') eq $type) { push @got, $f }
-        else { push @{ $ws->{other} }, $f }
-    }
-    return @got;
-}
-
-# nothing of a type within $wait seconds
-sub quiet {
-    my ($ws, $type, $wait) = @_;
-    my $end = time + $wait;
-    while (time < $end) {
-        my $f = frame($ws, $end - time) // return 1;
-        return 0 if ($f->{type} // '') eq $type;
-    }
-    return 1;
-}
+sub connect_as { ws_connect($port{$_[1]}, $uid{$_[0]}) }
 
 sub worker_of {
     my ($node, $who) = @_;

@@ -11,6 +11,7 @@ use Time::HiRes qw(time sleep);
 use ChatTest;
 use ChatJWT;
 use ChatWS;
+use ChatClient qw(register_users ws_connect);
 
 plan skip_all => 'needs the test stack (CHAT_STACK_PROFILE=test, as make '
                  . 'test sets)'
@@ -39,23 +40,9 @@ CONF
 );
 
 my $run = sprintf '%x%x', $$, time;
-my %uid;
-for my $name (qw(eve fay)) {
-    my ($st, undef, $body) = ChatTest::http_request(
-        POST => '/v1/users', {},
-        encode_json({ username => "r${name}_$run",
-                      password => 'long-enough' }));
-    is($st, 201, "register $name") or diag $body;
-    $uid{$name} = decode_json($body)->{user_id};
-}
+my %uid = register_users('r', qw(eve fay));
 
-sub connect_as {
-    my $ws = ChatWS->new(port => ChatTest::port());
-    my ($st) = $ws->handshake('/v1/ws', Authorization => 'Bearer '
-                              . ChatJWT::token(sub => $uid{$_[0]}));
-    die "connect: $st\n" unless $st == 101;
-    return $ws;
-}
+sub connect_as { ws_connect(ChatTest::port(), $uid{$_[0]}) }
 
 # the answers (ack or error) to $n sends
 sub answers {

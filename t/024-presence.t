@@ -18,6 +18,7 @@ use Time::HiRes qw(time sleep);
 use ChatTest;
 use ChatJWT;
 use ChatWS;
+use ChatClient qw(register_users ws_connect frame);
 
 plan skip_all => 'needs the test stack (CHAT_STACK_PROFILE=test, as make '
                  . 'test sets)'
@@ -61,16 +62,7 @@ ChatTest::start_nginx(workers => 2, port => $port{one},
                       config => $server);
 start_two();
 
-my $run = sprintf '%x%x', $$, time;
-my %uid;
-for my $name (qw(a b c)) {
-    my ($st, undef, $body) = ChatTest::http_request(
-        POST => '/v1/users', {},
-        encode_json({ username => "p${name}_$run",
-                      password => 'long-enough' }));
-    is($st, 201, "register $name") or diag $body;
-    $uid{$name} = decode_json($body)->{user_id};
-}
+my %uid = register_users('p', qw(a b c));
 
 sub api {
     my ($method, $path, $who) = @_;
@@ -85,21 +77,8 @@ is((api(PUT => "/v1/friends/$uid{a}", 'b'))[0], 200, 'b accepts');
 is((api(PUT => "/v1/friends/$uid{b}", 'c'))[0], 200,
    'c only asks b (not friends)');
 
-sub connect_as {
-    my ($who, $node) = @_;
-    my $ws = ChatWS->new(port => $port{$node});
-    my ($st) = $ws->handshake('/v1/ws', Authorization => 'Bearer '
-                              . ChatJWT::token(sub => $uid{$who}));
-    die "connect $who to $node: $st\n" unless $st == 101;
-    return $ws;
-}
+sub connect_as { ws_connect($port{$_[1]}, $uid{$_[0]}) }
 
-sub frame {
-    my ($ws, $timeout) = @_;
-    my $t = $ws->read_text($timeout // 10);
-    return undef unless defined $t;
-    return eval { decode_json($t) } || { raw => $t };
-}
 
 # the next presence frame (other frames are skipped)
 sub presence {

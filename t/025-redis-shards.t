@@ -11,6 +11,7 @@ use Time::HiRes qw(time sleep);
 use ChatTest;
 use ChatJWT;
 use ChatWS;
+use ChatClient qw(ws_connect next_of);
 
 plan skip_all => 'needs the test stack (CHAT_STACK_PROFILE=test, as make '
                  . 'test sets)'
@@ -87,23 +88,8 @@ for my $n (@names[1 .. 7]) {
     ChatTest::http_request(PUT => "/v1/friends/$uid{$hub}", auth($uid{$n}));
 }
 
-sub connect_as {
-    my $ws = ChatWS->new(port => ChatTest::port());
-    my ($st) = $ws->handshake('/v1/ws', %{ auth($uid{$_[0]}) });
-    die "connect: $st\n" unless $st == 101;
-    return $ws;
-}
+sub connect_as { ws_connect(ChatTest::port(), $uid{$_[0]}) }
 
-sub next_of {
-    my ($ws, $type, $timeout) = @_;
-    my $end = time + ($timeout // 10);
-    while (time < $end) {
-        my $t = $ws->read_text($end - time) // return undef;
-        my $f = decode_json($t);
-        return $f if $f->{type} eq $type;
-    }
-    return undef;
-}
 
 my %ws = map { $_ => connect_as($_) } @names;
 
