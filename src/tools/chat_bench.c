@@ -149,7 +149,8 @@ typedef struct {
 
 typedef struct {
     uint64_t      conns;
-    uint64_t      connected;
+    uint64_t      open;         /* at the end of the phase */
+    uint64_t      connected;    /* handshakes that succeeded */
     uint64_t      hs_fail;
     uint64_t      t_first;      /* connect phase: first handshake start */
     uint64_t      t_last;       /* and last completion */
@@ -255,6 +256,8 @@ typedef struct {
     int            cmd_fd;
     int            res_fd;
     int            running;     /* inflight handshakes */
+    uint32_t       waiting;     /* down, to be retried (for the sweep) */
+    uint32_t       nopen;       /* connections open now */
     int            quitting;
     unsigned char *rbuf;
     uint64_t       rng;
@@ -938,7 +941,6 @@ bench_loop(void)
 {
     int          i, n, timeout, ready;
     uint64_t     now, next_sweep, deadline, left;
-    uint32_t     opened;
     struct epoll_event  evs[512];
 
     ready = 0;
@@ -981,7 +983,7 @@ bench_loop(void)
 
         now = bench_now();
 
-        if (now >= next_sweep) {
+        if (now >= next_sweep && (B.running > 0 || B.waiting > 0)) {
             bench_sweep(now);
             next_sweep = now + BENCH_SWEEP_MS * BENCH_MS;
         }
@@ -989,10 +991,9 @@ bench_loop(void)
         bench_pump(now);
 
         if (!ready) {
-            opened = (uint32_t) B.st->connected;
-
-            if (opened == B.nconn || now >= deadline) {
+            if (B.nopen == B.nconn || now >= deadline) {
                 B.st->conns = B.nconn;
+                B.st->open = B.nopen;
                 bench_report(BENCH_MSG_READY);
                 ready = 1;
             }
@@ -1058,11 +1059,12 @@ bench_command(void)
 static void
 bench_sweep(uint64_t now)
 {
-    uint32_t       i;
+    uint32_t       i, waiting;
     uint64_t       limit;
     bench_conn_t  *c;
 
     limit = (uint64_t) (B.hs_timeout * BENCH_NS);
+    waiting = 0;
 
     for (i = 0; i < B.nconn; i++) {
         c = &B.conn[i];
@@ -1078,13 +1080,20 @@ bench_sweep(uint64_t now)
             break;
 
         case BENCH_DOWN:
-            if (c->want && !c->queued && c->t_retry <= now) {
-                bench_enqueue(c);
+            if (c->want && !c->queued) {
+                if (c->t_retry <= now) {
+                    bench_enqueue(c);
+                } else {
+                    waiting++;
+                }
             }
 
             break;
         }
     }
+
+    /* until one is down again, no need to look */
+    B.waiting = waiting;
 }
 
 
@@ -1449,6 +1458,7 @@ bench_conn_head(bench_conn_t *c, size_t n)
     c->state = BENCH_OPEN;
     c->attempt = 0;
     B.running--;
+    B.nopen++;
 
     bench_hist_record(&B.st->hs, now - c->t_start);
     B.st->connected++;
@@ -1770,6 +1780,10 @@ bench_conn_fail(bench_conn_t *c, const char *why, int hs)
 
     bench_conn_close(c, 0);
 
+    if (c->want) {
+        B.waiting++;
+    }
+
     c->attempt++;
     delay = bench_backoff((uint64_t) (B.backoff_base * BENCH_NS),
                           (uint64_t) (B.backoff_cap * BENCH_NS),
@@ -1785,6 +1799,9 @@ bench_conn_close(bench_conn_t *c, int reset)
 
     if (c->state == BENCH_CONNECT || c->state == BENCH_HANDSHAKE) {
         B.running--;
+
+    } else if (c->state == BENCH_OPEN) {
+        B.nopen--;
     }
 
     if (c->fd >= 0) {
@@ -1916,6 +1933,10 @@ bench_storm(uint64_t now)
         }
 
         /* every one retries after its own jitter, as clients would */
+        if (c->want && !c->queued) {
+            B.waiting++;
+        }
+
         c->t_drop = now;
         c->attempt = 1;
         c->t_retry = now + bench_backoff(
@@ -2056,6 +2077,7 @@ bench_send_one(bench_user_t *u, uint64_t t, uint64_t now)
 static void
 bench_step_end(void)
 {
+    B.st->open = B.nopen;
     B.st->cpu_us = bench_cpu_us() - B.cpu0;
     B.st->nseq = B.mode == BENCH_MODE_FANOUT ? B.max_seq : 0;
 
@@ -2141,6 +2163,7 @@ static void
 bench_stats_merge(bench_stats_t *into, const bench_stats_t *from)
 {
     into->conns += from->conns;
+    into->open += from->open;
     into->connected += from->connected;
     into->hs_fail += from->hs_fail;
 
@@ -2362,12 +2385,13 @@ bench_run_step(int *cmd_w, int *res_r, uint32_t step, double rate,
            PRIu64 " acked=%" PRIu64 " unacked=%" PRIu64 " expected=%"
            PRIu64 " received=%" PRIu64 " lost=%" PRIu64 " dup=%" PRIu64
            " reordered=%" PRIu64 " stale=%" PRIu64 " errors=%" PRIu64
-           " drops=%" PRIu64 " hs_fail=%" PRIu64 " gen_cpu_ms=%.0f",
+           " drops=%" PRIu64 " hs_fail=%" PRIu64 " open=%" PRIu64
+           " gen_cpu_ms=%.0f",
            bench_target_name(), bench_mode_name(), step, label, rate,
            secs, st->sent, sent_rate, st->skipped, st->acked,
            st->sent > st->acked ? st->sent - st->acked : 0, expected,
            st->received, lost, st->dup, st->reordered, st->stale,
-           st->errors, st->drops, st->hs_fail, st->cpu_us / 1e3);
+           st->errors, st->drops, st->hs_fail, st->open, st->cpu_us / 1e3);
 
     bench_print_hist("ack", &st->ack);
     bench_print_hist("rcv", &st->rcv);
@@ -2500,11 +2524,12 @@ bench_parent(pid_t *pids, int *cmd_w, int *res_r)
 
     snprintf(line, sizeof(line),
              "phase=connect target=%s mode=%s procs=%d src_addrs=%d"
-             " conns=%" PRIu64 " connected=%" PRIu64 " hs_fail=%" PRIu64
+             " conns=%" PRIu64 " open=%" PRIu64 " connected=%" PRIu64
+             " hs_fail=%" PRIu64
              " connect_s=%.3f hs_rate=%.0f hs_p50_ms=%.3f hs_p99_ms=%.3f"
              " hs_max_ms=%.3f\n",
              bench_target_name(), bench_mode_name(), B.procs, B.naddrs,
-             st->conns, st->connected, st->hs_fail, secs,
+             st->conns, st->open, st->connected, st->hs_fail, secs,
              secs > 0 ? st->connected / secs : 0,
              bench_hist_quantile(&st->hs, 0.5) / 1e6,
              bench_hist_quantile(&st->hs, 0.99) / 1e6, st->hs.max / 1e6);
