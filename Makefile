@@ -27,7 +27,11 @@ UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
 UNIT_BINS   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
 UNIT_ASAN   := $(patsubst tests/unit/%.c,$(B)/asan/tests/%,$(UNIT_SRCS))
 
-TOOLS       := $(B)/chat-kafka-broker
+TOOLS       := $(B)/chat-kafka-broker $(B)/chat-bench
+
+# the load generator's parts that have unit tests of their own
+BENCH_SRCS  := src/tools/bench_hist.c src/tools/bench_proto.c
+BENCH_HDRS  := src/tools/bench_hist.h src/tools/bench_proto.h
 
 .PHONY: all module tools asan unit unit-asan deps run stop test clean \
         style
@@ -95,6 +99,13 @@ $(B)/chat-kafka-broker: src/tools/chat_kafka_broker.c
 	@mkdir -p $(B)
 	$(CC) $(CHAT_CFLAGS) -o $@ $< -lrdkafka -ldl -lpthread
 
+# the benchmark's load generator (scripts/bench): no nginx headers
+$(B)/chat-bench: src/tools/chat_bench.c $(BENCH_SRCS) $(BENCH_HDRS) \
+                 $(COMMON_SRCS) $(COMMON_HDRS)
+	@mkdir -p $(B)
+	$(CC) $(CHAT_CFLAGS) -Isrc/tools -o $@ src/tools/chat_bench.c \
+	    $(BENCH_SRCS) $(COMMON_SRCS) -ljansson -lcrypto
+
 $(B)/asan/chat-kafka-broker: src/tools/chat_kafka_broker.c
 	@mkdir -p $(B)/asan
 	$(CC) $(CHAT_CFLAGS) $(SAN) -o $@ $< -lrdkafka -ldl -lpthread
@@ -105,13 +116,17 @@ unit: $(UNIT_BINS) $(UNIT_ASAN)
 	@set -e; for t in $(UNIT_BINS) $(UNIT_ASAN); do \
 	    echo "== $$t"; $$t; done
 
-$(B)/tests/%: tests/unit/%.c $(COMMON_SRCS) $(COMMON_HDRS)
+$(B)/tests/%: tests/unit/%.c $(COMMON_SRCS) $(COMMON_HDRS) $(BENCH_SRCS) \
+              $(BENCH_HDRS)
 	@mkdir -p $(B)/tests
-	$(CC) $(CHAT_CFLAGS) -o $@ $< $(COMMON_SRCS) $(COMMON_LIBS)
+	$(CC) $(CHAT_CFLAGS) -Isrc/tools -o $@ $< $(COMMON_SRCS) \
+	    $(BENCH_SRCS) $(COMMON_LIBS)
 
-$(B)/asan/tests/%: tests/unit/%.c $(COMMON_SRCS) $(COMMON_HDRS)
+$(B)/asan/tests/%: tests/unit/%.c $(COMMON_SRCS) $(COMMON_HDRS) \
+                   $(BENCH_SRCS) $(BENCH_HDRS)
 	@mkdir -p $(B)/asan/tests
-	$(CC) $(CHAT_CFLAGS) $(SAN) -o $@ $< $(COMMON_SRCS) $(COMMON_LIBS)
+	$(CC) $(CHAT_CFLAGS) $(SAN) -Isrc/tools -o $@ $< $(COMMON_SRCS) \
+	    $(BENCH_SRCS) $(COMMON_LIBS)
 
 # --- the stack and the test run -------------------------------------------
 
