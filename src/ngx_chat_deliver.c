@@ -84,6 +84,7 @@ typedef struct {
     ngx_uint_t                 read;        /* unsigned read:1 */
     ngx_chat_redis_cmd_t      *cmd;
     ngx_chat_kafka_msg_t      *kmsg;
+    char                      *text;        /* the frame for the sender */
     char                       id[NGX_CHAT_RECEIPT_ID + 1];
     char                       conv[48];
 } ngx_chat_receipt_t;
@@ -163,9 +164,12 @@ static void ngx_chat_receipt_done(ngx_chat_receipt_t *rcp);
 
 
 /*
- * DELIVER  KEYS routes inbox inboxq inboxn
+ * DELIVER  KEYS routes inbox inboxq inboxn [sender-routes]
  *          ARGV uid id "<from> <seq> <conv>" frame max ttl
- * -1 when the message is in the inbox already, else the channels reached
+ *               [sender except-channel except-conn]
+ * -1 when the message is in the inbox already, else the channels reached;
+ * with the sender's routes on the same server, its other connections get
+ * the frame too (one call instead of DELIVER + RELAY)
  */
 
 static const char  ngx_chat_lua_deliver[] =
@@ -177,6 +181,9 @@ static const char  ngx_chat_lua_deliver[] =
     "redis.call('ZADD', KEYS[3], n, ARGV[2])\n"
     "trim(KEYS[3], KEYS[2], tonumber(ARGV[5]))\n"
     "for i = 2, 4 do redis.call('EXPIRE', KEYS[i], ARGV[6]) end\n"
+    "if KEYS[5] then\n"
+    "  publish(KEYS[5], ARGV[7], 0, ARGV[4], ARGV[8], ARGV[9])\n"
+    "end\n"
     "return publish(KEYS[1], ARGV[1], n, ARGV[4], '', '0')\n";
 
 
@@ -232,8 +239,11 @@ static const char  ngx_chat_lua_sync[] =
 
 
 /*
- * RECEIPT  KEYS inbox inboxq inboxd  ARGV id d|r seen-max ttl
- * 1 when the message's state moved forward, else 0
+ * RECEIPT  KEYS inbox inboxq inboxd [sender-routes sender-rbox]
+ *          ARGV id d|r seen-max ttl [sender frame rbox-max]
+ * 1 when the message's state moved forward, else 0; with the sender's
+ * keys on the same server, the receipt frame goes to the sender at once
+ * (RELAY with store), and 2 says so
  */
 
 static const char  ngx_chat_lua_receipt[] =
@@ -253,7 +263,13 @@ static const char  ngx_chat_lua_receipt[] =
     "redis.call('ZADD', KEYS[3], n, ARGV[1])\n"
     "trim(KEYS[3], KEYS[1], tonumber(ARGV[3]))\n"
     "for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[4]) end\n"
-    "return 1\n";
+    "if not KEYS[4] then return 1 end\n"
+    "if publish(KEYS[4], ARGV[5], 0, ARGV[6], '-', '0') == 0 then\n"
+    "  redis.call('RPUSH', KEYS[5], ARGV[6])\n"
+    "  redis.call('LTRIM', KEYS[5], -tonumber(ARGV[7]), -1)\n"
+    "  redis.call('EXPIRE', KEYS[5], ARGV[4])\n"
+    "end\n"
+    "return 2\n";
 
 
 /* REFRESH  KEYS routes  ARGV ttl-ms route... */
@@ -267,9 +283,12 @@ static const char  ngx_chat_lua_refresh[] =
 
 
 /*
- * CLAIM  KEYS rate dedup  ARGV interval-us(0: no limit) burst dedup-ttl
- * {"rate", retry-after-ms} | {"new"} | {"dup", first ack or "pending"}
- * The rate limit is GCRA: the key holds the theoretical arrival time.
+ * CLAIM  KEYS rate dedup [seq]  ARGV interval-us(0: no limit) burst
+ *        dedup-ttl
+ * {"rate", retry-after-ms} | {"new"[, seq]} | {"dup", first ack or
+ * "pending"}; with the conversation's counter on the same server (KEYS[3])
+ * a new claim takes its seq at once.  The rate limit is GCRA: the key
+ * holds the theoretical arrival time.
  */
 
 static const char  ngx_chat_lua_claim[] =
@@ -286,6 +305,7 @@ static const char  ngx_chat_lua_claim[] =
     "             math.ceil((tat - now) / 1000) + 1000)\n"
     "end\n"
     "if redis.call('SET', KEYS[2], 'pending', 'NX', 'EX', ARGV[3]) then\n"
+    "  if KEYS[3] then return {'new', redis.call('INCR', KEYS[3])} end\n"
     "  return {'new'}\n"
     "end\n"
     "return {'dup', redis.call('GET', KEYS[2])}\n";
@@ -1300,12 +1320,15 @@ void
 ngx_chat_deliver_message(uint64_t from, uint64_t to, const char *id,
     int64_t seq, const char *conv, json_t *msg, ngx_chat_ws_t *ws)
 {
-    char                 *text, head[96];
-    size_t                len;
-    json_t               *frame;
-    ngx_chat_redis_t     *rds;
-    unsigned long long    uto = to;
-    ngx_chat_deliver_t   *d = ngx_chat_deliver;
+    char                  *text, head[96];
+    size_t                 len;
+    json_t                *frame;
+    ngx_uint_t             both;
+    const char            *sha;
+    ngx_chat_redis_t      *rds;
+    unsigned long long     uto = to, ufrom = from, except;
+    ngx_chat_deliver_t    *d = ngx_chat_deliver;
+    ngx_chat_redis_cmd_t  *cmd;
 
     if (d == NULL) {
         return;
@@ -1313,6 +1336,7 @@ ngx_chat_deliver_message(uint64_t from, uint64_t to, const char *id,
 
     (void) ngx_snprintf((u_char *) head, sizeof(head), "%uL %L %s%Z",
                         from, seq, conv);
+    except = ws ? ws->conn_id : 0;
 
     frame = json_pack("{s:s}", "type", "message");
     if (frame == NULL || json_object_update(frame, msg) != 0) {
@@ -1331,27 +1355,47 @@ ngx_chat_deliver_message(uint64_t from, uint64_t to, const char *id,
 
     len = ngx_strlen(text);
     rds = ngx_chat_redis_for_user(to);
+    sha = ngx_chat_shas[NGX_CHAT_SCRIPT_DELIVER];
 
-    if (rds == NULL
-        || ngx_chat_redis_command(rds, ngx_chat_script_reply,
-                                  "delivery to the recipient's inbox",
-                                  "EVALSHA %s 4 chat:routes:{%llu} "
-                                  "chat:inbox:{%llu} chat:inboxq:{%llu} "
-                                  "chat:inboxn:{%llu} %llu %s %s %b %d %d",
-                                  ngx_chat_shas[NGX_CHAT_SCRIPT_DELIVER],
-                                  uto, uto, uto, uto, uto, id, head,
-                                  text, len, (int) NGX_CHAT_INBOX_MAX,
-                                  (int) NGX_CHAT_INBOX_TTL)
-           == NULL)
-    {
+    /* a note to self is in the inbox already: no copy to the others */
+    both = (from != to && rds == ngx_chat_redis_for_user(from));
+
+    if (rds == NULL) {
+        cmd = NULL;
+
+    } else if (both) {
+        cmd = ngx_chat_redis_command(rds, ngx_chat_script_reply,
+                                     "delivery of a message",
+                                     "EVALSHA %s 5 chat:routes:{%llu} "
+                                     "chat:inbox:{%llu} chat:inboxq:{%llu} "
+                                     "chat:inboxn:{%llu} chat:routes:{%llu} "
+                                     "%llu %s %s %b %d %d %llu %s %llu",
+                                     sha, uto, uto, uto, uto, ufrom, uto, id,
+                                     head, text, len,
+                                     (int) NGX_CHAT_INBOX_MAX,
+                                     (int) NGX_CHAT_INBOX_TTL, ufrom,
+                                     except ? d->channel : "-", except);
+
+    } else {
+        cmd = ngx_chat_redis_command(rds, ngx_chat_script_reply,
+                                     "delivery to the recipient's inbox",
+                                     "EVALSHA %s 4 chat:routes:{%llu} "
+                                     "chat:inbox:{%llu} chat:inboxq:{%llu} "
+                                     "chat:inboxn:{%llu} %llu %s %s %b %d %d",
+                                     sha, uto, uto, uto, uto, uto, id, head,
+                                     text, len, (int) NGX_CHAT_INBOX_MAX,
+                                     (int) NGX_CHAT_INBOX_TTL);
+    }
+
+    if (cmd == NULL) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "chat: message %s to %uL is in Kafka but not in the "
                       "inbox: Redis is down", id, to);
     }
 
-    /* the sender's other devices; a note to self is in the inbox already */
-    if (from != to) {
-        (void) ngx_chat_relay(from, text, len, ws ? ws->conn_id : 0, 0,
+    /* the sender's other devices, on another server */
+    if (from != to && !both) {
+        (void) ngx_chat_relay(from, text, len, except, 0,
                               ngx_chat_script_reply,
                               "delivery to the sender's devices");
     }
@@ -1519,8 +1563,12 @@ ngx_chat_receipt_stored(ngx_chat_store_rc_e rc, int32_t partition,
     int64_t offset, void *data)
 {
     ngx_chat_receipt_t  *rcp = data;
+
+    char                *text;
+    json_t              *frame;
+    const char          *sha;
     ngx_chat_redis_t    *rds;
-    unsigned long long   by = rcp->by;
+    unsigned long long   by = rcp->by, from = rcp->from;
 
     rcp->kmsg = NULL;
 
@@ -1530,19 +1578,56 @@ ngx_chat_receipt_stored(ngx_chat_store_rc_e rc, int32_t partition,
         return;
     }
 
-    rds = ngx_chat_redis_for_user(rcp->by);
+    frame = json_pack("{s:s, s:s, s:I, s:s, s:I}", "type", "receipt",
+                      "id", rcp->id, "by", (json_int_t) rcp->by,
+                      "status", rcp->read ? "read" : "delivered",
+                      "ts", (json_int_t) rcp->ts);
+    text = frame ? json_dumps(frame, JSON_COMPACT|JSON_PRESERVE_ORDER)
+                 : NULL;
+    json_decref(frame);
 
-    rcp->cmd = rds
-        ? ngx_chat_redis_command(rds, ngx_chat_receipt_applied, rcp,
-                                 "EVALSHA %s 3 chat:inbox:{%llu} "
-                                 "chat:inboxq:{%llu} chat:inboxd:{%llu} "
-                                 "%s %s %d %d",
-                                 ngx_chat_shas[NGX_CHAT_SCRIPT_RECEIPT],
-                                 by, by, by, rcp->id,
-                                 rcp->read ? "r" : "d",
-                                 (int) NGX_CHAT_INBOX_SEEN,
-                                 (int) NGX_CHAT_INBOX_TTL)
-        : NULL;
+    if (text == NULL) {
+        ngx_chat_receipt_done(rcp);
+        return;
+    }
+
+    rds = ngx_chat_redis_for_user(rcp->by);
+    sha = ngx_chat_shas[NGX_CHAT_SCRIPT_RECEIPT];
+
+    if (rds == NULL) {
+        rcp->cmd = NULL;
+
+    } else if (rds == ngx_chat_redis_for_user(rcp->from)) {
+        /* the sender's keys are there too: the frame goes in the call */
+        rcp->cmd = ngx_chat_redis_command(rds, ngx_chat_receipt_applied,
+                                          rcp,
+                                          "EVALSHA %s 5 chat:inbox:{%llu} "
+                                          "chat:inboxq:{%llu} "
+                                          "chat:inboxd:{%llu} "
+                                          "chat:routes:{%llu} "
+                                          "chat:rbox:{%llu} %s %s %d %d "
+                                          "%llu %s %d",
+                                          sha, by, by, by, from, from,
+                                          rcp->id, rcp->read ? "r" : "d",
+                                          (int) NGX_CHAT_INBOX_SEEN,
+                                          (int) NGX_CHAT_INBOX_TTL, from,
+                                          text, (int) NGX_CHAT_RBOX_MAX);
+
+    } else {
+        rcp->cmd = ngx_chat_redis_command(rds, ngx_chat_receipt_applied,
+                                          rcp,
+                                          "EVALSHA %s 3 chat:inbox:{%llu} "
+                                          "chat:inboxq:{%llu} "
+                                          "chat:inboxd:{%llu} %s %s %d %d",
+                                          sha, by, by, by, rcp->id,
+                                          rcp->read ? "r" : "d",
+                                          (int) NGX_CHAT_INBOX_SEEN,
+                                          (int) NGX_CHAT_INBOX_TTL);
+        rcp->text = text;
+        text = NULL;
+    }
+
+    free(text);
 
     if (rcp->cmd == NULL) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
@@ -1560,34 +1645,18 @@ ngx_chat_receipt_applied(ngx_chat_store_rc_e rc, redisReply *reply,
 {
     ngx_chat_receipt_t  *rcp = data;
 
-    char                *text;
-    json_t              *frame;
-
     rcp->cmd = NULL;
 
-    if (rc != NGX_CHAT_STORE_OK || reply->type != REDIS_REPLY_INTEGER
-        || reply->integer != 1)
+    /* 1: moved forward, the sender on another server still to be told */
+    if (rc == NGX_CHAT_STORE_OK && reply->type == REDIS_REPLY_INTEGER
+        && reply->integer == 1 && rcp->text)
     {
-        /* raced with another device, or Redis failed (logged) */
-        ngx_chat_receipt_done(rcp);
-        return;
-    }
-
-    frame = json_pack("{s:s, s:s, s:I, s:s, s:I}", "type", "receipt",
-                      "id", rcp->id, "by", (json_int_t) rcp->by,
-                      "status", rcp->read ? "read" : "delivered",
-                      "ts", (json_int_t) rcp->ts);
-    text = frame ? json_dumps(frame, JSON_COMPACT|JSON_PRESERVE_ORDER)
-                 : NULL;
-    json_decref(frame);
-
-    if (text) {
-        (void) ngx_chat_relay(rcp->from, text, ngx_strlen(text), 0, 1,
-                              ngx_chat_script_reply,
+        (void) ngx_chat_relay(rcp->from, rcp->text, ngx_strlen(rcp->text),
+                              0, 1, ngx_chat_script_reply,
                               "a receipt to the sender");
-        free(text);
     }
 
+    /* else raced with another device, told already, or Redis failed */
     ngx_chat_receipt_done(rcp);
 }
 
@@ -1618,6 +1687,7 @@ ngx_chat_receipt_done(ngx_chat_receipt_t *rcp)
         ngx_queue_remove(&rcp->op.queue);
     }
 
+    free(rcp->text);
     ngx_free(rcp);
 }
 

@@ -90,6 +90,7 @@ static void ngx_chat_send_claimed(ngx_chat_store_rc_e rc, redisReply *reply,
     void *data);
 static void ngx_chat_send_sequenced(ngx_chat_store_rc_e rc,
     redisReply *reply, void *data);
+static void ngx_chat_send_produce(ngx_chat_send_t *s);
 static void ngx_chat_send_delivered(ngx_chat_store_rc_e rc,
     int32_t partition, int64_t offset, void *data);
 static void ngx_chat_send_fail(ngx_chat_send_t *s, const char *code,
@@ -274,27 +275,38 @@ ngx_chat_send_pump(ngx_chat_ws_t *ws)
 static void
 ngx_chat_send_claim(ngx_chat_send_t *s)
 {
+    const char           *sha;
     ngx_chat_redis_t     *rds;
     ngx_chat_loc_conf_t  *clcf;
-    unsigned long long    uid = s->from;
+    unsigned long long    uid = s->from, interval, burst;
 
     s->state = NGX_CHAT_SEND_CLAIMING;
 
     clcf = s->op.ws ? s->op.ws->conf : NULL;
+    interval = clcf ? clcf->send_interval : 0;
+    burst = clcf ? clcf->send_burst : 0;
     rds = ngx_chat_redis_for_user(s->from);
+    sha = ngx_chat_script_sha(NGX_CHAT_SCRIPT_CLAIM);
 
-    s->cmd = rds ? ngx_chat_redis_command(rds, ngx_chat_send_claimed, s,
-                                          "EVALSHA %s 2 chat:rate:{%llu} %s "
-                                          "%llu %llu %d",
-                                          ngx_chat_script_sha(
-                                              NGX_CHAT_SCRIPT_CLAIM),
-                                          uid, s->dedup,
-                                          (unsigned long long)
-                                          (clcf ? clcf->send_interval : 0),
-                                          (unsigned long long)
-                                          (clcf ? clcf->send_burst : 0),
-                                          NGX_CHAT_SEND_DEDUP_TTL)
-                 : NULL;
+    if (rds == NULL) {
+        s->cmd = NULL;
+
+    } else if (rds == ngx_chat_redis_for_user(ngx_min(s->from, s->to))) {
+        /* the conversation's counter is there too: seq in the same call */
+        s->cmd = ngx_chat_redis_command(rds, ngx_chat_send_claimed, s,
+                                        "EVALSHA %s 3 chat:rate:{%llu} %s "
+                                        "chat:seq:{%s} %llu %llu %d",
+                                        sha, uid, s->dedup, s->conv,
+                                        interval, burst,
+                                        NGX_CHAT_SEND_DEDUP_TTL);
+
+    } else {
+        s->cmd = ngx_chat_redis_command(rds, ngx_chat_send_claimed, s,
+                                        "EVALSHA %s 2 chat:rate:{%llu} %s "
+                                        "%llu %llu %d",
+                                        sha, uid, s->dedup, interval, burst,
+                                        NGX_CHAT_SEND_DEDUP_TTL);
+    }
 
     if (s->cmd == NULL) {
         ngx_chat_send_fail(s, "unavailable", "Redis is down");
@@ -373,6 +385,12 @@ ngx_chat_send_claimed(ngx_chat_store_rc_e rc, redisReply *reply, void *data)
 
     s->claimed = 1;
 
+    if (v && v->type == REDIS_REPLY_INTEGER) {
+        s->seq = v->integer;
+        ngx_chat_send_produce(s);
+        return;
+    }
+
     /* the conversation's counter lives with its lower user id */
     rds = ngx_chat_redis_for_user(ngx_min(s->from, s->to));
 
@@ -388,10 +406,7 @@ static void
 ngx_chat_send_sequenced(ngx_chat_store_rc_e rc, redisReply *reply,
     void *data)
 {
-    char                *payload;
-    ngx_str_t            key, value;
-    ngx_chat_send_t     *s = data;
-    ngx_chat_worker_t   *w = ngx_chat_worker;
+    ngx_chat_send_t  *s = data;
 
     s->cmd = NULL;
 
@@ -401,6 +416,19 @@ ngx_chat_send_sequenced(ngx_chat_store_rc_e rc, redisReply *reply,
     }
 
     s->seq = reply->integer;
+    ngx_chat_send_produce(s);
+}
+
+
+/* id and seq are known: to Kafka */
+
+static void
+ngx_chat_send_produce(ngx_chat_send_t *s)
+{
+    char                *payload;
+    ngx_str_t            key, value;
+    ngx_chat_worker_t   *w = ngx_chat_worker;
+
     chat_id_next(&w->ids, (uint64_t) s->ts, s->id);
 
     (void) json_object_set_new(s->msg, "id", json_string(s->id));
