@@ -61,6 +61,7 @@ typedef struct {
     ngx_uint_t                 nshards;
     ngx_event_t                tick;
     ngx_uint_t                 ticks;
+    ngx_uint_t                 refresh_failed;
     ngx_log_t                 *log;
     char                       channel[NGX_CHAT_CHANNEL_LEN];
 } ngx_chat_deliver_t;
@@ -102,6 +103,8 @@ static void ngx_chat_deliver_live(ngx_chat_shard_t *sh, const char *p,
 static void ngx_chat_deliver_resync(ngx_chat_shard_t *sh);
 static void ngx_chat_deliver_tick(ngx_event_t *ev);
 static void ngx_chat_deliver_refresh(void);
+static void ngx_chat_refresh_reply(ngx_chat_store_rc_e rc,
+    redisReply *reply, void *data);
 static ngx_chat_local_user_t *ngx_chat_local_find(uint64_t user_id);
 static void ngx_chat_sync_start(ngx_chat_ws_t *ws, ngx_uint_t reg,
     ngx_uint_t receipts, uint64_t after);
@@ -317,15 +320,13 @@ static const char  ngx_chat_lua_claim[] =
  * their last heartbeat; chat:seen:{user} is the last_seen of one who is
  * not.
  *
- * ONLINE  KEYS routes live  ARGV route route-ttl-ms user
- * registers a connection's route; 1 when the user was not online before
+ * ONLINE  KEYS live  ARGV user
+ * a heartbeat at connect: 1 when the user was not online before
  */
 
 static const char  ngx_chat_lua_online[] =
     NGX_CHAT_LUA_LIB
-    "redis.call('ZADD', KEYS[1], now_ms() + tonumber(ARGV[2]), ARGV[1])\n"
-    "redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
-    "return redis.call('ZADD', KEYS[2], now_ms(), ARGV[3])\n";
+    "return redis.call('ZADD', KEYS[1], now_ms(), ARGV[1])\n";
 
 
 /*
@@ -834,6 +835,14 @@ ngx_chat_deliver_tick(ngx_event_t *ev)
     }
 
     if (++d->ticks % NGX_CHAT_ROUTE_REFRESH == 0) {
+        if (d->refresh_failed) {
+            ngx_log_error(NGX_LOG_ERR, d->log, 0,
+                          "chat: %ui route refreshes failed (Redis down or "
+                          "slow); routes of live connections may expire",
+                          d->refresh_failed);
+            d->refresh_failed = 0;
+        }
+
         ngx_chat_deliver_refresh();
     }
 
@@ -882,12 +891,26 @@ ngx_chat_deliver_refresh(void)
 
             ngx_chat_route_name(ws, route);
 
-            (void) ngx_chat_redis_command(rds, ngx_chat_script_reply, NULL,
+            (void) ngx_chat_redis_command(rds, ngx_chat_refresh_reply, d,
                                           "EVALSHA %s 1 chat:routes:{%llu} "
                                           "%d %s", sha,
                                           (unsigned long long) ws->user_id,
                                           (int) NGX_CHAT_ROUTE_TTL, route);
         }
+    }
+}
+
+
+/* failures are counted, and told once per refresh round */
+
+static void
+ngx_chat_refresh_reply(ngx_chat_store_rc_e rc, redisReply *reply,
+    void *data)
+{
+    ngx_chat_deliver_t  *d = data;
+
+    if (rc != NGX_CHAT_STORE_OK && d == ngx_chat_deliver) {
+        d->refresh_failed++;
     }
 }
 
@@ -968,27 +991,13 @@ ngx_chat_deliver_open(ngx_chat_ws_t *ws)
     lu->beat = 1;
     d->nconns++;
 
-    /* live frames wait until presence and what waited in the inbox went */
-    ws->syncing = 1;
-
+    /*
+     * The route and what waited in the inbox, atomically (SYNC); presence
+     * (the friends' state, and the user's coming online) goes alongside,
+     * so that messages never wait for the friends list.
+     */
+    ngx_chat_sync_start(ws, 1, 1, 0);
     ngx_chat_presence_open(ws);
-}
-
-
-/* presence is done (ngx_chat_presence.c): what waited in the inbox goes */
-
-void
-ngx_chat_deliver_ready(ngx_chat_ws_t *ws, ngx_uint_t registered)
-{
-    if (ws->done) {
-        return;
-    }
-
-    if (registered) {
-        ws->registered = 1;
-    }
-
-    ngx_chat_sync_start(ws, !ws->registered, 1, 0);
 }
 
 
@@ -1007,7 +1016,12 @@ ngx_chat_deliver_close(ngx_chat_ws_t *ws)
     ngx_chat_deliver_t     *d = ngx_chat_deliver;
     ngx_chat_local_user_t  *lu = ws->local;
 
+    /* a route that a SYNC in flight registers is removed right after it */
     if (ws->sync_cmd) {
+        if (ws->sync_register) {
+            ws->registered = 1;
+        }
+
         ngx_chat_redis_cancel(ws->sync_cmd);
         ws->sync_cmd = NULL;
     }
@@ -1301,7 +1315,7 @@ ngx_chat_script_reply(ngx_chat_store_rc_e rc, redisReply *reply,
     }
 
     ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                  "chat: %s failed: %s", what ? what : "route refresh",
+                  "chat: %s failed: %s", what ? what : "a Redis script",
                   rc == NGX_CHAT_STORE_TIMEOUT ? "Redis timed out"
                   : rc == NGX_CHAT_STORE_DOWN ? "Redis is down"
                   : "Redis error");

@@ -66,8 +66,6 @@ void ngx_chat_deliver_exit(ngx_chat_worker_t *w);
 void ngx_chat_deliver_open(ngx_chat_ws_t *ws);
 void ngx_chat_deliver_close(ngx_chat_ws_t *ws);
 
-/* presence is done with a new connection: the inbox is read */
-void ngx_chat_deliver_ready(ngx_chat_ws_t *ws, ngx_uint_t registered);
 void ngx_chat_route_name(ngx_chat_ws_t *ws, char *buf);
 
 /* the worker's users, in id order: NULL for the first, NULL at the end */

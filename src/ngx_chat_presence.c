@@ -34,6 +34,14 @@
 #define NGX_CHAT_PRESENCE_BATCH   256     /* users per BEAT */
 #define NGX_CHAT_PRESENCE_SWEEP   500     /* users per SWEEP */
 
+#define NGX_CHAT_PRESENCE_FLUSH   20      /* ms: changes gathered */
+#define NGX_CHAT_PRESENCE_QUERY   2000    /* changes per query */
+
+#define NGX_CHAT_FRIENDS_OF_SQL                                              \
+    "SELECT user_id, friend_id FROM friends "                               \
+    "WHERE user_id = ANY($1::bigint[]) AND status = 'accepted' "            \
+    "ORDER BY user_id"
+
 #define NGX_CHAT_FRIENDS_SQL                                                 \
     "SELECT user_id, floor(extract(epoch FROM last_seen) * 1000)::bigint "  \
     "FROM chat_friend_rows($1) WHERE state = 'friends'"
@@ -45,7 +53,6 @@ typedef struct {
     uint64_t                   user_id;
     int64_t                    now;
     ngx_uint_t                 online;      /* the user came online */
-    ngx_uint_t                 registered;
     ngx_uint_t                 nfriends;
     uint64_t                  *friends;
     int64_t                   *seen;        /* PostgreSQL's last_seen */
@@ -81,11 +88,23 @@ typedef struct {
 } ngx_chat_presence_change_t;
 
 
+/* changes whose friends one query finds */
+typedef struct {
+    ngx_uint_t                 n;
+    ngx_chat_presence_change_t changes[1];
+} ngx_chat_presence_batch_t;
+
+
 typedef struct {
     ngx_event_t                timer;
+    ngx_event_t                flush;       /* announces what is pending */
     ngx_msec_t                 ttl;
     ngx_msec_t                 interval;
     ngx_log_t                 *log;
+
+    ngx_chat_presence_change_t *pending;
+    ngx_uint_t                 npending;
+    ngx_uint_t                 cap;
 } ngx_chat_presence_t;
 
 
@@ -103,6 +122,7 @@ static void ngx_chat_presence_offline_reply(ngx_chat_store_rc_e rc,
     redisReply *reply, void *data);
 static void ngx_chat_presence_announce(uint64_t user_id, ngx_uint_t online,
     int64_t last_seen);
+static void ngx_chat_presence_flush(ngx_event_t *ev);
 static void ngx_chat_presence_announce_friends(ngx_chat_store_rc_e rc,
     PGresult *res, void *data);
 static void ngx_chat_presence_tell(uint64_t friend_id, uint64_t user_id,
@@ -144,6 +164,11 @@ ngx_chat_presence_init(ngx_chat_worker_t *w, ngx_cycle_t *cycle)
     p->timer.cancelable = 1;
     ngx_add_timer(&p->timer, p->interval);
 
+    p->flush.handler = ngx_chat_presence_flush;
+    p->flush.data = p;
+    p->flush.log = cycle->log;
+    p->flush.cancelable = 1;
+
     ngx_chat_presence = p;
 
     return NGX_OK;
@@ -165,6 +190,17 @@ ngx_chat_presence_exit(void)
         ngx_del_timer(&p->timer);
     }
 
+    if (p->flush.timer_set) {
+        ngx_del_timer(&p->flush);
+    }
+
+    if (p->npending) {
+        ngx_log_error(NGX_LOG_INFO, p->log, 0,
+                      "chat: presence: %ui changes not sent to friends at "
+                      "exit", p->npending);
+    }
+
+    ngx_free(p->pending);
     ngx_free(p);
 }
 
@@ -172,14 +208,12 @@ ngx_chat_presence_exit(void)
 void
 ngx_chat_presence_open(ngx_chat_ws_t *ws)
 {
-    char                       route[NGX_CHAT_ROUTE_LEN];
     ngx_chat_redis_t          *rds;
     unsigned long long         uid = ws->user_id;
     ngx_chat_presence_open_t  *po;
 
     po = ngx_calloc(sizeof(ngx_chat_presence_open_t), ngx_cycle->log);
     if (po == NULL) {
-        ngx_chat_deliver_ready(ws, 0);
         return;
     }
 
@@ -187,18 +221,16 @@ ngx_chat_presence_open(ngx_chat_ws_t *ws)
     po->user_id = ws->user_id;
     ngx_queue_insert_tail(&ws->ops, &po->op.queue);
 
-    ngx_chat_route_name(ws, route);
     rds = ngx_chat_redis_for_user(ws->user_id);
 
     if (rds == NULL
         || ngx_chat_redis_command(rds, ngx_chat_presence_online_reply, po,
-                                  "EVALSHA %s 2 chat:routes:{%llu} "
-                                  "chat:presence:live %s %d %llu",
+                                  "EVALSHA %s 1 chat:presence:live %llu",
                                   ngx_chat_script_sha(NGX_CHAT_SCRIPT_ONLINE),
-                                  uid, route, (int) NGX_CHAT_ROUTE_TTL, uid)
+                                  uid)
            == NULL)
     {
-        /* the inbox read registers the route, or retries, itself */
+        /* the heartbeats bring the user online once Redis is back */
         ngx_chat_presence_opened(po, NULL);
     }
 }
@@ -215,7 +247,6 @@ ngx_chat_presence_online_reply(ngx_chat_store_rc_e rc, redisReply *reply,
     ngx_chat_worker_t         *w = ngx_chat_worker;
 
     if (rc == NGX_CHAT_STORE_OK && reply->type == REDIS_REPLY_INTEGER) {
-        po->registered = 1;
         po->online = (reply->integer == 1);
         po->now = ngx_chat_presence_now();
     }
@@ -316,7 +347,6 @@ ngx_chat_presence_opened(ngx_chat_presence_open_t *po,
             }
         }
 
-        ngx_chat_deliver_ready(ws, po->registered);
     }
 
     if (po->online) {
@@ -499,29 +529,33 @@ ngx_chat_presence_offline_reply(ngx_chat_store_rc_e rc, redisReply *reply,
 }
 
 
-/* a change: to Kafka when offline, and to every friend */
+/*
+ * A change: to Kafka when offline, and to every friend.  Changes are
+ * gathered for NGX_CHAT_PRESENCE_FLUSH ms and their friends found with one
+ * query, so that a node closing thousands of connections does not send
+ * thousands of queries.
+ */
 
 static void
 ngx_chat_presence_announce(uint64_t user_id, ngx_uint_t online,
     int64_t last_seen)
 {
     char                        *text;
-    u_char                       buf[NGX_INT64_LEN];
     json_t                      *rec;
-    ngx_str_t                    param, key, value;
+    u_char                       buf[NGX_INT64_LEN];
+    ngx_uint_t                   cap;
+    ngx_str_t                    key, value;
     ngx_chat_worker_t           *w = ngx_chat_worker;
+    ngx_chat_presence_t         *p = ngx_chat_presence;
     ngx_chat_presence_change_t  *ch;
 
-    if (w == NULL) {
+    if (w == NULL || p == NULL) {
         return;
     }
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
                    "chat: presence: user %uL %s, last seen %L", user_id,
                    online ? "online" : "offline", last_seen);
-
-    param.data = buf;
-    param.len = ngx_sprintf(buf, "%uL", user_id) - buf;
 
     if (!online && w->kafka) {
         rec = json_pack("{s:I, s:b, s:I}", "user_id", (json_int_t) user_id,
@@ -531,7 +565,8 @@ ngx_chat_presence_announce(uint64_t user_id, ngx_uint_t online,
         json_decref(rec);
 
         if (text) {
-            key = param;
+            key.data = buf;
+            key.len = ngx_sprintf(buf, "%uL", user_id) - buf;
             value.data = (u_char *) text;
             value.len = ngx_strlen(text);
 
@@ -545,53 +580,159 @@ ngx_chat_presence_announce(uint64_t user_id, ngx_uint_t online,
         return;
     }
 
-    ch = ngx_alloc(sizeof(ngx_chat_presence_change_t), ngx_cycle->log);
-    if (ch == NULL) {
-        return;
+    if (p->npending == p->cap) {
+        cap = p->cap ? p->cap * 2 : 64;
+        ch = ngx_alloc(cap * sizeof(ngx_chat_presence_change_t), p->log);
+        if (ch == NULL) {
+            return;
+        }
+
+        if (p->npending) {
+            ngx_memcpy(ch, p->pending,
+                       p->npending * sizeof(ngx_chat_presence_change_t));
+        }
+
+        ngx_free(p->pending);
+        p->pending = ch;
+        p->cap = cap;
     }
 
+    ch = &p->pending[p->npending++];
     ch->user_id = user_id;
     ch->online = online;
     ch->last_seen = last_seen;
 
-    if (ngx_chat_pg_query(w->pg, NGX_CHAT_FRIENDS_SQL, 1, &param,
-                          ngx_chat_presence_announce_friends, ch)
-        == NULL)
-    {
-        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "chat: presence of user %uL not sent to friends: "
-                      "the database is down", user_id);
-        ngx_free(ch);
+    if (!p->flush.timer_set) {
+        ngx_add_timer(&p->flush, NGX_CHAT_PRESENCE_FLUSH);
     }
 }
 
 
 static void
+ngx_chat_presence_flush(ngx_event_t *ev)
+{
+    u_char                     *q, *text;
+    size_t                      size;
+    ngx_str_t                   param;
+    ngx_uint_t                  i, n;
+    ngx_chat_worker_t          *w = ngx_chat_worker;
+    ngx_chat_presence_t        *p = ev->data;
+    ngx_chat_presence_batch_t  *b;
+
+    if (p->npending == 0 || w == NULL || w->pg == NULL) {
+        return;
+    }
+
+    n = ngx_min(p->npending, NGX_CHAT_PRESENCE_QUERY);
+    size = sizeof(ngx_chat_presence_batch_t)
+           + n * sizeof(ngx_chat_presence_change_t);
+
+    b = ngx_alloc(size, p->log);
+    text = ngx_alloc(n * (NGX_INT64_LEN + 1) + 2, p->log);
+
+    if (b == NULL || text == NULL) {
+        ngx_free(b);
+        ngx_free(text);
+        return;
+    }
+
+    b->n = n;
+    ngx_memcpy(b->changes, p->pending,
+               n * sizeof(ngx_chat_presence_change_t));
+
+    p->npending -= n;
+    ngx_memmove(p->pending, p->pending + n,
+                p->npending * sizeof(ngx_chat_presence_change_t));
+
+    if (p->npending) {
+        ngx_add_timer(&p->flush, 1);
+    }
+
+    /* the users as a PostgreSQL array literal: {1,2,3} */
+    q = text;
+    *q++ = '{';
+
+    for (i = 0; i < n; i++) {
+        q = ngx_sprintf(q, i ? ",%uL" : "%uL", b->changes[i].user_id);
+    }
+
+    *q++ = '}';
+
+    param.data = text;
+    param.len = q - text;
+
+    if (ngx_chat_pg_query(w->pg, NGX_CHAT_FRIENDS_OF_SQL, 1, &param,
+                          ngx_chat_presence_announce_friends, b)
+        == NULL)
+    {
+        ngx_log_error(NGX_LOG_ERR, p->log, 0,
+                      "chat: presence: %ui changes not sent to friends: "
+                      "the database is down", n);
+        ngx_free(b);
+    }
+
+    ngx_free(text);
+}
+
+
+/* rows (user_id, friend_id) by user_id: each change goes to its friends */
+
+static void
 ngx_chat_presence_announce_friends(ngx_chat_store_rc_e rc, PGresult *res,
     void *data)
 {
-    ngx_chat_presence_change_t  *ch = data;
+    ngx_chat_presence_batch_t  *b = data;
 
-    ngx_uint_t  i, n;
-    uint64_t    friend_id;
+    uint64_t                     uid;
+    ngx_int_t                    lo, hi, mid, rows;
+    ngx_uint_t                   i;
+    ngx_chat_presence_change_t  *ch;
 
-    if (rc == NGX_CHAT_STORE_OK) {
-        n = PQntuples(res);
-
-        for (i = 0; i < n; i++) {
-            friend_id = ngx_atoof((u_char *) PQgetvalue(res, i, 0),
-                                  PQgetlength(res, i, 0));
-            ngx_chat_presence_tell(friend_id, ch->user_id, ch->online,
-                                   ch->last_seen);
-        }
-
-    } else {
+    if (rc != NGX_CHAT_STORE_OK) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "chat: presence of user %uL not sent to friends: "
-                      "the database did not answer", ch->user_id);
+                      "chat: presence: %ui changes not sent to friends: "
+                      "the database did not answer", b->n);
+        ngx_free(b);
+        return;
     }
 
-    ngx_free(ch);
+    rows = PQntuples(res);
+
+    for (i = 0; i < b->n; i++) {
+        ch = &b->changes[i];
+
+        /* the first row of the user */
+        lo = 0;
+        hi = rows;
+
+        while (lo < hi) {
+            mid = lo + (hi - lo) / 2;
+            uid = ngx_atoof((u_char *) PQgetvalue(res, mid, 0),
+                            PQgetlength(res, mid, 0));
+
+            if (uid < ch->user_id) {
+                lo = mid + 1;
+
+            } else {
+                hi = mid;
+            }
+        }
+
+        for ( /* void */ ; lo < rows; lo++) {
+            uid = ngx_atoof((u_char *) PQgetvalue(res, lo, 0),
+                            PQgetlength(res, lo, 0));
+            if (uid != ch->user_id) {
+                break;
+            }
+
+            ngx_chat_presence_tell(
+                ngx_atoof((u_char *) PQgetvalue(res, lo, 1),
+                          PQgetlength(res, lo, 1)),
+                ch->user_id, ch->online, ch->last_seen);
+        }
+    }
+
+    ngx_free(b);
 }
 
 
