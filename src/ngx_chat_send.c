@@ -43,6 +43,7 @@
 #define NGX_CHAT_SEND_MAX_BODY    16384
 #define NGX_CHAT_SEND_CLIENT_ID   64
 #define NGX_CHAT_SEND_MAX_PENDING 1024     /* per connection */
+#define NGX_CHAT_SEND_REDIS_BACKLOG 8192   /* commands per Redis server */
 
 /* recipients known to exist, per worker */
 #define NGX_CHAT_USER_CACHE       4096
@@ -132,6 +133,18 @@ ngx_chat_send(ngx_chat_ws_t *ws, chat_proto_msg_t *m)
         return ngx_chat_ws_error(ws, "unavailable", "this node has no "
                                  "PostgreSQL, Redis or Kafka configured",
                                  m->client_id);
+    }
+
+    /*
+     * Overload: a Redis server that is far behind would time out what is
+     * queued for it (and drop the deliveries of messages acked already);
+     * new sends are refused instead, until it caught up.
+     */
+    if (ngx_chat_redis_pending(ngx_chat_redis_for_user(ws->user_id))
+        > NGX_CHAT_SEND_REDIS_BACKLOG)
+    {
+        return ngx_chat_ws_error(ws, "busy", "the server is overloaded, "
+                                 "send it again", m->client_id);
     }
 
     s = ngx_calloc(sizeof(ngx_chat_send_t), ws->request->connection->log);

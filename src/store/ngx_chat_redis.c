@@ -31,6 +31,7 @@ struct ngx_chat_redis_s {
     ngx_msec_t                 backoff;
     ngx_event_t                timer;      /* connect timeout, reconnect */
     ngx_chat_redis_state_e     state;
+    ngx_uint_t                 pending;    /* commands without a reply */
 
     ngx_chat_redis_hook_pt     connecting;
     ngx_chat_redis_hook_pt     connected;
@@ -125,6 +126,13 @@ ngx_uint_t
 ngx_chat_redis_connected(ngx_chat_redis_t *rds)
 {
     return rds->state == NGX_CHAT_REDIS_CONNECTED;
+}
+
+
+ngx_uint_t
+ngx_chat_redis_pending(ngx_chat_redis_t *rds)
+{
+    return rds->pending;
 }
 
 
@@ -464,6 +472,7 @@ ngx_chat_redis_command(ngx_chat_redis_t *rds,
     }
 
     ngx_add_timer(&cmd->timer, rds->timeout);
+    rds->pending++;
 
     return cmd;
 }
@@ -490,6 +499,7 @@ ngx_chat_redis_command_argv(ngx_chat_redis_t *rds,
     }
 
     ngx_add_timer(&cmd->timer, rds->timeout);
+    rds->pending++;
 
     return cmd;
 }
@@ -516,6 +526,10 @@ ngx_chat_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
 
     if (cmd->timer.timer_set) {
         ngx_del_timer(&cmd->timer);
+    }
+
+    if (!cmd->rds->destroyed) {
+        cmd->rds->pending--;
     }
 
     if (!cmd->done && !cmd->rds->destroyed && cmd->handler) {

@@ -49,6 +49,9 @@ void ngx_chat_redis_destroy(ngx_chat_redis_t *rds);
 ngx_uint_t ngx_chat_redis_connected(ngx_chat_redis_t *rds);
 ngx_str_t *ngx_chat_redis_name(ngx_chat_redis_t *rds);
 
+/* commands sent and not yet answered: how far behind the server is */
+ngx_uint_t ngx_chat_redis_pending(ngx_chat_redis_t *rds);
+
 /*
  * NULL when not connected or out of memory: the handler is not called.
  * A NULL handler sends a command whose reply nobody needs.
