@@ -62,6 +62,9 @@ typedef struct {
     ngx_event_t                tick;
     ngx_uint_t                 ticks;
     ngx_uint_t                 refresh_failed;
+    ngx_event_t                retry;       /* deliveries Redis refused */
+    ngx_queue_t                retries;
+    ngx_uint_t                 nretries;
     ngx_log_t                 *log;
     char                       channel[NGX_CHAT_CHANNEL_LEN];
 } ngx_chat_deliver_t;
@@ -73,6 +76,21 @@ typedef struct {
     size_t                     len;
     /* the frame follows */
 } ngx_chat_live_t;
+
+
+/* a durable message on its way into the recipient's inbox */
+typedef struct {
+    ngx_queue_t                queue;       /* in the retry queue */
+    uint64_t                   from;
+    uint64_t                   to;
+    uint64_t                   except;      /* the sending connection */
+    ngx_uint_t                 both;        /* sender on the same server */
+    ngx_msec_t                 since;
+    size_t                     len;
+    char                       id[CHAT_ID_LEN + 1];
+    char                       head[96];    /* "<from> <seq> <conv>" */
+    char                       text[1];     /* the frame, NUL-terminated */
+} ngx_chat_delivery_t;
 
 
 /* a receipt between its check and the sender's connections */
@@ -103,6 +121,11 @@ static void ngx_chat_deliver_live(ngx_chat_shard_t *sh, const char *p,
 static void ngx_chat_deliver_resync(ngx_chat_shard_t *sh);
 static void ngx_chat_deliver_tick(ngx_event_t *ev);
 static void ngx_chat_deliver_refresh(void);
+static void ngx_chat_delivery_issue(ngx_chat_delivery_t *dv);
+static void ngx_chat_delivery_reply(ngx_chat_store_rc_e rc,
+    redisReply *reply, void *data);
+static void ngx_chat_delivery_retry(ngx_chat_delivery_t *dv);
+static void ngx_chat_delivery_retry_handler(ngx_event_t *ev);
 static void ngx_chat_refresh_reply(ngx_chat_store_rc_e rc,
     redisReply *reply, void *data);
 static ngx_chat_local_user_t *ngx_chat_local_find(uint64_t user_id);
@@ -477,6 +500,12 @@ ngx_chat_deliver_init(ngx_chat_worker_t *w, ngx_cycle_t *cycle)
                                  ngx_chat_deliver_sub_connected, sh);
     }
 
+    ngx_queue_init(&d->retries);
+    d->retry.handler = ngx_chat_delivery_retry_handler;
+    d->retry.data = d;
+    d->retry.log = cycle->log;
+    d->retry.cancelable = 1;
+
     d->tick.handler = ngx_chat_deliver_tick;
     d->tick.data = d;
     d->tick.log = cycle->log;
@@ -490,8 +519,10 @@ ngx_chat_deliver_init(ngx_chat_worker_t *w, ngx_cycle_t *cycle)
 void
 ngx_chat_deliver_exit(ngx_chat_worker_t *w)
 {
-    ngx_uint_t           i;
-    ngx_chat_deliver_t  *d = ngx_chat_deliver;
+    ngx_uint_t            i;
+    ngx_queue_t          *q;
+    ngx_chat_deliver_t   *d = ngx_chat_deliver;
+    ngx_chat_delivery_t  *dv;
 
     if (d == NULL) {
         return;
@@ -502,6 +533,21 @@ ngx_chat_deliver_exit(ngx_chat_worker_t *w)
 
     if (d->tick.timer_set) {
         ngx_del_timer(&d->tick);
+    }
+
+    if (d->retry.timer_set) {
+        ngx_del_timer(&d->retry);
+    }
+
+    while (!ngx_queue_empty(&d->retries)) {
+        q = ngx_queue_head(&d->retries);
+        ngx_queue_remove(q);
+        dv = ngx_queue_data(q, ngx_chat_delivery_t, queue);
+
+        ngx_log_error(NGX_LOG_ERR, d->log, 0,
+                      "chat: message %s is in Kafka but not in the inbox: "
+                      "the worker exits", dv->id);
+        ngx_free(dv);
     }
 
     for (i = 0; i < d->nshards; i++) {
@@ -1337,12 +1383,11 @@ ngx_chat_deliver_message(uint64_t from, uint64_t to, const char *id,
     char                  *text, head[96];
     size_t                 len;
     json_t                *frame;
+    uint64_t               except;
     ngx_uint_t             both;
-    const char            *sha;
     ngx_chat_redis_t      *rds;
-    unsigned long long     uto = to, ufrom = from, except;
+    ngx_chat_delivery_t   *dv;
     ngx_chat_deliver_t    *d = ngx_chat_deliver;
-    ngx_chat_redis_cmd_t  *cmd;
 
     if (d == NULL) {
         return;
@@ -1369,42 +1414,28 @@ ngx_chat_deliver_message(uint64_t from, uint64_t to, const char *id,
 
     len = ngx_strlen(text);
     rds = ngx_chat_redis_for_user(to);
-    sha = ngx_chat_shas[NGX_CHAT_SCRIPT_DELIVER];
 
     /* a note to self is in the inbox already: no copy to the others */
     both = (from != to && rds == ngx_chat_redis_for_user(from));
 
-    if (rds == NULL) {
-        cmd = NULL;
-
-    } else if (both) {
-        cmd = ngx_chat_redis_command(rds, ngx_chat_script_reply,
-                                     "delivery of a message",
-                                     "EVALSHA %s 5 chat:routes:{%llu} "
-                                     "chat:inbox:{%llu} chat:inboxq:{%llu} "
-                                     "chat:inboxn:{%llu} chat:routes:{%llu} "
-                                     "%llu %s %s %b %d %d %llu %s %llu",
-                                     sha, uto, uto, uto, uto, ufrom, uto, id,
-                                     head, text, len,
-                                     (int) NGX_CHAT_INBOX_MAX,
-                                     (int) NGX_CHAT_INBOX_TTL, ufrom,
-                                     except ? d->channel : "-", except);
+    dv = ngx_alloc(sizeof(ngx_chat_delivery_t) + len + 1, d->log);
+    if (dv == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, d->log, 0,
+                      "chat: message %s to %uL is in Kafka but not in the "
+                      "inbox: out of memory", id, to);
 
     } else {
-        cmd = ngx_chat_redis_command(rds, ngx_chat_script_reply,
-                                     "delivery to the recipient's inbox",
-                                     "EVALSHA %s 4 chat:routes:{%llu} "
-                                     "chat:inbox:{%llu} chat:inboxq:{%llu} "
-                                     "chat:inboxn:{%llu} %llu %s %s %b %d %d",
-                                     sha, uto, uto, uto, uto, uto, id, head,
-                                     text, len, (int) NGX_CHAT_INBOX_MAX,
-                                     (int) NGX_CHAT_INBOX_TTL);
-    }
+        dv->from = from;
+        dv->to = to;
+        dv->except = except;
+        dv->both = both;
+        dv->since = ngx_current_msec;
+        ngx_cpystrn((u_char *) dv->id, (u_char *) id, sizeof(dv->id));
+        ngx_cpystrn((u_char *) dv->head, (u_char *) head, sizeof(dv->head));
+        dv->len = len;
+        ngx_memcpy(dv->text, text, len + 1);
 
-    if (cmd == NULL) {
-        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "chat: message %s to %uL is in Kafka but not in the "
-                      "inbox: Redis is down", id, to);
+        ngx_chat_delivery_issue(dv);
     }
 
     /* the sender's other devices, on another server */
@@ -1415,6 +1446,129 @@ ngx_chat_deliver_message(uint64_t from, uint64_t to, const char *id,
     }
 
     free(text);
+}
+
+
+/*
+ * DELIVER for one message, again and again while Redis is down or slow:
+ * the message is acknowledged and in Kafka, and DELIVER is idempotent on
+ * its id.  A message that Redis did not take for NGX_CHAT_DELIVERY_MAX_AGE
+ * is given up (logged); it stays in Kafka and PostgreSQL.
+ */
+
+static void
+ngx_chat_delivery_issue(ngx_chat_delivery_t *dv)
+{
+    const char            *sha;
+    ngx_chat_redis_t      *rds;
+    unsigned long long     uto = dv->to, ufrom = dv->from;
+    ngx_chat_deliver_t    *d = ngx_chat_deliver;
+    ngx_chat_redis_cmd_t  *cmd;
+
+    rds = ngx_chat_redis_for_user(dv->to);
+    sha = ngx_chat_shas[NGX_CHAT_SCRIPT_DELIVER];
+
+    if (rds == NULL) {
+        cmd = NULL;
+
+    } else if (dv->both) {
+        cmd = ngx_chat_redis_command(rds, ngx_chat_delivery_reply, dv,
+                                     "EVALSHA %s 5 chat:routes:{%llu} "
+                                     "chat:inbox:{%llu} chat:inboxq:{%llu} "
+                                     "chat:inboxn:{%llu} chat:routes:{%llu} "
+                                     "%llu %s %s %b %d %d %llu %s %llu",
+                                     sha, uto, uto, uto, uto, ufrom, uto,
+                                     dv->id, dv->head, dv->text, dv->len,
+                                     (int) NGX_CHAT_INBOX_MAX,
+                                     (int) NGX_CHAT_INBOX_TTL, ufrom,
+                                     dv->except ? d->channel : "-",
+                                     (unsigned long long) dv->except);
+
+    } else {
+        cmd = ngx_chat_redis_command(rds, ngx_chat_delivery_reply, dv,
+                                     "EVALSHA %s 4 chat:routes:{%llu} "
+                                     "chat:inbox:{%llu} chat:inboxq:{%llu} "
+                                     "chat:inboxn:{%llu} %llu %s %s %b %d %d",
+                                     sha, uto, uto, uto, uto, uto, dv->id,
+                                     dv->head, dv->text, dv->len,
+                                     (int) NGX_CHAT_INBOX_MAX,
+                                     (int) NGX_CHAT_INBOX_TTL);
+    }
+
+    if (cmd == NULL) {
+        ngx_chat_delivery_retry(dv);
+    }
+}
+
+
+static void
+ngx_chat_delivery_reply(ngx_chat_store_rc_e rc, redisReply *reply,
+    void *data)
+{
+    ngx_chat_delivery_t  *dv = data;
+
+    if (rc == NGX_CHAT_STORE_OK || ngx_chat_deliver == NULL) {
+        ngx_free(dv);
+        return;
+    }
+
+    ngx_chat_delivery_retry(dv);
+}
+
+
+static void
+ngx_chat_delivery_retry(ngx_chat_delivery_t *dv)
+{
+    ngx_chat_deliver_t  *d = ngx_chat_deliver;
+
+    if (d == NULL || ngx_exiting || ngx_terminate
+        || ngx_current_msec - dv->since > NGX_CHAT_DELIVERY_MAX_AGE
+        || d->nretries >= NGX_CHAT_DELIVERY_MAX_RETRIES)
+    {
+        ngx_log_error(NGX_LOG_ERR, d ? d->log : ngx_cycle->log, 0,
+                      "chat: message %s to %uL is in Kafka but not in the "
+                      "inbox: Redis did not take it", dv->id, dv->to);
+        ngx_free(dv);
+        return;
+    }
+
+    if (d->nretries++ == 0) {
+        ngx_log_error(NGX_LOG_WARN, d->log, 0,
+                      "chat: Redis did not take a delivery, retrying");
+    }
+
+    ngx_queue_insert_tail(&d->retries, &dv->queue);
+
+    if (!d->retry.timer_set) {
+        ngx_add_timer(&d->retry, NGX_CHAT_DELIVERY_RETRY);
+    }
+}
+
+
+static void
+ngx_chat_delivery_retry_handler(ngx_event_t *ev)
+{
+    ngx_queue_t           batch, *q;
+    ngx_chat_deliver_t   *d = ev->data;
+    ngx_chat_delivery_t  *dv;
+
+    if (ngx_queue_empty(&d->retries)) {
+        return;
+    }
+
+    /* what fails again goes to the next round */
+    batch = d->retries;
+    batch.next->prev = &batch;
+    batch.prev->next = &batch;
+    ngx_queue_init(&d->retries);
+    d->nretries = 0;
+
+    while (!ngx_queue_empty(&batch)) {
+        q = ngx_queue_head(&batch);
+        ngx_queue_remove(q);
+        dv = ngx_queue_data(q, ngx_chat_delivery_t, queue);
+        ngx_chat_delivery_issue(dv);
+    }
 }
 
 

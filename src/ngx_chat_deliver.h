@@ -29,6 +29,10 @@
 #define NGX_CHAT_LIVE_MAX         256      /* buffered while syncing */
 #define NGX_CHAT_SEEN_TTL         2592000  /* last_seen in Redis, 30 days */
 
+#define NGX_CHAT_DELIVERY_RETRY   250      /* ms between rounds */
+#define NGX_CHAT_DELIVERY_MAX_AGE 120000   /* ms: then given up */
+#define NGX_CHAT_DELIVERY_MAX_RETRIES 100000
+
 #define NGX_CHAT_ROUTE_LEN        128      /* "<channel> <conn id>" */
 
 

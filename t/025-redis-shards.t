@@ -8,6 +8,7 @@ use warnings;
 use Test::More;
 use JSON::PP qw(decode_json encode_json);
 use Time::HiRes qw(time sleep);
+use IO::Socket::INET;
 use ChatTest;
 use ChatJWT;
 use ChatWS;
@@ -23,6 +24,9 @@ my ($rhost, $rport) = split /:/, $ENV{TEST_NGINX_REDIS};
 my $port2 = ($ENV{TEST_NGINX_PORT} || 1984) + 150;
 my $dir = "/tmp/chat-redis2-$$";
 mkdir $dir;
+# the last run's server may still be on its way out
+ChatTest::wait_until(sub { !IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                                  PeerPort => $port2) });
 system('redis-server', '--port', $port2, '--bind', '127.0.0.1',
        '--save', '', '--appendonly', 'no', '--daemonize', 'yes',
        '--pidfile', "$dir/redis.pid", '--dir', $dir,
@@ -45,6 +49,7 @@ ChatTest::start_nginx(
     workers     => 2,
     http_config => <<"CONF",
     chat_redis $ENV{TEST_NGINX_REDIS} 127.0.0.1:$port2;
+    chat_redis_timeout 500ms;
     chat_postgres "\$TEST_NGINX_PG_DSN";
     chat_kafka_brokers \$TEST_NGINX_KAFKA_BROKERS;
     chat_jwt_secret_file \$TEST_NGINX_JWT_SECRET_FILE;
@@ -144,6 +149,43 @@ is(decode_json($body)->{online}, JSON::PP::false,
    '... and GET presence agrees');
 ok((r1("EXISTS chat:seen:{$uid{$other}}") + r2("EXISTS chat:seen:{$uid{$other}}")) == 1,
    '... its last_seen on its own server only');
+
+# --- the recipient's server stalls after the ack: the delivery is retried --
+
+# a sender whose claim and seq live on server 1, a recipient on server 2
+my ($snd, $rcv);
+for my $x (grep { $on1{$_} && $_ ne $other } @names) {
+    ($rcv) = grep { $on2{$_} && $uid{$_} > $uid{$x} && $_ ne $other } @names;
+    if ($rcv) { $snd = $x; last }
+}
+SKIP: {
+    skip 'no sender/recipient pair across the servers', 4 unless $rcv;
+
+    open my $fh, '<', "$dir/redis.pid" or die;
+    chomp(my $pid2 = <$fh>);
+    kill 'STOP', $pid2;
+    for my $i (1 .. 5) {
+        $ws{$snd}->send_text(encode_json({ type => 'send', to => $uid{$rcv},
+                                           client_id => "stall$i-$run",
+                                           body => "stall $i" }));
+    }
+    my $n = 0;
+    $n++ while $n < 5 && next_of($ws{$snd}, 'ack', 10);
+    is($n, 5, 'the recipient\'s Redis stopped: the sender still gets acks');
+    sleep 2;
+    kill 'CONT', $pid2;
+    my %got;
+    while (my $m = next_of($ws{$rcv}, 'message', 15)) {
+        $got{ $m->{body} }++;
+        last if keys %got == 5;
+    }
+    is_deeply([ sort keys %got ], [ map { "stall $_" } 1 .. 5 ],
+              '... and once it is back, the recipient gets them all');
+    like(ChatTest::error_log(), qr/Redis did not take a delivery, retrying/,
+         '... the deliveries were retried');
+    unlike(ChatTest::error_log(), qr/is in Kafka but not in the inbox/,
+           '... none given up');
+}
 
 unlike(ChatTest::error_log(), qr/\[(alert|crit|emerg)\]/, 'no alerts');
 ChatTest::stop_nginx();
