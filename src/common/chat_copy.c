@@ -200,3 +200,13 @@ chat_copy_end_row(chat_copy_t *b)
 
     b->field = 0;
 }
+
+
+void
+chat_copy_raw(chat_copy_t *b, const void *data, size_t len)
+{
+    if (len && chat_copy_reserve(b, len) == 0) {
+        memcpy(b->data + b->len, data, len);
+        b->len += len;
+    }
+}

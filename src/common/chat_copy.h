@@ -44,6 +44,9 @@ void chat_copy_bool(chat_copy_t *b, int v);
 void chat_copy_null(chat_copy_t *b);
 void chat_copy_end_row(chat_copy_t *b);
 
+/* bytes as they are, outside any row: the buffer as a plain byte arena */
+void chat_copy_raw(chat_copy_t *b, const void *data, size_t len);
+
 int chat_copy_failed(const chat_copy_t *b);
 
 

@@ -56,9 +56,10 @@ chat_record_parse(const char *key, size_t key_len, const char *value,
     v = chat_json_parse_object(value, value_len, CHAT_RECORD_DEPTH, err,
                                errlen);
     if (v == NULL) {
-        /* the parser speaks of a request "body" */
-        if (strncmp(err, "body ", 5) == 0 && errlen > 6) {
-            memcpy(err, "value", 5);
+        /* the parser speaks of a request "body": "body is ..." */
+        if (strncmp(err, "body ", 5) == 0 && strlen(err) + 2 < errlen) {
+            memmove(err + 6, err + 5, strlen(err + 5) + 1);
+            memcpy(err, "value ", 6);
         }
 
         return NULL;

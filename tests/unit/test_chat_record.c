@@ -141,7 +141,7 @@ chat_test_receipt(void **state)
 static const chat_test_bad_t  chat_test_bad[] = {
     { "d:1:2", NULL, "no value" },
     { "d:1:2", "", "no value" },
-    { "d:1:2", "not json", "not valid JSON" },
+    { "d:1:2", "not json", "value is not valid JSON" },
     { "d:1:2", "[1,2]", "must be a JSON object" },
     { "d:1:2", "{\"a\":1,\"a\":2}", "duplicate key" },
     { "d:1:2", "\xff\xfe", "not valid UTF-8" },

@@ -1,0 +1,1285 @@
+
+/*
+ * Copyright (C) ngx_chat authors
+ *
+ * chat-worker persist: chat.messages and chat.receipts into PostgreSQL.
+ *
+ * A member of consumer group chat-persist.  Records are read into a batch
+ * (--batch-size records, or what came within --batch-wait), each turned
+ * into a COPY row at once and kept no longer than its batch.  A batch is
+ * written in ONE transaction:
+ *
+ *     BEGIN
+ *     COPY chat_persist_in_msgs FROM STDIN      the messages
+ *     COPY chat_persist_in_rcpts FROM STDIN     the receipts
+ *     SELECT ... FROM chat_persist_apply(sweep) sql/0003_messages.sql
+ *     COMMIT
+ *
+ * and only once COMMIT succeeded are the offsets of exactly the records of
+ * the batch committed to Kafka, synchronously.  So a crash anywhere loses
+ * nothing: what was not committed to Kafka is read again, and writing it
+ * again changes nothing (idempotent on the message id).
+ *
+ *   - PostgreSQL down or failing: the same batch again after a backoff
+ *     (--retry-min doubling up to --retry-max), for ever; no offset is
+ *     committed meanwhile.
+ *   - A record that cannot be read (chat_record_parse) goes to the
+ *     dead-letter topic with its reason in the header chat-error, and the
+ *     consumer goes on.  A record PostgreSQL refuses as data (SQLSTATE
+ *     class 22 or 23) would fail its batch for ever: the batch is then
+ *     written one record per transaction, and the refused one goes to the
+ *     dead-letter topic too.  Dead letters are flushed to the broker
+ *     before the offsets that pass them are committed.
+ *   - Rebalance: before partitions are revoked the batch is written and
+ *     committed (or, if PostgreSQL stays down for 30 s, abandoned: the
+ *     next owner reads it again).
+ *   - SIGTERM/SIGINT: drain: go on until every assigned partition reached
+ *     its end (or --drain-timeout), write, commit, leave the group, exit 0.
+ *     A second signal: abandon the batch in hand and exit 0.
+ */
+
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
+
+#include "chat_copy.h"
+#include "chat_record.h"
+#include "chat_worker.h"
+
+
+#define CHAT_PERSIST_REVOKE_GRACE   30000   /* ms to write before revoke */
+#define CHAT_PERSIST_STOP_GRACE     15000   /* ms to write after a drain */
+#define CHAT_PERSIST_KEEP_BUFFER    (64 * 1024 * 1024)
+
+#define CHAT_PERSIST_NO_KEY         ((size_t) -1)
+
+
+typedef enum {
+    CHAT_PERSIST_DLQ = 0,       /* sent to the dead-letter topic */
+    CHAT_PERSIST_MSG,
+    CHAT_PERSIST_RCPT
+} chat_persist_kind_e;
+
+
+typedef enum {
+    CHAT_PG_OK = 0,
+    CHAT_PG_RETRY = -1,         /* connection, server, anything transient */
+    CHAT_PG_DATA = -2           /* a row the database refuses */
+} chat_pg_rc_e;
+
+
+typedef struct {
+    chat_persist_kind_e     kind;
+    const char             *topic;
+    int32_t                 partition;
+    int64_t                 offset;
+    size_t                  row;        /* in msgs or rcpts */
+    size_t                  row_len;
+    size_t                  key;        /* in orig */
+    size_t                  key_len;
+    size_t                  val;
+    size_t                  val_len;
+} chat_persist_rec_t;
+
+
+typedef struct {
+    int                     stored;
+    int                     duplicates;
+    int                     resequenced;
+    int                     receipts;
+    int                     pending;
+} chat_persist_result_t;
+
+
+typedef struct {
+    chat_worker_conf_t             *conf;
+    rd_kafka_t                     *consumer;
+    rd_kafka_t                     *dlq;
+    PGconn                         *pg;
+
+    /* the batch */
+    chat_copy_t                     msgs;
+    chat_copy_t                     rcpts;
+    chat_copy_t                     orig;
+    chat_persist_rec_t             *recs;
+    int                             nrecs;
+    int                             nmsgs;
+    int                             nrcpts;
+    int                             ndlq;
+    unsigned                        per_record:1;
+    rd_kafka_topic_partition_list_t *offsets;
+    int64_t                         batch_deadline;
+
+    /* opaque of each element: non-NULL once its end was reached */
+    rd_kafka_topic_partition_list_t *assigned;
+
+    int64_t                         next_sweep;
+    int64_t                         stop_at;      /* end of the drain */
+    int                             fatal;
+    int                             dlq_failed;
+    int64_t                         total_stored;
+    int64_t                         total_records;
+
+    char                            pg_error[512];
+} chat_persist_t;
+
+
+static int chat_persist_init(chat_persist_t *p, chat_worker_conf_t *conf);
+static void chat_persist_done(chat_persist_t *p);
+static rd_kafka_conf_t *chat_persist_kafka_conf(chat_persist_t *p,
+    const char *client_id, const char **settings);
+static void chat_persist_loop(chat_persist_t *p);
+static void chat_persist_record(chat_persist_t *p, rd_kafka_message_t *m);
+static void chat_persist_eof(chat_persist_t *p, rd_kafka_message_t *m,
+    int eof);
+static int chat_persist_drained(chat_persist_t *p);
+static void chat_persist_dead_letter(chat_persist_t *p,
+    chat_persist_rec_t *rec, const char *reason);
+static int chat_persist_flush(chat_persist_t *p, int64_t deadline,
+    const char *why);
+static chat_pg_rc_e chat_persist_write(chat_persist_t *p, const char *msgs,
+    size_t mlen, const char *rcpts, size_t rlen, int sweep,
+    chat_persist_result_t *res);
+static chat_pg_rc_e chat_persist_write_each(chat_persist_t *p,
+    chat_persist_result_t *res);
+static chat_pg_rc_e chat_persist_copy(chat_persist_t *p, const char *sql,
+    const char *data, size_t len);
+static chat_pg_rc_e chat_persist_exec(chat_persist_t *p, PGresult *res,
+    ExecStatusType want);
+static int chat_persist_connect(chat_persist_t *p);
+static void chat_persist_sweep(chat_persist_t *p);
+static void chat_persist_reset(chat_persist_t *p);
+static void chat_persist_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+    rd_kafka_topic_partition_list_t *parts, void *opaque);
+static void chat_persist_kafka_log(const rd_kafka_t *rk, int level,
+    const char *fac, const char *buf);
+static void chat_persist_kafka_error(rd_kafka_t *rk, int err,
+    const char *reason, void *opaque);
+static void chat_persist_dr(rd_kafka_t *rk, const rd_kafka_message_t *m,
+    void *opaque);
+static const char *chat_persist_parts(rd_kafka_topic_partition_list_t *l,
+    char *buf, size_t size);
+
+
+int
+chat_persist_main(chat_worker_conf_t *conf)
+{
+    int             rc;
+    chat_persist_t  p;
+
+    if (chat_persist_init(&p, conf) != 0) {
+        chat_persist_done(&p);
+        return 1;
+    }
+
+    chat_persist_loop(&p);
+
+    rc = p.fatal ? 1 : 0;
+
+    chat_persist_done(&p);
+
+    chat_log(CHAT_LOG_INFO, "stopped", "records=%lld stored=%lld exit=%d",
+             (long long) p.total_records, (long long) p.total_stored, rc);
+
+    return rc;
+}
+
+
+static int
+chat_persist_init(chat_persist_t *p, chat_worker_conf_t *conf)
+{
+    char                              err[512], q[512];
+    rd_kafka_conf_t                  *kc;
+    rd_kafka_resp_err_t               rc;
+    rd_kafka_topic_partition_list_t  *topics;
+
+    static const char  *producer[] = {
+        "enable.idempotence", "true",
+        "message.timeout.ms", "0",
+        "linger.ms", "5",
+        NULL
+    };
+
+    /* session.timeout.ms: the local broker (librdkafka's mock) needs it */
+    static const char  *consumer[] = {
+        "enable.auto.commit", "false",
+        "enable.auto.offset.store", "false",
+        "auto.offset.reset", "earliest",
+        "enable.partition.eof", "true",
+        "queued.max.messages.kbytes", "16384",
+        "session.timeout.ms", "6000",
+        NULL
+    };
+
+    memset(p, 0, sizeof(chat_persist_t));
+
+    p->conf = conf;
+    chat_copy_init(&p->msgs);
+    chat_copy_init(&p->rcpts);
+    chat_copy_init(&p->orig);
+
+    p->recs = calloc(conf->batch_size, sizeof(chat_persist_rec_t));
+    p->offsets = rd_kafka_topic_partition_list_new(16);
+
+    if (p->recs == NULL || p->offsets == NULL) {
+        chat_log(CHAT_LOG_ERROR, "no_memory", NULL);
+        return -1;
+    }
+
+    /* the dead-letter producer: idempotent, acks=all, never gives up */
+    kc = chat_persist_kafka_conf(p, "chat-worker-persist-dlq", producer);
+    if (kc == NULL) {
+        return -1;
+    }
+
+    rd_kafka_conf_set_dr_msg_cb(kc, chat_persist_dr);
+
+    p->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof(err));
+    if (p->dlq == NULL) {
+        chat_log(CHAT_LOG_ERROR, "config", "error=%s",
+                 chat_log_quote(err, q, sizeof(q)));
+        rd_kafka_conf_destroy(kc);
+        return -1;
+    }
+
+    /* the consumer: offsets are ours to commit */
+    kc = chat_persist_kafka_conf(p, "chat-worker-persist", consumer);
+    if (kc == NULL) {
+        return -1;
+    }
+
+    rd_kafka_conf_set_rebalance_cb(kc, chat_persist_rebalance);
+
+    p->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, kc, err, sizeof(err));
+    if (p->consumer == NULL) {
+        chat_log(CHAT_LOG_ERROR, "config", "error=%s",
+                 chat_log_quote(err, q, sizeof(q)));
+        rd_kafka_conf_destroy(kc);
+        return -1;
+    }
+
+    rd_kafka_poll_set_consumer(p->consumer);
+
+    topics = rd_kafka_topic_partition_list_new(2);
+    rd_kafka_topic_partition_list_add(topics, conf->topic_messages,
+                                      RD_KAFKA_PARTITION_UA);
+    rd_kafka_topic_partition_list_add(topics, conf->topic_receipts,
+                                      RD_KAFKA_PARTITION_UA);
+    rc = rd_kafka_subscribe(p->consumer, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+
+    if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        chat_log(CHAT_LOG_ERROR, "subscribe", "error=%s",
+                 chat_log_quote(rd_kafka_err2str(rc), q, sizeof(q)));
+        return -1;
+    }
+
+    chat_log(CHAT_LOG_INFO, "started",
+             "brokers=%s group=%s topics=%s,%s dlq=%s batch_size=%d "
+             "batch_wait_ms=%d librdkafka=%s",
+             chat_log_quote(conf->brokers, q, sizeof(q)), conf->group,
+             conf->topic_messages, conf->topic_receipts, conf->topic_dlq,
+             conf->batch_size, conf->batch_wait, rd_kafka_version_str());
+
+    (void) chat_persist_connect(p);
+
+    p->next_sweep = chat_worker_now() + conf->sweep_interval;
+
+    return 0;
+}
+
+
+/* ours, then the pairs of settings, then -X: the operator wins */
+
+static rd_kafka_conf_t *
+chat_persist_kafka_conf(chat_persist_t *p, const char *client_id,
+    const char **settings)
+{
+    int               i;
+    char              err[512], q[512], name[256], *eq;
+    rd_kafka_conf_t  *kc;
+
+    kc = rd_kafka_conf_new();
+
+    if (rd_kafka_conf_set(kc, "bootstrap.servers", p->conf->brokers, err,
+                          sizeof(err)) != RD_KAFKA_CONF_OK
+        || rd_kafka_conf_set(kc, "client.id", client_id, err, sizeof(err))
+           != RD_KAFKA_CONF_OK
+        || (strcmp(client_id, "chat-worker-persist") == 0
+            && rd_kafka_conf_set(kc, "group.id", p->conf->group, err,
+                                 sizeof(err)) != RD_KAFKA_CONF_OK))
+    {
+        goto failed;
+    }
+
+    for (i = 0; settings[i]; i += 2) {
+        if (rd_kafka_conf_set(kc, settings[i], settings[i + 1], err,
+                              sizeof(err)) != RD_KAFKA_CONF_OK)
+        {
+            goto failed;
+        }
+    }
+
+    for (i = 0; i < p->conf->nprops; i++) {
+        eq = strchr(p->conf->props[i], '=');
+
+        snprintf(name, sizeof(name), "%.*s",
+                 (int) (eq - p->conf->props[i]), p->conf->props[i]);
+
+        if (rd_kafka_conf_set(kc, name, eq + 1, err, sizeof(err))
+            != RD_KAFKA_CONF_OK)
+        {
+            goto failed;
+        }
+    }
+
+    rd_kafka_conf_set_log_cb(kc, chat_persist_kafka_log);
+    rd_kafka_conf_set_error_cb(kc, chat_persist_kafka_error);
+    rd_kafka_conf_set_opaque(kc, p);
+
+    return kc;
+
+failed:
+
+    chat_log(CHAT_LOG_ERROR, "config", "error=%s",
+             chat_log_quote(err, q, sizeof(q)));
+    rd_kafka_conf_destroy(kc);
+
+    return NULL;
+}
+
+
+static void
+chat_persist_done(chat_persist_t *p)
+{
+    char                 q[512];
+    rd_kafka_resp_err_t  err;
+
+    if (p->consumer) {
+        /* a batch not written by now is read again by the next owner */
+        chat_persist_reset(p);
+
+        err = rd_kafka_consumer_close(p->consumer);
+        if (err) {
+            chat_log(CHAT_LOG_WARN, "close", "error=%s",
+                     chat_log_quote(rd_kafka_err2str(err), q, sizeof(q)));
+        }
+
+        rd_kafka_destroy(p->consumer);
+    }
+
+    if (p->dlq) {
+        if (rd_kafka_flush(p->dlq, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            chat_log(CHAT_LOG_WARN, "dlq_unflushed", "records=%d",
+                     rd_kafka_outq_len(p->dlq));
+        }
+
+        rd_kafka_destroy(p->dlq);
+    }
+
+    if (p->pg) {
+        PQfinish(p->pg);
+    }
+
+    if (p->offsets) {
+        rd_kafka_topic_partition_list_destroy(p->offsets);
+    }
+
+    if (p->assigned) {
+        rd_kafka_topic_partition_list_destroy(p->assigned);
+    }
+
+    chat_copy_free(&p->msgs);
+    chat_copy_free(&p->rcpts);
+    chat_copy_free(&p->orig);
+    free(p->recs);
+}
+
+
+static void
+chat_persist_loop(chat_persist_t *p)
+{
+    int                  timeout;
+    int64_t              now, deadline;
+    rd_kafka_message_t  *m;
+
+    for ( ;; ) {
+        now = chat_worker_now();
+
+        if (chat_worker_stop && p->stop_at == 0) {
+            p->stop_at = now + p->conf->drain_timeout;
+            chat_log(CHAT_LOG_INFO, "draining", "timeout_ms=%d records=%d",
+                     p->conf->drain_timeout, p->nrecs);
+        }
+
+        if (p->fatal || chat_worker_stop >= 2) {
+            if (p->nrecs) {
+                chat_log(CHAT_LOG_WARN, "batch_abandoned", "records=%d "
+                         "reason=%s", p->nrecs,
+                         p->fatal ? "fatal" : "second_signal");
+            }
+
+            return;
+        }
+
+        if (p->stop_at && (now >= p->stop_at || chat_persist_drained(p))) {
+            deadline = (now > p->stop_at ? now : p->stop_at)
+                       + CHAT_PERSIST_STOP_GRACE;
+            (void) chat_persist_flush(p, deadline, "stop");
+
+            if (now >= p->stop_at) {
+                chat_log(CHAT_LOG_WARN, "drain_timeout", NULL);
+            }
+
+            return;
+        }
+
+        if (p->nrecs == 0) {
+            timeout = 500;
+
+        } else {
+            timeout = (int) (p->batch_deadline - now);
+            timeout = timeout < 0 ? 0 : timeout;
+        }
+
+        if (p->stop_at && timeout > 100) {
+            timeout = 100;
+        }
+
+        m = rd_kafka_consumer_poll(p->consumer, timeout);
+
+        if (m) {
+            if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                chat_persist_eof(p, m, 1);
+
+            } else if (m->err) {
+                chat_log(CHAT_LOG_WARN, "consume_error", "error=%s",
+                         rd_kafka_message_errstr(m));
+
+            } else {
+                chat_persist_record(p, m);
+                chat_persist_eof(p, m, 0);
+            }
+
+            rd_kafka_message_destroy(m);
+        }
+
+        rd_kafka_poll(p->dlq, 0);
+
+        now = chat_worker_now();
+
+        if (p->nrecs >= p->conf->batch_size
+            || (p->nrecs && now >= p->batch_deadline))
+        {
+            (void) chat_persist_flush(p, p->stop_at
+                                         ? p->stop_at
+                                           + CHAT_PERSIST_STOP_GRACE
+                                         : 0, "batch");
+
+        } else if (p->nrecs == 0 && now >= p->next_sweep) {
+            chat_persist_sweep(p);
+        }
+    }
+}
+
+
+/* one record into the batch: a COPY row, or a dead letter */
+
+static void
+chat_persist_record(chat_persist_t *p, rd_kafka_message_t *m)
+{
+    char                              err[256], q[256];
+    json_t                           *json;
+    const char                       *topic;
+    chat_record_t                     r;
+    chat_copy_t                      *b;
+    chat_persist_rec_t               *rec;
+    rd_kafka_topic_partition_t       *tp;
+
+    topic = rd_kafka_topic_name(m->rkt);
+    topic = strcmp(topic, p->conf->topic_messages) == 0
+            ? p->conf->topic_messages : p->conf->topic_receipts;
+
+    tp = rd_kafka_topic_partition_list_find(p->offsets, topic, m->partition);
+    if (tp == NULL) {
+        tp = rd_kafka_topic_partition_list_add(p->offsets, topic,
+                                               m->partition);
+    }
+
+    /* the position to commit: the next record to read */
+    tp->offset = m->offset + 1;
+
+    if (p->nrecs == 0) {
+        p->batch_deadline = chat_worker_now() + p->conf->batch_wait;
+    }
+
+    rec = &p->recs[p->nrecs++];
+    memset(rec, 0, sizeof(chat_persist_rec_t));
+    rec->topic = topic;
+    rec->partition = m->partition;
+    rec->offset = m->offset;
+    p->total_records++;
+
+    /* the record as it came, for the dead-letter topic */
+    rec->key = m->key ? p->orig.len : CHAT_PERSIST_NO_KEY;
+    rec->key_len = m->key_len;
+
+    if (m->key) {
+        chat_copy_raw(&p->orig, m->key, m->key_len);
+    }
+
+    rec->val = p->orig.len;
+    rec->val_len = m->payload ? m->len : 0;
+
+    if (m->payload) {
+        chat_copy_raw(&p->orig, m->payload, m->len);
+    }
+
+    json = chat_record_parse(m->key, m->key_len, m->payload,
+                             m->payload ? m->len : 0, &r, err, sizeof(err));
+
+    if (json == NULL || chat_copy_failed(&p->orig)) {
+        chat_persist_dead_letter(p, rec, json ? "no memory" : err);
+        json_decref(json);
+        return;
+    }
+
+    if (r.type == CHAT_RECORD_MESSAGE) {
+        b = &p->msgs;
+        rec->row = b->len;
+
+        chat_copy_text(b, r.conv, strlen(r.conv));
+        chat_copy_int(b, r.seq);
+        chat_copy_text(b, r.id, CHAT_ID_LEN);
+        chat_copy_int(b, r.from);
+
+        if (r.to) {
+            chat_copy_int(b, r.to);
+            chat_copy_null(b);
+
+        } else {
+            chat_copy_null(b);
+            chat_copy_int(b, r.group);
+        }
+
+        chat_copy_text(b, r.body, r.body_len);
+
+        if (r.media) {
+            chat_copy_text(b, r.media, r.media_len);
+
+        } else {
+            chat_copy_null(b);
+        }
+
+        chat_copy_bool(b, r.e2e);
+        chat_copy_text(b, r.client_id, r.client_id_len);
+        chat_copy_int(b, r.ts);
+        chat_copy_end_row(b);
+
+        rec->kind = CHAT_PERSIST_MSG;
+        p->nmsgs++;
+
+    } else {
+        b = &p->rcpts;
+        rec->row = b->len;
+
+        chat_copy_text(b, r.conv, strlen(r.conv));
+        chat_copy_text(b, r.id, CHAT_ID_LEN);
+        chat_copy_int(b, r.by);
+        chat_copy_int(b, r.ts);
+
+        if (r.read) {
+            chat_copy_int(b, r.ts);
+
+        } else {
+            chat_copy_null(b);
+        }
+
+        chat_copy_end_row(b);
+
+        rec->kind = CHAT_PERSIST_RCPT;
+        p->nrcpts++;
+    }
+
+    json_decref(json);
+
+    if (chat_copy_failed(b)) {
+        /* cannot happen short of memory: stop rather than lose it */
+        chat_log(CHAT_LOG_ERROR, "no_memory", "topic=%s partition=%d "
+                 "offset=%lld", topic, (int) m->partition,
+                 (long long) m->offset);
+        p->fatal = 1;
+        return;
+    }
+
+    rec->row_len = b->len - rec->row;
+
+    chat_log(CHAT_LOG_DEBUG, "record", "topic=%s partition=%d offset=%lld "
+             "type=%s conv=%s seq=%lld", topic, (int) m->partition,
+             (long long) m->offset,
+             r.type == CHAT_RECORD_MESSAGE ? "message" : "receipt",
+             chat_log_quote(r.conv, q, sizeof(q)), (long long) r.seq);
+}
+
+
+static void
+chat_persist_eof(chat_persist_t *p, rd_kafka_message_t *m, int eof)
+{
+    rd_kafka_topic_partition_t  *tp;
+
+    if (p->assigned == NULL) {
+        return;
+    }
+
+    tp = rd_kafka_topic_partition_list_find(p->assigned,
+                                            rd_kafka_topic_name(m->rkt),
+                                            m->partition);
+    if (tp) {
+        tp->opaque = eof ? (void *) 1 : NULL;
+    }
+}
+
+
+/* every assigned partition reached its end since it last had a record */
+
+static int
+chat_persist_drained(chat_persist_t *p)
+{
+    int  i;
+
+    if (p->assigned == NULL) {
+        return 1;
+    }
+
+    for (i = 0; i < p->assigned->cnt; i++) {
+        if (p->assigned->elems[i].opaque == NULL) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static void
+chat_persist_dead_letter(chat_persist_t *p, chat_persist_rec_t *rec,
+    const char *reason)
+{
+    char                 source[512], q[512], *key, *val;
+    size_t               key_len;
+    rd_kafka_resp_err_t  err;
+
+    key = rec->key == CHAT_PERSIST_NO_KEY ? NULL : p->orig.data + rec->key;
+    key_len = key ? rec->key_len : 0;
+    val = rec->val_len ? p->orig.data + rec->val : NULL;
+
+    snprintf(source, sizeof(source), "%s/%d/%lld", rec->topic,
+             (int) rec->partition, (long long) rec->offset);
+
+    chat_log(CHAT_LOG_WARN, "dead_letter", "source=%s dlq=%s reason=%s",
+             source, p->conf->topic_dlq,
+             chat_log_quote(reason, q, sizeof(q)));
+
+    for ( ;; ) {
+        err = rd_kafka_producev(p->dlq,
+                  RD_KAFKA_V_TOPIC(p->conf->topic_dlq),
+                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                  RD_KAFKA_V_KEY(key, key_len),
+                  RD_KAFKA_V_VALUE(val, rec->val_len),
+                  RD_KAFKA_V_HEADER("chat-error", reason, -1),
+                  RD_KAFKA_V_HEADER("chat-source", source, -1),
+                  RD_KAFKA_V_END);
+
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            break;
+        }
+
+        rd_kafka_poll(p->dlq, 100);
+    }
+
+    if (err) {
+        chat_log(CHAT_LOG_ERROR, "dead_letter_failed", "source=%s error=%s",
+                 source, chat_log_quote(rd_kafka_err2str(err), q,
+                                        sizeof(q)));
+        p->fatal = 1;
+    }
+
+    rec->kind = CHAT_PERSIST_DLQ;
+    p->ndlq++;
+}
+
+
+/*
+ * Writes the batch (retrying until it is written or deadline passes; 0:
+ * no deadline), waits for its dead letters, commits its offsets.  0 when
+ * committed, -1 when the batch was abandoned (nothing committed: it is
+ * read again).
+ */
+
+static int
+chat_persist_flush(chat_persist_t *p, int64_t deadline, const char *why)
+{
+    int                     attempt, delay, sweep;
+    char                    q[512], parts[1024];
+    int64_t                 start, now;
+    chat_pg_rc_e            rc;
+    rd_kafka_resp_err_t     err;
+    chat_persist_result_t   res;
+
+    if (p->nrecs == 0) {
+        return 0;
+    }
+
+    start = chat_worker_now();
+    delay = p->conf->retry_min;
+    sweep = start >= p->next_sweep;
+
+    for (attempt = 1; ; attempt++) {
+        memset(&res, 0, sizeof(res));
+
+        if (p->per_record) {
+            rc = chat_persist_write_each(p, &res);
+
+        } else {
+            rc = chat_persist_write(p, p->msgs.data, p->msgs.len,
+                                    p->rcpts.data, p->rcpts.len, sweep,
+                                    &res);
+        }
+
+        if (rc == CHAT_PG_OK) {
+            break;
+        }
+
+        if (rc == CHAT_PG_DATA && !p->per_record) {
+            chat_log(CHAT_LOG_WARN, "batch_refused", "records=%d error=%s "
+                     "action=one_record_per_transaction", p->nrecs,
+                     chat_log_quote(p->pg_error, q, sizeof(q)));
+            p->per_record = 1;
+            continue;
+        }
+
+        now = chat_worker_now();
+
+        if (p->fatal || chat_worker_stop >= 2
+            || (deadline && now >= deadline))
+        {
+            chat_log(CHAT_LOG_WARN, "batch_abandoned", "records=%d why=%s "
+                     "attempts=%d error=%s", p->nrecs, why, attempt,
+                     chat_log_quote(p->pg_error, q, sizeof(q)));
+            chat_persist_reset(p);
+            return -1;
+        }
+
+        chat_log(CHAT_LOG_WARN, "pg_retry", "records=%d attempt=%d "
+                 "delay_ms=%d error=%s", p->nrecs, attempt, delay,
+                 chat_log_quote(p->pg_error, q, sizeof(q)));
+
+        chat_worker_sleep(delay, 2);
+        rd_kafka_poll(p->dlq, 0);
+        delay = delay * 2 > p->conf->retry_max ? p->conf->retry_max
+                                               : delay * 2;
+    }
+
+    if (sweep) {
+        p->next_sweep = chat_worker_now() + p->conf->sweep_interval;
+    }
+
+    if (p->conf->failpoint_after_commit > 0) {
+        chat_log(CHAT_LOG_WARN, "failpoint", "name=after_pg_commit "
+                 "sleep_ms=%d records=%d", p->conf->failpoint_after_commit,
+                 p->nrecs);
+        chat_worker_sleep(p->conf->failpoint_after_commit, 2);
+    }
+
+    /* dead letters of this batch must be in Kafka before their offsets */
+    while (rd_kafka_outq_len(p->dlq) > 0) {
+        (void) rd_kafka_flush(p->dlq, 500);
+
+        if (p->dlq_failed || p->fatal || chat_worker_stop >= 2
+            || (deadline && chat_worker_now() >= deadline))
+        {
+            chat_log(CHAT_LOG_WARN, "batch_abandoned", "records=%d why=%s "
+                     "error=dead_letters_not_delivered", p->nrecs, why);
+            chat_persist_reset(p);
+            return -1;
+        }
+    }
+
+    if (p->dlq_failed) {
+        p->fatal = 1;
+        chat_persist_reset(p);
+        return -1;
+    }
+
+    err = rd_kafka_commit(p->consumer, p->offsets, 0);
+
+    chat_log(err ? CHAT_LOG_WARN : CHAT_LOG_INFO, "batch",
+             "why=%s records=%d msgs=%d receipts_in=%d dlq=%d stored=%d "
+             "duplicates=%d resequenced=%d receipts=%d pending=%d "
+             "attempts=%d ms=%lld total_stored=%lld commit=%s offsets=%s",
+             why, p->nrecs, p->nmsgs, p->nrcpts, p->ndlq, res.stored,
+             res.duplicates, res.resequenced, res.receipts, res.pending,
+             attempt, (long long) (chat_worker_now() - start),
+             (long long) (p->total_stored + res.stored),
+             err ? chat_log_quote(rd_kafka_err2str(err), q, sizeof(q))
+                 : "ok",
+             chat_persist_parts(p->offsets, parts, sizeof(parts)));
+
+    p->total_stored += res.stored;
+
+    /* a failed commit is no loss: the records are read and written again */
+    chat_persist_reset(p);
+
+    return 0;
+}
+
+
+/* one transaction; CHAT_PG_OK or what went wrong, in p->pg_error */
+
+static chat_pg_rc_e
+chat_persist_write(chat_persist_t *p, const char *msgs, size_t mlen,
+    const char *rcpts, size_t rlen, int sweep, chat_persist_result_t *res)
+{
+    PGresult      *r;
+    const char    *param;
+    chat_pg_rc_e   rc;
+
+    if (p->pg == NULL && chat_persist_connect(p) != 0) {
+        return CHAT_PG_RETRY;
+    }
+
+    rc = chat_persist_exec(p, PQexec(p->pg, "BEGIN"), PGRES_COMMAND_OK);
+    if (rc != CHAT_PG_OK) {
+        return rc;
+    }
+
+    if (mlen) {
+        rc = chat_persist_copy(p, "COPY chat_persist_in_msgs FROM STDIN",
+                               msgs, mlen);
+        if (rc != CHAT_PG_OK) {
+            return rc;
+        }
+    }
+
+    if (rlen) {
+        rc = chat_persist_copy(p, "COPY chat_persist_in_rcpts FROM STDIN",
+                               rcpts, rlen);
+        if (rc != CHAT_PG_OK) {
+            return rc;
+        }
+    }
+
+    param = sweep ? "t" : "f";
+
+    r = PQexecParams(p->pg, "SELECT stored, duplicates, resequenced, "
+                     "receipts, pending FROM chat_persist_apply($1)", 1,
+                     NULL, &param, NULL, NULL, 0);
+
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+        res->stored += atoi(PQgetvalue(r, 0, 0));
+        res->duplicates += atoi(PQgetvalue(r, 0, 1));
+        res->resequenced += atoi(PQgetvalue(r, 0, 2));
+        res->receipts += atoi(PQgetvalue(r, 0, 3));
+        res->pending += atoi(PQgetvalue(r, 0, 4));
+    }
+
+    rc = chat_persist_exec(p, r, PGRES_TUPLES_OK);
+    if (rc != CHAT_PG_OK) {
+        return rc;
+    }
+
+    return chat_persist_exec(p, PQexec(p->pg, "COMMIT"), PGRES_COMMAND_OK);
+}
+
+
+/*
+ * The batch one record per transaction, after the database refused it
+ * whole: a record it refuses as data becomes a dead letter, the others are
+ * written (again: idempotent).
+ */
+
+static chat_pg_rc_e
+chat_persist_write_each(chat_persist_t *p, chat_persist_result_t *res)
+{
+    int                  i;
+    char                 reason[600];
+    chat_pg_rc_e         rc;
+    chat_persist_rec_t  *rec;
+
+    for (i = 0; i < p->nrecs; i++) {
+        rec = &p->recs[i];
+
+        if (rec->kind == CHAT_PERSIST_MSG) {
+            rc = chat_persist_write(p, p->msgs.data + rec->row, rec->row_len,
+                                    NULL, 0, 0, res);
+
+        } else if (rec->kind == CHAT_PERSIST_RCPT) {
+            rc = chat_persist_write(p, NULL, 0, p->rcpts.data + rec->row,
+                                    rec->row_len, 0, res);
+
+        } else {
+            continue;
+        }
+
+        if (rc == CHAT_PG_DATA) {
+            snprintf(reason, sizeof(reason), "postgres: %s", p->pg_error);
+            chat_persist_dead_letter(p, rec, reason);
+            continue;
+        }
+
+        if (rc != CHAT_PG_OK) {
+            return rc;
+        }
+    }
+
+    return CHAT_PG_OK;
+}
+
+
+static chat_pg_rc_e
+chat_persist_copy(chat_persist_t *p, const char *sql, const char *data,
+    size_t len)
+{
+    chat_pg_rc_e  rc;
+
+    rc = chat_persist_exec(p, PQexec(p->pg, sql), PGRES_COPY_IN);
+    if (rc != CHAT_PG_OK) {
+        return rc;
+    }
+
+    if (PQputCopyData(p->pg, data, (int) len) != 1
+        || PQputCopyEnd(p->pg, NULL) != 1)
+    {
+        return chat_persist_exec(p, NULL, PGRES_COMMAND_OK);
+    }
+
+    return chat_persist_exec(p, PQgetResult(p->pg), PGRES_COMMAND_OK);
+}
+
+
+/*
+ * Checks (and clears) a result.  On failure: the reason in p->pg_error, the
+ * transaction rolled back, the connection dropped when it is broken;
+ * CHAT_PG_DATA for SQLSTATE classes 22 (data exception) and 23 (integrity
+ * constraint), which retrying cannot cure.
+ */
+
+static chat_pg_rc_e
+chat_persist_exec(chat_persist_t *p, PGresult *res, ExecStatusType want)
+{
+    const char    *state, *msg;
+    chat_pg_rc_e   rc;
+    PGresult      *r;
+
+    if (res && PQresultStatus(res) == want) {
+        PQclear(res);
+
+        /* in COPY IN state no more results come before the data */
+        while (want != PGRES_COPY_IN && (r = PQgetResult(p->pg)) != NULL) {
+            PQclear(r);
+        }
+
+        return CHAT_PG_OK;
+    }
+
+    state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    msg = res ? PQresultErrorMessage(res) : "";
+
+    if (msg == NULL || *msg == '\0') {
+        msg = PQerrorMessage(p->pg);
+    }
+
+    snprintf(p->pg_error, sizeof(p->pg_error), "%s%s%s", state ? state : "",
+             state ? " " : "", msg);
+
+    rc = state && (strncmp(state, "22", 2) == 0
+                   || strncmp(state, "23", 2) == 0)
+         ? CHAT_PG_DATA : CHAT_PG_RETRY;
+
+    PQclear(res);
+
+    while ((r = PQgetResult(p->pg)) != NULL) {
+        PQclear(r);
+    }
+
+    if (PQstatus(p->pg) != CONNECTION_OK) {
+        chat_log(CHAT_LOG_WARN, "pg_disconnected", NULL);
+        PQfinish(p->pg);
+        p->pg = NULL;
+        return CHAT_PG_RETRY;
+    }
+
+    if (PQtransactionStatus(p->pg) != PQTRANS_IDLE) {
+        PQclear(PQexec(p->pg, "ROLLBACK"));
+    }
+
+    return rc;
+}
+
+
+static int
+chat_persist_connect(chat_persist_t *p)
+{
+    char         q[512];
+    PGresult    *r;
+    const char  *keys[4], *values[4];
+
+    keys[0] = "dbname";
+    values[0] = p->conf->pg_dsn;
+    keys[1] = "application_name";
+    values[1] = "chat-worker persist";
+    keys[2] = "connect_timeout";
+    values[2] = "5";
+    keys[3] = NULL;
+    values[3] = NULL;
+
+    p->pg = PQconnectdbParams(keys, values, 1);
+
+    if (p->pg == NULL || PQstatus(p->pg) != CONNECTION_OK) {
+        snprintf(p->pg_error, sizeof(p->pg_error), "%s",
+                 p->pg ? PQerrorMessage(p->pg) : "out of memory");
+        chat_log(CHAT_LOG_WARN, "pg_connect_failed", "error=%s",
+                 chat_log_quote(p->pg_error, q, sizeof(q)));
+        PQfinish(p->pg);
+        p->pg = NULL;
+        return -1;
+    }
+
+    r = PQexec(p->pg, "SELECT chat_persist_prepare()");
+
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        snprintf(p->pg_error, sizeof(p->pg_error), "%s",
+                 PQresultErrorMessage(r));
+        chat_log(CHAT_LOG_ERROR, "pg_prepare_failed", "error=%s hint=%s",
+                 chat_log_quote(p->pg_error, q, sizeof(q)),
+                 "\"are the migrations applied (scripts/migrate)?\"");
+        PQclear(r);
+        PQfinish(p->pg);
+        p->pg = NULL;
+        return -1;
+    }
+
+    PQclear(r);
+
+    chat_log(CHAT_LOG_INFO, "pg_connected", "host=%s port=%s db=%s",
+             PQhost(p->pg), PQport(p->pg), PQdb(p->pg));
+
+    return 0;
+}
+
+
+/* with no batch in hand: apply parked receipts whose message came */
+
+static void
+chat_persist_sweep(chat_persist_t *p)
+{
+    char                   q[512];
+    chat_persist_result_t  res;
+
+    p->next_sweep = chat_worker_now() + p->conf->sweep_interval;
+
+    memset(&res, 0, sizeof(res));
+
+    if (chat_persist_write(p, NULL, 0, NULL, 0, 1, &res) != CHAT_PG_OK) {
+        chat_log(CHAT_LOG_WARN, "sweep_failed", "error=%s",
+                 chat_log_quote(p->pg_error, q, sizeof(q)));
+        return;
+    }
+
+    if (res.receipts || res.pending) {
+        chat_log(CHAT_LOG_INFO, "sweep", "receipts=%d", res.receipts);
+    }
+}
+
+
+static void
+chat_persist_reset(chat_persist_t *p)
+{
+    chat_copy_reset(&p->msgs, CHAT_PERSIST_KEEP_BUFFER);
+    chat_copy_reset(&p->rcpts, CHAT_PERSIST_KEEP_BUFFER);
+    chat_copy_reset(&p->orig, CHAT_PERSIST_KEEP_BUFFER);
+
+    p->nrecs = 0;
+    p->nmsgs = 0;
+    p->nrcpts = 0;
+    p->ndlq = 0;
+    p->per_record = 0;
+
+    rd_kafka_topic_partition_list_destroy(p->offsets);
+    p->offsets = rd_kafka_topic_partition_list_new(16);
+}
+
+
+static void
+chat_persist_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+    rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    int                   cooperative, i;
+    char                  buf[1024], q[512];
+    rd_kafka_error_t     *error;
+    chat_persist_t       *p = opaque;
+    rd_kafka_resp_err_t   rc;
+
+    cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE")
+                  == 0;
+    error = NULL;
+    rc = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        chat_log(CHAT_LOG_INFO, "assigned", "partitions=%s",
+                 chat_persist_parts(parts, buf, sizeof(buf)));
+
+        if (cooperative) {
+            error = rd_kafka_incremental_assign(rk, parts);
+
+        } else {
+            rc = rd_kafka_assign(rk, parts);
+        }
+
+        if (p->assigned == NULL || !cooperative) {
+            if (p->assigned) {
+                rd_kafka_topic_partition_list_destroy(p->assigned);
+            }
+
+            p->assigned = rd_kafka_topic_partition_list_new(parts->cnt);
+        }
+
+        for (i = 0; i < parts->cnt; i++) {
+            rd_kafka_topic_partition_list_add(p->assigned,
+                                              parts->elems[i].topic,
+                                              parts->elems[i].partition);
+        }
+
+    } else {
+        chat_log(CHAT_LOG_INFO, "revoked", "partitions=%s records=%d",
+                 chat_persist_parts(parts, buf, sizeof(buf)), p->nrecs);
+
+        /* the batch belongs to these partitions' current owner: us */
+        (void) chat_persist_flush(p, chat_worker_now()
+                                     + CHAT_PERSIST_REVOKE_GRACE, "revoke");
+
+        if (cooperative) {
+            error = rd_kafka_incremental_unassign(rk, parts);
+
+            for (i = 0; p->assigned && i < parts->cnt; i++) {
+                (void) rd_kafka_topic_partition_list_del(
+                           p->assigned, parts->elems[i].topic,
+                           parts->elems[i].partition);
+            }
+
+        } else {
+            rc = rd_kafka_assign(rk, NULL);
+
+            if (p->assigned) {
+                rd_kafka_topic_partition_list_destroy(p->assigned);
+                p->assigned = NULL;
+            }
+        }
+    }
+
+    if (error) {
+        chat_log(CHAT_LOG_WARN, "rebalance_error", "error=%s",
+                 chat_log_quote(rd_kafka_error_string(error), q, sizeof(q)));
+        rd_kafka_error_destroy(error);
+    }
+
+    if (rc) {
+        chat_log(CHAT_LOG_WARN, "rebalance_error", "error=%s",
+                 chat_log_quote(rd_kafka_err2str(rc), q, sizeof(q)));
+    }
+}
+
+
+static void
+chat_persist_kafka_log(const rd_kafka_t *rk, int level, const char *fac,
+    const char *buf)
+{
+    char              q[1024];
+    chat_log_level_e  l;
+
+    (void) rk;
+
+    l = level <= 3 ? CHAT_LOG_ERROR
+        : level == 4 ? CHAT_LOG_WARN
+        : level <= 6 ? CHAT_LOG_INFO : CHAT_LOG_DEBUG;
+
+    chat_log(l, "kafka_log", "facility=%s message=%s", fac,
+             chat_log_quote(buf, q, sizeof(q)));
+}
+
+
+static void
+chat_persist_kafka_error(rd_kafka_t *rk, int err, const char *reason,
+    void *opaque)
+{
+    char             q[1024];
+    chat_persist_t  *p = opaque;
+
+    chat_log(CHAT_LOG_WARN, "kafka_error", "client=%s error=%s reason=%s",
+             rd_kafka_name(rk), rd_kafka_err2name(err),
+             chat_log_quote(reason, q, sizeof(q)));
+
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        p->fatal = 1;
+    }
+}
+
+
+static void
+chat_persist_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    char             q[512];
+    chat_persist_t  *p = opaque;
+
+    (void) rk;
+
+    if (m->err) {
+        chat_log(CHAT_LOG_ERROR, "dead_letter_failed", "error=%s",
+                 chat_log_quote(rd_kafka_err2str(m->err), q, sizeof(q)));
+        p->dlq_failed = 1;
+    }
+}
+
+
+/* "chat.messages/0@12,chat.messages/3" (offset when set) */
+
+static const char *
+chat_persist_parts(rd_kafka_topic_partition_list_t *l, char *buf,
+    size_t size)
+{
+    int     i, n;
+    size_t  len;
+
+    len = 0;
+    buf[0] = '\0';
+
+    for (i = 0; l && i < l->cnt && len + 1 < size; i++) {
+        if (l->elems[i].offset >= 0) {
+            n = snprintf(buf + len, size - len, "%s%s/%d@%lld",
+                         i ? "," : "", l->elems[i].topic,
+                         (int) l->elems[i].partition,
+                         (long long) l->elems[i].offset);
+
+        } else {
+            n = snprintf(buf + len, size - len, "%s%s/%d", i ? "," : "",
+                         l->elems[i].topic, (int) l->elems[i].partition);
+        }
+
+        if (n < 0) {
+            break;
+        }
+
+        len += n;
+    }
+
+    if (len >= size) {
+        buf[size - 1] = '\0';
+    }
+
+    return len ? buf : "-";
+}
