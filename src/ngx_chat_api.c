@@ -139,6 +139,7 @@ static ngx_int_t ngx_chat_api_key_get(ngx_chat_api_ctx_t *ctx);
 static ngx_int_t ngx_chat_api_key_got(ngx_chat_api_ctx_t *ctx,
     PGresult *res);
 static ngx_int_t ngx_chat_api_device_put(ngx_chat_api_ctx_t *ctx);
+static ngx_int_t ngx_chat_api_messages(ngx_chat_api_ctx_t *ctx);
 
 
 static const ngx_chat_api_route_t  ngx_chat_api_routes[] = {
@@ -158,6 +159,7 @@ static const ngx_chat_api_route_t  ngx_chat_api_routes[] = {
     { NGX_HTTP_PUT, "/v1/keys", 1, 1, ngx_chat_api_key_put },
     { NGX_HTTP_GET, "/v1/users/#/keys", 1, 0, ngx_chat_api_key_get },
     { NGX_HTTP_PUT, "/v1/devices/*", 1, 1, ngx_chat_api_device_put },
+    { NGX_HTTP_GET, "/v1/messages", 1, 0, ngx_chat_api_messages },
     { 0, NULL, 0, 0, NULL }
 };
 
@@ -1635,4 +1637,13 @@ ngx_chat_api_device_put(ngx_chat_api_ctx_t *ctx)
 
     return ngx_chat_api_pg(ctx, "SELECT chat_put_device($1, $2, $3)", 3,
                            params, ngx_chat_api_no_content);
+}
+
+
+/* GET /v1/messages: in ngx_chat_history.c */
+
+static ngx_int_t
+ngx_chat_api_messages(ngx_chat_api_ctx_t *ctx)
+{
+    return ngx_chat_history(ctx->request, ctx->user_id);
 }
