@@ -21,6 +21,8 @@ use ChatWS;
 
 our $Json = JSON::PP->new->utf8->canonical;
 
+sub Json { $Json }
+
 my %Env;
 
 # VAR/stack.env of the test stack (CHAT_STACK_ENV, as scripts/run-tests
