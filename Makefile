@@ -34,7 +34,8 @@ WORKER_LIBS := -lrdkafka -lpq -ljansson -lcrypto -lpthread
 PG_INC      := -I$(shell pg_config --includedir 2>/dev/null || \
                          echo /usr/include/postgresql)
 
-TOOLS       := $(B)/chat-kafka-broker $(B)/chat-worker
+TOOLS       := $(B)/chat-kafka-broker $(B)/chat-worker \
+               $(B)/chat-bench-produce
 
 .PHONY: all module tools asan unit unit-asan deps run stop test clean \
         style
@@ -105,6 +106,11 @@ $(B)/chat-kafka-broker: src/tools/chat_kafka_broker.c
 $(B)/asan/chat-kafka-broker: src/tools/chat_kafka_broker.c
 	@mkdir -p $(B)/asan
 	$(CC) $(CHAT_CFLAGS) $(SAN) -o $@ $< -lrdkafka -ldl -lpthread
+
+$(B)/chat-bench-produce: src/tools/chat_bench_produce.c src/common/chat_id.c \
+                         src/common/chat_id.h
+	@mkdir -p $(B)
+	$(CC) $(CHAT_CFLAGS) -o $@ $< src/common/chat_id.c -lrdkafka
 
 # the worker daemons: src/workers/ and the shared code, no nginx headers
 $(B)/chat-worker: $(WORKER_SRCS) $(WORKER_HDRS) $(COMMON_SRCS) $(COMMON_HDRS)
