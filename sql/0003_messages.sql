@@ -26,18 +26,21 @@
 -- than dropped (see chat_persist_apply).
 --
 -- Times are milliseconds since the Unix epoch (bigint), as in the Kafka
--- records and the API.  There are no foreign keys to users or groups: the
--- history outlives deleted accounts, and a worker batch must never fail on
--- a row it cannot change (a failing batch would stop the consumer).
+-- records and the API.  Conversation and message ids are ASCII compared
+-- byte by byte (COLLATE "C"): the database's C.UTF-8 collation would make
+-- every comparison in their indexes a strcoll() call.  There are no
+-- foreign keys to users or groups: the history outlives deleted accounts,
+-- and a worker batch must never fail on a row it cannot change (a failing
+-- batch would stop the consumer).
 
 
 -- --- tables -----------------------------------------------------------------
 
 CREATE TABLE messages (
-    conv        text        NOT NULL,   -- 'd:<lo>:<hi>' or 'g:<gid>'
+    conv        text        COLLATE "C" NOT NULL,   -- 'd:<lo>:<hi>', 'g:<gid>'
     seq         bigint      NOT NULL CONSTRAINT messages_seq_check
                                      CHECK (seq > 0),
-    id          text        NOT NULL,   -- 26 characters of chat_id
+    id          text        COLLATE "C" NOT NULL,   -- 26 chars of chat_id
     sender      bigint      NOT NULL,
     recipient   bigint,                 -- one-to-one
     group_id    bigint,                 -- group
@@ -55,7 +58,7 @@ CREATE TABLE messages (
 
 CREATE TABLE deliveries (
     recipient     bigint    NOT NULL,
-    conv          text      NOT NULL,
+    conv          text      COLLATE "C" NOT NULL,
     seq           bigint    NOT NULL,
     ts            bigint    NOT NULL,   -- the message's, for "oldest first"
     state         text      NOT NULL DEFAULT 'sent'
@@ -82,8 +85,8 @@ CREATE INDEX deliveries_undelivered_idx
 -- with what it says merged, until the message arrives; then applied and
 -- deleted.  delivered_ts is always set (read implies delivered).
 CREATE TABLE pending_receipts (
-    conv          text        NOT NULL,
-    id            text        NOT NULL,
+    conv          text        COLLATE "C" NOT NULL,
+    id            text        COLLATE "C" NOT NULL,
     recipient     bigint      NOT NULL,
     delivered_ts  bigint      NOT NULL,
     read_ts       bigint,
@@ -123,9 +126,9 @@ CREATE FUNCTION chat_persist_prepare() RETURNS void
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
     CREATE TEMP TABLE IF NOT EXISTS chat_persist_in_msgs (
-        conv       text,
+        conv       text COLLATE "C",
         seq        bigint,
-        id         text,
+        id         text COLLATE "C",
         sender     bigint,
         recipient  bigint,
         group_id   bigint,
@@ -139,8 +142,8 @@ BEGIN
     -- one row per receipt: delivered_ts = its ts, read_ts = its ts for a
     -- "read" receipt (NULL for "delivered")
     CREATE TEMP TABLE IF NOT EXISTS chat_persist_in_rcpts (
-        conv          text,
-        id            text,
+        conv          text COLLATE "C",
+        id            text COLLATE "C",
         recipient     bigint,
         delivered_ts  bigint,
         read_ts       bigint
@@ -175,15 +178,15 @@ BEGIN
     -- other user, or every other member of the group at this moment.
     -- DO NOTHING without a target covers both keys: (conv, id) for a
     -- replay, (conv, seq) for a reused seq (handled below), also between
-    -- two rows of the batch.  Sorted by key (in byte order: cheaper than
-    -- the collation's) so that index insertions stay close together.
+    -- two rows of the batch.  Sorted by key so that index insertions stay
+    -- close together.
     WITH ins AS (
         INSERT INTO messages (conv, seq, id, sender, recipient, group_id,
                               body, media, e2e, client_id, ts)
         SELECT s.conv, s.seq, s.id, s.sender, s.recipient, s.group_id,
                s.body, s.media, s.e2e, s.client_id, s.ts
         FROM chat_persist_in_msgs s
-        ORDER BY s.conv COLLATE "C", s.seq
+        ORDER BY s.conv, s.seq
         ON CONFLICT DO NOTHING
         RETURNING conv, seq, sender, recipient, group_id, ts
     ), dl AS (

@@ -20,6 +20,14 @@
  * nothing: what was not committed to Kafka is read again, and writing it
  * again changes nothing (idempotent on the message id).
  *
+ * Two threads, two batches: the writer thread writes one batch (the only
+ * thread that uses the PostgreSQL connection) while the main thread reads
+ * and parses the next one.  The main thread hands a batch over only once
+ * the previous one is written and its offsets committed, so batches reach
+ * PostgreSQL and Kafka in the order they were read.  A batch that is given
+ * up (see below) takes the one behind it along: offsets are never
+ * committed past a record that is not written.
+ *
  *   - PostgreSQL down or failing: the same batch again after a backoff
  *     (--retry-min doubling up to --retry-max), for ever; no offset is
  *     committed meanwhile.
@@ -30,19 +38,21 @@
  *     written one record per transaction, and the refused one goes to the
  *     dead-letter topic too.  Dead letters are flushed to the broker
  *     before the offsets that pass them are committed.
- *   - Rebalance: before partitions are revoked the batch is written and
- *     committed (or, if PostgreSQL stays down for 30 s, abandoned: the
- *     next owner reads it again).
+ *   - Rebalance: before partitions are revoked the batches in hand are
+ *     written and committed (or, if PostgreSQL stays down for 30 s, given
+ *     up: the next owner reads them again).
  *   - SIGTERM/SIGINT: drain: go on until every assigned partition reached
  *     its end (or --drain-timeout), write, commit, leave the group, exit 0.
- *     A second signal: abandon the batch in hand and exit 0.
+ *     A second signal: give up the batches in hand and exit 0.
  */
 
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
@@ -73,6 +83,13 @@ typedef enum {
 } chat_pg_rc_e;
 
 
+typedef enum {
+    CHAT_JOB_NONE = 0,          /* the writer is idle */
+    CHAT_JOB_QUEUED,            /* a batch is with the writer */
+    CHAT_JOB_DONE               /* written (or given up): collect it */
+} chat_job_state_e;
+
+
 typedef struct {
     chat_persist_kind_e     kind;
     const char             *topic;
@@ -97,12 +114,6 @@ typedef struct {
 
 
 typedef struct {
-    chat_worker_conf_t             *conf;
-    rd_kafka_t                     *consumer;
-    rd_kafka_t                     *dlq;
-    PGconn                         *pg;
-
-    /* the batch */
     chat_copy_t                     msgs;
     chat_copy_t                     rcpts;
     chat_copy_t                     orig;
@@ -111,17 +122,46 @@ typedef struct {
     int                             nmsgs;
     int                             nrcpts;
     int                             ndlq;
+    int                             sweep;
     unsigned                        per_record:1;
     rd_kafka_topic_partition_list_t *offsets;
-    int64_t                         batch_deadline;
+    int64_t                         deadline;     /* to hand it over */
+
+    /* set by the writer */
+    int                             rc;           /* 0, -1 given up */
+    int                             attempts;
+    int64_t                         write_ms;
+    chat_persist_result_t           res;
+} chat_persist_batch_t;
+
+
+typedef struct {
+    chat_worker_conf_t             *conf;
+    rd_kafka_t                     *consumer;
+    rd_kafka_t                     *dlq;
+    PGconn                         *pg;           /* the writer's */
+
+    chat_persist_batch_t            batches[2];
+    chat_persist_batch_t           *cur;          /* being read */
+    chat_persist_batch_t           *job;          /* with the writer */
+    const char                     *job_why;
+
+    pthread_t                       writer;
+    pthread_mutex_t                 lock;
+    pthread_cond_t                  cond;
+    chat_job_state_e                job_state;
+    int64_t                         job_deadline;
+    int                             writer_up;
+    int                             quit;
+    int                             given_up;     /* discard what follows */
 
     /* opaque of each element: non-NULL once its end was reached */
     rd_kafka_topic_partition_list_t *assigned;
 
     int64_t                         next_sweep;
     int64_t                         stop_at;      /* end of the drain */
-    int                             fatal;
-    int                             dlq_failed;
+    volatile int                    fatal;
+    volatile int                    dlq_failed;
     int64_t                         total_stored;
     int64_t                         total_records;
 
@@ -130,6 +170,7 @@ typedef struct {
 
 
 static int chat_persist_init(chat_persist_t *p, chat_worker_conf_t *conf);
+static int chat_persist_batch_init(chat_persist_batch_t *b, int size);
 static void chat_persist_done(chat_persist_t *p);
 static rd_kafka_conf_t *chat_persist_kafka_conf(chat_persist_t *p,
     const char *client_id, const char **settings);
@@ -139,21 +180,28 @@ static void chat_persist_eof(chat_persist_t *p, rd_kafka_message_t *m,
     int eof);
 static int chat_persist_drained(chat_persist_t *p);
 static void chat_persist_dead_letter(chat_persist_t *p,
-    chat_persist_rec_t *rec, const char *reason);
-static int chat_persist_flush(chat_persist_t *p, int64_t deadline,
+    chat_persist_batch_t *b, chat_persist_rec_t *rec, const char *reason);
+static int chat_persist_submit(chat_persist_t *p, int64_t deadline,
+    const char *why, int sweep);
+static int chat_persist_collect(chat_persist_t *p, int wait);
+static int chat_persist_sync(chat_persist_t *p, int64_t deadline,
     const char *why);
+static void *chat_persist_writer(void *data);
+static void chat_persist_write_batch(chat_persist_t *p,
+    chat_persist_batch_t *b, const char *why);
+static void chat_persist_tighten(chat_persist_t *p, int64_t deadline);
+static void chat_persist_stopping(chat_persist_t *p);
 static chat_pg_rc_e chat_persist_write(chat_persist_t *p, const char *msgs,
     size_t mlen, const char *rcpts, size_t rlen, int sweep,
     chat_persist_result_t *res);
 static chat_pg_rc_e chat_persist_write_each(chat_persist_t *p,
-    chat_persist_result_t *res);
+    chat_persist_batch_t *b, chat_persist_result_t *res);
 static chat_pg_rc_e chat_persist_copy(chat_persist_t *p, const char *sql,
     const char *data, size_t len);
 static chat_pg_rc_e chat_persist_exec(chat_persist_t *p, PGresult *res,
     ExecStatusType want);
 static int chat_persist_connect(chat_persist_t *p);
-static void chat_persist_sweep(chat_persist_t *p);
-static void chat_persist_reset(chat_persist_t *p);
+static void chat_persist_reset(chat_persist_batch_t *b);
 static void chat_persist_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_topic_partition_list_t *parts, void *opaque);
 static void chat_persist_kafka_log(const rd_kafka_t *rk, int level,
@@ -219,14 +267,13 @@ chat_persist_init(chat_persist_t *p, chat_worker_conf_t *conf)
     memset(p, 0, sizeof(chat_persist_t));
 
     p->conf = conf;
-    chat_copy_init(&p->msgs);
-    chat_copy_init(&p->rcpts);
-    chat_copy_init(&p->orig);
+    p->cur = &p->batches[0];
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->cond, NULL);
 
-    p->recs = calloc(conf->batch_size, sizeof(chat_persist_rec_t));
-    p->offsets = rd_kafka_topic_partition_list_new(16);
-
-    if (p->recs == NULL || p->offsets == NULL) {
+    if (chat_persist_batch_init(&p->batches[0], conf->batch_size) != 0
+        || chat_persist_batch_init(&p->batches[1], conf->batch_size) != 0)
+    {
         chat_log(CHAT_LOG_ERROR, "no_memory", NULL);
         return -1;
     }
@@ -286,11 +333,32 @@ chat_persist_init(chat_persist_t *p, chat_worker_conf_t *conf)
              conf->topic_messages, conf->topic_receipts, conf->topic_dlq,
              conf->batch_size, conf->batch_wait, rd_kafka_version_str());
 
+    /* before the writer runs: from then on the connection is its own */
     (void) chat_persist_connect(p);
 
+    if (pthread_create(&p->writer, NULL, chat_persist_writer, p) != 0) {
+        chat_log(CHAT_LOG_ERROR, "thread", "error=%s", strerror(errno));
+        return -1;
+    }
+
+    p->writer_up = 1;
     p->next_sweep = chat_worker_now() + conf->sweep_interval;
 
     return 0;
+}
+
+
+static int
+chat_persist_batch_init(chat_persist_batch_t *b, int size)
+{
+    chat_copy_init(&b->msgs);
+    chat_copy_init(&b->rcpts);
+    chat_copy_init(&b->orig);
+
+    b->recs = calloc(size, sizeof(chat_persist_rec_t));
+    b->offsets = rd_kafka_topic_partition_list_new(16);
+
+    return b->recs && b->offsets ? 0 : -1;
 }
 
 
@@ -357,13 +425,20 @@ failed:
 static void
 chat_persist_done(chat_persist_t *p)
 {
+    int                  i;
     char                 q[512];
     rd_kafka_resp_err_t  err;
 
     if (p->consumer) {
-        /* a batch not written by now is read again by the next owner */
-        chat_persist_reset(p);
+        /* a batch not handed over by now is read again by the next owner */
+        if (p->cur->nrecs) {
+            chat_log(CHAT_LOG_WARN, "batch_abandoned", "records=%d "
+                     "why=exit", p->cur->nrecs);
+        }
 
+        chat_persist_reset(p->cur);
+
+        /* revoking collects the batch still with the writer, if any */
         err = rd_kafka_consumer_close(p->consumer);
         if (err) {
             chat_log(CHAT_LOG_WARN, "close", "error=%s",
@@ -371,6 +446,18 @@ chat_persist_done(chat_persist_t *p)
         }
 
         rd_kafka_destroy(p->consumer);
+    }
+
+    if (p->writer_up) {
+        (void) chat_persist_collect(p, 1);
+
+        pthread_mutex_lock(&p->lock);
+        p->quit = 1;
+        pthread_cond_broadcast(&p->cond);
+        pthread_mutex_unlock(&p->lock);
+
+        pthread_join(p->writer, NULL);
+        p->writer_up = 0;
     }
 
     if (p->dlq) {
@@ -386,64 +473,62 @@ chat_persist_done(chat_persist_t *p)
         PQfinish(p->pg);
     }
 
-    if (p->offsets) {
-        rd_kafka_topic_partition_list_destroy(p->offsets);
-    }
-
     if (p->assigned) {
         rd_kafka_topic_partition_list_destroy(p->assigned);
     }
 
-    chat_copy_free(&p->msgs);
-    chat_copy_free(&p->rcpts);
-    chat_copy_free(&p->orig);
-    free(p->recs);
+    for (i = 0; i < 2; i++) {
+        if (p->batches[i].offsets) {
+            rd_kafka_topic_partition_list_destroy(p->batches[i].offsets);
+        }
+
+        chat_copy_free(&p->batches[i].msgs);
+        chat_copy_free(&p->batches[i].rcpts);
+        chat_copy_free(&p->batches[i].orig);
+        free(p->batches[i].recs);
+    }
+
+    pthread_cond_destroy(&p->cond);
+    pthread_mutex_destroy(&p->lock);
 }
 
 
 static void
 chat_persist_loop(chat_persist_t *p)
 {
-    int                  timeout;
-    int64_t              now, deadline;
-    rd_kafka_message_t  *m;
+    int                    timeout;
+    int64_t                now;
+    rd_kafka_message_t    *m;
+    chat_persist_batch_t  *b;
 
     for ( ;; ) {
         now = chat_worker_now();
+        b = p->cur;
 
-        if (chat_worker_stop && p->stop_at == 0) {
-            p->stop_at = now + p->conf->drain_timeout;
-            chat_log(CHAT_LOG_INFO, "draining", "timeout_ms=%d records=%d",
-                     p->conf->drain_timeout, p->nrecs);
-        }
+        chat_persist_stopping(p);
 
         if (p->fatal || chat_worker_stop >= 2) {
-            if (p->nrecs) {
-                chat_log(CHAT_LOG_WARN, "batch_abandoned", "records=%d "
-                         "reason=%s", p->nrecs,
-                         p->fatal ? "fatal" : "second_signal");
-            }
-
             return;
         }
 
         if (p->stop_at && (now >= p->stop_at || chat_persist_drained(p))) {
-            deadline = (now > p->stop_at ? now : p->stop_at)
-                       + CHAT_PERSIST_STOP_GRACE;
-            (void) chat_persist_flush(p, deadline, "stop");
-
             if (now >= p->stop_at) {
                 chat_log(CHAT_LOG_WARN, "drain_timeout", NULL);
             }
 
+            (void) chat_persist_sync(p, (now > p->stop_at ? now : p->stop_at)
+                                        + CHAT_PERSIST_STOP_GRACE, "stop");
             return;
         }
 
-        if (p->nrecs == 0) {
+        /* a written batch gets its offsets committed without delay */
+        (void) chat_persist_collect(p, 0);
+
+        if (b->nrecs == 0) {
             timeout = 500;
 
         } else {
-            timeout = (int) (p->batch_deadline - now);
+            timeout = (int) (b->deadline - now);
             timeout = timeout < 0 ? 0 : timeout;
         }
 
@@ -472,17 +557,20 @@ chat_persist_loop(chat_persist_t *p)
         rd_kafka_poll(p->dlq, 0);
 
         now = chat_worker_now();
+        b = p->cur;
 
-        if (p->nrecs >= p->conf->batch_size
-            || (p->nrecs && now >= p->batch_deadline))
+        if (b->nrecs >= p->conf->batch_size
+            || (b->nrecs && now >= b->deadline))
         {
-            (void) chat_persist_flush(p, p->stop_at
-                                         ? p->stop_at
-                                           + CHAT_PERSIST_STOP_GRACE
-                                         : 0, "batch");
+            (void) chat_persist_submit(p, p->stop_at
+                                          ? p->stop_at
+                                            + CHAT_PERSIST_STOP_GRACE
+                                          : 0, "batch", 0);
 
-        } else if (p->nrecs == 0 && now >= p->next_sweep) {
-            chat_persist_sweep(p);
+        } else if (b->nrecs == 0 && now >= p->next_sweep) {
+            /* with nothing else to do: parked receipts, see the SQL */
+            p->next_sweep = now + p->conf->sweep_interval;
+            (void) chat_persist_submit(p, 0, "sweep", 1);
         }
     }
 }
@@ -493,32 +581,33 @@ chat_persist_loop(chat_persist_t *p)
 static void
 chat_persist_record(chat_persist_t *p, rd_kafka_message_t *m)
 {
-    char                              err[256], q[256];
-    json_t                           *json;
-    const char                       *topic;
-    chat_record_t                     r;
-    chat_copy_t                      *b;
-    chat_persist_rec_t               *rec;
-    rd_kafka_topic_partition_t       *tp;
+    char                         err[256], q[256];
+    json_t                      *json;
+    const char                  *topic;
+    chat_record_t                r;
+    chat_copy_t                 *c;
+    chat_persist_rec_t          *rec;
+    chat_persist_batch_t        *b = p->cur;
+    rd_kafka_topic_partition_t  *tp;
 
     topic = rd_kafka_topic_name(m->rkt);
     topic = strcmp(topic, p->conf->topic_messages) == 0
             ? p->conf->topic_messages : p->conf->topic_receipts;
 
-    tp = rd_kafka_topic_partition_list_find(p->offsets, topic, m->partition);
+    tp = rd_kafka_topic_partition_list_find(b->offsets, topic, m->partition);
     if (tp == NULL) {
-        tp = rd_kafka_topic_partition_list_add(p->offsets, topic,
+        tp = rd_kafka_topic_partition_list_add(b->offsets, topic,
                                                m->partition);
     }
 
     /* the position to commit: the next record to read */
     tp->offset = m->offset + 1;
 
-    if (p->nrecs == 0) {
-        p->batch_deadline = chat_worker_now() + p->conf->batch_wait;
+    if (b->nrecs == 0) {
+        b->deadline = chat_worker_now() + p->conf->batch_wait;
     }
 
-    rec = &p->recs[p->nrecs++];
+    rec = &b->recs[b->nrecs++];
     memset(rec, 0, sizeof(chat_persist_rec_t));
     rec->topic = topic;
     rec->partition = m->partition;
@@ -526,89 +615,89 @@ chat_persist_record(chat_persist_t *p, rd_kafka_message_t *m)
     p->total_records++;
 
     /* the record as it came, for the dead-letter topic */
-    rec->key = m->key ? p->orig.len : CHAT_PERSIST_NO_KEY;
+    rec->key = m->key ? b->orig.len : CHAT_PERSIST_NO_KEY;
     rec->key_len = m->key_len;
 
     if (m->key) {
-        chat_copy_raw(&p->orig, m->key, m->key_len);
+        chat_copy_raw(&b->orig, m->key, m->key_len);
     }
 
-    rec->val = p->orig.len;
+    rec->val = b->orig.len;
     rec->val_len = m->payload ? m->len : 0;
 
     if (m->payload) {
-        chat_copy_raw(&p->orig, m->payload, m->len);
+        chat_copy_raw(&b->orig, m->payload, m->len);
     }
 
     json = chat_record_parse(m->key, m->key_len, m->payload,
                              m->payload ? m->len : 0, &r, err, sizeof(err));
 
-    if (json == NULL || chat_copy_failed(&p->orig)) {
-        chat_persist_dead_letter(p, rec, json ? "no memory" : err);
+    if (json == NULL || chat_copy_failed(&b->orig)) {
+        chat_persist_dead_letter(p, b, rec, json ? "no memory" : err);
         json_decref(json);
         return;
     }
 
     if (r.type == CHAT_RECORD_MESSAGE) {
-        b = &p->msgs;
-        rec->row = b->len;
+        c = &b->msgs;
+        rec->row = c->len;
 
-        chat_copy_text(b, r.conv, strlen(r.conv));
-        chat_copy_int(b, r.seq);
-        chat_copy_text(b, r.id, CHAT_ID_LEN);
-        chat_copy_int(b, r.from);
+        chat_copy_text(c, r.conv, strlen(r.conv));
+        chat_copy_int(c, r.seq);
+        chat_copy_text(c, r.id, CHAT_ID_LEN);
+        chat_copy_int(c, r.from);
 
         if (r.to) {
-            chat_copy_int(b, r.to);
-            chat_copy_null(b);
+            chat_copy_int(c, r.to);
+            chat_copy_null(c);
 
         } else {
-            chat_copy_null(b);
-            chat_copy_int(b, r.group);
+            chat_copy_null(c);
+            chat_copy_int(c, r.group);
         }
 
-        chat_copy_text(b, r.body, r.body_len);
+        chat_copy_text(c, r.body, r.body_len);
 
         if (r.media) {
-            chat_copy_text(b, r.media, r.media_len);
+            chat_copy_text(c, r.media, r.media_len);
 
         } else {
-            chat_copy_null(b);
+            chat_copy_null(c);
         }
 
-        chat_copy_bool(b, r.e2e);
-        chat_copy_text(b, r.client_id, r.client_id_len);
-        chat_copy_int(b, r.ts);
-        chat_copy_end_row(b);
+        chat_copy_bool(c, r.e2e);
+        chat_copy_text(c, r.client_id, r.client_id_len);
+        chat_copy_int(c, r.ts);
+        chat_copy_end_row(c);
 
         rec->kind = CHAT_PERSIST_MSG;
-        p->nmsgs++;
+        b->nmsgs++;
 
     } else {
-        b = &p->rcpts;
-        rec->row = b->len;
+        c = &b->rcpts;
+        rec->row = c->len;
 
-        chat_copy_text(b, r.conv, strlen(r.conv));
-        chat_copy_text(b, r.id, CHAT_ID_LEN);
-        chat_copy_int(b, r.by);
-        chat_copy_int(b, r.ts);
+        chat_copy_text(c, r.conv, strlen(r.conv));
+        chat_copy_text(c, r.id, CHAT_ID_LEN);
+        chat_copy_int(c, r.by);
+        chat_copy_int(c, r.ts);
 
         if (r.read) {
-            chat_copy_int(b, r.ts);
+            chat_copy_int(c, r.ts);
 
         } else {
-            chat_copy_null(b);
+            chat_copy_null(c);
         }
 
-        chat_copy_end_row(b);
+        chat_copy_end_row(c);
 
         rec->kind = CHAT_PERSIST_RCPT;
-        p->nrcpts++;
+        b->nrcpts++;
     }
 
     json_decref(json);
 
-    if (chat_copy_failed(b)) {
+    if (chat_copy_failed(c)) {
         /* cannot happen short of memory: stop rather than lose it */
         chat_log(CHAT_LOG_ERROR, "no_memory", "topic=%s partition=%d "
                  "offset=%lld", topic, (int) m->partition,
@@ -617,7 +706,7 @@ chat_persist_record(chat_persist_t *p, rd_kafka_message_t *m)
         return;
     }
 
-    rec->row_len = b->len - rec->row;
+    rec->row_len = c->len - rec->row;
 
     chat_log(CHAT_LOG_DEBUG, "record", "topic=%s partition=%d offset=%lld "
              "type=%s conv=%s seq=%lld", topic, (int) m->partition,
@@ -666,17 +755,20 @@ chat_persist_drained(chat_persist_t *p)
 }
 
 
+/* from the main thread (parse) or the writer (refused by PostgreSQL) */
+
 static void
-chat_persist_dead_letter(chat_persist_t *p, chat_persist_rec_t *rec,
-    const char *reason)
+chat_persist_dead_letter(chat_persist_t *p, chat_persist_batch_t *b,
+    chat_persist_rec_t *rec, const char *reason)
 {
     char                 source[512], q[512], *key, *val;
     size_t               key_len;
+    struct timespec      ts;
     rd_kafka_resp_err_t  err;
 
-    key = rec->key == CHAT_PERSIST_NO_KEY ? NULL : p->orig.data + rec->key;
+    key = rec->key == CHAT_PERSIST_NO_KEY ? NULL : b->orig.data + rec->key;
     key_len = key ? rec->key_len : 0;
-    val = rec->val_len ? p->orig.data + rec->val : NULL;
+    val = rec->val_len ? b->orig.data + rec->val : NULL;
 
     snprintf(source, sizeof(source), "%s/%d/%lld", rec->topic,
              (int) rec->partition, (long long) rec->offset);
@@ -699,7 +791,10 @@ chat_persist_dead_letter(chat_persist_t *p, chat_persist_rec_t *rec,
             break;
         }
 
-        rd_kafka_poll(p->dlq, 100);
+        /* the main thread serves the delivery reports: wait for it */
+        ts.tv_sec = 0;
+        ts.tv_nsec = 50 * 1000000;
+        (void) nanosleep(&ts, NULL);
     }
 
     if (err) {
@@ -710,132 +805,355 @@ chat_persist_dead_letter(chat_persist_t *p, chat_persist_rec_t *rec,
     }
 
     rec->kind = CHAT_PERSIST_DLQ;
-    p->ndlq++;
+    b->ndlq++;
 }
 
 
 /*
- * Writes the batch (retrying until it is written or deadline passes; 0:
- * no deadline), waits for its dead letters, commits its offsets.  0 when
- * committed, -1 when the batch was abandoned (nothing committed: it is
- * read again).
+ * Hands the current batch to the writer (sweep: also when it is empty,
+ * to apply parked receipts), once the one before it is written and
+ * committed.  0 when handed over (or nothing to do), -1 when the batch
+ * was dropped because the one before it was given up.
  */
 
 static int
-chat_persist_flush(chat_persist_t *p, int64_t deadline, const char *why)
+chat_persist_submit(chat_persist_t *p, int64_t deadline, const char *why,
+    int sweep)
 {
-    int                     attempt, delay, sweep;
-    char                    q[512], parts[1024];
-    int64_t                 start, now;
-    chat_pg_rc_e            rc;
-    rd_kafka_resp_err_t     err;
-    chat_persist_result_t   res;
+    chat_persist_batch_t  *b;
 
-    if (p->nrecs == 0) {
+    /* the batch still with the writer may not take longer than this one */
+    chat_persist_tighten(p, deadline);
+
+    if (chat_persist_collect(p, 1) != 0 || p->given_up || !p->writer_up) {
+        if (p->cur->nrecs) {
+            chat_log(CHAT_LOG_WARN, "batch_abandoned", "records=%d why=%s "
+                     "reason=the_batch_before_it_was_given_up",
+                     p->cur->nrecs, why);
+        }
+
+        chat_persist_reset(p->cur);
+        return -1;
+    }
+
+    b = p->cur;
+
+    if (b->nrecs == 0 && !sweep) {
         return 0;
     }
 
+    if (!sweep && chat_worker_now() >= p->next_sweep) {
+        sweep = 1;
+        p->next_sweep = chat_worker_now() + p->conf->sweep_interval;
+    }
+
+    b->sweep = sweep;
+    p->cur = b == &p->batches[0] ? &p->batches[1] : &p->batches[0];
+
+    pthread_mutex_lock(&p->lock);
+    p->job = b;
+    p->job_why = why;
+    p->job_deadline = deadline;
+    p->job_state = CHAT_JOB_QUEUED;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+
+    return 0;
+}
+
+
+/*
+ * The batch with the writer, once written: dead letters flushed, offsets
+ * committed, logged, emptied.  wait: block until the writer is done.
+ * 0 when there is none or it was committed, 1 when it is still being
+ * written (and !wait), -1 when it was given up (p->given_up is set: what
+ * was read after it must not be committed either).
+ */
+
+static int
+chat_persist_collect(chat_persist_t *p, int wait)
+{
+    int                    rc;
+    char                   q[512], parts[1024];
+    struct timespec        ts;
+    chat_persist_batch_t  *b;
+    rd_kafka_resp_err_t    err;
+
+    if (!p->writer_up) {
+        return 0;
+    }
+
+    pthread_mutex_lock(&p->lock);
+
+    while (wait && p->job_state == CHAT_JOB_QUEUED) {
+        /* delivery reports of dead letters are served meanwhile */
+        pthread_mutex_unlock(&p->lock);
+        rd_kafka_poll(p->dlq, 0);
+        chat_persist_stopping(p);
+        pthread_mutex_lock(&p->lock);
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+
+        if (p->job_state == CHAT_JOB_QUEUED) {
+            (void) pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+        }
+    }
+
+    if (p->job_state != CHAT_JOB_DONE) {
+        rc = p->job_state == CHAT_JOB_NONE ? 0 : 1;
+        pthread_mutex_unlock(&p->lock);
+        return rc;
+    }
+
+    b = p->job;
+    pthread_mutex_unlock(&p->lock);
+
+    rc = b->rc;
+
+    if (rc == 0 && b->nrecs && p->conf->failpoint_after_commit > 0) {
+        chat_log(CHAT_LOG_WARN, "failpoint", "name=after_pg_commit "
+                 "sleep_ms=%d records=%d", p->conf->failpoint_after_commit,
+                 b->nrecs);
+        chat_worker_sleep(p->conf->failpoint_after_commit, 2);
+    }
+
+    /* dead letters of this batch must be in Kafka before its offsets */
+    while (rc == 0 && rd_kafka_outq_len(p->dlq) > 0) {
+        (void) rd_kafka_flush(p->dlq, 500);
+
+        chat_persist_stopping(p);
+
+        if (p->dlq_failed || p->fatal || chat_worker_stop >= 2
+            || (p->job_deadline && chat_worker_now() >= p->job_deadline))
+        {
+            chat_log(CHAT_LOG_WARN, "batch_abandoned", "records=%d why=%s "
+                     "error=dead_letters_not_delivered", b->nrecs,
+                     p->job_why);
+            rc = -1;
+        }
+    }
+
+    if (rc == 0 && p->dlq_failed) {
+        p->fatal = 1;
+        rc = -1;
+    }
+
+    if (rc == 0 && b->nrecs) {
+        err = rd_kafka_commit(p->consumer, b->offsets, 0);
+
+        chat_log(err ? CHAT_LOG_WARN : CHAT_LOG_INFO, "batch",
+                 "why=%s records=%d msgs=%d receipts_in=%d dlq=%d stored=%d "
+                 "duplicates=%d resequenced=%d receipts=%d pending=%d "
+                 "attempts=%d ms=%lld total_stored=%lld commit=%s "
+                 "offsets=%s", p->job_why, b->nrecs, b->nmsgs, b->nrcpts,
+                 b->ndlq, b->res.stored, b->res.duplicates,
+                 b->res.resequenced, b->res.receipts, b->res.pending,
+                 b->attempts, (long long) b->write_ms,
+                 (long long) (p->total_stored + b->res.stored),
+                 err ? chat_log_quote(rd_kafka_err2str(err), q, sizeof(q))
+                     : "ok",
+                 chat_persist_parts(b->offsets, parts, sizeof(parts)));
+
+        /* a failed commit is no loss: the records are written again */
+        p->total_stored += b->res.stored;
+
+    } else if (rc == 0 && (b->res.receipts || b->res.pending)) {
+        chat_log(CHAT_LOG_INFO, "sweep", "receipts=%d", b->res.receipts);
+    }
+
+    if (rc != 0) {
+        p->given_up = 1;
+    }
+
+    chat_persist_reset(b);
+
+    pthread_mutex_lock(&p->lock);
+    p->job = NULL;
+    p->job_state = CHAT_JOB_NONE;
+    pthread_mutex_unlock(&p->lock);
+
+    return rc;
+}
+
+
+/* both batches written and committed; 0, or -1 when they were given up */
+
+static int
+chat_persist_sync(chat_persist_t *p, int64_t deadline, const char *why)
+{
+    int  rc;
+
+    rc = chat_persist_submit(p, deadline, why, 0);
+
+    if (chat_persist_collect(p, 1) != 0) {
+        rc = -1;
+    }
+
+    return rc;
+}
+
+
+static void *
+chat_persist_writer(void *data)
+{
+    const char            *why;
+    chat_persist_t        *p = data;
+    chat_persist_batch_t  *b;
+    sigset_t               set;
+
+    /* signals are for the main thread */
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    for ( ;; ) {
+        pthread_mutex_lock(&p->lock);
+
+        while (!p->quit && p->job_state != CHAT_JOB_QUEUED) {
+            pthread_cond_wait(&p->cond, &p->lock);
+        }
+
+        if (p->job_state != CHAT_JOB_QUEUED) {
+            pthread_mutex_unlock(&p->lock);
+            return NULL;
+        }
+
+        b = p->job;
+        why = p->job_why;
+        pthread_mutex_unlock(&p->lock);
+
+        chat_persist_write_batch(p, b, why);
+
+        pthread_mutex_lock(&p->lock);
+        p->job_state = CHAT_JOB_DONE;
+        pthread_cond_broadcast(&p->cond);
+        pthread_mutex_unlock(&p->lock);
+    }
+}
+
+
+/*
+ * In the writer: the batch in one transaction, again and again until it
+ * is written or deadline passes (0: none), or a second signal or a fatal
+ * error gives it up.  b->rc 0 or -1.
+ */
+
+static void
+chat_persist_write_batch(chat_persist_t *p, chat_persist_batch_t *b,
+    const char *why)
+{
+    int                    attempt, delay;
+    char                   q[512];
+    int64_t                start, deadline;
+    chat_pg_rc_e           rc;
+
     start = chat_worker_now();
     delay = p->conf->retry_min;
-    sweep = start >= p->next_sweep;
 
     for (attempt = 1; ; attempt++) {
-        memset(&res, 0, sizeof(res));
+        memset(&b->res, 0, sizeof(b->res));
 
-        if (p->per_record) {
-            rc = chat_persist_write_each(p, &res);
+        if (b->per_record) {
+            rc = chat_persist_write_each(p, b, &b->res);
 
         } else {
-            rc = chat_persist_write(p, p->msgs.data, p->msgs.len,
-                                    p->rcpts.data, p->rcpts.len, sweep,
-                                    &res);
+            rc = chat_persist_write(p, b->msgs.data, b->msgs.len,
+                                    b->rcpts.data, b->rcpts.len, b->sweep,
+                                    &b->res);
         }
 
         if (rc == CHAT_PG_OK) {
             break;
         }
 
-        if (rc == CHAT_PG_DATA && !p->per_record) {
+        if (rc == CHAT_PG_DATA && !b->per_record) {
             chat_log(CHAT_LOG_WARN, "batch_refused", "records=%d error=%s "
-                     "action=one_record_per_transaction", p->nrecs,
+                     "action=one_record_per_transaction", b->nrecs,
                      chat_log_quote(p->pg_error, q, sizeof(q)));
-            p->per_record = 1;
+            b->per_record = 1;
             continue;
         }
 
-        now = chat_worker_now();
+        pthread_mutex_lock(&p->lock);
+        deadline = p->job_deadline;
+        pthread_mutex_unlock(&p->lock);
 
         if (p->fatal || chat_worker_stop >= 2
-            || (deadline && now >= deadline))
+            || (deadline && chat_worker_now() >= deadline))
         {
             chat_log(CHAT_LOG_WARN, "batch_abandoned", "records=%d why=%s "
-                     "attempts=%d error=%s", p->nrecs, why, attempt,
+                     "attempts=%d error=%s", b->nrecs, why, attempt,
                      chat_log_quote(p->pg_error, q, sizeof(q)));
-            chat_persist_reset(p);
-            return -1;
+            b->rc = -1;
+            b->attempts = attempt;
+            return;
+        }
+
+        if (b->nrecs == 0) {
+            /* a sweep: the next one will do */
+            chat_log(CHAT_LOG_WARN, "sweep_failed", "error=%s",
+                     chat_log_quote(p->pg_error, q, sizeof(q)));
+            break;
         }
 
         chat_log(CHAT_LOG_WARN, "pg_retry", "records=%d attempt=%d "
-                 "delay_ms=%d error=%s", p->nrecs, attempt, delay,
+                 "delay_ms=%d error=%s", b->nrecs, attempt, delay,
                  chat_log_quote(p->pg_error, q, sizeof(q)));
 
         chat_worker_sleep(delay, 2);
-        rd_kafka_poll(p->dlq, 0);
         delay = delay * 2 > p->conf->retry_max ? p->conf->retry_max
                                                : delay * 2;
     }
 
-    if (sweep) {
-        p->next_sweep = chat_worker_now() + p->conf->sweep_interval;
+    b->rc = 0;
+    b->attempts = attempt;
+    b->write_ms = chat_worker_now() - start;
+}
+
+
+/* the batch with the writer gives up at deadline at the latest (0: none) */
+
+static void
+chat_persist_tighten(chat_persist_t *p, int64_t deadline)
+{
+    if (deadline == 0) {
+        return;
     }
 
-    if (p->conf->failpoint_after_commit > 0) {
-        chat_log(CHAT_LOG_WARN, "failpoint", "name=after_pg_commit "
-                 "sleep_ms=%d records=%d", p->conf->failpoint_after_commit,
-                 p->nrecs);
-        chat_worker_sleep(p->conf->failpoint_after_commit, 2);
+    pthread_mutex_lock(&p->lock);
+
+    if (p->job_state == CHAT_JOB_QUEUED
+        && (p->job_deadline == 0 || deadline < p->job_deadline))
+    {
+        p->job_deadline = deadline;
     }
 
-    /* dead letters of this batch must be in Kafka before their offsets */
-    while (rd_kafka_outq_len(p->dlq) > 0) {
-        (void) rd_kafka_flush(p->dlq, 500);
+    pthread_mutex_unlock(&p->lock);
+}
 
-        if (p->dlq_failed || p->fatal || chat_worker_stop >= 2
-            || (deadline && chat_worker_now() >= deadline))
-        {
-            chat_log(CHAT_LOG_WARN, "batch_abandoned", "records=%d why=%s "
-                     "error=dead_letters_not_delivered", p->nrecs, why);
-            chat_persist_reset(p);
-            return -1;
-        }
+
+/* in the main thread: the first signal starts the drain and bounds it */
+
+static void
+chat_persist_stopping(chat_persist_t *p)
+{
+    if (chat_worker_stop == 0) {
+        return;
     }
 
-    if (p->dlq_failed) {
-        p->fatal = 1;
-        chat_persist_reset(p);
-        return -1;
+    if (p->stop_at == 0) {
+        p->stop_at = chat_worker_now() + p->conf->drain_timeout;
+        chat_log(CHAT_LOG_INFO, "draining", "timeout_ms=%d records=%d",
+                 p->conf->drain_timeout, p->cur->nrecs);
     }
 
-    err = rd_kafka_commit(p->consumer, p->offsets, 0);
-
-    chat_log(err ? CHAT_LOG_WARN : CHAT_LOG_INFO, "batch",
-             "why=%s records=%d msgs=%d receipts_in=%d dlq=%d stored=%d "
-             "duplicates=%d resequenced=%d receipts=%d pending=%d "
-             "attempts=%d ms=%lld total_stored=%lld commit=%s offsets=%s",
-             why, p->nrecs, p->nmsgs, p->nrcpts, p->ndlq, res.stored,
-             res.duplicates, res.resequenced, res.receipts, res.pending,
-             attempt, (long long) (chat_worker_now() - start),
-             (long long) (p->total_stored + res.stored),
-             err ? chat_log_quote(rd_kafka_err2str(err), q, sizeof(q))
-                 : "ok",
-             chat_persist_parts(p->offsets, parts, sizeof(parts)));
-
-    p->total_stored += res.stored;
-
-    /* a failed commit is no loss: the records are read and written again */
-    chat_persist_reset(p);
-
-    return 0;
+    chat_persist_tighten(p, p->stop_at + CHAT_PERSIST_STOP_GRACE);
 }
 
 
@@ -904,22 +1222,23 @@ chat_persist_write(chat_persist_t *p, const char *msgs, size_t mlen,
  */
 
 static chat_pg_rc_e
-chat_persist_write_each(chat_persist_t *p, chat_persist_result_t *res)
+chat_persist_write_each(chat_persist_t *p, chat_persist_batch_t *b,
+    chat_persist_result_t *res)
 {
     int                  i;
     char                 reason[600];
     chat_pg_rc_e         rc;
     chat_persist_rec_t  *rec;
 
-    for (i = 0; i < p->nrecs; i++) {
-        rec = &p->recs[i];
+    for (i = 0; i < b->nrecs; i++) {
+        rec = &b->recs[i];
 
         if (rec->kind == CHAT_PERSIST_MSG) {
-            rc = chat_persist_write(p, p->msgs.data + rec->row, rec->row_len,
+            rc = chat_persist_write(p, b->msgs.data + rec->row, rec->row_len,
                                     NULL, 0, 0, res);
 
         } else if (rec->kind == CHAT_PERSIST_RCPT) {
-            rc = chat_persist_write(p, NULL, 0, p->rcpts.data + rec->row,
+            rc = chat_persist_write(p, NULL, 0, b->rcpts.data + rec->row,
                                     rec->row_len, 0, res);
 
         } else {
@@ -928,7 +1247,7 @@ chat_persist_write_each(chat_persist_t *p, chat_persist_result_t *res)
 
         if (rc == CHAT_PG_DATA) {
             snprintf(reason, sizeof(reason), "postgres: %s", p->pg_error);
-            chat_persist_dead_letter(p, rec, reason);
+            chat_persist_dead_letter(p, b, rec, reason);
             continue;
         }
 
@@ -939,8 +1258,6 @@ chat_persist_write_each(chat_persist_t *p, chat_persist_result_t *res)
 
     return CHAT_PG_OK;
 }
-
-
 static chat_pg_rc_e
 chat_persist_copy(chat_persist_t *p, const char *sql, const char *data,
     size_t len)
@@ -1073,45 +1390,27 @@ chat_persist_connect(chat_persist_t *p)
 }
 
 
-/* with no batch in hand: apply parked receipts whose message came */
-
 static void
-chat_persist_sweep(chat_persist_t *p)
+chat_persist_reset(chat_persist_batch_t *b)
 {
-    char                   q[512];
-    chat_persist_result_t  res;
+    chat_copy_reset(&b->msgs, CHAT_PERSIST_KEEP_BUFFER);
+    chat_copy_reset(&b->rcpts, CHAT_PERSIST_KEEP_BUFFER);
+    chat_copy_reset(&b->orig, CHAT_PERSIST_KEEP_BUFFER);
 
-    p->next_sweep = chat_worker_now() + p->conf->sweep_interval;
+    b->nrecs = 0;
+    b->nmsgs = 0;
+    b->nrcpts = 0;
+    b->ndlq = 0;
+    b->sweep = 0;
+    b->per_record = 0;
+    b->rc = 0;
+    b->attempts = 0;
+    b->write_ms = 0;
 
-    memset(&res, 0, sizeof(res));
-
-    if (chat_persist_write(p, NULL, 0, NULL, 0, 1, &res) != CHAT_PG_OK) {
-        chat_log(CHAT_LOG_WARN, "sweep_failed", "error=%s",
-                 chat_log_quote(p->pg_error, q, sizeof(q)));
-        return;
+    if (b->offsets->cnt) {
+        rd_kafka_topic_partition_list_destroy(b->offsets);
+        b->offsets = rd_kafka_topic_partition_list_new(16);
     }
-
-    if (res.receipts || res.pending) {
-        chat_log(CHAT_LOG_INFO, "sweep", "receipts=%d", res.receipts);
-    }
-}
-
-
-static void
-chat_persist_reset(chat_persist_t *p)
-{
-    chat_copy_reset(&p->msgs, CHAT_PERSIST_KEEP_BUFFER);
-    chat_copy_reset(&p->rcpts, CHAT_PERSIST_KEEP_BUFFER);
-    chat_copy_reset(&p->orig, CHAT_PERSIST_KEEP_BUFFER);
-
-    p->nrecs = 0;
-    p->nmsgs = 0;
-    p->nrcpts = 0;
-    p->ndlq = 0;
-    p->per_record = 0;
-
-    rd_kafka_topic_partition_list_destroy(p->offsets);
-    p->offsets = rd_kafka_topic_partition_list_new(16);
 }
 
 
@@ -1157,11 +1456,18 @@ chat_persist_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
     } else {
         chat_log(CHAT_LOG_INFO, "revoked", "partitions=%s records=%d",
-                 chat_persist_parts(parts, buf, sizeof(buf)), p->nrecs);
+                 chat_persist_parts(parts, buf, sizeof(buf)),
+                 p->cur->nrecs);
 
-        /* the batch belongs to these partitions' current owner: us */
-        (void) chat_persist_flush(p, chat_worker_now()
-                                     + CHAT_PERSIST_REVOKE_GRACE, "revoke");
+        /* the batches belong to these partitions' current owner: us */
+        (void) chat_persist_sync(p, chat_worker_now()
+                                    + CHAT_PERSIST_REVOKE_GRACE, "revoke");
+
+        /*
+         * what was given up is read again from the committed offsets by
+         * whoever gets the partitions, us included
+         */
+        p->given_up = 0;
 
         if (cooperative) {
             error = rd_kafka_incremental_unassign(rk, parts);

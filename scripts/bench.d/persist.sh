@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# scripts/bench.d/persist.sh — messages/s that chat-worker persist writes
+# into PostgreSQL (synchronous_commit as the stack sets it: on), and its
+# memory over the run.
+#
+# On a running stack (`make run`, or --profile test): the stack's own
+# persist worker drains and stops, then --workers fresh ones (group
+# chat-persist, so they start where it stopped) are started with the
+# batch settings given, build/chat-bench-produce writes --count message
+# records to chat.messages (keeping the group at most 100,000 records
+# behind: the local broker keeps only ~5 MiB per partition), and the run
+# ends when the group has committed everything.  Afterwards the rows are
+# counted (each message exactly once), deleted again (unless --keep), and
+# the stack's worker is started again.
+#
+#   scripts/bench.d/persist.sh [--profile run|test] [--count 1000000]
+#       [--batch-size 5000] [--batch-wait 200] [--workers 1] [--keep]
+#
+# Prints one table; the workers' logs, the RSS samples and the producer's
+# line are kept in VAR/bench-persist/.
+set -euo pipefail
+
+LOG_PREFIX=bench-persist
+. "$(dirname "$0")/../lib.sh"
+
+PROFILE=run
+COUNT=1000000
+BATCH=5000
+WAIT=200
+NWORKERS=1
+KEEP=
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --profile) PROFILE=$2; shift 2 ;;
+    --count) COUNT=$2; shift 2 ;;
+    --batch-size) BATCH=$2; shift 2 ;;
+    --batch-wait) WAIT=$2; shift 2 ;;
+    --workers) NWORKERS=$2; shift 2 ;;
+    --keep) KEEP=1; shift ;;
+    *) die "usage: $0 [--profile run|test] [--count N] [--batch-size N]" \
+           "[--batch-wait MS] [--workers N] [--keep]" ;;
+    esac
+done
+
+chat_profile "$PROFILE"
+[ -s "$STACK_ENV" ] || die "no $STACK_ENV: bring the stack up first (make run)"
+BIN=$CHAT_TOP/build
+for b in chat-worker chat-bench-produce; do
+    [ -x "$BIN/$b" ] || die "$BIN/$b missing: run 'make'"
+done
+
+DSN=$(env_get "$STACK_ENV" PG_DSN)
+export KAFKA_BROKERS PG_DSN
+KAFKA_BROKERS=$(env_get "$STACK_ENV" KAFKA_BROKERS)
+PG_DSN=$DSN
+STACK=("$CHAT_TOP/scripts/stack" --profile "$PROFILE")
+DIR=$VAR/bench-persist
+rm -rf "$DIR"
+mkdir -p "$DIR"
+
+psql_q() {   # SQL -> rows; the password through the environment
+    PGPASSWORD=${DSN##*password=} psql -X -q -A -t -w -v ON_ERROR_STOP=1 \
+        -d "${DSN% password=*}" -c "$1"
+}
+
+lag() { "$BIN/chat-worker" lag | sed -n 's/^total lag=//p'; }
+
+PIDS=()
+SAMPLER=
+cleanup() {
+    local p
+
+    [ -z "$SAMPLER" ] || kill "$SAMPLER" 2>/dev/null || true
+    for p in "${PIDS[@]}"; do
+        kill -TERM "$p" 2>/dev/null || true
+    done
+    for p in "${PIDS[@]}"; do
+        wait_gone "$p" 60 || kill -KILL "$p" 2>/dev/null || true
+    done
+    "${STACK[@]}" svc persist start > /dev/null || warn "could not restart the stack's worker"
+}
+
+say "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+SYNC=$(psql_q "SHOW synchronous_commit")
+"${STACK[@]}" svc persist stop > /dev/null
+trap cleanup EXIT
+[ "$(lag)" = 0 ] || warn "the group is $(lag) records behind before the run"
+
+for ((i = 1; i <= NWORKERS; i++)); do
+    "$BIN/chat-worker" persist --batch-size "$BATCH" --batch-wait "$WAIT" \
+        > "$DIR/worker-$i.log" 2>&1 &
+    PIDS+=($!)
+done
+for ((i = 1; i <= NWORKERS; i++)); do
+    for _ in $(seq 300); do
+        grep -q 'event=assigned' "$DIR/worker-$i.log" && break
+        sleep 0.1
+    done
+done
+# every member has its partitions once nobody is waiting for a rebalance
+sleep 2
+
+( while :; do
+      for p in "${PIDS[@]}"; do
+          printf '%s %s %s\n' "$(date +%s.%N)" "$p" \
+              "$(awk '/^VmRSS/ { print $2 }' "/proc/$p/status" 2>/dev/null)"
+      done
+      sleep 1
+  done ) > "$DIR/rss.log" &
+SAMPLER=$!
+
+T0=$(date +%s.%N)
+"$BIN/chat-bench-produce" --count "$COUNT" --max-lag 100000 \
+    > "$DIR/produce.log" || die "the producer failed: $(cat "$DIR/produce.log")"
+T_PRODUCED=$(date +%s.%N)
+while [ "$(lag)" != 0 ]; do
+    sleep 0.2
+done
+T1=$(date +%s.%N)
+kill "$SAMPLER" 2>/dev/null || true
+SAMPLER=
+
+BASE=$(sed -n 's/.* user_base=\([0-9]*\).*/\1/p' "$DIR/produce.log")
+ROWS=$(psql_q "SELECT count(*), count(DISTINCT id) FROM messages
+               WHERE sender BETWEEN $BASE AND $BASE + 1000000")
+DELIV=$(psql_q "SELECT count(*) FROM deliveries
+                WHERE recipient BETWEEN $BASE AND $BASE + 1000000")
+
+# from the workers' logs: rows stored, and the span from the first batch
+# to the last one (the steady rate, without the producer's start)
+perl -e '
+    my ($first, $last, $stored, $batches, $ms) = (undef, 0, 0, 0, 0);
+    for my $f (@ARGV) {
+        open my $in, "<", $f or next;
+        while (<$in>) {
+            next unless /event=batch / && /stored=(\d+)/;
+            my $s = $1;
+            my ($h, $m, $sec) = /ts=\S+T(\d+):(\d+):([\d.]+)Z/;
+            my $t = $h * 3600 + $m * 60 + $sec;
+            $first = $t if !defined $first || $t < $first;
+            $last = $t if $t > $last;
+            $stored += $s;
+            $batches++;
+            $ms += $1 if /\bms=(\d+)/;
+        }
+    }
+    printf "%d %.2f %d %.1f\n", $stored, $last - ($first // $last),
+           $batches, $batches ? $ms / $batches : 0;
+' "$DIR"/worker-*.log > "$DIR/batches"
+read -r STORED SPAN BATCHES BATCH_MS < "$DIR/batches"
+
+RSS=$(awk 'NR == 1 { first = $3 } { if ($3 > max) max = $3; last = $3 }
+           END { printf "%d %d %d", first / 1024, max / 1024, last / 1024 }' \
+      "$DIR/rss.log")
+
+perl -e '
+    my ($count, $t0, $tp, $t1, $rows, $deliv, $stored, $span, $batches,
+        $batch_ms, $rss, $sync, $batch, $wait, $workers) = @ARGV;
+    my ($first, $max, $last) = split / /, $rss;
+    my $total = $t1 - $t0;
+    printf "%-40s %s\n", "messages produced", $count;
+    printf "%-40s %s\n", "rows in messages (count, distinct ids)", $rows;
+    printf "%-40s %s\n", "rows in deliveries", $deliv;
+    printf "%-40s %s\n", "synchronous_commit", $sync;
+    printf "%-40s %s x (batch-size %s, batch-wait %s ms)\n",
+           "workers", $workers, $batch, $wait;
+    printf "%-40s %.1f s (producer done after %.1f s)\n",
+           "first record to all committed", $total, $tp - $t0;
+    printf "%-40s %.0f messages/s\n", "end to end", $count / $total;
+    printf "%-40s %.0f messages/s (%d batches, %.0f ms each)\n",
+           "first batch to last", $span > 0 ? $stored / $span : 0,
+           $batches, $batch_ms;
+    printf "%-40s %d MiB at start, %d MiB max, %d MiB at the end\n",
+           "worker RSS", $first, $max, $last;
+' "$COUNT" "$T0" "$T_PRODUCED" "$T1" "$ROWS" "$DELIV" "$STORED" "$SPAN" \
+  "$BATCHES" "$BATCH_MS" "$RSS" "$SYNC" "$BATCH" "$WAIT" "$NWORKERS" \
+  | tee "$DIR/result"
+say "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+if [ -z "$KEEP" ]; then
+    psql_q "DELETE FROM messages WHERE sender BETWEEN $BASE AND $BASE + 1000000;
+            DELETE FROM deliveries WHERE recipient BETWEEN $BASE AND $BASE + 1000000" \
+        > /dev/null
+fi
