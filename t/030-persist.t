@@ -26,25 +26,7 @@ plan skip_all => 'needs the test stack (CHAT_STACK_PROFILE=test, as make '
                  . 'test sets)'
     unless ($ENV{CHAT_STACK_PROFILE} // '') eq 'test';
 
-$ENV{TEST_NGINX_JWT_SECRET_FILE} = ChatJWT::secret_file();
-
-ChatTest::start_nginx(
-    http_config => <<'CONF',
-    chat_node_name persist-node;
-    chat_redis $TEST_NGINX_REDIS;
-    chat_postgres "$TEST_NGINX_PG_DSN";
-    chat_kafka_brokers $TEST_NGINX_KAFKA_BROKERS;
-    chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
-CONF
-    config      => <<'CONF',
-    location /v1/ {
-        chat_api;
-    }
-    location = /v1/ws {
-        chat_websocket;
-    }
-CONF
-);
+ChatPersist::start_gateway('persist-node');
 
 my $run = sprintf '%x%x', $$, time;
 my %uid = map { $_ => ChatPersist::register("${_}_$run") }
@@ -77,13 +59,19 @@ my (@acks, %body_of);
 }
 my $off = ChatPersist::log_size();
 
-for my $i (1 .. 25) {
-    my $body = "message $i of 50";
-    my $a = ChatPersist::ws_send($ws, to => $uid{ben},
-                                 client_id => "m$i-$run", body => $body);
-    push @acks, $a;
-    $body_of{$a->{id} // ''} = $body;
+# sends messages FROM..TO of 50 from ann to ben, remembering the acks
+sub send_range {
+    my ($from, $to) = @_;
+    for my $i ($from .. $to) {
+        my $body = "message $i of 50";
+        my $a = ChatPersist::ws_send($ws, to => $uid{ben},
+                                     client_id => "m$i-$run", body => $body);
+        push @acks, $a;
+        $body_of{$a->{id} // ''} = $body;
+    }
 }
+
+send_range(1, 25);
 is(scalar(grep { ($_->{type} // '') eq 'ack' } @acks), 25,
    'the first 25 messages are acked');
 
@@ -95,13 +83,7 @@ cmp_ok($n_killed, '>', 0, "PostgreSQL has $n_killed of them");
 cmp_ok((ChatPersist::lag())[0], '>', 0,
        '... but the killed worker committed no offset for them');
 
-for my $i (26 .. 50) {
-    my $body = "message $i of 50";
-    my $a = ChatPersist::ws_send($ws, to => $uid{ben},
-                                 client_id => "m$i-$run", body => $body);
-    push @acks, $a;
-    $body_of{$a->{id} // ''} = $body;
-}
+send_range(26, 50);
 is(scalar(grep { ($_->{type} // '') eq 'ack' } @acks), 50,
    'all 50 messages are acked while the worker is down');
 

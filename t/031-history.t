@@ -19,25 +19,7 @@ plan skip_all => 'needs the test stack (CHAT_STACK_PROFILE=test, as make '
                  . 'test sets)'
     unless ($ENV{CHAT_STACK_PROFILE} // '') eq 'test';
 
-$ENV{TEST_NGINX_JWT_SECRET_FILE} = ChatJWT::secret_file();
-
-ChatTest::start_nginx(
-    http_config => <<'CONF',
-    chat_node_name history-node;
-    chat_redis $TEST_NGINX_REDIS;
-    chat_postgres "$TEST_NGINX_PG_DSN";
-    chat_kafka_brokers $TEST_NGINX_KAFKA_BROKERS;
-    chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
-CONF
-    config      => <<'CONF',
-    location /v1/ {
-        chat_api;
-    }
-    location = /v1/ws {
-        chat_websocket;
-    }
-CONF
-);
+ChatPersist::start_gateway('history-node');
 
 my $run = sprintf '%x%x', $$, time;
 my %uid = map { $_ => ChatPersist::register("${_}_$run") } qw(amy bob cat);

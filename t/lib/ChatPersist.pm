@@ -207,6 +207,30 @@ sub receipt_record {
 
 # --- users and the gateway ------------------------------------------------------
 
+# a ChatTest nginx with the API and the WebSocket on the test stack's
+# backends, tokens signed with ChatJWT's secret
+sub start_gateway {
+    my ($node) = @_;
+    $ENV{TEST_NGINX_JWT_SECRET_FILE} = ChatJWT::secret_file();
+    ChatTest::start_nginx(
+        http_config => <<"CONF",
+    chat_node_name $node;
+    chat_redis \$TEST_NGINX_REDIS;
+    chat_postgres "\$TEST_NGINX_PG_DSN";
+    chat_kafka_brokers \$TEST_NGINX_KAFKA_BROKERS;
+    chat_jwt_secret_file \$TEST_NGINX_JWT_SECRET_FILE;
+CONF
+        config      => <<'CONF',
+    location /v1/ {
+        chat_api;
+    }
+    location = /v1/ws {
+        chat_websocket;
+    }
+CONF
+    );
+}
+
 # registers NAME_RUN through the ChatTest nginx; its user id
 sub register {
     my ($name) = @_;
