@@ -52,6 +52,12 @@ chat_test_copy_row(void **state)
                                 "a\\\\b\\tc\\nd\\re'f\"g;--\xc3\xa9\t\n"
                                 "0\n", b.len);
 
+    /* raw bytes are appended as they are, NUL and all */
+    chat_copy_raw(&b, "\t\\\0x", 4);
+    chat_copy_raw(&b, NULL, 0);
+    assert_false(chat_copy_failed(&b));
+    assert_memory_equal(b.data + b.len - 4, "\t\\\0x", 4);
+
     /* reset keeps small buffers, frees big ones */
     chat_copy_reset(&b, 1 << 20);
     assert_int_equal(b.len, 0);
