@@ -14,7 +14,7 @@
 # the stack's worker is started again.
 #
 #   scripts/bench.d/persist.sh [--profile run|test] [--count 1000000]
-#       [--batch-size 5000] [--batch-wait 200] [--workers 1] [--keep]
+#       [--batch-size 10000] [--batch-wait 500] [--workers 1] [--keep]
 #
 # Prints one table; the workers' logs, the RSS samples and the producer's
 # line are kept in VAR/bench-persist/.
@@ -25,8 +25,8 @@ LOG_PREFIX=bench-persist
 
 PROFILE=run
 COUNT=1000000
-BATCH=5000
-WAIT=200
+BATCH=10000
+WAIT=500
 NWORKERS=1
 KEEP=
 while [ $# -gt 0 ]; do
@@ -64,6 +64,29 @@ psql_q() {   # SQL -> rows; the password through the environment
 }
 
 lag() { "$BIN/chat-worker" lag | sed -n 's/^total lag=//p'; }
+
+busy_jiffies() {   # "busy total" of all CPUs, from /proc/stat
+    awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i
+                   print t - $5 - $6, t }' /proc/stat
+}
+
+stack_jiffies() {   # CPU used so far by this stack's PostgreSQL and broker
+    local pg kafka pids p sum=0
+
+    pg=$(pid_read "$VAR/pg/data/postmaster.pid" || true)
+    kafka=$(pid_read "$VAR/run/kafka-broker.pid" || true)
+    pids="$pg $kafka"
+    [ -z "$pg" ] || pids+=" $(pid_children "$pg")"
+    for p in $pids; do
+        sum=$((sum + $(awk '{ print $14 + $15 + $16 + $17 }' \
+                           "/proc/$p/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$sum"
+}
+
+proc_jiffies() {   # PID: utime + stime
+    awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
 
 PIDS=()
 SAMPLER=
@@ -109,16 +132,41 @@ sleep 2
   done ) > "$DIR/rss.log" &
 SAMPLER=$!
 
+read -r BUSY0 TOTAL0 < <(busy_jiffies)
+STACK0=$(stack_jiffies)
+WORKER0=0
+for p in "${PIDS[@]}"; do
+    WORKER0=$((WORKER0 + $(proc_jiffies "$p")))
+done
 T0=$(date +%s.%N)
-"$BIN/chat-bench-produce" --count "$COUNT" --max-lag 100000 \
+/usr/bin/time -f '%U %S' -o "$DIR/produce.time" \
+    "$BIN/chat-bench-produce" --count "$COUNT" --max-lag 100000 \
     > "$DIR/produce.log" || die "the producer failed: $(cat "$DIR/produce.log")"
 T_PRODUCED=$(date +%s.%N)
 while [ "$(lag)" != 0 ]; do
     sleep 0.2
 done
 T1=$(date +%s.%N)
+read -r BUSY1 TOTAL1 < <(busy_jiffies)
+STACK1=$(stack_jiffies)
+WORKER1=0
+for p in "${PIDS[@]}"; do
+    WORKER1=$((WORKER1 + $(proc_jiffies "$p")))
+done
 kill "$SAMPLER" 2>/dev/null || true
 SAMPLER=
+
+# CPU of the run, in % of one core: everything, ours, everyone else's
+HZ=$(getconf CLK_TCK)
+CPU=$(awk -v b="$((BUSY1 - BUSY0))" -v t="$((TOTAL1 - TOTAL0))" \
+          -v n="$(nproc)" -v w="$((WORKER1 - WORKER0))" \
+          -v s="$((STACK1 - STACK0))" -v hz="$HZ" \
+          -v pt="$(awk '{ print $1 + $2 }' "$DIR/produce.time")" '
+      BEGIN { all = 100 * n * b / t; el = t / n / hz
+              w = 100 * w / hz / el; s = 100 * s / hz / el
+              p = 100 * pt / el
+              printf "%.0f %.0f %.0f %.0f %.0f", all, w, s, p,
+                     all - w - s - p }')
 
 BASE=$(sed -n 's/.* user_base=\([0-9]*\).*/\1/p' "$DIR/produce.log")
 ROWS=$(psql_q "SELECT count(*), count(DISTINCT id) FROM messages
@@ -155,8 +203,9 @@ RSS=$(awk 'NR == 1 { first = $3 } { if ($3 > max) max = $3; last = $3 }
 
 perl -e '
     my ($count, $t0, $tp, $t1, $rows, $deliv, $stored, $span, $batches,
-        $batch_ms, $rss, $sync, $batch, $wait, $workers) = @ARGV;
+        $batch_ms, $rss, $sync, $batch, $wait, $workers, $cpu) = @ARGV;
     my ($first, $max, $last) = split / /, $rss;
+    my ($all, $w, $s, $p, $other) = split / /, $cpu;
     my $total = $t1 - $t0;
     printf "%-40s %s\n", "messages produced", $count;
     printf "%-40s %s\n", "rows in messages (count, distinct ids)", $rows;
@@ -172,8 +221,12 @@ perl -e '
            $batches, $batch_ms;
     printf "%-40s %d MiB at start, %d MiB max, %d MiB at the end\n",
            "worker RSS", $first, $max, $last;
+    printf "%-40s %d%% of %d%%: worker %d%%, PostgreSQL + broker %d%%, "
+           . "producer %d%%, everything else %d%%\n",
+           "CPU during the run (100% = one core)", $all,
+           100 * `nproc`, $w, $s, $p, $other;
 ' "$COUNT" "$T0" "$T_PRODUCED" "$T1" "$ROWS" "$DELIV" "$STORED" "$SPAN" \
-  "$BATCHES" "$BATCH_MS" "$RSS" "$SYNC" "$BATCH" "$WAIT" "$NWORKERS" \
+  "$BATCHES" "$BATCH_MS" "$RSS" "$SYNC" "$BATCH" "$WAIT" "$NWORKERS" "$CPU" \
   | tee "$DIR/result"
 say "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -181,4 +234,6 @@ if [ -z "$KEEP" ]; then
     psql_q "DELETE FROM messages WHERE sender BETWEEN $BASE AND $BASE + 1000000;
             DELETE FROM deliveries WHERE recipient BETWEEN $BASE AND $BASE + 1000000" \
         > /dev/null
+    # so that the next run does not start on dead rows
+    psql_q "VACUUM messages, deliveries" > /dev/null
 fi
