@@ -15,7 +15,11 @@
 # the stack's worker is started again.
 #
 #   scripts/bench.d/persist.sh [--profile run|test] [--count 1000000]
-#       [--batch-size 10000] [--batch-wait 500] [--workers 1] [--keep]
+#       [--batch-size 10000] [--batch-wait 500] [--writers 2] [--workers 1]
+#       [--keep]
+#
+# --writers: PostgreSQL connections (and threads) of one worker process;
+# --workers: worker processes.
 #
 # Prints one table; the workers' logs, the RSS samples and the producer's
 # line are kept in VAR/bench-persist/.
@@ -29,6 +33,7 @@ COUNT=1000000
 BATCH=10000
 WAIT=500
 NWORKERS=1
+WRITERS=2
 KEEP=
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -37,9 +42,10 @@ while [ $# -gt 0 ]; do
     --batch-size) BATCH=$2; shift 2 ;;
     --batch-wait) WAIT=$2; shift 2 ;;
     --workers) NWORKERS=$2; shift 2 ;;
+    --writers) WRITERS=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
     *) die "usage: $0 [--profile run|test] [--count N] [--batch-size N]" \
-           "[--batch-wait MS] [--workers N] [--keep]" ;;
+           "[--batch-wait MS] [--writers N] [--workers N] [--keep]" ;;
     esac
 done
 
@@ -112,6 +118,7 @@ trap cleanup EXIT
 
 for ((i = 1; i <= NWORKERS; i++)); do
     "$BIN/chat-worker" persist --batch-size "$BATCH" --batch-wait "$WAIT" \
+        --writers "$WRITERS" \
         > "$DIR/worker-$i.log" 2>&1 &
     PIDS+=($!)
 done
@@ -204,7 +211,8 @@ RSS=$(awk 'NR == 1 { first = $3 } { if ($3 > max) max = $3; last = $3 }
 
 perl -e '
     my ($count, $t0, $tp, $t1, $rows, $deliv, $stored, $span, $batches,
-        $batch_ms, $rss, $sync, $batch, $wait, $workers, $cpu) = @ARGV;
+        $batch_ms, $rss, $sync, $batch, $wait, $workers, $cpu,
+        $writers) = @ARGV;
     my ($first, $max, $last) = split / /, $rss;
     my ($all, $w, $s, $p, $other) = split / /, $cpu;
     my $total = $t1 - $t0;
@@ -212,8 +220,8 @@ perl -e '
     printf "%-40s %s\n", "rows in messages (count, distinct ids)", $rows;
     printf "%-40s %s\n", "rows in deliveries", $deliv;
     printf "%-40s %s\n", "synchronous_commit", $sync;
-    printf "%-40s %s x (batch-size %s, batch-wait %s ms)\n",
-           "workers", $workers, $batch, $wait;
+    printf "%-40s %s x (writers %s, batch-size %s, batch-wait %s ms)\n",
+           "workers", $workers, $writers, $batch, $wait;
     printf "%-40s %.1f s (producer done after %.1f s)\n",
            "first record to all committed", $total, $tp - $t0;
     printf "%-40s %.0f messages/s\n", "end to end", $count / $total;
@@ -228,6 +236,7 @@ perl -e '
            100 * `nproc`, $w, $s, $p, $other;
 ' "$COUNT" "$T0" "$T_PRODUCED" "$T1" "$ROWS" "$DELIV" "$STORED" "$SPAN" \
   "$BATCHES" "$BATCH_MS" "$RSS" "$SYNC" "$BATCH" "$WAIT" "$NWORKERS" "$CPU" \
+  "$WRITERS" \
   | tee "$DIR/result"
 say "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 [ "$ROWS" = "$COUNT|$COUNT" ] \

@@ -20,13 +20,17 @@
  * nothing: what was not committed to Kafka is read again, and writing it
  * again changes nothing (idempotent on the message id).
  *
- * Two threads, two batches: the writer thread writes one batch (the only
- * thread that uses the PostgreSQL connection) while the main thread reads
- * and parses the next one.  The main thread hands a batch over only once
- * the previous one is written and its offsets committed, so batches reach
- * PostgreSQL and Kafka in the order they were read.  A batch that is given
- * up (see below) takes the one behind it along: offsets are never
- * committed past a record that is not written.
+ * Lanes: the partitions are shared among --writers lanes (partition
+ * number modulo their count; a conversation's messages and receipts have
+ * the same partition number in both topics, so they share a lane).  Each
+ * lane has its own writer thread and PostgreSQL connection and two
+ * batches: its writer writes one while the main thread reads and parses
+ * the next, and the lanes write side by side.  The main thread hands a
+ * lane's batch over only once the lane's previous one is written and its
+ * offsets committed, so within a partition batches reach PostgreSQL and
+ * Kafka in the order they were read.  A batch that is given up (see below)
+ * takes the one behind it in its lane along: offsets are never committed
+ * past a record that is not written.
  *
  *   - PostgreSQL down or failing: the same batch again after a backoff
  *     (--retry-min doubling up to --retry-max), for ever; no offset is
@@ -135,11 +139,14 @@ typedef struct {
 } chat_persist_batch_t;
 
 
+typedef struct chat_persist_s  chat_persist_t;
+
+
 typedef struct {
-    chat_worker_conf_t             *conf;
-    rd_kafka_t                     *consumer;
-    rd_kafka_t                     *dlq;
+    chat_persist_t                 *p;
+    int                             index;
     PGconn                         *pg;           /* the writer's */
+    char                            pg_error[512];
 
     chat_persist_batch_t            batches[2];
     chat_persist_batch_t           *cur;          /* being read */
@@ -154,6 +161,16 @@ typedef struct {
     int                             writer_up;
     int                             quit;
     int                             given_up;     /* discard what follows */
+} chat_persist_lane_t;
+
+
+struct chat_persist_s {
+    chat_worker_conf_t             *conf;
+    rd_kafka_t                     *consumer;
+    rd_kafka_t                     *dlq;
+
+    chat_persist_lane_t             lanes[CHAT_WORKER_MAX_WRITERS];
+    int                             nlanes;
 
     /* opaque of each element: non-NULL once its end was reached */
     rd_kafka_topic_partition_list_t *assigned;
@@ -164,9 +181,7 @@ typedef struct {
     volatile int                    dlq_failed;
     int64_t                         total_stored;
     int64_t                         total_records;
-
-    char                            pg_error[512];
-} chat_persist_t;
+};
 
 
 static int chat_persist_init(chat_persist_t *p, chat_worker_conf_t *conf);
@@ -175,32 +190,34 @@ static void chat_persist_done(chat_persist_t *p);
 static rd_kafka_conf_t *chat_persist_kafka_conf(chat_persist_t *p,
     const char *client_id, const char **settings);
 static void chat_persist_loop(chat_persist_t *p);
+static chat_persist_lane_t *chat_persist_lane(chat_persist_t *p,
+    int32_t partition);
 static void chat_persist_record(chat_persist_t *p, rd_kafka_message_t *m);
 static void chat_persist_eof(chat_persist_t *p, rd_kafka_message_t *m,
     int eof);
 static int chat_persist_drained(chat_persist_t *p);
 static void chat_persist_dead_letter(chat_persist_t *p,
     chat_persist_batch_t *b, chat_persist_rec_t *rec, const char *reason);
-static int chat_persist_submit(chat_persist_t *p, int64_t deadline,
+static int chat_persist_submit(chat_persist_lane_t *l, int64_t deadline,
     const char *why, int sweep);
-static int chat_persist_collect(chat_persist_t *p, int wait);
+static int chat_persist_collect(chat_persist_lane_t *l, int wait);
 static int chat_persist_sync(chat_persist_t *p, int64_t deadline,
     const char *why);
 static void *chat_persist_writer(void *data);
-static void chat_persist_write_batch(chat_persist_t *p,
+static void chat_persist_write_batch(chat_persist_lane_t *l,
     chat_persist_batch_t *b, const char *why);
-static void chat_persist_tighten(chat_persist_t *p, int64_t deadline);
+static void chat_persist_tighten(chat_persist_lane_t *l, int64_t deadline);
 static void chat_persist_stopping(chat_persist_t *p);
-static chat_pg_rc_e chat_persist_write(chat_persist_t *p, const char *msgs,
-    size_t mlen, const char *rcpts, size_t rlen, int sweep,
+static chat_pg_rc_e chat_persist_write(chat_persist_lane_t *l,
+    const char *msgs, size_t mlen, const char *rcpts, size_t rlen, int sweep,
     chat_persist_result_t *res);
-static chat_pg_rc_e chat_persist_write_each(chat_persist_t *p,
+static chat_pg_rc_e chat_persist_write_each(chat_persist_lane_t *l,
     chat_persist_batch_t *b, chat_persist_result_t *res);
-static chat_pg_rc_e chat_persist_copy(chat_persist_t *p, const char *sql,
-    const char *data, size_t len);
-static chat_pg_rc_e chat_persist_exec(chat_persist_t *p, PGresult *res,
+static chat_pg_rc_e chat_persist_copy(chat_persist_lane_t *l,
+    const char *sql, const char *data, size_t len);
+static chat_pg_rc_e chat_persist_exec(chat_persist_lane_t *l, PGresult *res,
     ExecStatusType want);
-static int chat_persist_connect(chat_persist_t *p);
+static int chat_persist_connect(chat_persist_lane_t *l);
 static void chat_persist_reset(chat_persist_batch_t *b);
 static void chat_persist_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_topic_partition_list_t *parts, void *opaque);
@@ -241,7 +258,9 @@ chat_persist_main(chat_worker_conf_t *conf)
 static int
 chat_persist_init(chat_persist_t *p, chat_worker_conf_t *conf)
 {
+    int                               i;
     char                              err[512], q[512];
+    chat_persist_lane_t              *l;
     rd_kafka_conf_t                  *kc;
     rd_kafka_resp_err_t               rc;
     rd_kafka_topic_partition_list_t  *topics;
@@ -267,15 +286,23 @@ chat_persist_init(chat_persist_t *p, chat_worker_conf_t *conf)
     memset(p, 0, sizeof(chat_persist_t));
 
     p->conf = conf;
-    p->cur = &p->batches[0];
-    pthread_mutex_init(&p->lock, NULL);
-    pthread_cond_init(&p->cond, NULL);
+    p->nlanes = conf->writers;
 
-    if (chat_persist_batch_init(&p->batches[0], conf->batch_size) != 0
-        || chat_persist_batch_init(&p->batches[1], conf->batch_size) != 0)
-    {
-        chat_log(CHAT_LOG_ERROR, "no_memory", NULL);
-        return -1;
+    for (i = 0; i < p->nlanes; i++) {
+        l = &p->lanes[i];
+        l->p = p;
+        l->index = i;
+        l->cur = &l->batches[0];
+        pthread_mutex_init(&l->lock, NULL);
+        pthread_cond_init(&l->cond, NULL);
+
+        if (chat_persist_batch_init(&l->batches[0], conf->batch_size) != 0
+            || chat_persist_batch_init(&l->batches[1], conf->batch_size)
+               != 0)
+        {
+            chat_log(CHAT_LOG_ERROR, "no_memory", NULL);
+            return -1;
+        }
     }
 
     /* the dead-letter producer: idempotent, acks=all, never gives up */
@@ -328,20 +355,26 @@ chat_persist_init(chat_persist_t *p, chat_worker_conf_t *conf)
 
     chat_log(CHAT_LOG_INFO, "started",
              "brokers=%s group=%s topics=%s,%s dlq=%s batch_size=%d "
-             "batch_wait_ms=%d librdkafka=%s",
+             "batch_wait_ms=%d writers=%d librdkafka=%s",
              chat_log_quote(conf->brokers, q, sizeof(q)), conf->group,
              conf->topic_messages, conf->topic_receipts, conf->topic_dlq,
-             conf->batch_size, conf->batch_wait, rd_kafka_version_str());
+             conf->batch_size, conf->batch_wait, conf->writers,
+             rd_kafka_version_str());
 
-    /* before the writer runs: from then on the connection is its own */
-    (void) chat_persist_connect(p);
+    for (i = 0; i < p->nlanes; i++) {
+        l = &p->lanes[i];
 
-    if (pthread_create(&p->writer, NULL, chat_persist_writer, p) != 0) {
-        chat_log(CHAT_LOG_ERROR, "thread", "error=%s", strerror(errno));
-        return -1;
+        /* before the writer runs: from then on the connection is its own */
+        (void) chat_persist_connect(l);
+
+        if (pthread_create(&l->writer, NULL, chat_persist_writer, l) != 0) {
+            chat_log(CHAT_LOG_ERROR, "thread", "error=%s", strerror(errno));
+            return -1;
+        }
+
+        l->writer_up = 1;
     }
 
-    p->writer_up = 1;
     p->next_sweep = chat_worker_now() + conf->sweep_interval;
 
     return 0;
@@ -425,20 +458,27 @@ failed:
 static void
 chat_persist_done(chat_persist_t *p)
 {
-    int                  i;
-    char                 q[512];
-    rd_kafka_resp_err_t  err;
+    int                   i, j;
+    char                  q[512];
+    rd_kafka_resp_err_t   err;
+    chat_persist_lane_t  *l;
 
     if (p->consumer) {
         /* a batch not handed over by now is read again by the next owner */
-        if (p->cur->nrecs) {
-            chat_log(CHAT_LOG_WARN, "batch_abandoned", "records=%d "
-                     "why=exit", p->cur->nrecs);
+        for (i = 0; i < p->nlanes; i++) {
+            l = &p->lanes[i];
+
+            if (l->cur && l->cur->nrecs) {
+                chat_log(CHAT_LOG_WARN, "batch_abandoned", "lane=%d "
+                         "records=%d why=exit", i, l->cur->nrecs);
+            }
+
+            if (l->cur) {
+                chat_persist_reset(l->cur);
+            }
         }
 
-        chat_persist_reset(p->cur);
-
-        /* revoking collects the batch still with the writer, if any */
+        /* revoking collects the batches still with the writers, if any */
         err = rd_kafka_consumer_close(p->consumer);
         if (err) {
             chat_log(CHAT_LOG_WARN, "close", "error=%s",
@@ -448,16 +488,20 @@ chat_persist_done(chat_persist_t *p)
         rd_kafka_destroy(p->consumer);
     }
 
-    if (p->writer_up) {
-        (void) chat_persist_collect(p, 1);
+    for (i = 0; i < p->nlanes; i++) {
+        l = &p->lanes[i];
 
-        pthread_mutex_lock(&p->lock);
-        p->quit = 1;
-        pthread_cond_broadcast(&p->cond);
-        pthread_mutex_unlock(&p->lock);
+        if (l->writer_up) {
+            (void) chat_persist_collect(l, 1);
 
-        pthread_join(p->writer, NULL);
-        p->writer_up = 0;
+            pthread_mutex_lock(&l->lock);
+            l->quit = 1;
+            pthread_cond_broadcast(&l->cond);
+            pthread_mutex_unlock(&l->lock);
+
+            pthread_join(l->writer, NULL);
+            l->writer_up = 0;
+        }
     }
 
     if (p->dlq) {
@@ -469,41 +513,45 @@ chat_persist_done(chat_persist_t *p)
         rd_kafka_destroy(p->dlq);
     }
 
-    if (p->pg) {
-        PQfinish(p->pg);
-    }
-
     if (p->assigned) {
         rd_kafka_topic_partition_list_destroy(p->assigned);
     }
 
-    for (i = 0; i < 2; i++) {
-        if (p->batches[i].offsets) {
-            rd_kafka_topic_partition_list_destroy(p->batches[i].offsets);
+    for (i = 0; i < p->nlanes; i++) {
+        l = &p->lanes[i];
+
+        if (l->pg) {
+            PQfinish(l->pg);
         }
 
-        chat_copy_free(&p->batches[i].msgs);
-        chat_copy_free(&p->batches[i].rcpts);
-        chat_copy_free(&p->batches[i].orig);
-        free(p->batches[i].recs);
-    }
+        for (j = 0; j < 2; j++) {
+            if (l->batches[j].offsets) {
+                rd_kafka_topic_partition_list_destroy(l->batches[j].offsets);
+            }
 
-    pthread_cond_destroy(&p->cond);
-    pthread_mutex_destroy(&p->lock);
+            chat_copy_free(&l->batches[j].msgs);
+            chat_copy_free(&l->batches[j].rcpts);
+            chat_copy_free(&l->batches[j].orig);
+            free(l->batches[j].recs);
+        }
+
+        pthread_cond_destroy(&l->cond);
+        pthread_mutex_destroy(&l->lock);
+    }
 }
 
 
 static void
 chat_persist_loop(chat_persist_t *p)
 {
-    int                    timeout;
+    int                    i, timeout, t, busy;
     int64_t                now;
     rd_kafka_message_t    *m;
     chat_persist_batch_t  *b;
+    chat_persist_lane_t   *l;
 
     for ( ;; ) {
         now = chat_worker_now();
-        b = p->cur;
 
         chat_persist_stopping(p);
 
@@ -521,15 +569,18 @@ chat_persist_loop(chat_persist_t *p)
             return;
         }
 
-        /* a written batch gets its offsets committed without delay */
-        (void) chat_persist_collect(p, 0);
+        /* written batches get their offsets committed without delay */
+        timeout = 500;
 
-        if (b->nrecs == 0) {
-            timeout = 500;
+        for (i = 0; i < p->nlanes; i++) {
+            l = &p->lanes[i];
+            (void) chat_persist_collect(l, 0);
 
-        } else {
-            timeout = (int) (b->deadline - now);
-            timeout = timeout < 0 ? 0 : timeout;
+            if (l->cur->nrecs) {
+                t = (int) (l->cur->deadline - now);
+                t = t < 0 ? 0 : t;
+                timeout = t < timeout ? t : timeout;
+            }
         }
 
         if (p->stop_at && timeout > 100) {
@@ -557,22 +608,38 @@ chat_persist_loop(chat_persist_t *p)
         rd_kafka_poll(p->dlq, 0);
 
         now = chat_worker_now();
-        b = p->cur;
+        busy = 0;
 
-        if (b->nrecs >= p->conf->batch_size
-            || (b->nrecs && now >= b->deadline))
-        {
-            (void) chat_persist_submit(p, p->stop_at
-                                          ? p->stop_at
-                                            + CHAT_PERSIST_STOP_GRACE
-                                          : 0, "batch", 0);
+        for (i = 0; i < p->nlanes; i++) {
+            l = &p->lanes[i];
+            b = l->cur;
+            busy |= b->nrecs;
 
-        } else if (b->nrecs == 0 && now >= p->next_sweep) {
+            if (b->nrecs >= p->conf->batch_size
+                || (b->nrecs && now >= b->deadline))
+            {
+                (void) chat_persist_submit(l, p->stop_at
+                                              ? p->stop_at
+                                                + CHAT_PERSIST_STOP_GRACE
+                                              : 0, "batch", 0);
+            }
+        }
+
+        if (!busy && now >= p->next_sweep) {
             /* with nothing else to do: parked receipts, see the SQL */
             p->next_sweep = now + p->conf->sweep_interval;
-            (void) chat_persist_submit(p, 0, "sweep", 1);
+            (void) chat_persist_submit(&p->lanes[0], 0, "sweep", 1);
         }
     }
+}
+
+
+/* the lane of a partition: the same number in both topics, the same lane */
+
+static chat_persist_lane_t *
+chat_persist_lane(chat_persist_t *p, int32_t partition)
+{
+    return &p->lanes[(partition < 0 ? 0 : partition) % p->nlanes];
 }
 
 
@@ -587,8 +654,10 @@ chat_persist_record(chat_persist_t *p, rd_kafka_message_t *m)
     chat_record_t                r;
     chat_copy_t                 *c;
     chat_persist_rec_t          *rec;
-    chat_persist_batch_t        *b = p->cur;
+    chat_persist_batch_t        *b;
     rd_kafka_topic_partition_t  *tp;
+
+    b = chat_persist_lane(p, m->partition)->cur;
 
     topic = rd_kafka_topic_name(m->rkt);
     topic = strcmp(topic, p->conf->topic_messages) == 0
@@ -810,87 +879,89 @@ chat_persist_dead_letter(chat_persist_t *p, chat_persist_batch_t *b,
 
 
 /*
- * Hands the current batch to the writer (sweep: also when it is empty,
- * to apply parked receipts), once the one before it is written and
- * committed.  0 when handed over (or nothing to do), -1 when the batch
- * was dropped because the one before it was given up.
+ * Hands the lane's current batch to its writer (sweep: also when it is
+ * empty, to apply parked receipts), once the one before it is written and
+ * committed.  0 when handed over (or nothing to do), -1 when the batch was
+ * dropped because the one before it was given up.
  */
 
 static int
-chat_persist_submit(chat_persist_t *p, int64_t deadline, const char *why,
-    int sweep)
+chat_persist_submit(chat_persist_lane_t *l, int64_t deadline,
+    const char *why, int sweep)
 {
+    chat_persist_t        *p = l->p;
     chat_persist_batch_t  *b;
 
     /* the batch still with the writer may not take longer than this one */
-    chat_persist_tighten(p, deadline);
+    chat_persist_tighten(l, deadline);
 
-    if (chat_persist_collect(p, 1) != 0 || p->given_up || !p->writer_up) {
-        if (p->cur->nrecs) {
-            chat_log(CHAT_LOG_WARN, "batch_abandoned", "records=%d why=%s "
-                     "reason=the_batch_before_it_was_given_up",
-                     p->cur->nrecs, why);
+    if (chat_persist_collect(l, 1) != 0 || l->given_up || !l->writer_up) {
+        if (l->cur->nrecs) {
+            chat_log(CHAT_LOG_WARN, "batch_abandoned", "lane=%d records=%d "
+                     "why=%s reason=the_batch_before_it_was_given_up",
+                     l->index, l->cur->nrecs, why);
         }
 
-        chat_persist_reset(p->cur);
+        chat_persist_reset(l->cur);
         return -1;
     }
 
-    b = p->cur;
+    b = l->cur;
 
     if (b->nrecs == 0 && !sweep) {
         return 0;
     }
 
-    if (!sweep && chat_worker_now() >= p->next_sweep) {
+    if (!sweep && l->index == 0 && chat_worker_now() >= p->next_sweep) {
         sweep = 1;
         p->next_sweep = chat_worker_now() + p->conf->sweep_interval;
     }
 
     b->sweep = sweep;
-    p->cur = b == &p->batches[0] ? &p->batches[1] : &p->batches[0];
+    l->cur = b == &l->batches[0] ? &l->batches[1] : &l->batches[0];
 
-    pthread_mutex_lock(&p->lock);
-    p->job = b;
-    p->job_why = why;
-    p->job_deadline = deadline;
-    p->job_state = CHAT_JOB_QUEUED;
-    pthread_cond_broadcast(&p->cond);
-    pthread_mutex_unlock(&p->lock);
+    pthread_mutex_lock(&l->lock);
+    l->job = b;
+    l->job_why = why;
+    l->job_deadline = deadline;
+    l->job_state = CHAT_JOB_QUEUED;
+    pthread_cond_broadcast(&l->cond);
+    pthread_mutex_unlock(&l->lock);
 
     return 0;
 }
 
 
 /*
- * The batch with the writer, once written: dead letters flushed, offsets
- * committed, logged, emptied.  wait: block until the writer is done.
- * 0 when there is none or it was committed, 1 when it is still being
- * written (and !wait), -1 when it was given up (p->given_up is set: what
- * was read after it must not be committed either).
+ * The lane's batch with the writer, once written: dead letters flushed,
+ * offsets committed, logged, emptied.  wait: block until the writer is
+ * done.  0 when there is none or it was committed, 1 when it is still
+ * being written (and !wait), -1 when it was given up (l->given_up is set:
+ * what the lane read after it must not be committed either).
  */
 
 static int
-chat_persist_collect(chat_persist_t *p, int wait)
+chat_persist_collect(chat_persist_lane_t *l, int wait)
 {
     int                    rc;
     char                   q[512], parts[1024];
     struct timespec        ts;
+    chat_persist_t        *p = l->p;
     chat_persist_batch_t  *b;
     rd_kafka_resp_err_t    err;
 
-    if (!p->writer_up) {
+    if (!l->writer_up) {
         return 0;
     }
 
-    pthread_mutex_lock(&p->lock);
+    pthread_mutex_lock(&l->lock);
 
-    while (wait && p->job_state == CHAT_JOB_QUEUED) {
+    while (wait && l->job_state == CHAT_JOB_QUEUED) {
         /* delivery reports of dead letters are served meanwhile */
-        pthread_mutex_unlock(&p->lock);
+        pthread_mutex_unlock(&l->lock);
         rd_kafka_poll(p->dlq, 0);
         chat_persist_stopping(p);
-        pthread_mutex_lock(&p->lock);
+        pthread_mutex_lock(&l->lock);
 
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += 50 * 1000000;
@@ -899,19 +970,19 @@ chat_persist_collect(chat_persist_t *p, int wait)
             ts.tv_nsec -= 1000000000;
         }
 
-        if (p->job_state == CHAT_JOB_QUEUED) {
-            (void) pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+        if (l->job_state == CHAT_JOB_QUEUED) {
+            (void) pthread_cond_timedwait(&l->cond, &l->lock, &ts);
         }
     }
 
-    if (p->job_state != CHAT_JOB_DONE) {
-        rc = p->job_state == CHAT_JOB_NONE ? 0 : 1;
-        pthread_mutex_unlock(&p->lock);
+    if (l->job_state != CHAT_JOB_DONE) {
+        rc = l->job_state == CHAT_JOB_NONE ? 0 : 1;
+        pthread_mutex_unlock(&l->lock);
         return rc;
     }
 
-    b = p->job;
-    pthread_mutex_unlock(&p->lock);
+    b = l->job;
+    pthread_mutex_unlock(&l->lock);
 
     rc = b->rc;
 
@@ -929,11 +1000,11 @@ chat_persist_collect(chat_persist_t *p, int wait)
         chat_persist_stopping(p);
 
         if (p->dlq_failed || p->fatal || chat_worker_stop >= 2
-            || (p->job_deadline && chat_worker_now() >= p->job_deadline))
+            || (l->job_deadline && chat_worker_now() >= l->job_deadline))
         {
-            chat_log(CHAT_LOG_WARN, "batch_abandoned", "records=%d why=%s "
-                     "error=dead_letters_not_delivered", b->nrecs,
-                     p->job_why);
+            chat_log(CHAT_LOG_WARN, "batch_abandoned", "lane=%d records=%d "
+                     "why=%s error=dead_letters_not_delivered", l->index,
+                     b->nrecs, l->job_why);
             rc = -1;
         }
     }
@@ -947,13 +1018,13 @@ chat_persist_collect(chat_persist_t *p, int wait)
         err = rd_kafka_commit(p->consumer, b->offsets, 0);
 
         chat_log(err ? CHAT_LOG_WARN : CHAT_LOG_INFO, "batch",
-                 "why=%s records=%d msgs=%d receipts_in=%d dlq=%d stored=%d "
-                 "duplicates=%d resequenced=%d receipts=%d pending=%d "
-                 "attempts=%d ms=%lld total_stored=%lld commit=%s "
-                 "offsets=%s", p->job_why, b->nrecs, b->nmsgs, b->nrcpts,
-                 b->ndlq, b->res.stored, b->res.duplicates,
-                 b->res.resequenced, b->res.receipts, b->res.pending,
-                 b->attempts, (long long) b->write_ms,
+                 "lane=%d why=%s records=%d msgs=%d receipts_in=%d dlq=%d "
+                 "stored=%d duplicates=%d resequenced=%d receipts=%d "
+                 "pending=%d attempts=%d ms=%lld total_stored=%lld "
+                 "commit=%s offsets=%s", l->index, l->job_why, b->nrecs,
+                 b->nmsgs, b->nrcpts, b->ndlq, b->res.stored,
+                 b->res.duplicates, b->res.resequenced, b->res.receipts,
+                 b->res.pending, b->attempts, (long long) b->write_ms,
                  (long long) (p->total_stored + b->res.stored),
                  err ? chat_log_quote(rd_kafka_err2str(err), q, sizeof(q))
                      : "ok",
@@ -967,31 +1038,42 @@ chat_persist_collect(chat_persist_t *p, int wait)
     }
 
     if (rc != 0) {
-        p->given_up = 1;
+        l->given_up = 1;
     }
 
     chat_persist_reset(b);
 
-    pthread_mutex_lock(&p->lock);
-    p->job = NULL;
-    p->job_state = CHAT_JOB_NONE;
-    pthread_mutex_unlock(&p->lock);
+    pthread_mutex_lock(&l->lock);
+    l->job = NULL;
+    l->job_state = CHAT_JOB_NONE;
+    pthread_mutex_unlock(&l->lock);
 
     return rc;
 }
 
 
-/* both batches written and committed; 0, or -1 when they were given up */
+/*
+ * Every lane's batches written and committed, the lanes side by side; 0,
+ * or -1 when any were given up
+ */
 
 static int
 chat_persist_sync(chat_persist_t *p, int64_t deadline, const char *why)
 {
-    int  rc;
+    int  i, rc;
 
-    rc = chat_persist_submit(p, deadline, why, 0);
+    rc = 0;
 
-    if (chat_persist_collect(p, 1) != 0) {
-        rc = -1;
+    for (i = 0; i < p->nlanes; i++) {
+        if (chat_persist_submit(&p->lanes[i], deadline, why, 0) != 0) {
+            rc = -1;
+        }
+    }
+
+    for (i = 0; i < p->nlanes; i++) {
+        if (chat_persist_collect(&p->lanes[i], 1) != 0) {
+            rc = -1;
+        }
     }
 
     return rc;
@@ -1002,9 +1084,9 @@ static void *
 chat_persist_writer(void *data)
 {
     const char            *why;
-    chat_persist_t        *p = data;
-    chat_persist_batch_t  *b;
     sigset_t               set;
+    chat_persist_lane_t   *l = data;
+    chat_persist_batch_t  *b;
 
     /* signals are for the main thread */
     sigemptyset(&set);
@@ -1013,27 +1095,27 @@ chat_persist_writer(void *data)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
     for ( ;; ) {
-        pthread_mutex_lock(&p->lock);
+        pthread_mutex_lock(&l->lock);
 
-        while (!p->quit && p->job_state != CHAT_JOB_QUEUED) {
-            pthread_cond_wait(&p->cond, &p->lock);
+        while (!l->quit && l->job_state != CHAT_JOB_QUEUED) {
+            pthread_cond_wait(&l->cond, &l->lock);
         }
 
-        if (p->job_state != CHAT_JOB_QUEUED) {
-            pthread_mutex_unlock(&p->lock);
+        if (l->job_state != CHAT_JOB_QUEUED) {
+            pthread_mutex_unlock(&l->lock);
             return NULL;
         }
 
-        b = p->job;
-        why = p->job_why;
-        pthread_mutex_unlock(&p->lock);
+        b = l->job;
+        why = l->job_why;
+        pthread_mutex_unlock(&l->lock);
 
-        chat_persist_write_batch(p, b, why);
+        chat_persist_write_batch(l, b, why);
 
-        pthread_mutex_lock(&p->lock);
-        p->job_state = CHAT_JOB_DONE;
-        pthread_cond_broadcast(&p->cond);
-        pthread_mutex_unlock(&p->lock);
+        pthread_mutex_lock(&l->lock);
+        l->job_state = CHAT_JOB_DONE;
+        pthread_cond_broadcast(&l->cond);
+        pthread_mutex_unlock(&l->lock);
     }
 }
 
@@ -1045,13 +1127,14 @@ chat_persist_writer(void *data)
  */
 
 static void
-chat_persist_write_batch(chat_persist_t *p, chat_persist_batch_t *b,
+chat_persist_write_batch(chat_persist_lane_t *l, chat_persist_batch_t *b,
     const char *why)
 {
     int                    attempt, delay;
     char                   q[512];
     int64_t                start, deadline;
     chat_pg_rc_e           rc;
+    chat_persist_t        *p = l->p;
 
     start = chat_worker_now();
     delay = p->conf->retry_min;
@@ -1060,10 +1143,10 @@ chat_persist_write_batch(chat_persist_t *p, chat_persist_batch_t *b,
         memset(&b->res, 0, sizeof(b->res));
 
         if (b->per_record) {
-            rc = chat_persist_write_each(p, b, &b->res);
+            rc = chat_persist_write_each(l, b, &b->res);
 
         } else {
-            rc = chat_persist_write(p, b->msgs.data, b->msgs.len,
+            rc = chat_persist_write(l, b->msgs.data, b->msgs.len,
                                     b->rcpts.data, b->rcpts.len, b->sweep,
                                     &b->res);
         }
@@ -1075,21 +1158,22 @@ chat_persist_write_batch(chat_persist_t *p, chat_persist_batch_t *b,
         if (rc == CHAT_PG_DATA && !b->per_record) {
             chat_log(CHAT_LOG_WARN, "batch_refused", "records=%d error=%s "
                      "action=one_record_per_transaction", b->nrecs,
-                     chat_log_quote(p->pg_error, q, sizeof(q)));
+                     chat_log_quote(l->pg_error, q, sizeof(q)));
             b->per_record = 1;
             continue;
         }
 
-        pthread_mutex_lock(&p->lock);
-        deadline = p->job_deadline;
-        pthread_mutex_unlock(&p->lock);
+        pthread_mutex_lock(&l->lock);
+        deadline = l->job_deadline;
+        pthread_mutex_unlock(&l->lock);
 
         if (p->fatal || chat_worker_stop >= 2
             || (deadline && chat_worker_now() >= deadline))
         {
-            chat_log(CHAT_LOG_WARN, "batch_abandoned", "records=%d why=%s "
-                     "attempts=%d error=%s", b->nrecs, why, attempt,
-                     chat_log_quote(p->pg_error, q, sizeof(q)));
+            chat_log(CHAT_LOG_WARN, "batch_abandoned", "lane=%d records=%d "
+                     "why=%s attempts=%d error=%s", l->index, b->nrecs, why,
+                     attempt,
+                     chat_log_quote(l->pg_error, q, sizeof(q)));
             b->rc = -1;
             b->attempts = attempt;
             return;
@@ -1098,13 +1182,13 @@ chat_persist_write_batch(chat_persist_t *p, chat_persist_batch_t *b,
         if (b->nrecs == 0) {
             /* a sweep: the next one will do */
             chat_log(CHAT_LOG_WARN, "sweep_failed", "error=%s",
-                     chat_log_quote(p->pg_error, q, sizeof(q)));
+                     chat_log_quote(l->pg_error, q, sizeof(q)));
             break;
         }
 
-        chat_log(CHAT_LOG_WARN, "pg_retry", "records=%d attempt=%d "
-                 "delay_ms=%d error=%s", b->nrecs, attempt, delay,
-                 chat_log_quote(p->pg_error, q, sizeof(q)));
+        chat_log(CHAT_LOG_WARN, "pg_retry", "lane=%d records=%d attempt=%d "
+                 "delay_ms=%d error=%s", l->index, b->nrecs, attempt, delay,
+                 chat_log_quote(l->pg_error, q, sizeof(q)));
 
         chat_worker_sleep(delay, 2);
         delay = delay * 2 > p->conf->retry_max ? p->conf->retry_max
@@ -1117,24 +1201,22 @@ chat_persist_write_batch(chat_persist_t *p, chat_persist_batch_t *b,
 }
 
 
-/* the batch with the writer gives up at deadline at the latest (0: none) */
-
 static void
-chat_persist_tighten(chat_persist_t *p, int64_t deadline)
+chat_persist_tighten(chat_persist_lane_t *l, int64_t deadline)
 {
     if (deadline == 0) {
         return;
     }
 
-    pthread_mutex_lock(&p->lock);
+    pthread_mutex_lock(&l->lock);
 
-    if (p->job_state == CHAT_JOB_QUEUED
-        && (p->job_deadline == 0 || deadline < p->job_deadline))
+    if (l->job_state == CHAT_JOB_QUEUED
+        && (l->job_deadline == 0 || deadline < l->job_deadline))
     {
-        p->job_deadline = deadline;
+        l->job_deadline = deadline;
     }
 
-    pthread_mutex_unlock(&p->lock);
+    pthread_mutex_unlock(&l->lock);
 }
 
 
@@ -1143,41 +1225,50 @@ chat_persist_tighten(chat_persist_t *p, int64_t deadline)
 static void
 chat_persist_stopping(chat_persist_t *p)
 {
+    int  i, n;
+
     if (chat_worker_stop == 0) {
         return;
     }
 
     if (p->stop_at == 0) {
         p->stop_at = chat_worker_now() + p->conf->drain_timeout;
+        for (i = 0, n = 0; i < p->nlanes; i++) {
+            n += p->lanes[i].cur->nrecs;
+        }
+
         chat_log(CHAT_LOG_INFO, "draining", "timeout_ms=%d records=%d",
-                 p->conf->drain_timeout, p->cur->nrecs);
+                 p->conf->drain_timeout, n);
     }
 
-    chat_persist_tighten(p, p->stop_at + CHAT_PERSIST_STOP_GRACE);
+    for (i = 0; i < p->nlanes; i++) {
+        chat_persist_tighten(&p->lanes[i],
+                             p->stop_at + CHAT_PERSIST_STOP_GRACE);
+    }
 }
 
 
-/* one transaction; CHAT_PG_OK or what went wrong, in p->pg_error */
+/* one transaction; CHAT_PG_OK or what went wrong, in l->pg_error */
 
 static chat_pg_rc_e
-chat_persist_write(chat_persist_t *p, const char *msgs, size_t mlen,
+chat_persist_write(chat_persist_lane_t *l, const char *msgs, size_t mlen,
     const char *rcpts, size_t rlen, int sweep, chat_persist_result_t *res)
 {
     PGresult      *r;
     const char    *param;
     chat_pg_rc_e   rc;
 
-    if (p->pg == NULL && chat_persist_connect(p) != 0) {
+    if (l->pg == NULL && chat_persist_connect(l) != 0) {
         return CHAT_PG_RETRY;
     }
 
-    rc = chat_persist_exec(p, PQexec(p->pg, "BEGIN"), PGRES_COMMAND_OK);
+    rc = chat_persist_exec(l, PQexec(l->pg, "BEGIN"), PGRES_COMMAND_OK);
     if (rc != CHAT_PG_OK) {
         return rc;
     }
 
     if (mlen) {
-        rc = chat_persist_copy(p, "COPY chat_persist_in_msgs FROM STDIN",
+        rc = chat_persist_copy(l, "COPY chat_persist_in_msgs FROM STDIN",
                                msgs, mlen);
         if (rc != CHAT_PG_OK) {
             return rc;
@@ -1185,7 +1276,7 @@ chat_persist_write(chat_persist_t *p, const char *msgs, size_t mlen,
     }
 
     if (rlen) {
-        rc = chat_persist_copy(p, "COPY chat_persist_in_rcpts FROM STDIN",
+        rc = chat_persist_copy(l, "COPY chat_persist_in_rcpts FROM STDIN",
                                rcpts, rlen);
         if (rc != CHAT_PG_OK) {
             return rc;
@@ -1194,7 +1285,7 @@ chat_persist_write(chat_persist_t *p, const char *msgs, size_t mlen,
 
     param = sweep ? "t" : "f";
 
-    r = PQexecParams(p->pg, "SELECT stored, duplicates, resequenced, "
+    r = PQexecParams(l->pg, "SELECT stored, duplicates, resequenced, "
                      "receipts, pending FROM chat_persist_apply($1)", 1,
                      NULL, &param, NULL, NULL, 0);
 
@@ -1206,12 +1297,12 @@ chat_persist_write(chat_persist_t *p, const char *msgs, size_t mlen,
         res->pending += atoi(PQgetvalue(r, 0, 4));
     }
 
-    rc = chat_persist_exec(p, r, PGRES_TUPLES_OK);
+    rc = chat_persist_exec(l, r, PGRES_TUPLES_OK);
     if (rc != CHAT_PG_OK) {
         return rc;
     }
 
-    return chat_persist_exec(p, PQexec(p->pg, "COMMIT"), PGRES_COMMAND_OK);
+    return chat_persist_exec(l, PQexec(l->pg, "COMMIT"), PGRES_COMMAND_OK);
 }
 
 
@@ -1222,7 +1313,7 @@ chat_persist_write(chat_persist_t *p, const char *msgs, size_t mlen,
  */
 
 static chat_pg_rc_e
-chat_persist_write_each(chat_persist_t *p, chat_persist_batch_t *b,
+chat_persist_write_each(chat_persist_lane_t *l, chat_persist_batch_t *b,
     chat_persist_result_t *res)
 {
     int                  i;
@@ -1234,11 +1325,11 @@ chat_persist_write_each(chat_persist_t *p, chat_persist_batch_t *b,
         rec = &b->recs[i];
 
         if (rec->kind == CHAT_PERSIST_MSG) {
-            rc = chat_persist_write(p, b->msgs.data + rec->row, rec->row_len,
+            rc = chat_persist_write(l, b->msgs.data + rec->row, rec->row_len,
                                     NULL, 0, 0, res);
 
         } else if (rec->kind == CHAT_PERSIST_RCPT) {
-            rc = chat_persist_write(p, NULL, 0, b->rcpts.data + rec->row,
+            rc = chat_persist_write(l, NULL, 0, b->rcpts.data + rec->row,
                                     rec->row_len, 0, res);
 
         } else {
@@ -1246,8 +1337,8 @@ chat_persist_write_each(chat_persist_t *p, chat_persist_batch_t *b,
         }
 
         if (rc == CHAT_PG_DATA) {
-            snprintf(reason, sizeof(reason), "postgres: %s", p->pg_error);
-            chat_persist_dead_letter(p, b, rec, reason);
+            snprintf(reason, sizeof(reason), "postgres: %s", l->pg_error);
+            chat_persist_dead_letter(l->p, b, rec, reason);
             continue;
         }
 
@@ -1259,35 +1350,35 @@ chat_persist_write_each(chat_persist_t *p, chat_persist_batch_t *b,
     return CHAT_PG_OK;
 }
 static chat_pg_rc_e
-chat_persist_copy(chat_persist_t *p, const char *sql, const char *data,
+chat_persist_copy(chat_persist_lane_t *l, const char *sql, const char *data,
     size_t len)
 {
     chat_pg_rc_e  rc;
 
-    rc = chat_persist_exec(p, PQexec(p->pg, sql), PGRES_COPY_IN);
+    rc = chat_persist_exec(l, PQexec(l->pg, sql), PGRES_COPY_IN);
     if (rc != CHAT_PG_OK) {
         return rc;
     }
 
-    if (PQputCopyData(p->pg, data, (int) len) != 1
-        || PQputCopyEnd(p->pg, NULL) != 1)
+    if (PQputCopyData(l->pg, data, (int) len) != 1
+        || PQputCopyEnd(l->pg, NULL) != 1)
     {
-        return chat_persist_exec(p, NULL, PGRES_COMMAND_OK);
+        return chat_persist_exec(l, NULL, PGRES_COMMAND_OK);
     }
 
-    return chat_persist_exec(p, PQgetResult(p->pg), PGRES_COMMAND_OK);
+    return chat_persist_exec(l, PQgetResult(l->pg), PGRES_COMMAND_OK);
 }
 
 
 /*
- * Checks (and clears) a result.  On failure: the reason in p->pg_error, the
+ * Checks (and clears) a result.  On failure: the reason in l->pg_error, the
  * transaction rolled back, the connection dropped when it is broken;
  * CHAT_PG_DATA for SQLSTATE classes 22 (data exception) and 23 (integrity
  * constraint), which retrying cannot cure.
  */
 
 static chat_pg_rc_e
-chat_persist_exec(chat_persist_t *p, PGresult *res, ExecStatusType want)
+chat_persist_exec(chat_persist_lane_t *l, PGresult *res, ExecStatusType want)
 {
     const char    *state, *msg;
     chat_pg_rc_e   rc;
@@ -1297,7 +1388,7 @@ chat_persist_exec(chat_persist_t *p, PGresult *res, ExecStatusType want)
         PQclear(res);
 
         /* in COPY IN state no more results come before the data */
-        while (want != PGRES_COPY_IN && (r = PQgetResult(p->pg)) != NULL) {
+        while (want != PGRES_COPY_IN && (r = PQgetResult(l->pg)) != NULL) {
             PQclear(r);
         }
 
@@ -1308,10 +1399,10 @@ chat_persist_exec(chat_persist_t *p, PGresult *res, ExecStatusType want)
     msg = res ? PQresultErrorMessage(res) : "";
 
     if (msg == NULL || *msg == '\0') {
-        msg = PQerrorMessage(p->pg);
+        msg = PQerrorMessage(l->pg);
     }
 
-    snprintf(p->pg_error, sizeof(p->pg_error), "%s%s%s", state ? state : "",
+    snprintf(l->pg_error, sizeof(l->pg_error), "%s%s%s", state ? state : "",
              state ? " " : "", msg);
 
     rc = state && (strncmp(state, "22", 2) == 0
@@ -1320,19 +1411,19 @@ chat_persist_exec(chat_persist_t *p, PGresult *res, ExecStatusType want)
 
     PQclear(res);
 
-    while ((r = PQgetResult(p->pg)) != NULL) {
+    while ((r = PQgetResult(l->pg)) != NULL) {
         PQclear(r);
     }
 
-    if (PQstatus(p->pg) != CONNECTION_OK) {
+    if (PQstatus(l->pg) != CONNECTION_OK) {
         chat_log(CHAT_LOG_WARN, "pg_disconnected", NULL);
-        PQfinish(p->pg);
-        p->pg = NULL;
+        PQfinish(l->pg);
+        l->pg = NULL;
         return CHAT_PG_RETRY;
     }
 
-    if (PQtransactionStatus(p->pg) != PQTRANS_IDLE) {
-        PQclear(PQexec(p->pg, "ROLLBACK"));
+    if (PQtransactionStatus(l->pg) != PQTRANS_IDLE) {
+        PQclear(PQexec(l->pg, "ROLLBACK"));
     }
 
     return rc;
@@ -1340,14 +1431,14 @@ chat_persist_exec(chat_persist_t *p, PGresult *res, ExecStatusType want)
 
 
 static int
-chat_persist_connect(chat_persist_t *p)
+chat_persist_connect(chat_persist_lane_t *l)
 {
     char         q[512];
     PGresult    *r;
     const char  *keys[4], *values[4];
 
     keys[0] = "dbname";
-    values[0] = p->conf->pg_dsn;
+    values[0] = l->p->conf->pg_dsn;
     keys[1] = "application_name";
     values[1] = "chat-worker persist";
     keys[2] = "connect_timeout";
@@ -1355,36 +1446,36 @@ chat_persist_connect(chat_persist_t *p)
     keys[3] = NULL;
     values[3] = NULL;
 
-    p->pg = PQconnectdbParams(keys, values, 1);
+    l->pg = PQconnectdbParams(keys, values, 1);
 
-    if (p->pg == NULL || PQstatus(p->pg) != CONNECTION_OK) {
-        snprintf(p->pg_error, sizeof(p->pg_error), "%s",
-                 p->pg ? PQerrorMessage(p->pg) : "out of memory");
+    if (l->pg == NULL || PQstatus(l->pg) != CONNECTION_OK) {
+        snprintf(l->pg_error, sizeof(l->pg_error), "%s",
+                 l->pg ? PQerrorMessage(l->pg) : "out of memory");
         chat_log(CHAT_LOG_WARN, "pg_connect_failed", "error=%s",
-                 chat_log_quote(p->pg_error, q, sizeof(q)));
-        PQfinish(p->pg);
-        p->pg = NULL;
+                 chat_log_quote(l->pg_error, q, sizeof(q)));
+        PQfinish(l->pg);
+        l->pg = NULL;
         return -1;
     }
 
-    r = PQexec(p->pg, "SELECT chat_persist_prepare()");
+    r = PQexec(l->pg, "SELECT chat_persist_prepare()");
 
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        snprintf(p->pg_error, sizeof(p->pg_error), "%s",
+        snprintf(l->pg_error, sizeof(l->pg_error), "%s",
                  PQresultErrorMessage(r));
         chat_log(CHAT_LOG_ERROR, "pg_prepare_failed", "error=%s hint=%s",
-                 chat_log_quote(p->pg_error, q, sizeof(q)),
+                 chat_log_quote(l->pg_error, q, sizeof(q)),
                  "\"are the migrations applied (scripts/migrate)?\"");
         PQclear(r);
-        PQfinish(p->pg);
-        p->pg = NULL;
+        PQfinish(l->pg);
+        l->pg = NULL;
         return -1;
     }
 
     PQclear(r);
 
     chat_log(CHAT_LOG_INFO, "pg_connected", "host=%s port=%s db=%s",
-             PQhost(p->pg), PQport(p->pg), PQdb(p->pg));
+             PQhost(l->pg), PQport(l->pg), PQdb(l->pg));
 
     return 0;
 }
@@ -1455,9 +1546,8 @@ chat_persist_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         }
 
     } else {
-        chat_log(CHAT_LOG_INFO, "revoked", "partitions=%s records=%d",
-                 chat_persist_parts(parts, buf, sizeof(buf)),
-                 p->cur->nrecs);
+        chat_log(CHAT_LOG_INFO, "revoked", "partitions=%s",
+                 chat_persist_parts(parts, buf, sizeof(buf)));
 
         /* the batches belong to these partitions' current owner: us */
         (void) chat_persist_sync(p, chat_worker_now()
@@ -1467,7 +1557,9 @@ chat_persist_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
          * what was given up is read again from the committed offsets by
          * whoever gets the partitions, us included
          */
-        p->given_up = 0;
+        for (i = 0; i < p->nlanes; i++) {
+            p->lanes[i].given_up = 0;
+        }
 
         if (cooperative) {
             error = rd_kafka_incremental_unassign(rk, parts);

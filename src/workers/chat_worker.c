@@ -56,6 +56,7 @@ static const chat_opt_t  chat_opts[] = {
     CHAT_OPT("receipts-topic", CHAT_OPT_STRING, topic_receipts, 0, 0),
     CHAT_OPT("dlq-topic", CHAT_OPT_STRING, topic_dlq, 0, 0),
     CHAT_OPT("pid-file", CHAT_OPT_STRING, pid_file, 0, 0),
+    CHAT_OPT("writers", CHAT_OPT_INT, writers, 1, CHAT_WORKER_MAX_WRITERS),
     CHAT_OPT("batch-size", CHAT_OPT_INT, batch_size, 1, 100000),
     CHAT_OPT("batch-wait", CHAT_OPT_INT, batch_wait, 0, 60000),
     CHAT_OPT("retry-min", CHAT_OPT_INT, retry_min, 1, 60000),
@@ -111,6 +112,9 @@ chat_worker_usage(FILE *out)
 "  --messages-topic T     default chat.messages\n"
 "  --receipts-topic T     default chat.receipts\n"
 "  --dlq-topic T          dead letters, default chat.dlq\n"
+"  --writers N            PostgreSQL connections writing side by side,\n"
+"                         each for its share of the partitions, 1..8\n"
+"                         (default 2)\n"
 "  --batch-size N         records per transaction, 1..100000 (default\n"
 "                         5000)\n"
 "  --batch-wait MS        longest wait for a batch to fill (default 100)\n"
@@ -227,6 +231,7 @@ chat_worker_defaults(chat_worker_conf_t *conf)
     conf->topic_messages = strdup("chat.messages");
     conf->topic_receipts = strdup("chat.receipts");
     conf->topic_dlq = strdup("chat.dlq");
+    conf->writers = 2;
     conf->batch_size = 5000;
     conf->batch_wait = 100;
     conf->retry_min = 100;
@@ -423,6 +428,7 @@ chat_worker_args(chat_worker_conf_t *conf, int argc, char **argv)
         { "receipts-topic", required_argument, NULL, 0 },
         { "dlq-topic",      required_argument, NULL, 0 },
         { "pid-file",       required_argument, NULL, 0 },
+        { "writers",        required_argument, NULL, 0 },
         { "batch-size",     required_argument, NULL, 0 },
         { "batch-wait",     required_argument, NULL, 0 },
         { "retry-min",      required_argument, NULL, 0 },

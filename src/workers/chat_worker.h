@@ -17,7 +17,8 @@
 #include <signal.h>
 
 
-#define CHAT_WORKER_MAX_PROPS  32
+#define CHAT_WORKER_MAX_PROPS    32
+#define CHAT_WORKER_MAX_WRITERS  8
 
 
 typedef enum {
@@ -37,7 +38,8 @@ typedef struct {
     char               *topic_receipts;
     char               *topic_dlq;
     char               *pid_file;
-    int                 batch_size;         /* records */
+    int                 writers;            /* lanes: threads, connections */
+    int                 batch_size;         /* records, per lane */
     int                 batch_wait;         /* ms */
     int                 retry_min;          /* ms */
     int                 retry_max;          /* ms */
