@@ -95,6 +95,19 @@ proc_jiffies() {   # PID: utime + stime
     awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
 }
 
+cpu_sample() {   # N: sets BUSYn, TOTALn, STACKn, WORKERn
+    local p b t w=0
+
+    read -r b t < <(busy_jiffies)
+    for p in "${PIDS[@]}"; do
+        w=$((w + $(proc_jiffies "$p")))
+    done
+    printf -v "BUSY$1" %s "$b"
+    printf -v "TOTAL$1" %s "$t"
+    printf -v "STACK$1" %s "$(stack_jiffies)"
+    printf -v "WORKER$1" %s "$w"
+}
+
 PIDS=()
 SAMPLER=
 cleanup() {
@@ -140,12 +153,7 @@ sleep 2
   done ) > "$DIR/rss.log" &
 SAMPLER=$!
 
-read -r BUSY0 TOTAL0 < <(busy_jiffies)
-STACK0=$(stack_jiffies)
-WORKER0=0
-for p in "${PIDS[@]}"; do
-    WORKER0=$((WORKER0 + $(proc_jiffies "$p")))
-done
+cpu_sample 0
 T0=$(date +%s.%N)
 /usr/bin/time -f '%U %S' -o "$DIR/produce.time" \
     "$BIN/chat-bench-produce" --count "$COUNT" --max-lag 8000 \
@@ -155,12 +163,7 @@ while [ "$(lag)" != 0 ]; do
     sleep 0.2
 done
 T1=$(date +%s.%N)
-read -r BUSY1 TOTAL1 < <(busy_jiffies)
-STACK1=$(stack_jiffies)
-WORKER1=0
-for p in "${PIDS[@]}"; do
-    WORKER1=$((WORKER1 + $(proc_jiffies "$p")))
-done
+cpu_sample 1
 kill "$SAMPLER" 2>/dev/null || true
 SAMPLER=
 

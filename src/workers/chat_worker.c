@@ -417,29 +417,29 @@ chat_worker_load(chat_worker_conf_t *conf, const char *file)
 static int
 chat_worker_args(chat_worker_conf_t *conf, int argc, char **argv)
 {
-    int     c, i, idx;
-    char    where[64];
+    int              c, i, n, idx;
+    char             where[64];
+    struct option    longopts[sizeof(chat_opts) / sizeof(chat_opts[0]) + 2];
 
-    static const struct option  longopts[] = {
-        { "brokers",        required_argument, NULL, 0 },
-        { "pg-dsn",         required_argument, NULL, 0 },
-        { "group",          required_argument, NULL, 0 },
-        { "messages-topic", required_argument, NULL, 0 },
-        { "receipts-topic", required_argument, NULL, 0 },
-        { "dlq-topic",      required_argument, NULL, 0 },
-        { "pid-file",       required_argument, NULL, 0 },
-        { "writers",        required_argument, NULL, 0 },
-        { "batch-size",     required_argument, NULL, 0 },
-        { "batch-wait",     required_argument, NULL, 0 },
-        { "retry-min",      required_argument, NULL, 0 },
-        { "retry-max",      required_argument, NULL, 0 },
-        { "drain-timeout",  required_argument, NULL, 0 },
-        { "sweep-interval", required_argument, NULL, 0 },
-        { "log-level",      required_argument, NULL, 0 },
-        { "config",         required_argument, NULL, 'c' },
-        { "help",           no_argument,       NULL, 'h' },
-        { NULL, 0, NULL, 0 }
-    };
+    /* the long options are those of the table (the file's names) */
+    for (n = 0; chat_opts[n].name; n++) {
+        longopts[n].name = chat_opts[n].name;
+        longopts[n].has_arg = required_argument;
+        longopts[n].flag = NULL;
+        longopts[n].val = chat_opts[n].type == CHAT_OPT_PROP ? 'X' : 0;
+    }
+
+    longopts[n].name = "config";
+    longopts[n].has_arg = required_argument;
+    longopts[n].flag = NULL;
+    longopts[n++].val = 'c';
+
+    longopts[n].name = "help";
+    longopts[n].has_arg = no_argument;
+    longopts[n].flag = NULL;
+    longopts[n++].val = 'h';
+
+    memset(&longopts[n], 0, sizeof(struct option));
 
     /* the file first, so that the command line wins over it */
     for (i = 1; i < argc; i++) {
