@@ -1,6 +1,7 @@
 # ngx_chat — build, run and test.  See README.md.
 #
-#   make            dynamic module (build/ngx_http_chat_module.so) + tools
+#   make            dynamic module (build/ngx_http_chat_module.so), tools
+#                   and the worker daemons (build/chat-worker)
 #   make asan       the module and tools with ASan/UBSan (build/asan/)
 #   make unit       C unit tests (cmocka)
 #   make run/stop   the local stack under ./var
@@ -27,7 +28,14 @@ UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
 UNIT_BINS   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
 UNIT_ASAN   := $(patsubst tests/unit/%.c,$(B)/asan/tests/%,$(UNIT_SRCS))
 
-TOOLS       := $(B)/chat-kafka-broker $(B)/chat-bench
+WORKER_SRCS := $(wildcard src/workers/*.c)
+WORKER_HDRS := $(wildcard src/workers/*.h)
+WORKER_LIBS := -lrdkafka -lpq -ljansson -lcrypto -lpthread
+PG_INC      := -I$(shell pg_config --includedir 2>/dev/null || \
+                         echo /usr/include/postgresql)
+
+TOOLS       := $(B)/chat-kafka-broker $(B)/chat-bench $(B)/chat-worker \
+               $(B)/chat-bench-produce
 
 # the load generator's parts that have unit tests of their own
 BENCH_SRCS  := src/tools/bench_hist.c src/tools/bench_proto.c
@@ -65,7 +73,7 @@ $(B)/ngx_http_chat_module.so: $(B)/nginx-src/.configured $(MODULE_SRCS)
 # stock binary with the sanitizer runtimes preloaded (build/asan/nginx).
 
 asan: $(B)/asan/ngx_http_chat_module.so $(B)/asan/nginx \
-      $(B)/asan/chat-kafka-broker
+      $(B)/asan/chat-kafka-broker $(B)/asan/chat-worker
 
 $(B)/asan/nginx-src/.configured: config $(NGX_SRC)/conf_flags
 	rm -rf $(B)/asan/nginx-src && mkdir -p $(B)/asan && \
@@ -109,6 +117,23 @@ $(B)/chat-bench: src/tools/chat_bench.c $(BENCH_SRCS) $(BENCH_HDRS) \
 $(B)/asan/chat-kafka-broker: src/tools/chat_kafka_broker.c
 	@mkdir -p $(B)/asan
 	$(CC) $(CHAT_CFLAGS) $(SAN) -o $@ $< -lrdkafka -ldl -lpthread
+
+$(B)/chat-bench-produce: src/tools/chat_bench_produce.c src/common/chat_id.c \
+                         src/common/chat_id.h
+	@mkdir -p $(B)
+	$(CC) $(CHAT_CFLAGS) -o $@ $< src/common/chat_id.c -lrdkafka
+
+# the worker daemons: src/workers/ and the shared code, no nginx headers
+$(B)/chat-worker: $(WORKER_SRCS) $(WORKER_HDRS) $(COMMON_SRCS) $(COMMON_HDRS)
+	@mkdir -p $(B)
+	$(CC) $(CHAT_CFLAGS) $(PG_INC) -Isrc/workers -o $@ $(WORKER_SRCS) \
+	    $(COMMON_SRCS) $(WORKER_LIBS)
+
+$(B)/asan/chat-worker: $(WORKER_SRCS) $(WORKER_HDRS) $(COMMON_SRCS) \
+                       $(COMMON_HDRS)
+	@mkdir -p $(B)/asan
+	$(CC) $(CHAT_CFLAGS) $(SAN) $(PG_INC) -Isrc/workers -o $@ \
+	    $(WORKER_SRCS) $(COMMON_SRCS) $(WORKER_LIBS)
 
 # --- unit tests ---------------------------------------------------------------
 

@@ -124,6 +124,9 @@ ngx_int_t ngx_chat_auth_user(ngx_http_request_t *r, uint64_t *user_id,
     const char **reason);
 ngx_int_t ngx_chat_auth_refuse(ngx_http_request_t *r, const char *reason);
 
+/* GET /v1/messages for the authenticated user_id; NGX_DONE: under way */
+ngx_int_t ngx_chat_history(ngx_http_request_t *r, uint64_t user_id);
+
 ngx_chat_ctx_t *ngx_chat_get_ctx(ngx_http_request_t *r);
 ngx_int_t ngx_chat_http_send_json(ngx_http_request_t *r, ngx_uint_t status,
     json_t *json);

@@ -153,6 +153,7 @@ static void ngx_chat_api_presence_fill(json_t *users,
     ngx_chat_presence_lookup_t *lk);
 static ngx_int_t ngx_chat_api_presence_send(ngx_chat_api_ctx_t *ctx,
     json_t *answer);
+static ngx_int_t ngx_chat_api_messages(ngx_chat_api_ctx_t *ctx);
 
 
 static const ngx_chat_api_route_t  ngx_chat_api_routes[] = {
@@ -174,6 +175,7 @@ static const ngx_chat_api_route_t  ngx_chat_api_routes[] = {
     { NGX_HTTP_GET, "/v1/users/#/presence", 1, 0,
       ngx_chat_api_presence_get },
     { NGX_HTTP_PUT, "/v1/devices/*", 1, 1, ngx_chat_api_device_put },
+    { NGX_HTTP_GET, "/v1/messages", 1, 0, ngx_chat_api_messages },
     { 0, NULL, 0, 0, NULL }
 };
 
@@ -1850,4 +1852,13 @@ ngx_chat_api_device_put(ngx_chat_api_ctx_t *ctx)
 
     return ngx_chat_api_pg(ctx, "SELECT chat_put_device($1, $2, $3)", 3,
                            params, ngx_chat_api_no_content);
+}
+
+
+/* GET /v1/messages: in ngx_chat_history.c */
+
+static ngx_int_t
+ngx_chat_api_messages(ngx_chat_api_ctx_t *ctx)
+{
+    return ngx_chat_history(ctx->request, ctx->user_id);
 }

@@ -729,7 +729,7 @@ my @nf = (404, 'not_found', 'no such resource');
   ['me', 'GET /v1/friends/1/keys'], ['me', 'PUT /v1/devices/'],
   ['me', 'GET /v1/groups/1/members'],
   # later work (CONTRACT.md): not there yet
-  ['me', "GET /v1/messages?with=$::B"], ['me', 'GET /v1/ws'],
+  ['me', 'GET /v1/messages/1'], ['me', 'GET /v1/ws'],
   ['me', 'POST /v1/media', 'GIF89a'], ['me', 'GET /v1/media/abc'],
   ['me', 'GET /v1/search?q=hi'], ['me', "GET /v1/users/$::B/presence"]),
 ]
@@ -756,7 +756,8 @@ my @na = (405, 'method_not_allowed', 'this method is not allowed here');
   'GET /v1/groups/1/members/2', 'POST /v1/groups/1/members/2',
   'GET /v1/keys', 'POST /v1/keys', 'DELETE /v1/keys',
   'PUT /v1/users/1/keys', 'DELETE /v1/users/1/keys',
-  'GET /v1/devices/abc', 'POST /v1/devices/abc', 'DELETE /v1/devices/abc'),
+  'GET /v1/devices/abc', 'POST /v1/devices/abc', 'DELETE /v1/devices/abc',
+  'POST /v1/messages', 'PUT /v1/messages', 'DELETE /v1/messages'),
  ['me', 'POST /v1/sessions/', '{}', 404, 'not_found', 'no such resource'],
 ]
 --- no_error_log

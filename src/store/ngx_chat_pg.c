@@ -346,6 +346,16 @@ ngx_chat_pg_drop(ngx_chat_pg_conn_t *pc, ngx_chat_store_rc_e rc)
 {
     ngx_chat_pg_query_t  *q;
 
+    /*
+     * libpq closes its socket itself when it finds the connection lost
+     * (PQconsumeInput); epoll forgot the descriptor with it, and deleting
+     * its events would fail with EBADF
+     */
+    if (pc->conn && pc->pg && PQsocket(pc->pg) != pc->conn->fd) {
+        pc->conn->read->active = 0;
+        pc->conn->write->active = 0;
+    }
+
     ngx_chat_pg_detach(pc);
 
     if (pc->result) {

@@ -1,0 +1,83 @@
+
+/*
+ * Copyright (C) ngx_chat authors
+ *
+ * chat-worker: the daemons beside nginx, one binary with roles
+ * ("chat-worker persist", "chat-worker lag").  Blocking libpq and
+ * librdkafka calls are fine here: nothing else shares the thread.
+ */
+
+
+#ifndef _CHAT_WORKER_H_INCLUDED_
+#define _CHAT_WORKER_H_INCLUDED_
+
+
+#include <stddef.h>
+#include <stdint.h>
+#include <signal.h>
+
+
+#define CHAT_WORKER_MAX_PROPS    32
+#define CHAT_WORKER_MAX_WRITERS  8
+
+
+typedef enum {
+    CHAT_LOG_DEBUG = 0,
+    CHAT_LOG_INFO,
+    CHAT_LOG_WARN,
+    CHAT_LOG_ERROR
+} chat_log_level_e;
+
+
+typedef struct {
+    const char         *role;
+    char               *brokers;
+    char               *pg_dsn;
+    char               *group;
+    char               *topic_messages;
+    char               *topic_receipts;
+    char               *topic_dlq;
+    char               *pid_file;
+    int                 writers;            /* lanes: threads, connections */
+    int                 batch_size;         /* records, per lane */
+    int                 batch_wait;         /* ms */
+    int                 retry_min;          /* ms */
+    int                 retry_max;          /* ms */
+    int                 drain_timeout;      /* ms */
+    int                 sweep_interval;     /* ms */
+    chat_log_level_e    log_level;
+
+    /* librdkafka properties (-X name=value), for both clients */
+    char               *props[CHAT_WORKER_MAX_PROPS];
+    int                 nprops;
+
+    /* test hook: CHAT_WORKER_FAILPOINT=after_pg_commit:<ms> */
+    int                 failpoint_after_commit;
+} chat_worker_conf_t;
+
+
+/*
+ * Signals: the first SIGTERM/SIGINT asks for a drain (finish, commit,
+ * leave), a second one to leave now.
+ */
+extern volatile sig_atomic_t  chat_worker_stop;     /* 0, 1 drain, 2 now */
+
+
+/* one line: ts=... level=... role=... event=<event> <fmt...> */
+void chat_log(chat_log_level_e level, const char *event, const char *fmt,
+    ...) __attribute__((format(printf, 3, 4)));
+
+/* a value for a log line: quoted when it has spaces, quotes or '=' */
+const char *chat_log_quote(const char *s, char *buf, size_t size);
+
+/* ms of CLOCK_MONOTONIC */
+int64_t chat_worker_now(void);
+
+/* sleeps up to ms, less when a stop of at least level is asked for */
+void chat_worker_sleep(int ms, int level);
+
+int chat_persist_main(chat_worker_conf_t *conf);
+int chat_lag_main(chat_worker_conf_t *conf);
+
+
+#endif /* _CHAT_WORKER_H_INCLUDED_ */

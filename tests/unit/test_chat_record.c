@@ -1,0 +1,307 @@
+
+/*
+ * Unit tests for src/common/chat_record.c: the records of chat.messages
+ * and chat.receipts as the persistence worker reads them.
+ */
+
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "chat_record.h"
+
+
+#define CHAT_TEST_ID   "01KB3FJ6WW0010000000000001"
+
+
+typedef struct {
+    const char  *key;
+    const char  *value;
+    const char  *err;       /* a part of the reason */
+} chat_test_bad_t;
+
+
+static json_t *
+chat_test_parse(const char *key, const char *value, chat_record_t *rec,
+    char *err)
+{
+    return chat_record_parse(key, key ? strlen(key) : 0, value,
+                             value ? strlen(value) : 0, rec, err, 128);
+}
+
+
+static void
+chat_test_message(void **state)
+{
+    char            err[128];
+    json_t         *v;
+    chat_record_t   rec;
+
+    (void) state;
+
+    /* exactly what src/ngx_chat_send.c produces */
+    v = chat_test_parse("d:7:12",
+                        "{\"id\":\"" CHAT_TEST_ID "\",\"seq\":3,\"from\":12,"
+                        "\"to\":7,\"body\":\"hi\\n\\ttab \\\\ \\u00e9\","
+                        "\"client_id\":\"c-1\",\"ts\":1764346000000,"
+                        "\"media\":\"m1\",\"e2e\":true}", &rec, err);
+    assert_non_null(v);
+    assert_int_equal(rec.type, CHAT_RECORD_MESSAGE);
+    assert_string_equal(rec.id, CHAT_TEST_ID);
+    assert_string_equal(rec.conv, "d:7:12");
+    assert_int_equal(rec.seq, 3);
+    assert_int_equal(rec.from, 12);
+    assert_int_equal(rec.to, 7);
+    assert_int_equal(rec.group, 0);
+    assert_int_equal(rec.body_len, 12);
+    assert_memory_equal(rec.body, "hi\n\ttab \\ \xc3\xa9", 12);
+    assert_int_equal(rec.client_id_len, 3);
+    assert_memory_equal(rec.client_id, "c-1", 3);
+    assert_int_equal(rec.ts, 1764346000000LL);
+    assert_non_null(rec.media);
+    assert_int_equal(rec.media_len, 2);
+    assert_int_equal(rec.e2e, 1);
+    json_decref(v);
+
+    /* minimal, to oneself, an empty body, unknown members ignored */
+    v = chat_test_parse("d:5:5",
+                        "{\"type\":\"message\",\"id\":\"" CHAT_TEST_ID "\","
+                        "\"seq\":1,\"from\":5,\"to\":5,\"body\":\"\","
+                        "\"client_id\":\"x\",\"ts\":0,\"later\":[1]}",
+                        &rec, err);
+    assert_non_null(v);
+    assert_null(rec.media);
+    assert_int_equal(rec.e2e, 0);
+    assert_int_equal(rec.body_len, 0);
+    json_decref(v);
+
+    /* a group message */
+    v = chat_test_parse("g:9",
+                        "{\"id\":\"" CHAT_TEST_ID "\",\"seq\":1,\"from\":5,"
+                        "\"group\":9,\"body\":\"b\",\"client_id\":\"x\","
+                        "\"ts\":1}", &rec, err);
+    assert_non_null(v);
+    assert_int_equal(rec.group, 9);
+    assert_int_equal(rec.to, 0);
+    assert_string_equal(rec.conv, "g:9");
+    json_decref(v);
+}
+
+
+static void
+chat_test_receipt(void **state)
+{
+    char            err[128];
+    json_t         *v;
+    chat_record_t   rec;
+
+    (void) state;
+
+    v = chat_test_parse("d:1:2",
+                        "{\"type\":\"receipt\",\"id\":\"" CHAT_TEST_ID "\","
+                        "\"conv\":\"d:1:2\",\"seq\":4,\"from\":1,\"by\":2,"
+                        "\"status\":\"read\",\"ts\":99}", &rec, err);
+    assert_non_null(v);
+    assert_int_equal(rec.type, CHAT_RECORD_RECEIPT);
+    assert_string_equal(rec.conv, "d:1:2");
+    assert_int_equal(rec.seq, 4);
+    assert_int_equal(rec.from, 1);
+    assert_int_equal(rec.by, 2);
+    assert_int_equal(rec.read, 1);
+    assert_int_equal(rec.ts, 99);
+    json_decref(v);
+
+    v = chat_test_parse("g:3",
+                        "{\"type\":\"receipt\",\"id\":\"" CHAT_TEST_ID "\","
+                        "\"conv\":\"g:3\",\"seq\":1,\"from\":1,\"by\":8,"
+                        "\"status\":\"delivered\",\"ts\":1}", &rec, err);
+    assert_non_null(v);
+    assert_int_equal(rec.read, 0);
+    json_decref(v);
+}
+
+
+#define CHAT_TEST_MSG(members)                                                \
+    "{\"id\":\"" CHAT_TEST_ID "\"," members "}"
+
+#define CHAT_TEST_OK_MSG                                                      \
+    "\"seq\":1,\"from\":1,\"to\":2,\"body\":\"b\",\"client_id\":\"c\","     \
+    "\"ts\":1"
+
+#define CHAT_TEST_RCPT(members)                                               \
+    "{\"type\":\"receipt\",\"id\":\"" CHAT_TEST_ID "\"," members "}"
+
+
+static const chat_test_bad_t  chat_test_bad[] = {
+    { "d:1:2", NULL, "no value" },
+    { "d:1:2", "", "no value" },
+    { "d:1:2", "not json", "value is not valid JSON" },
+    { "d:1:2", "[1,2]", "must be a JSON object" },
+    { "d:1:2", "{\"a\":1,\"a\":2}", "duplicate key" },
+    { "d:1:2", "\xff\xfe", "not valid UTF-8" },
+    { "d:1:2", "{\"a\":[[[[[1]]]]]}", "nested too deeply" },
+    { "d:1:2", "{\"body\":\"a\\u0000b\"}", "not valid JSON" },
+    { "d:1:2", "{\"type\":\"typing\"}", "unknown record type" },
+    { "d:1:2", "{\"type\":7}", "unknown record type" },
+    { "d:1:2", "{\"seq\":1}", "\"id\" is required" },
+    { "d:1:2", "{\"id\":\"short\"}", "\"id\" has a bad length" },
+    { "d:1:2", "{\"id\":\"01kb3fj6ww0010000000000001\"}", "not a message id" },
+    { "d:1:2", "{\"id\":\"01KB3FJ6WW001000000000000U\"}", "not a message id" },
+    { "d:1:2", "{\"id\":\"81KB3FJ6WW0010000000000001\"}", "not a message id" },
+    { "d:1:2", CHAT_TEST_MSG("\"from\":1"), "\"seq\" is required" },
+    { "d:1:2", CHAT_TEST_MSG("\"seq\":0"), "\"seq\" must be an integer" },
+    { "d:1:2", CHAT_TEST_MSG("\"seq\":\"1\""), "\"seq\" must be an integer" },
+    { "d:1:2", CHAT_TEST_MSG("\"seq\":1.0"), "\"seq\" must be an integer" },
+    { "d:1:2", CHAT_TEST_MSG("\"seq\":1,\"from\":-1"), "\"from\" must be" },
+    { "d:1:2", CHAT_TEST_MSG("\"seq\":1,\"from\":1"), "exactly one of" },
+    { "d:1:2", CHAT_TEST_MSG("\"seq\":1,\"from\":1,\"to\":2,\"group\":3"),
+      "exactly one of" },
+    { "d:1:2", CHAT_TEST_MSG("\"seq\":1,\"from\":1,\"to\":null"),
+      "\"to\" must be an integer" },
+    { "d:1:2", CHAT_TEST_MSG("\"seq\":1,\"from\":1,\"to\":2"),
+      "\"body\" is required" },
+    { "d:1:2", CHAT_TEST_MSG("\"seq\":1,\"from\":1,\"to\":2,\"body\":1"),
+      "\"body\" must be a string" },
+    { "d:1:2", CHAT_TEST_MSG("\"seq\":1,\"from\":1,\"to\":2,\"body\":\"\","
+                             "\"client_id\":\"\""),
+      "\"client_id\" has a bad length" },
+    { "d:1:2", CHAT_TEST_MSG("\"seq\":1,\"from\":1,\"to\":2,\"body\":\"\","
+                             "\"client_id\":\"c\""), "\"ts\" is required" },
+    { "d:1:2", CHAT_TEST_MSG("\"seq\":1,\"from\":1,\"to\":2,\"body\":\"\","
+                             "\"client_id\":\"c\",\"ts\":-1"),
+      "\"ts\" must be an integer of 0" },
+    { "d:1:2", CHAT_TEST_MSG(CHAT_TEST_OK_MSG ",\"media\":3"),
+      "\"media\" must be a string" },
+    { "d:1:2", CHAT_TEST_MSG(CHAT_TEST_OK_MSG ",\"e2e\":1"),
+      "\"e2e\" must be true or false" },
+    { NULL, CHAT_TEST_MSG(CHAT_TEST_OK_MSG), "no key" },
+    { "d:2:1", CHAT_TEST_MSG(CHAT_TEST_OK_MSG), "key is not" },
+    { "d:1:3", CHAT_TEST_MSG(CHAT_TEST_OK_MSG), "key is not" },
+    { "d:1:2 ", CHAT_TEST_MSG(CHAT_TEST_OK_MSG), "key is not" },
+    { "d:1:2", CHAT_TEST_RCPT("\"conv\":\"d:1:2\",\"seq\":1,\"from\":1,"
+                              "\"by\":2,\"status\":\"seen\",\"ts\":1"),
+      "\"status\" must be delivered or read" },
+    { "d:1:2", CHAT_TEST_RCPT("\"conv\":\"d:1:2\",\"seq\":1,\"from\":1,"
+                              "\"by\":3,\"status\":\"read\",\"ts\":1"),
+      "not the two users" },
+    { "d:01:2", CHAT_TEST_RCPT("\"conv\":\"d:01:2\",\"seq\":1,\"from\":1,"
+                               "\"by\":2,\"status\":\"read\",\"ts\":1"),
+      "not a conversation id" },
+    { "d:2:1", CHAT_TEST_RCPT("\"conv\":\"d:2:1\",\"seq\":1,\"from\":1,"
+                              "\"by\":2,\"status\":\"read\",\"ts\":1"),
+      "not a conversation id" },
+    { "x:1", CHAT_TEST_RCPT("\"conv\":\"x:1\",\"seq\":1,\"from\":1,"
+                            "\"by\":2,\"status\":\"read\",\"ts\":1"),
+      "not a conversation id" },
+    { "g:1", CHAT_TEST_RCPT("\"conv\":\"g:1x\",\"seq\":1,\"from\":1,"
+                            "\"by\":2,\"status\":\"read\",\"ts\":1"),
+      "not a conversation id" },
+    { "g:2", CHAT_TEST_RCPT("\"conv\":\"g:1\",\"seq\":1,\"from\":1,"
+                            "\"by\":2,\"status\":\"read\",\"ts\":1"),
+      "key is not" },
+    { "d:1:2", CHAT_TEST_RCPT("\"conv\":\"d:1:2\",\"seq\":1,\"from\":1,"
+                              "\"status\":\"read\",\"ts\":1"),
+      "\"by\" is required" },
+};
+
+
+static void
+chat_test_refused(void **state)
+{
+    char                    err[128];
+    size_t                  i;
+    chat_record_t           rec;
+    const chat_test_bad_t  *t;
+
+    (void) state;
+
+    for (i = 0; i < sizeof(chat_test_bad) / sizeof(chat_test_bad[0]); i++) {
+        t = &chat_test_bad[i];
+        err[0] = '\0';
+
+        if (chat_test_parse(t->key, t->value, &rec, err) != NULL
+            || strstr(err, t->err) == NULL)
+        {
+            fail_msg("case %zu (%s): got \"%s\", want \"%s\"", i,
+                     t->value ? t->value : "(null)", err, t->err);
+        }
+    }
+}
+
+
+static void
+chat_test_conv(void **state)
+{
+    char  out[CHAT_RECORD_CONV_LEN];
+
+    (void) state;
+
+    chat_record_conv(out, 12, 7, 0);
+    assert_string_equal(out, "d:7:12");
+    chat_record_conv(out, 7, 12, 0);
+    assert_string_equal(out, "d:7:12");
+    chat_record_conv(out, INT64_MAX, INT64_MAX - 1, 0);
+    assert_string_equal(out, "d:9223372036854775806:9223372036854775807");
+    chat_record_conv(out, 0, 0, 42);
+    assert_string_equal(out, "g:42");
+}
+
+
+static void
+chat_test_large(void **state)
+{
+    char            err[128], *value;
+    size_t          n, body;
+    json_t         *v;
+    chat_record_t   rec;
+
+    (void) state;
+
+    /* a body of 64 KiB passes; a value over 1 MiB does not */
+    for (body = 65536; body <= CHAT_RECORD_MAX_SIZE; body = 2 * 1024 * 1024)
+    {
+        value = malloc(body + 256);
+        assert_non_null(value);
+        n = sprintf(value, "{\"id\":\"" CHAT_TEST_ID "\",\"seq\":1,"
+                    "\"from\":1,\"to\":2,\"client_id\":\"c\",\"ts\":1,"
+                    "\"body\":\"");
+        memset(value + n, 'a', body);
+        n += body;
+        n += sprintf(value + n, "\"}");
+
+        v = chat_record_parse("d:1:2", 5, value, n, &rec, err, sizeof(err));
+
+        if (body == 65536) {
+            assert_non_null(v);
+            assert_int_equal(rec.body_len, body);
+            json_decref(v);
+
+        } else {
+            assert_null(v);
+            assert_string_equal(err, "value over 1 MiB");
+        }
+
+        free(value);
+    }
+}
+
+
+int
+main(void)
+{
+    const struct CMUnitTest  tests[] = {
+        cmocka_unit_test(chat_test_message),
+        cmocka_unit_test(chat_test_receipt),
+        cmocka_unit_test(chat_test_refused),
+        cmocka_unit_test(chat_test_conv),
+        cmocka_unit_test(chat_test_large),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
