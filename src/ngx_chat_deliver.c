@@ -41,6 +41,7 @@
 #define NGX_CHAT_CHANNEL_LEN   96
 #define NGX_CHAT_KEY_LEN       64
 #define NGX_CHAT_RECEIPT_ID    64
+#define NGX_CHAT_REFRESH_BATCH 256
 
 
 typedef struct {
@@ -76,6 +77,15 @@ typedef struct {
     size_t                     len;
     /* the frame follows */
 } ngx_chat_live_t;
+
+
+/* routes refreshed in one call */
+typedef struct {
+    ngx_uint_t                 n;
+    char                       keys[NGX_CHAT_REFRESH_BATCH][NGX_CHAT_KEY_LEN];
+    char                       routes[NGX_CHAT_REFRESH_BATCH]
+                                     [NGX_CHAT_ROUTE_LEN];
+} ngx_chat_refresh_t;
 
 
 /* a durable message on its way into the recipient's inbox */
@@ -121,6 +131,8 @@ static void ngx_chat_deliver_live(ngx_chat_shard_t *sh, const char *p,
 static void ngx_chat_deliver_resync(ngx_chat_shard_t *sh);
 static void ngx_chat_deliver_tick(ngx_event_t *ev);
 static void ngx_chat_deliver_refresh(void);
+static void ngx_chat_refresh_send(ngx_chat_redis_t *rds,
+    ngx_chat_refresh_t *rf);
 static void ngx_chat_delivery_issue(ngx_chat_delivery_t *dv);
 static void ngx_chat_delivery_reply(ngx_chat_store_rc_e rc,
     redisReply *reply, void *data);
@@ -298,14 +310,19 @@ static const char  ngx_chat_lua_receipt[] =
     "return 2\n";
 
 
-/* REFRESH  KEYS routes  ARGV ttl-ms route... */
+/*
+ * REFRESH  KEYS routes...  ARGV ttl-ms route...
+ * the route ARGV[i + 1] in the set KEYS[i]: many connections in one call
+ */
 
 static const char  ngx_chat_lua_refresh[] =
     NGX_CHAT_LUA_LIB
     "local exp = now_ms() + tonumber(ARGV[1])\n"
-    "for i = 2, #ARGV do redis.call('ZADD', KEYS[1], exp, ARGV[i]) end\n"
-    "redis.call('PEXPIRE', KEYS[1], ARGV[1])\n"
-    "return #ARGV - 1\n";
+    "for i = 1, #KEYS do\n"
+    "  redis.call('ZADD', KEYS[i], exp, ARGV[i + 1])\n"
+    "  redis.call('PEXPIRE', KEYS[i], ARGV[1])\n"
+    "end\n"
+    "return #KEYS\n";
 
 
 /*
@@ -896,54 +913,114 @@ ngx_chat_deliver_tick(ngx_event_t *ev)
 }
 
 
-/* every route of the worker lives on for another NGX_CHAT_ROUTE_TTL */
+/*
+ * Every route of the worker lives on for another NGX_CHAT_ROUTE_TTL: one
+ * REFRESH per Redis server for up to NGX_CHAT_REFRESH_BATCH connections.
+ */
 
 static void
 ngx_chat_deliver_refresh(void)
 {
-    char                    route[NGX_CHAT_ROUTE_LEN];
+    ngx_uint_t              shard;
     ngx_queue_t            *q;
     ngx_chat_ws_t          *ws;
-    ngx_chat_redis_t       *rds;
-    ngx_rbtree_node_t      *node, *root, *sentinel;
-    const char             *sha;
+    ngx_chat_worker_t      *w = ngx_chat_worker;
     ngx_chat_deliver_t     *d = ngx_chat_deliver;
     ngx_chat_local_user_t  *lu;
+    ngx_chat_refresh_t     *rf;
 
-    root = d->users.root;
-    sentinel = d->users.sentinel;
-    sha = ngx_chat_shas[NGX_CHAT_SCRIPT_REFRESH];
-
-    if (root == sentinel) {
+    rf = ngx_alloc(sizeof(ngx_chat_refresh_t), d->log);
+    if (rf == NULL) {
         return;
     }
 
-    for (node = ngx_rbtree_min(root, sentinel);
-         node;
-         node = ngx_rbtree_next(&d->users, node))
-    {
-        lu = (ngx_chat_local_user_t *) node;
-        rds = ngx_chat_redis_for_user(node->key);
+    for (shard = 0; shard < d->nshards; shard++) {
+        rf->n = 0;
 
-        for (q = ngx_queue_head(&lu->conns);
-             q != ngx_queue_sentinel(&lu->conns);
-             q = ngx_queue_next(q))
+        for (lu = ngx_chat_local_next(NULL); lu; lu = ngx_chat_local_next(lu))
         {
-            ws = ngx_queue_data(q, ngx_chat_ws_t, peers);
-
-            if (!ws->registered || ws->done) {
+            if (chat_ring_lookup_u64(&w->conf->redis_ring, lu->node.key)
+                != shard)
+            {
                 continue;
             }
 
-            ngx_chat_route_name(ws, route);
+            for (q = ngx_queue_head(&lu->conns);
+                 q != ngx_queue_sentinel(&lu->conns);
+                 q = ngx_queue_next(q))
+            {
+                ws = ngx_queue_data(q, ngx_chat_ws_t, peers);
 
-            (void) ngx_chat_redis_command(rds, ngx_chat_refresh_reply, d,
-                                          "EVALSHA %s 1 chat:routes:{%llu} "
-                                          "%d %s", sha,
-                                          (unsigned long long) ws->user_id,
-                                          (int) NGX_CHAT_ROUTE_TTL, route);
+                if (!ws->registered || ws->done) {
+                    continue;
+                }
+
+                (void) ngx_snprintf((u_char *) rf->keys[rf->n],
+                                    sizeof(rf->keys[0]),
+                                    "chat:routes:{%uL}%Z", ws->user_id);
+                ngx_chat_route_name(ws, rf->routes[rf->n]);
+
+                if (++rf->n == NGX_CHAT_REFRESH_BATCH) {
+                    ngx_chat_refresh_send(d->shards[shard].cmd, rf);
+                    rf->n = 0;
+                }
+            }
+        }
+
+        if (rf->n) {
+            ngx_chat_refresh_send(d->shards[shard].cmd, rf);
         }
     }
+
+    ngx_free(rf);
+}
+
+
+static void
+ngx_chat_refresh_send(ngx_chat_redis_t *rds, ngx_chat_refresh_t *rf)
+{
+    int           argc;
+    char          nkeys[NGX_INT_T_LEN + 1], ttl[NGX_INT_T_LEN + 1];
+    size_t       *argvlen;
+    ngx_uint_t    i;
+    const char  **argv;
+
+    argc = 4 + 2 * rf->n;
+
+    argv = ngx_alloc(argc * (sizeof(char *) + sizeof(size_t)),
+                     ngx_cycle->log);
+    if (argv == NULL) {
+        return;
+    }
+
+    argvlen = (size_t *) (argv + argc);
+
+    (void) ngx_snprintf((u_char *) nkeys, sizeof(nkeys), "%ui%Z", rf->n);
+    (void) ngx_snprintf((u_char *) ttl, sizeof(ttl), "%ui%Z",
+                        (ngx_uint_t) NGX_CHAT_ROUTE_TTL);
+
+    argv[0] = "EVALSHA";
+    argv[1] = ngx_chat_shas[NGX_CHAT_SCRIPT_REFRESH];
+    argv[2] = nkeys;
+
+    for (i = 0; i < rf->n; i++) {
+        argv[3 + i] = rf->keys[i];
+    }
+
+    argv[3 + rf->n] = ttl;
+
+    for (i = 0; i < rf->n; i++) {
+        argv[4 + rf->n + i] = rf->routes[i];
+    }
+
+    for (i = 0; i < (ngx_uint_t) argc; i++) {
+        argvlen[i] = ngx_strlen(argv[i]);
+    }
+
+    (void) ngx_chat_redis_command_argv(rds, ngx_chat_refresh_reply,
+                                       ngx_chat_deliver, argc, argv,
+                                       argvlen);
+    ngx_free(argv);
 }
 
 
