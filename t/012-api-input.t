@@ -731,7 +731,7 @@ my @nf = (404, 'not_found', 'no such resource');
   # later work (CONTRACT.md): not there yet
   ['me', 'GET /v1/messages/1'], ['me', 'GET /v1/ws'],
   ['me', 'POST /v1/media', 'GIF89a'], ['me', 'GET /v1/media/abc'],
-  ['me', 'GET /v1/search?q=hi'], ['me', "GET /v1/users/$::B/presence"]),
+  ['me', 'GET /v1/search?q=hi']),
 ]
 --- no_error_log
 [alert]
