@@ -230,6 +230,71 @@ chat_record_conv(char *out, int64_t a, int64_t b, int64_t g)
 }
 
 
+int
+chat_record_presence(const char *key, size_t key_len, const char *value,
+    size_t value_len, int64_t *user_id, int *online, int64_t *last_seen,
+    char *err, size_t errlen)
+{
+    int        rc;
+    json_t    *v;
+    uint64_t   uid;
+
+    if (value == NULL || value_len == 0) {
+        return chat_record_fail(err, errlen, "no value", NULL);
+    }
+
+    if (value_len > CHAT_RECORD_MAX_SIZE) {
+        return chat_record_fail(err, errlen, "value over 1 MiB", NULL);
+    }
+
+    v = chat_json_parse_object(value, value_len, CHAT_RECORD_DEPTH, err,
+                               errlen);
+    if (v == NULL) {
+        if (strncmp(err, "body ", 5) == 0 && strlen(err) + 2 < errlen) {
+            memmove(err + 6, err + 5, strlen(err + 5) + 1);
+            memcpy(err, "value ", 6);
+        }
+
+        return -1;
+    }
+
+    rc = chat_record_int(v, "user_id", 1, user_id, err, errlen);
+
+    if (rc == 0) {
+        rc = chat_record_int(v, "last_seen", 1, last_seen, err, errlen);
+    }
+
+    if (rc == 0 && *last_seen > CHAT_RECORD_MAX_SEEN) {
+        rc = chat_record_fail(err, errlen, "\"%s\" is out of range",
+                              "last_seen");
+    }
+
+    if (rc == 0 && chat_json_get_bool(v, "online", online) != 0) {
+        rc = chat_record_fail(err, errlen, "\"%s\" must be true or false",
+                              "online");
+    }
+
+    json_decref(v);
+
+    if (rc != 0) {
+        return -1;
+    }
+
+    if (key == NULL) {
+        return chat_record_fail(err, errlen, "no key", NULL);
+    }
+
+    if (chat_json_parse_id(key, key_len, &uid) != 0
+        || uid != (uint64_t) *user_id)
+    {
+        return chat_record_fail(err, errlen, "key is not the user of the "
+                                "record", NULL);
+    }
+
+    return 0;
+}
+
+
 /* a JSON integer >= min (1.0, "1" and null are of another type) */
 
 static int
