@@ -20,6 +20,8 @@ static int chat_record_message(json_t *v, const char *key, size_t key_len,
     chat_record_t *rec, char *err, size_t errlen);
 static int chat_record_receipt(json_t *v, const char *key, size_t key_len,
     chat_record_t *rec, char *err, size_t errlen);
+static json_t *chat_record_load(const char *value, size_t value_len,
+    char *err, size_t errlen);
 static int chat_record_int(json_t *v, const char *name, int64_t min,
     int64_t *out, char *err, size_t errlen);
 static int chat_record_id(json_t *v, chat_record_t *rec, char *err,
@@ -43,25 +45,8 @@ chat_record_parse(const char *key, size_t key_len, const char *value,
 
     memset(rec, 0, sizeof(chat_record_t));
 
-    if (value == NULL || value_len == 0) {
-        chat_record_fail(err, errlen, "no value", NULL);
-        return NULL;
-    }
-
-    if (value_len > CHAT_RECORD_MAX_SIZE) {
-        chat_record_fail(err, errlen, "value over 1 MiB", NULL);
-        return NULL;
-    }
-
-    v = chat_json_parse_object(value, value_len, CHAT_RECORD_DEPTH, err,
-                               errlen);
+    v = chat_record_load(value, value_len, err, errlen);
     if (v == NULL) {
-        /* the parser speaks of a request "body": "body is ..." */
-        if (strncmp(err, "body ", 5) == 0 && strlen(err) + 2 < errlen) {
-            memmove(err + 6, err + 5, strlen(err + 5) + 1);
-            memcpy(err, "value ", 6);
-        }
-
         return NULL;
     }
 
@@ -239,22 +224,8 @@ chat_record_presence(const char *key, size_t key_len, const char *value,
     json_t    *v;
     uint64_t   uid;
 
-    if (value == NULL || value_len == 0) {
-        return chat_record_fail(err, errlen, "no value", NULL);
-    }
-
-    if (value_len > CHAT_RECORD_MAX_SIZE) {
-        return chat_record_fail(err, errlen, "value over 1 MiB", NULL);
-    }
-
-    v = chat_json_parse_object(value, value_len, CHAT_RECORD_DEPTH, err,
-                               errlen);
+    v = chat_record_load(value, value_len, err, errlen);
     if (v == NULL) {
-        if (strncmp(err, "body ", 5) == 0 && strlen(err) + 2 < errlen) {
-            memmove(err + 6, err + 5, strlen(err + 5) + 1);
-            memcpy(err, "value ", 6);
-        }
-
         return -1;
     }
 
@@ -292,6 +263,39 @@ chat_record_presence(const char *key, size_t key_len, const char *value,
     }
 
     return 0;
+}
+
+
+/* the value, a JSON object of CHAT_RECORD_MAX_SIZE bytes at most */
+
+static json_t *
+chat_record_load(const char *value, size_t value_len, char *err,
+    size_t errlen)
+{
+    json_t  *v;
+
+    if (value == NULL || value_len == 0) {
+        chat_record_fail(err, errlen, "no value", NULL);
+        return NULL;
+    }
+
+    if (value_len > CHAT_RECORD_MAX_SIZE) {
+        chat_record_fail(err, errlen, "value over 1 MiB", NULL);
+        return NULL;
+    }
+
+    v = chat_json_parse_object(value, value_len, CHAT_RECORD_DEPTH, err,
+                               errlen);
+
+    /* the parser speaks of a request "body": "body is ..." */
+    if (v == NULL && strncmp(err, "body ", 5) == 0
+        && strlen(err) + 2 < errlen)
+    {
+        memmove(err + 6, err + 5, strlen(err + 5) + 1);
+        memcpy(err, "value ", 6);
+    }
+
+    return v;
 }
 
 
