@@ -20,6 +20,8 @@ static int chat_record_message(json_t *v, const char *key, size_t key_len,
     chat_record_t *rec, char *err, size_t errlen);
 static int chat_record_receipt(json_t *v, const char *key, size_t key_len,
     chat_record_t *rec, char *err, size_t errlen);
+static json_t *chat_record_load(const char *value, size_t value_len,
+    char *err, size_t errlen);
 static int chat_record_int(json_t *v, const char *name, int64_t min,
     int64_t *out, char *err, size_t errlen);
 static int chat_record_id(json_t *v, chat_record_t *rec, char *err,
@@ -43,25 +45,8 @@ chat_record_parse(const char *key, size_t key_len, const char *value,
 
     memset(rec, 0, sizeof(chat_record_t));
 
-    if (value == NULL || value_len == 0) {
-        chat_record_fail(err, errlen, "no value", NULL);
-        return NULL;
-    }
-
-    if (value_len > CHAT_RECORD_MAX_SIZE) {
-        chat_record_fail(err, errlen, "value over 1 MiB", NULL);
-        return NULL;
-    }
-
-    v = chat_json_parse_object(value, value_len, CHAT_RECORD_DEPTH, err,
-                               errlen);
+    v = chat_record_load(value, value_len, err, errlen);
     if (v == NULL) {
-        /* the parser speaks of a request "body": "body is ..." */
-        if (strncmp(err, "body ", 5) == 0 && strlen(err) + 2 < errlen) {
-            memmove(err + 6, err + 5, strlen(err + 5) + 1);
-            memcpy(err, "value ", 6);
-        }
-
         return NULL;
     }
 
@@ -227,6 +212,90 @@ chat_record_conv(char *out, int64_t a, int64_t b, int64_t g)
 
     snprintf(out, CHAT_RECORD_CONV_LEN, "d:%" PRId64 ":%" PRId64,
              a < b ? a : b, a < b ? b : a);
+}
+
+
+int
+chat_record_presence(const char *key, size_t key_len, const char *value,
+    size_t value_len, int64_t *user_id, int *online, int64_t *last_seen,
+    char *err, size_t errlen)
+{
+    int        rc;
+    json_t    *v;
+    uint64_t   uid;
+
+    v = chat_record_load(value, value_len, err, errlen);
+    if (v == NULL) {
+        return -1;
+    }
+
+    rc = chat_record_int(v, "user_id", 1, user_id, err, errlen);
+
+    if (rc == 0) {
+        rc = chat_record_int(v, "last_seen", 1, last_seen, err, errlen);
+    }
+
+    if (rc == 0 && *last_seen > CHAT_RECORD_MAX_SEEN) {
+        rc = chat_record_fail(err, errlen, "\"%s\" is out of range",
+                              "last_seen");
+    }
+
+    if (rc == 0 && chat_json_get_bool(v, "online", online) != 0) {
+        rc = chat_record_fail(err, errlen, "\"%s\" must be true or false",
+                              "online");
+    }
+
+    json_decref(v);
+
+    if (rc != 0) {
+        return -1;
+    }
+
+    if (key == NULL) {
+        return chat_record_fail(err, errlen, "no key", NULL);
+    }
+
+    if (chat_json_parse_id(key, key_len, &uid) != 0
+        || uid != (uint64_t) *user_id)
+    {
+        return chat_record_fail(err, errlen, "key is not the user of the "
+                                "record", NULL);
+    }
+
+    return 0;
+}
+
+
+/* the value, a JSON object of CHAT_RECORD_MAX_SIZE bytes at most */
+
+static json_t *
+chat_record_load(const char *value, size_t value_len, char *err,
+    size_t errlen)
+{
+    json_t  *v;
+
+    if (value == NULL || value_len == 0) {
+        chat_record_fail(err, errlen, "no value", NULL);
+        return NULL;
+    }
+
+    if (value_len > CHAT_RECORD_MAX_SIZE) {
+        chat_record_fail(err, errlen, "value over 1 MiB", NULL);
+        return NULL;
+    }
+
+    v = chat_json_parse_object(value, value_len, CHAT_RECORD_DEPTH, err,
+                               errlen);
+
+    /* the parser speaks of a request "body": "body is ..." */
+    if (v == NULL && strncmp(err, "body ", 5) == 0
+        && strlen(err) + 2 < errlen)
+    {
+        memmove(err + 6, err + 5, strlen(err + 5) + 1);
+        memcpy(err, "value ", 6);
+    }
+
+    return v;
 }
 
 

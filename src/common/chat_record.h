@@ -41,6 +41,10 @@
 #define CHAT_RECORD_MEDIA        255
 
 
+/* 9999-12-31T23:59:59.999Z in ms */
+#define CHAT_RECORD_MAX_SEEN  253402300799999LL
+
+
 typedef enum {
     CHAT_RECORD_MESSAGE = 1,
     CHAT_RECORD_RECEIPT
@@ -89,6 +93,17 @@ json_t *chat_record_parse(const char *key, size_t key_len,
  * (CHAT_RECORD_CONV_LEN bytes).
  */
 void chat_record_conv(char *out, int64_t a, int64_t b, int64_t g);
+
+/*
+ * Reads one chat.presence record, keyed by the user id, value
+ * {"user_id":U,"online":false,"last_seen":<ms>} (src/ngx_chat_presence.c).
+ * Returns 0 with *user_id, *online and *last_seen (ms since the epoch,
+ * 1 to CHAT_RECORD_MAX_SEEN: PostgreSQL takes it as a timestamptz), or -1
+ * with the reason in err, as chat_record_parse().
+ */
+int chat_record_presence(const char *key, size_t key_len, const char *value,
+    size_t value_len, int64_t *user_id, int *online, int64_t *last_seen,
+    char *err, size_t errlen);
 
 
 #endif /* _CHAT_RECORD_H_INCLUDED_ */

@@ -62,6 +62,8 @@
 #include <librdkafka/rdkafka.h>
 
 #include "chat_copy.h"
+#include "chat_kafka.h"
+#include "chat_pg.h"
 #include "chat_record.h"
 #include "chat_worker.h"
 
@@ -78,13 +80,6 @@ typedef enum {
     CHAT_PERSIST_MSG,
     CHAT_PERSIST_RCPT
 } chat_persist_kind_e;
-
-
-typedef enum {
-    CHAT_PG_OK = 0,
-    CHAT_PG_RETRY = -1,         /* connection, server, anything transient */
-    CHAT_PG_DATA = -2           /* a row the database refuses */
-} chat_pg_rc_e;
 
 
 typedef enum {
@@ -165,20 +160,13 @@ typedef struct {
 
 
 struct chat_persist_s {
-    chat_worker_conf_t             *conf;
-    rd_kafka_t                     *consumer;
-    rd_kafka_t                     *dlq;
+    chat_kafka_t                    k;            /* first: the opaque */
 
     chat_persist_lane_t             lanes[CHAT_WORKER_MAX_WRITERS];
     int                             nlanes;
 
-    /* opaque of each element: non-NULL once its end was reached */
-    rd_kafka_topic_partition_list_t *assigned;
-
     int64_t                         next_sweep;
     int64_t                         stop_at;      /* end of the drain */
-    volatile int                    fatal;
-    volatile int                    dlq_failed;
     int64_t                         total_stored;
     int64_t                         total_records;
 };
@@ -187,15 +175,10 @@ struct chat_persist_s {
 static int chat_persist_init(chat_persist_t *p, chat_worker_conf_t *conf);
 static int chat_persist_batch_init(chat_persist_batch_t *b, int size);
 static void chat_persist_done(chat_persist_t *p);
-static rd_kafka_conf_t *chat_persist_kafka_conf(chat_persist_t *p,
-    const char *client_id, const char **settings);
 static void chat_persist_loop(chat_persist_t *p);
 static chat_persist_lane_t *chat_persist_lane(chat_persist_t *p,
     int32_t partition);
 static void chat_persist_record(chat_persist_t *p, rd_kafka_message_t *m);
-static void chat_persist_eof(chat_persist_t *p, rd_kafka_message_t *m,
-    int eof);
-static int chat_persist_drained(chat_persist_t *p);
 static void chat_persist_dead_letter(chat_persist_t *p,
     chat_persist_batch_t *b, chat_persist_rec_t *rec, const char *reason);
 static int chat_persist_submit(chat_persist_lane_t *l, int64_t deadline,
@@ -221,14 +204,6 @@ static int chat_persist_connect(chat_persist_lane_t *l);
 static void chat_persist_reset(chat_persist_batch_t *b);
 static void chat_persist_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_topic_partition_list_t *parts, void *opaque);
-static void chat_persist_kafka_log(const rd_kafka_t *rk, int level,
-    const char *fac, const char *buf);
-static void chat_persist_kafka_error(rd_kafka_t *rk, int err,
-    const char *reason, void *opaque);
-static void chat_persist_dr(rd_kafka_t *rk, const rd_kafka_message_t *m,
-    void *opaque);
-static const char *chat_persist_parts(rd_kafka_topic_partition_list_t *l,
-    char *buf, size_t size);
 
 
 int
@@ -244,7 +219,7 @@ chat_persist_main(chat_worker_conf_t *conf)
 
     chat_persist_loop(&p);
 
-    rc = p.fatal ? 1 : 0;
+    rc = p.k.fatal ? 1 : 0;
 
     chat_persist_done(&p);
 
@@ -258,34 +233,13 @@ chat_persist_main(chat_worker_conf_t *conf)
 static int
 chat_persist_init(chat_persist_t *p, chat_worker_conf_t *conf)
 {
-    int                               i;
-    char                              err[512], q[512];
-    chat_persist_lane_t              *l;
-    rd_kafka_conf_t                  *kc;
-    rd_kafka_resp_err_t               rc;
-    rd_kafka_topic_partition_list_t  *topics;
-
-    static const char  *producer[] = {
-        "enable.idempotence", "true",
-        "message.timeout.ms", "0",
-        "linger.ms", "5",
-        NULL
-    };
-
-    /* session.timeout.ms: the local broker (librdkafka's mock) needs it */
-    static const char  *consumer[] = {
-        "enable.auto.commit", "false",
-        "enable.auto.offset.store", "false",
-        "auto.offset.reset", "earliest",
-        "enable.partition.eof", "true",
-        "queued.max.messages.kbytes", "16384",
-        "session.timeout.ms", "6000",
-        NULL
-    };
+    int                   i;
+    char                  q[512];
+    chat_persist_lane_t  *l;
+    const char           *topics[3];
 
     memset(p, 0, sizeof(chat_persist_t));
 
-    p->conf = conf;
     p->nlanes = conf->writers;
 
     for (i = 0; i < p->nlanes; i++) {
@@ -305,51 +259,13 @@ chat_persist_init(chat_persist_t *p, chat_worker_conf_t *conf)
         }
     }
 
-    /* the dead-letter producer: idempotent, acks=all, never gives up */
-    kc = chat_persist_kafka_conf(p, "chat-worker-persist-dlq", producer);
-    if (kc == NULL) {
-        return -1;
-    }
+    topics[0] = conf->topic_messages;
+    topics[1] = conf->topic_receipts;
+    topics[2] = NULL;
 
-    rd_kafka_conf_set_dr_msg_cb(kc, chat_persist_dr);
-
-    p->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof(err));
-    if (p->dlq == NULL) {
-        chat_log(CHAT_LOG_ERROR, "config", "error=%s",
-                 chat_log_quote(err, q, sizeof(q)));
-        rd_kafka_conf_destroy(kc);
-        return -1;
-    }
-
-    /* the consumer: offsets are ours to commit */
-    kc = chat_persist_kafka_conf(p, "chat-worker-persist", consumer);
-    if (kc == NULL) {
-        return -1;
-    }
-
-    rd_kafka_conf_set_rebalance_cb(kc, chat_persist_rebalance);
-
-    p->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, kc, err, sizeof(err));
-    if (p->consumer == NULL) {
-        chat_log(CHAT_LOG_ERROR, "config", "error=%s",
-                 chat_log_quote(err, q, sizeof(q)));
-        rd_kafka_conf_destroy(kc);
-        return -1;
-    }
-
-    rd_kafka_poll_set_consumer(p->consumer);
-
-    topics = rd_kafka_topic_partition_list_new(2);
-    rd_kafka_topic_partition_list_add(topics, conf->topic_messages,
-                                      RD_KAFKA_PARTITION_UA);
-    rd_kafka_topic_partition_list_add(topics, conf->topic_receipts,
-                                      RD_KAFKA_PARTITION_UA);
-    rc = rd_kafka_subscribe(p->consumer, topics);
-    rd_kafka_topic_partition_list_destroy(topics);
-
-    if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        chat_log(CHAT_LOG_ERROR, "subscribe", "error=%s",
-                 chat_log_quote(rd_kafka_err2str(rc), q, sizeof(q)));
+    if (chat_kafka_open(&p->k, conf, topics, chat_persist_rebalance, p)
+        != 0)
+    {
         return -1;
     }
 
@@ -395,75 +311,13 @@ chat_persist_batch_init(chat_persist_batch_t *b, int size)
 }
 
 
-/* ours, then the pairs of settings, then -X: the operator wins */
-
-static rd_kafka_conf_t *
-chat_persist_kafka_conf(chat_persist_t *p, const char *client_id,
-    const char **settings)
-{
-    int               i;
-    char              err[512], q[512], name[256], *eq;
-    rd_kafka_conf_t  *kc;
-
-    kc = rd_kafka_conf_new();
-
-    if (rd_kafka_conf_set(kc, "bootstrap.servers", p->conf->brokers, err,
-                          sizeof(err)) != RD_KAFKA_CONF_OK
-        || rd_kafka_conf_set(kc, "client.id", client_id, err, sizeof(err))
-           != RD_KAFKA_CONF_OK
-        || (strcmp(client_id, "chat-worker-persist") == 0
-            && rd_kafka_conf_set(kc, "group.id", p->conf->group, err,
-                                 sizeof(err)) != RD_KAFKA_CONF_OK))
-    {
-        goto failed;
-    }
-
-    for (i = 0; settings[i]; i += 2) {
-        if (rd_kafka_conf_set(kc, settings[i], settings[i + 1], err,
-                              sizeof(err)) != RD_KAFKA_CONF_OK)
-        {
-            goto failed;
-        }
-    }
-
-    for (i = 0; i < p->conf->nprops; i++) {
-        eq = strchr(p->conf->props[i], '=');
-
-        snprintf(name, sizeof(name), "%.*s",
-                 (int) (eq - p->conf->props[i]), p->conf->props[i]);
-
-        if (rd_kafka_conf_set(kc, name, eq + 1, err, sizeof(err))
-            != RD_KAFKA_CONF_OK)
-        {
-            goto failed;
-        }
-    }
-
-    rd_kafka_conf_set_log_cb(kc, chat_persist_kafka_log);
-    rd_kafka_conf_set_error_cb(kc, chat_persist_kafka_error);
-    rd_kafka_conf_set_opaque(kc, p);
-
-    return kc;
-
-failed:
-
-    chat_log(CHAT_LOG_ERROR, "config", "error=%s",
-             chat_log_quote(err, q, sizeof(q)));
-    rd_kafka_conf_destroy(kc);
-
-    return NULL;
-}
-
-
 static void
 chat_persist_done(chat_persist_t *p)
 {
     int                   i, j;
-    char                  q[512];
-    rd_kafka_resp_err_t   err;
     chat_persist_lane_t  *l;
 
-    if (p->consumer) {
+    if (p->k.consumer) {
         /* a batch not handed over by now is read again by the next owner */
         for (i = 0; i < p->nlanes; i++) {
             l = &p->lanes[i];
@@ -479,13 +333,7 @@ chat_persist_done(chat_persist_t *p)
         }
 
         /* revoking collects the batches still with the writers, if any */
-        err = rd_kafka_consumer_close(p->consumer);
-        if (err) {
-            chat_log(CHAT_LOG_WARN, "close", "error=%s",
-                     chat_log_quote(rd_kafka_err2str(err), q, sizeof(q)));
-        }
-
-        rd_kafka_destroy(p->consumer);
+        chat_kafka_close(&p->k);
     }
 
     for (i = 0; i < p->nlanes; i++) {
@@ -504,18 +352,7 @@ chat_persist_done(chat_persist_t *p)
         }
     }
 
-    if (p->dlq) {
-        if (rd_kafka_flush(p->dlq, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            chat_log(CHAT_LOG_WARN, "dlq_unflushed", "records=%d",
-                     rd_kafka_outq_len(p->dlq));
-        }
-
-        rd_kafka_destroy(p->dlq);
-    }
-
-    if (p->assigned) {
-        rd_kafka_topic_partition_list_destroy(p->assigned);
-    }
+    chat_kafka_done(&p->k);
 
     for (i = 0; i < p->nlanes; i++) {
         l = &p->lanes[i];
@@ -555,11 +392,11 @@ chat_persist_loop(chat_persist_t *p)
 
         chat_persist_stopping(p);
 
-        if (p->fatal || chat_worker_stop >= 2) {
+        if (p->k.fatal || chat_worker_stop >= 2) {
             return;
         }
 
-        if (p->stop_at && (now >= p->stop_at || chat_persist_drained(p))) {
+        if (p->stop_at && (now >= p->stop_at || chat_kafka_drained(&p->k))) {
             if (now >= p->stop_at) {
                 chat_log(CHAT_LOG_WARN, "drain_timeout", NULL);
             }
@@ -587,11 +424,11 @@ chat_persist_loop(chat_persist_t *p)
             timeout = 100;
         }
 
-        m = rd_kafka_consumer_poll(p->consumer, timeout);
+        m = rd_kafka_consumer_poll(p->k.consumer, timeout);
 
         if (m) {
             if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                chat_persist_eof(p, m, 1);
+                chat_kafka_eof(&p->k, m, 1);
 
             } else if (m->err) {
                 chat_log(CHAT_LOG_WARN, "consume_error", "error=%s",
@@ -599,13 +436,13 @@ chat_persist_loop(chat_persist_t *p)
 
             } else {
                 chat_persist_record(p, m);
-                chat_persist_eof(p, m, 0);
+                chat_kafka_eof(&p->k, m, 0);
             }
 
             rd_kafka_message_destroy(m);
         }
 
-        rd_kafka_poll(p->dlq, 0);
+        rd_kafka_poll(p->k.dlq, 0);
 
         now = chat_worker_now();
         busy = 0;
@@ -615,7 +452,7 @@ chat_persist_loop(chat_persist_t *p)
             b = l->cur;
             busy |= b->nrecs;
 
-            if (b->nrecs >= p->conf->batch_size
+            if (b->nrecs >= p->k.conf->batch_size
                 || (b->nrecs && now >= b->deadline))
             {
                 (void) chat_persist_submit(l, p->stop_at
@@ -627,7 +464,7 @@ chat_persist_loop(chat_persist_t *p)
 
         if (!busy && now >= p->next_sweep) {
             /* with nothing else to do: parked receipts, see the SQL */
-            p->next_sweep = now + p->conf->sweep_interval;
+            p->next_sweep = now + p->k.conf->sweep_interval;
             (void) chat_persist_submit(&p->lanes[0], 0, "sweep", 1);
         }
     }
@@ -655,25 +492,17 @@ chat_persist_record(chat_persist_t *p, rd_kafka_message_t *m)
     chat_copy_t                 *c;
     chat_persist_rec_t          *rec;
     chat_persist_batch_t        *b;
-    rd_kafka_topic_partition_t  *tp;
 
     b = chat_persist_lane(p, m->partition)->cur;
 
     topic = rd_kafka_topic_name(m->rkt);
-    topic = strcmp(topic, p->conf->topic_messages) == 0
-            ? p->conf->topic_messages : p->conf->topic_receipts;
+    topic = strcmp(topic, p->k.conf->topic_messages) == 0
+            ? p->k.conf->topic_messages : p->k.conf->topic_receipts;
 
-    tp = rd_kafka_topic_partition_list_find(b->offsets, topic, m->partition);
-    if (tp == NULL) {
-        tp = rd_kafka_topic_partition_list_add(b->offsets, topic,
-                                               m->partition);
-    }
-
-    /* the position to commit: the next record to read */
-    tp->offset = m->offset + 1;
+    chat_kafka_position(b->offsets, topic, m);
 
     if (b->nrecs == 0) {
-        b->deadline = chat_worker_now() + p->conf->batch_wait;
+        b->deadline = chat_worker_now() + p->k.conf->batch_wait;
     }
 
     rec = &b->recs[b->nrecs++];
@@ -771,7 +600,7 @@ chat_persist_record(chat_persist_t *p, rd_kafka_message_t *m)
         chat_log(CHAT_LOG_ERROR, "no_memory", "topic=%s partition=%d "
                  "offset=%lld", topic, (int) m->partition,
                  (long long) m->offset);
-        p->fatal = 1;
+        p->k.fatal = 1;
         return;
     }
 
@@ -785,93 +614,20 @@ chat_persist_record(chat_persist_t *p, rd_kafka_message_t *m)
 }
 
 
-static void
-chat_persist_eof(chat_persist_t *p, rd_kafka_message_t *m, int eof)
-{
-    rd_kafka_topic_partition_t  *tp;
-
-    if (p->assigned == NULL) {
-        return;
-    }
-
-    tp = rd_kafka_topic_partition_list_find(p->assigned,
-                                            rd_kafka_topic_name(m->rkt),
-                                            m->partition);
-    if (tp) {
-        tp->opaque = eof ? (void *) 1 : NULL;
-    }
-}
-
-
-/* every assigned partition reached its end since it last had a record */
-
-static int
-chat_persist_drained(chat_persist_t *p)
-{
-    int  i;
-
-    if (p->assigned == NULL) {
-        return 1;
-    }
-
-    for (i = 0; i < p->assigned->cnt; i++) {
-        if (p->assigned->elems[i].opaque == NULL) {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
 /* from the main thread (parse) or the writer (refused by PostgreSQL) */
 
 static void
 chat_persist_dead_letter(chat_persist_t *p, chat_persist_batch_t *b,
     chat_persist_rec_t *rec, const char *reason)
 {
-    char                 source[512], q[512], *key, *val;
-    size_t               key_len;
-    struct timespec      ts;
-    rd_kafka_resp_err_t  err;
+    char  *key, *val;
 
     key = rec->key == CHAT_PERSIST_NO_KEY ? NULL : b->orig.data + rec->key;
-    key_len = key ? rec->key_len : 0;
     val = rec->val_len ? b->orig.data + rec->val : NULL;
 
-    snprintf(source, sizeof(source), "%s/%d/%lld", rec->topic,
-             (int) rec->partition, (long long) rec->offset);
-
-    chat_log(CHAT_LOG_WARN, "dead_letter", "source=%s dlq=%s reason=%s",
-             source, p->conf->topic_dlq,
-             chat_log_quote(reason, q, sizeof(q)));
-
-    for ( ;; ) {
-        err = rd_kafka_producev(p->dlq,
-                  RD_KAFKA_V_TOPIC(p->conf->topic_dlq),
-                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                  RD_KAFKA_V_KEY(key, key_len),
-                  RD_KAFKA_V_VALUE(val, rec->val_len),
-                  RD_KAFKA_V_HEADER("chat-error", reason, -1),
-                  RD_KAFKA_V_HEADER("chat-source", source, -1),
-                  RD_KAFKA_V_END);
-
-        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            break;
-        }
-
-        /* the main thread serves the delivery reports: wait for it */
-        ts.tv_sec = 0;
-        ts.tv_nsec = 50 * 1000000;
-        (void) nanosleep(&ts, NULL);
-    }
-
-    if (err) {
-        chat_log(CHAT_LOG_ERROR, "dead_letter_failed", "source=%s error=%s",
-                 source, chat_log_quote(rd_kafka_err2str(err), q,
-                                        sizeof(q)));
-        p->fatal = 1;
-    }
+    chat_kafka_dead_letter(&p->k, rec->topic, rec->partition, rec->offset,
+                           key, key ? rec->key_len : 0, val, rec->val_len,
+                           reason);
 
     rec->kind = CHAT_PERSIST_DLQ;
     b->ndlq++;
@@ -914,7 +670,7 @@ chat_persist_submit(chat_persist_lane_t *l, int64_t deadline,
 
     if (!sweep && l->index == 0 && chat_worker_now() >= p->next_sweep) {
         sweep = 1;
-        p->next_sweep = chat_worker_now() + p->conf->sweep_interval;
+        p->next_sweep = chat_worker_now() + p->k.conf->sweep_interval;
     }
 
     b->sweep = sweep;
@@ -959,7 +715,7 @@ chat_persist_collect(chat_persist_lane_t *l, int wait)
     while (wait && l->job_state == CHAT_JOB_QUEUED) {
         /* delivery reports of dead letters are served meanwhile */
         pthread_mutex_unlock(&l->lock);
-        rd_kafka_poll(p->dlq, 0);
+        rd_kafka_poll(p->k.dlq, 0);
         chat_persist_stopping(p);
         pthread_mutex_lock(&l->lock);
 
@@ -986,20 +742,20 @@ chat_persist_collect(chat_persist_lane_t *l, int wait)
 
     rc = b->rc;
 
-    if (rc == 0 && b->nrecs && p->conf->failpoint_after_commit > 0) {
+    if (rc == 0 && b->nrecs && p->k.conf->failpoint_after_commit > 0) {
         chat_log(CHAT_LOG_WARN, "failpoint", "name=after_pg_commit "
-                 "sleep_ms=%d records=%d", p->conf->failpoint_after_commit,
+                 "sleep_ms=%d records=%d", p->k.conf->failpoint_after_commit,
                  b->nrecs);
-        chat_worker_sleep(p->conf->failpoint_after_commit, 2);
+        chat_worker_sleep(p->k.conf->failpoint_after_commit, 2);
     }
 
     /* dead letters of this batch must be in Kafka before its offsets */
-    while (rc == 0 && rd_kafka_outq_len(p->dlq) > 0) {
-        (void) rd_kafka_flush(p->dlq, 500);
+    while (rc == 0 && rd_kafka_outq_len(p->k.dlq) > 0) {
+        (void) rd_kafka_flush(p->k.dlq, 500);
 
         chat_persist_stopping(p);
 
-        if (p->dlq_failed || p->fatal || chat_worker_stop >= 2
+        if (p->k.dlq_failed || p->k.fatal || chat_worker_stop >= 2
             || (l->job_deadline && chat_worker_now() >= l->job_deadline))
         {
             chat_log(CHAT_LOG_WARN, "batch_abandoned", "lane=%d records=%d "
@@ -1009,13 +765,13 @@ chat_persist_collect(chat_persist_lane_t *l, int wait)
         }
     }
 
-    if (rc == 0 && p->dlq_failed) {
-        p->fatal = 1;
+    if (rc == 0 && p->k.dlq_failed) {
+        p->k.fatal = 1;
         rc = -1;
     }
 
     if (rc == 0 && b->nrecs) {
-        err = rd_kafka_commit(p->consumer, b->offsets, 0);
+        err = rd_kafka_commit(p->k.consumer, b->offsets, 0);
 
         chat_log(err ? CHAT_LOG_WARN : CHAT_LOG_INFO, "batch",
                  "lane=%d why=%s records=%d msgs=%d receipts_in=%d dlq=%d "
@@ -1028,7 +784,7 @@ chat_persist_collect(chat_persist_lane_t *l, int wait)
                  (long long) (p->total_stored + b->res.stored),
                  err ? chat_log_quote(rd_kafka_err2str(err), q, sizeof(q))
                      : "ok",
-                 chat_persist_parts(b->offsets, parts, sizeof(parts)));
+                 chat_kafka_parts(b->offsets, parts, sizeof(parts)));
 
         /* a failed commit is no loss: the records are written again */
         p->total_stored += b->res.stored;
@@ -1137,7 +893,7 @@ chat_persist_write_batch(chat_persist_lane_t *l, chat_persist_batch_t *b,
     chat_persist_t        *p = l->p;
 
     start = chat_worker_now();
-    delay = p->conf->retry_min;
+    delay = p->k.conf->retry_min;
 
     for (attempt = 1; ; attempt++) {
         memset(&b->res, 0, sizeof(b->res));
@@ -1167,7 +923,7 @@ chat_persist_write_batch(chat_persist_lane_t *l, chat_persist_batch_t *b,
         deadline = l->job_deadline;
         pthread_mutex_unlock(&l->lock);
 
-        if (p->fatal || chat_worker_stop >= 2
+        if (p->k.fatal || chat_worker_stop >= 2
             || (deadline && chat_worker_now() >= deadline))
         {
             chat_log(CHAT_LOG_WARN, "batch_abandoned", "lane=%d records=%d "
@@ -1191,7 +947,7 @@ chat_persist_write_batch(chat_persist_lane_t *l, chat_persist_batch_t *b,
                  chat_log_quote(l->pg_error, q, sizeof(q)));
 
         chat_worker_sleep(delay, 2);
-        delay = delay * 2 > p->conf->retry_max ? p->conf->retry_max
+        delay = delay * 2 > p->k.conf->retry_max ? p->k.conf->retry_max
                                                : delay * 2;
     }
 
@@ -1232,13 +988,13 @@ chat_persist_stopping(chat_persist_t *p)
     }
 
     if (p->stop_at == 0) {
-        p->stop_at = chat_worker_now() + p->conf->drain_timeout;
+        p->stop_at = chat_worker_now() + p->k.conf->drain_timeout;
         for (i = 0, n = 0; i < p->nlanes; i++) {
             n += p->lanes[i].cur->nrecs;
         }
 
         chat_log(CHAT_LOG_INFO, "draining", "timeout_ms=%d records=%d",
-                 p->conf->drain_timeout, n);
+                 p->k.conf->drain_timeout, n);
     }
 
     for (i = 0; i < p->nlanes; i++) {
@@ -1380,104 +1136,18 @@ chat_persist_copy(chat_persist_lane_t *l, const char *sql, const char *data,
 static chat_pg_rc_e
 chat_persist_exec(chat_persist_lane_t *l, PGresult *res, ExecStatusType want)
 {
-    const char    *state, *msg;
-    chat_pg_rc_e   rc;
-    PGresult      *r;
-
-    if (res && PQresultStatus(res) == want) {
-        PQclear(res);
-
-        /* in COPY IN state no more results come before the data */
-        while (want != PGRES_COPY_IN && (r = PQgetResult(l->pg)) != NULL) {
-            PQclear(r);
-        }
-
-        return CHAT_PG_OK;
-    }
-
-    state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    msg = res ? PQresultErrorMessage(res) : "";
-
-    if (msg == NULL || *msg == '\0') {
-        msg = PQerrorMessage(l->pg);
-    }
-
-    snprintf(l->pg_error, sizeof(l->pg_error), "%s%s%s", state ? state : "",
-             state ? " " : "", msg);
-
-    rc = state && (strncmp(state, "22", 2) == 0
-                   || strncmp(state, "23", 2) == 0)
-         ? CHAT_PG_DATA : CHAT_PG_RETRY;
-
-    PQclear(res);
-
-    while ((r = PQgetResult(l->pg)) != NULL) {
-        PQclear(r);
-    }
-
-    if (PQstatus(l->pg) != CONNECTION_OK) {
-        chat_log(CHAT_LOG_WARN, "pg_disconnected", NULL);
-        PQfinish(l->pg);
-        l->pg = NULL;
-        return CHAT_PG_RETRY;
-    }
-
-    if (PQtransactionStatus(l->pg) != PQTRANS_IDLE) {
-        PQclear(PQexec(l->pg, "ROLLBACK"));
-    }
-
-    return rc;
+    return chat_pg_exec(&l->pg, res, want, l->pg_error, sizeof(l->pg_error));
 }
 
 
 static int
 chat_persist_connect(chat_persist_lane_t *l)
 {
-    char         q[512];
-    PGresult    *r;
-    const char  *keys[4], *values[4];
+    l->pg = chat_pg_connect(l->p->k.conf->pg_dsn, "chat-worker persist",
+                            "SELECT chat_persist_prepare()", l->pg_error,
+                            sizeof(l->pg_error));
 
-    keys[0] = "dbname";
-    values[0] = l->p->conf->pg_dsn;
-    keys[1] = "application_name";
-    values[1] = "chat-worker persist";
-    keys[2] = "connect_timeout";
-    values[2] = "5";
-    keys[3] = NULL;
-    values[3] = NULL;
-
-    l->pg = PQconnectdbParams(keys, values, 1);
-
-    if (l->pg == NULL || PQstatus(l->pg) != CONNECTION_OK) {
-        snprintf(l->pg_error, sizeof(l->pg_error), "%s",
-                 l->pg ? PQerrorMessage(l->pg) : "out of memory");
-        chat_log(CHAT_LOG_WARN, "pg_connect_failed", "error=%s",
-                 chat_log_quote(l->pg_error, q, sizeof(q)));
-        PQfinish(l->pg);
-        l->pg = NULL;
-        return -1;
-    }
-
-    r = PQexec(l->pg, "SELECT chat_persist_prepare()");
-
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        snprintf(l->pg_error, sizeof(l->pg_error), "%s",
-                 PQresultErrorMessage(r));
-        chat_log(CHAT_LOG_ERROR, "pg_prepare_failed", "error=%s hint=%s",
-                 chat_log_quote(l->pg_error, q, sizeof(q)),
-                 "\"are the migrations applied (scripts/migrate)?\"");
-        PQclear(r);
-        PQfinish(l->pg);
-        l->pg = NULL;
-        return -1;
-    }
-
-    PQclear(r);
-
-    chat_log(CHAT_LOG_INFO, "pg_connected", "host=%s port=%s db=%s",
-             PQhost(l->pg), PQport(l->pg), PQdb(l->pg));
-
-    return 0;
+    return l->pg ? 0 : -1;
 }
 
 
@@ -1509,45 +1179,17 @@ static void
 chat_persist_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
-    int                   cooperative, i;
-    char                  buf[1024], q[512];
-    rd_kafka_error_t     *error;
-    chat_persist_t       *p = opaque;
-    rd_kafka_resp_err_t   rc;
-
-    cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE")
-                  == 0;
-    error = NULL;
-    rc = RD_KAFKA_RESP_ERR_NO_ERROR;
+    int              i;
+    char             buf[1024];
+    chat_persist_t  *p = opaque;
 
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         chat_log(CHAT_LOG_INFO, "assigned", "partitions=%s",
-                 chat_persist_parts(parts, buf, sizeof(buf)));
-
-        if (cooperative) {
-            error = rd_kafka_incremental_assign(rk, parts);
-
-        } else {
-            rc = rd_kafka_assign(rk, parts);
-        }
-
-        if (p->assigned == NULL || !cooperative) {
-            if (p->assigned) {
-                rd_kafka_topic_partition_list_destroy(p->assigned);
-            }
-
-            p->assigned = rd_kafka_topic_partition_list_new(parts->cnt);
-        }
-
-        for (i = 0; i < parts->cnt; i++) {
-            rd_kafka_topic_partition_list_add(p->assigned,
-                                              parts->elems[i].topic,
-                                              parts->elems[i].partition);
-        }
+                 chat_kafka_parts(parts, buf, sizeof(buf)));
 
     } else {
         chat_log(CHAT_LOG_INFO, "revoked", "partitions=%s",
-                 chat_persist_parts(parts, buf, sizeof(buf)));
+                 chat_kafka_parts(parts, buf, sizeof(buf)));
 
         /* the batches belong to these partitions' current owner: us */
         (void) chat_persist_sync(p, chat_worker_now()
@@ -1560,124 +1202,9 @@ chat_persist_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         for (i = 0; i < p->nlanes; i++) {
             p->lanes[i].given_up = 0;
         }
-
-        if (cooperative) {
-            error = rd_kafka_incremental_unassign(rk, parts);
-
-            for (i = 0; p->assigned && i < parts->cnt; i++) {
-                (void) rd_kafka_topic_partition_list_del(
-                           p->assigned, parts->elems[i].topic,
-                           parts->elems[i].partition);
-            }
-
-        } else {
-            rc = rd_kafka_assign(rk, NULL);
-
-            if (p->assigned) {
-                rd_kafka_topic_partition_list_destroy(p->assigned);
-                p->assigned = NULL;
-            }
-        }
     }
 
-    if (error) {
-        chat_log(CHAT_LOG_WARN, "rebalance_error", "error=%s",
-                 chat_log_quote(rd_kafka_error_string(error), q, sizeof(q)));
-        rd_kafka_error_destroy(error);
-    }
-
-    if (rc) {
-        chat_log(CHAT_LOG_WARN, "rebalance_error", "error=%s",
-                 chat_log_quote(rd_kafka_err2str(rc), q, sizeof(q)));
-    }
+    chat_kafka_assign(&p->k, rk, err, parts);
 }
 
 
-static void
-chat_persist_kafka_log(const rd_kafka_t *rk, int level, const char *fac,
-    const char *buf)
-{
-    char              q[1024];
-    chat_log_level_e  l;
-
-    (void) rk;
-
-    l = level <= 3 ? CHAT_LOG_ERROR
-        : level == 4 ? CHAT_LOG_WARN
-        : level <= 6 ? CHAT_LOG_INFO : CHAT_LOG_DEBUG;
-
-    chat_log(l, "kafka_log", "facility=%s message=%s", fac,
-             chat_log_quote(buf, q, sizeof(q)));
-}
-
-
-static void
-chat_persist_kafka_error(rd_kafka_t *rk, int err, const char *reason,
-    void *opaque)
-{
-    char             q[1024];
-    chat_persist_t  *p = opaque;
-
-    chat_log(CHAT_LOG_WARN, "kafka_error", "client=%s error=%s reason=%s",
-             rd_kafka_name(rk), rd_kafka_err2name(err),
-             chat_log_quote(reason, q, sizeof(q)));
-
-    if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        p->fatal = 1;
-    }
-}
-
-
-static void
-chat_persist_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
-{
-    char             q[512];
-    chat_persist_t  *p = opaque;
-
-    (void) rk;
-
-    if (m->err) {
-        chat_log(CHAT_LOG_ERROR, "dead_letter_failed", "error=%s",
-                 chat_log_quote(rd_kafka_err2str(m->err), q, sizeof(q)));
-        p->dlq_failed = 1;
-    }
-}
-
-
-/* "chat.messages/0@12,chat.messages/3" (offset when set) */
-
-static const char *
-chat_persist_parts(rd_kafka_topic_partition_list_t *l, char *buf,
-    size_t size)
-{
-    int     i, n;
-    size_t  len;
-
-    len = 0;
-    buf[0] = '\0';
-
-    for (i = 0; l && i < l->cnt && len + 1 < size; i++) {
-        if (l->elems[i].offset >= 0) {
-            n = snprintf(buf + len, size - len, "%s%s/%d@%lld",
-                         i ? "," : "", l->elems[i].topic,
-                         (int) l->elems[i].partition,
-                         (long long) l->elems[i].offset);
-
-        } else {
-            n = snprintf(buf + len, size - len, "%s%s/%d", i ? "," : "",
-                         l->elems[i].topic, (int) l->elems[i].partition);
-        }
-
-        if (n < 0) {
-            break;
-        }
-
-        len += n;
-    }
-
-    if (len >= size) {
-        buf[size - 1] = '\0';
-    }
-
-    return len ? buf : "-";
-}

@@ -3,8 +3,9 @@
  * Copyright (C) ngx_chat authors
  *
  * chat-worker: options, configuration file, environment, logging,
- * signals and the pid file; the roles are in chat_persist.c and
- * chat_lag.c.
+ * signals and the pid file; the roles are in chat_persist.c,
+ * chat_presence.c and chat_lag.c (chat_kafka.c and chat_pg.c: what the
+ * consuming roles share).
  *
  * Settings, later ones winning: built-in defaults, the environment
  * (KAFKA_BROKERS, PG_DSN), the --config file, the command line.
@@ -54,6 +55,7 @@ static const chat_opt_t  chat_opts[] = {
     CHAT_OPT("group", CHAT_OPT_STRING, group, 0, 0),
     CHAT_OPT("messages-topic", CHAT_OPT_STRING, topic_messages, 0, 0),
     CHAT_OPT("receipts-topic", CHAT_OPT_STRING, topic_receipts, 0, 0),
+    CHAT_OPT("presence-topic", CHAT_OPT_STRING, topic_presence, 0, 0),
     CHAT_OPT("dlq-topic", CHAT_OPT_STRING, topic_dlq, 0, 0),
     CHAT_OPT("pid-file", CHAT_OPT_STRING, pid_file, 0, 0),
     CHAT_OPT("writers", CHAT_OPT_INT, writers, 1, CHAT_WORKER_MAX_WRITERS),
@@ -77,7 +79,8 @@ static const char           *chat_log_role = "main";
 
 
 static void chat_worker_usage(FILE *out);
-static void chat_worker_defaults(chat_worker_conf_t *conf);
+static void chat_worker_defaults(chat_worker_conf_t *conf,
+    const char *role);
 static int chat_worker_set(chat_worker_conf_t *conf, const char *name,
     const char *value, const char *where);
 static int chat_worker_load(chat_worker_conf_t *conf, const char *file);
@@ -99,6 +102,10 @@ chat_worker_usage(FILE *out)
 "  persist   consume chat.messages and chat.receipts, write PostgreSQL in\n"
 "            batches (one transaction each), commit Kafka offsets after\n"
 "            the transaction; records it cannot read go to chat.dlq\n"
+"  presence  consume chat.presence (offline transitions), write each\n"
+"            user's newest last_seen to PostgreSQL in batches (one\n"
+"            transaction each), commit Kafka offsets after it; records it\n"
+"            cannot read go to chat.dlq\n"
 "  lag       print the committed offsets of --group against the end of\n"
 "            each partition of the message and receipt topics, and exit\n"
 "\n"
@@ -108,13 +115,15 @@ chat_worker_usage(FILE *out)
 "  --pg-dsn DSN           libpq connection string (env PG_DSN; prefer\n"
 "                         the environment or the file: the command line\n"
 "                         is visible to every user)\n"
-"  --group NAME           consumer group (default chat-persist)\n"
+"  --group NAME           consumer group (default chat-persist;\n"
+"                         presence: chat-presence)\n"
 "  --messages-topic T     default chat.messages\n"
 "  --receipts-topic T     default chat.receipts\n"
+"  --presence-topic T     default chat.presence\n"
 "  --dlq-topic T          dead letters, default chat.dlq\n"
 "  --writers N            PostgreSQL connections writing side by side,\n"
 "                         each for its share of the partitions, 1..8\n"
-"                         (default 2)\n"
+"                         (default 2; presence: one)\n"
 "  --batch-size N         records per transaction, 1..100000 (default\n"
 "                         5000)\n"
 "  --batch-wait MS        longest wait for a batch to fill (default 100)\n"
@@ -157,7 +166,9 @@ main(int argc, char **argv)
 
     role = argv[1];
 
-    if (strcmp(role, "persist") != 0 && strcmp(role, "lag") != 0) {
+    if (strcmp(role, "persist") != 0 && strcmp(role, "presence") != 0
+        && strcmp(role, "lag") != 0)
+    {
         fprintf(stderr, CHAT_WORKER_NAME ": unknown role \"%s\"\n\n"
                 "Try '" CHAT_WORKER_NAME " --help' for more information.\n",
                 role);
@@ -165,8 +176,7 @@ main(int argc, char **argv)
     }
 
     chat_log_role = role;
-    chat_worker_defaults(&conf);
-    conf.role = role;
+    chat_worker_defaults(&conf, role);
 
     env = getenv("KAFKA_BROKERS");
     if (env && *env) {
@@ -207,6 +217,9 @@ main(int argc, char **argv)
     if (strcmp(role, "persist") == 0) {
         rc = chat_persist_main(&conf);
 
+    } else if (strcmp(role, "presence") == 0) {
+        rc = chat_presence_main(&conf);
+
     } else {
         rc = chat_lag_main(&conf);
     }
@@ -222,14 +235,17 @@ main(int argc, char **argv)
 
 
 static void
-chat_worker_defaults(chat_worker_conf_t *conf)
+chat_worker_defaults(chat_worker_conf_t *conf, const char *role)
 {
     memset(conf, 0, sizeof(chat_worker_conf_t));
 
+    conf->role = role;
     conf->brokers = strdup("127.0.0.1:9092");
-    conf->group = strdup("chat-persist");
+    conf->group = strdup(strcmp(conf->role, "presence") == 0
+                         ? "chat-presence" : "chat-persist");
     conf->topic_messages = strdup("chat.messages");
     conf->topic_receipts = strdup("chat.receipts");
+    conf->topic_presence = strdup("chat.presence");
     conf->topic_dlq = strdup("chat.dlq");
     conf->writers = 2;
     conf->batch_size = 5000;
@@ -512,7 +528,7 @@ chat_worker_args(chat_worker_conf_t *conf, int argc, char **argv)
         return 1;
     }
 
-    if (strcmp(conf->role, "persist") == 0 && conf->pg_dsn == NULL) {
+    if (strcmp(conf->role, "lag") != 0 && conf->pg_dsn == NULL) {
         fprintf(stderr, CHAT_WORKER_NAME ": no PostgreSQL: set PG_DSN, "
                 "pg-dsn in --config, or --pg-dsn\n");
         return 1;

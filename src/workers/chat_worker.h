@@ -3,8 +3,9 @@
  * Copyright (C) ngx_chat authors
  *
  * chat-worker: the daemons beside nginx, one binary with roles
- * ("chat-worker persist", "chat-worker lag").  Blocking libpq and
- * librdkafka calls are fine here: nothing else shares the thread.
+ * ("chat-worker persist", "chat-worker presence", "chat-worker lag").
+ * Blocking libpq and librdkafka calls are fine here: nothing else shares
+ * the thread.
  */
 
 
@@ -36,6 +37,7 @@ typedef struct {
     char               *group;
     char               *topic_messages;
     char               *topic_receipts;
+    char               *topic_presence;
     char               *topic_dlq;
     char               *pid_file;
     int                 writers;            /* lanes: threads, connections */
@@ -78,6 +80,7 @@ void chat_worker_sleep(int ms, int level);
 
 int chat_persist_main(chat_worker_conf_t *conf);
 int chat_lag_main(chat_worker_conf_t *conf);
+int chat_presence_main(chat_worker_conf_t *conf);
 
 
 #endif /* _CHAT_WORKER_H_INCLUDED_ */

@@ -292,6 +292,67 @@ chat_test_large(void **state)
 }
 
 
+static void
+chat_test_presence(void **state)
+{
+    int           online;
+    char          err[128];
+    size_t        i;
+    int64_t       uid, seen;
+    const char   *value;
+
+    static const chat_test_bad_t  bad[] = {
+        { "7", NULL, "no value" },
+        { "7", "{", "value is not valid JSON" },
+        { "7", "[]", "" },
+        { "7", "{\"online\":false,\"last_seen\":5}", "\"user_id\" is "
+          "required" },
+        { "7", "{\"user_id\":\"7\",\"online\":false,\"last_seen\":5}",
+          "\"user_id\" must be an integer above 0" },
+        { "7", "{\"user_id\":7,\"online\":false}", "\"last_seen\" is "
+          "required" },
+        { "7", "{\"user_id\":7,\"online\":false,\"last_seen\":0}",
+          "\"last_seen\" must be an integer above 0" },
+        { "7", "{\"user_id\":7,\"online\":false,"
+          "\"last_seen\":9000000000000000000}", "\"last_seen\" is out of "
+          "range" },
+        { "7", "{\"user_id\":7,\"online\":0,\"last_seen\":5}",
+          "\"online\" must be true or false" },
+        { NULL, "{\"user_id\":7,\"online\":false,\"last_seen\":5}",
+          "no key" },
+        { "8", "{\"user_id\":7,\"online\":false,\"last_seen\":5}",
+          "key is not the user of the record" },
+        { "07", "{\"user_id\":7,\"online\":false,\"last_seen\":5}",
+          "key is not the user of the record" },
+    };
+
+    (void) state;
+
+    value = "{\"user_id\":42,\"online\":false,\"last_seen\":1700000000123}";
+
+    assert_int_equal(chat_record_presence("42", 2, value, strlen(value),
+                                          &uid, &online, &seen, err,
+                                          sizeof(err)), 0);
+    assert_int_equal(uid, 42);
+    assert_int_equal(online, 0);
+    assert_int_equal(seen, 1700000000123LL);
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        assert_int_equal(chat_record_presence(bad[i].key,
+                             bad[i].key ? strlen(bad[i].key) : 0,
+                             bad[i].value,
+                             bad[i].value ? strlen(bad[i].value) : 0, &uid,
+                             &online, &seen, err, sizeof(err)), -1);
+
+        if (strstr(err, bad[i].err) == NULL) {
+            fail_msg("%s: \"%s\" is not \"%s\"", bad[i].value, err,
+                     bad[i].err);
+        }
+    }
+}
+
+
 int
 main(void)
 {
@@ -301,6 +362,7 @@ main(void)
         cmocka_unit_test(chat_test_refused),
         cmocka_unit_test(chat_test_conv),
         cmocka_unit_test(chat_test_large),
+        cmocka_unit_test(chat_test_presence),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
