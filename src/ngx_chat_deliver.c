@@ -130,6 +130,8 @@ static void ngx_chat_deliver_live(ngx_chat_shard_t *sh, const char *p,
     size_t len);
 static void ngx_chat_deliver_resync(ngx_chat_shard_t *sh);
 static void ngx_chat_deliver_tick(ngx_event_t *ev);
+static void ngx_chat_deliver_ping_reply(ngx_chat_store_rc_e rc,
+    redisReply *reply, void *data);
 static void ngx_chat_deliver_refresh(void);
 static void ngx_chat_refresh_send(ngx_chat_redis_t *rds,
     ngx_chat_refresh_t *rf);
@@ -890,8 +892,8 @@ ngx_chat_deliver_tick(ngx_event_t *ev)
         }
 
         if (sh->ping_sent == 0
-            && ngx_chat_redis_command(sh->cmd, NULL, NULL, "PUBLISH %s ping",
-                                      d->channel))
+            && ngx_chat_redis_command(sh->cmd, ngx_chat_deliver_ping_reply,
+                                      sh, "PUBLISH %s ping", d->channel))
         {
             sh->ping_sent = ngx_current_msec;
         }
@@ -910,6 +912,25 @@ ngx_chat_deliver_tick(ngx_event_t *ev)
     }
 
     ngx_add_timer(&d->tick, NGX_CHAT_DELIVER_TICK);
+}
+
+
+/*
+ * A ping that the command connection lost (a timeout there drops it) says
+ * nothing of the subscription: it is sent again at the next tick rather
+ * than taken for a silent subscriber, whose resync would cost a SYNC per
+ * connection of the worker.
+ */
+
+static void
+ngx_chat_deliver_ping_reply(ngx_chat_store_rc_e rc, redisReply *reply,
+    void *data)
+{
+    ngx_chat_shard_t  *sh = data;
+
+    if (rc != NGX_CHAT_STORE_OK && ngx_chat_deliver) {
+        sh->ping_sent = 0;
+    }
 }
 
 
