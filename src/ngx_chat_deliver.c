@@ -39,7 +39,6 @@
 
 
 #define NGX_CHAT_CHANNEL_LEN   96
-#define NGX_CHAT_KEY_LEN       64
 #define NGX_CHAT_RECEIPT_ID    64
 #define NGX_CHAT_REFRESH_BATCH 256
 
@@ -195,34 +194,49 @@ static void ngx_chat_receipt_done(ngx_chat_receipt_t *rcp);
     "end\n"                                                                  \
     "local function trim(zkey, hkey, max)\n"                                 \
     "  local over = redis.call('ZCARD', zkey) - max\n"                       \
-    "  if over > 0 then\n"                                                   \
-    "    local old = redis.call('ZRANGE', zkey, 0, over - 1)\n"              \
-    "    redis.call('ZREMRANGEBYRANK', zkey, 0, over - 1)\n"                 \
-    "    redis.call('HDEL', hkey, unpack(old))\n"                            \
+    "  if over <= 0 then return 0 end\n"                                     \
+    "  local old = redis.call('ZRANGE', zkey, 0, over - 1)\n"                \
+    "  redis.call('ZREMRANGEBYRANK', zkey, 0, over - 1)\n"                   \
+    "  redis.call('HDEL', hkey, unpack(old))\n"                              \
+    "  return over\n"                                                        \
+    "end\n"                                                                  \
+    "local function inbox_n(key)\n"                                          \
+    "  if redis.call('EXISTS', key) == 0 then\n"                             \
+    "    local t = redis.call('TIME')\n"                                     \
+    "    redis.call('SET', key,\n"                                           \
+    "               t[1] .. string.format('%06d', tonumber(t[2])))\n"        \
     "  end\n"                                                                \
     "end\n"
 
 
 /*
- * DELIVER  KEYS routes inbox inboxq inboxn [sender-routes]
+ * DELIVER  KEYS routes inbox inboxq inboxn inboxok [sender-routes]
  *          ARGV uid id "<from> <seq> <conv>" frame max ttl
  *               [sender except-channel except-conn]
  * -1 when the message is in the inbox already, else the channels reached;
  * with the sender's routes on the same server, its other connections get
- * the frame too (one call instead of DELIVER + RELAY)
+ * the frame too (one call instead of DELIVER + RELAY).  Inbox positions
+ * start at Redis's clock in microseconds, so that they keep growing when
+ * Redis lost the inbox (16 digits: Lua's numbers are doubles, exact up to
+ * 2^53, and are formatted with %.0f, never by tostring()); an inbox that
+ * overflows is no longer complete (inboxok goes: the next connection reads
+ * PostgreSQL, ngx_chat_refill.c).
  */
 
 static const char  ngx_chat_lua_deliver[] =
     NGX_CHAT_LUA_LIB
     "if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return -1 end\n"
-    "local n = redis.call('INCR', KEYS[4])\n"
+    "inbox_n(KEYS[4])\n"
+    "local n = string.format('%.0f', redis.call('INCR', KEYS[4]))\n"
     "redis.call('HSET', KEYS[2], ARGV[2],\n"
     "           'u ' .. ARGV[3] .. ' ' .. ARGV[4])\n"
     "redis.call('ZADD', KEYS[3], n, ARGV[2])\n"
-    "trim(KEYS[3], KEYS[2], tonumber(ARGV[5]))\n"
-    "for i = 2, 4 do redis.call('EXPIRE', KEYS[i], ARGV[6]) end\n"
-    "if KEYS[5] then\n"
-    "  publish(KEYS[5], ARGV[7], 0, ARGV[4], ARGV[8], ARGV[9])\n"
+    "if trim(KEYS[3], KEYS[2], tonumber(ARGV[5])) > 0 then\n"
+    "  redis.call('DEL', KEYS[5])\n"
+    "end\n"
+    "for i = 2, 5 do redis.call('EXPIRE', KEYS[i], ARGV[6]) end\n"
+    "if KEYS[6] then\n"
+    "  publish(KEYS[6], ARGV[7], 0, ARGV[4], ARGV[8], ARGV[9])\n"
     "end\n"
     "return publish(KEYS[1], ARGV[1], n, ARGV[4], '', '0')\n";
 
@@ -245,13 +259,18 @@ static const char  ngx_chat_lua_relay[] =
 
 
 /*
- * SYNC  KEYS routes inbox inboxq rbox
- *       ARGV route-or-empty route-ttl-ms after limit drain-rbox
- * {ids scanned, last n, {n, entry, n, entry...}, {receipt...}}
+ * SYNC  KEYS routes inbox inboxq rbox inboxok
+ *       ARGV route-or-empty route-ttl-ms after limit drain-rbox check
+ * {ids scanned, last n, {n, entry, n, entry...}, {receipt...}}; with
+ * check=1 and an inbox that is not known complete: {-1, "0", {}, {}} and
+ * nothing done (the connection refills it from PostgreSQL first)
  */
 
 static const char  ngx_chat_lua_sync[] =
     NGX_CHAT_LUA_LIB
+    "if ARGV[6] == '1' and redis.call('EXISTS', KEYS[5]) == 0 then\n"
+    "  return {-1, '0', {}, {}}\n"
+    "end\n"
     "if ARGV[1] ~= '' then\n"
     "  redis.call('ZADD', KEYS[1], now_ms() + tonumber(ARGV[2]), ARGV[1])\n"
     "  redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
@@ -276,6 +295,49 @@ static const char  ngx_chat_lua_sync[] =
     "  redis.call('DEL', KEYS[4])\n"
     "end\n"
     "return {#names, last, out, rcpt}\n";
+
+
+/*
+ * REFILL  KEYS inbox inboxq inboxn inboxok epoch
+ *         ARGV ttl grace-ms complete id head frame [id head frame...]
+ * puts messages that PostgreSQL holds as undelivered (oldest first) into
+ * the inbox, below everything there, unless the inbox has them (in any
+ * state); with complete=1 the inbox is then known complete (inboxok),
+ * but only once Redis has held its data for grace-ms (the epoch key is
+ * as old as that): what was acknowledged just before Redis lost it may
+ * not be in PostgreSQL yet.  The entries added.
+ */
+
+static const char  ngx_chat_lua_refill[] =
+    NGX_CHAT_LUA_LIB
+    "inbox_n(KEYS[3])\n"
+    "local low = tonumber(redis.call('GET', KEYS[3])) + 1\n"
+    "local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')\n"
+    "if first[2] and tonumber(first[2]) < low then\n"
+    "  low = tonumber(first[2])\n"
+    "end\n"
+    "local new = {}\n"
+    "for i = 4, #ARGV - 2, 3 do\n"
+    "  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 0 then\n"
+    "    new[#new + 1] = i\n"
+    "  end\n"
+    "end\n"
+    "for k, i in ipairs(new) do\n"
+    "  redis.call('HSET', KEYS[1], ARGV[i],\n"
+    "             'u ' .. ARGV[i + 1] .. ' ' .. ARGV[i + 2])\n"
+    "  redis.call('ZADD', KEYS[2],\n"
+    "             string.format('%.0f', low - #new - 1 + k), ARGV[i])\n"
+    "end\n"
+    "for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[1]) end\n"
+    "if ARGV[3] == '1' then\n"
+    "  local now = now_ms()\n"
+    "  redis.call('SET', KEYS[5], now, 'NX')\n"
+    "  if now - tonumber(redis.call('GET', KEYS[5])) >= tonumber(ARGV[2])\n"
+    "  then\n"
+    "    redis.call('SET', KEYS[4], '1', 'EX', ARGV[1])\n"
+    "  end\n"
+    "end\n"
+    "return #new\n";
 
 
 /*
@@ -331,12 +393,17 @@ static const char  ngx_chat_lua_refresh[] =
  * CLAIM  KEYS rate dedup [seq]  ARGV interval-us(0: no limit) burst
  *        dedup-ttl
  * {"rate", retry-after-ms} | {"new"[, seq]} | {"dup", first ack or
- * "pending"}; with the conversation's counter on the same server (KEYS[3])
- * a new claim takes its seq at once.  The rate limit is GCRA: the key
- * holds the theoretical arrival time.
+ * "pending"} | {"seed"}; with the conversation's counter on the same
+ * server (KEYS[3]) a new claim takes its seq at once, and when Redis has
+ * no such counter nothing is taken ("seed": it is set from PostgreSQL
+ * first).  The rate limit is GCRA: the key holds the theoretical arrival
+ * time.
  */
 
 static const char  ngx_chat_lua_claim[] =
+    "if KEYS[3] and redis.call('EXISTS', KEYS[3]) == 0 then\n"
+    "  return {'seed'}\n"
+    "end\n"
     "if ARGV[1] ~= '0' then\n"
     "  local t = redis.call('TIME')\n"
     "  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
@@ -354,6 +421,17 @@ static const char  ngx_chat_lua_claim[] =
     "  return {'new'}\n"
     "end\n"
     "return {'dup', redis.call('GET', KEYS[2])}\n";
+
+
+/*
+ * SEQ  KEYS seq
+ * the conversation's next seq; -1 when Redis has no counter for it (it is
+ * set from PostgreSQL first: ngx_chat_send.c)
+ */
+
+static const char  ngx_chat_lua_seq[] =
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end\n"
+    "return redis.call('INCR', KEYS[1])\n";
 
 
 /*
@@ -441,7 +519,9 @@ static const char  *ngx_chat_scripts[NGX_CHAT_SCRIPT_N] = {
     ngx_chat_lua_offline,
     ngx_chat_lua_beat,
     ngx_chat_lua_state,
-    ngx_chat_lua_sweep
+    ngx_chat_lua_sweep,
+    ngx_chat_lua_refill,
+    ngx_chat_lua_seq
 };
 
 static char  ngx_chat_shas[NGX_CHAT_SCRIPT_N][41];
@@ -1225,7 +1305,22 @@ ngx_chat_sync_start(ngx_chat_ws_t *ws, ngx_uint_t reg, ngx_uint_t receipts,
     ws->lost_live = 0;
     ws->sync_register = reg;
     ws->sync_receipts = receipts;
+    /* a sync from the start asks whether the inbox is complete */
+    ws->sync_check = (after == 0);
     ws->last_n = after;
+
+    ngx_chat_sync_page(ws);
+}
+
+
+/* after a refill (ngx_chat_refill.c): the inbox as always */
+
+void
+ngx_chat_sync_resume(ngx_chat_ws_t *ws)
+{
+    if (ws->done || ws->sync_cmd) {
+        return;
+    }
 
     ngx_chat_sync_page(ws);
 }
@@ -1259,15 +1354,17 @@ ngx_chat_sync_page(ngx_chat_ws_t *ws)
 
     ws->sync_cmd = rds
         ? ngx_chat_redis_command(rds, ngx_chat_sync_reply, ws,
-                                 "EVALSHA %s 4 chat:routes:{%llu} "
+                                 "EVALSHA %s 5 chat:routes:{%llu} "
                                  "chat:inbox:{%llu} chat:inboxq:{%llu} "
-                                 "chat:rbox:{%llu} %s %d %llu %d %d",
+                                 "chat:rbox:{%llu} chat:inboxok:{%llu} "
+                                 "%s %d %llu %d %d %d",
                                  ngx_chat_shas[NGX_CHAT_SCRIPT_SYNC],
-                                 uid, uid, uid, uid, route,
+                                 uid, uid, uid, uid, uid, route,
                                  (int) NGX_CHAT_ROUTE_TTL,
                                  (unsigned long long) ws->last_n,
                                  (int) NGX_CHAT_SYNC_PAGE,
-                                 (int) ws->sync_receipts)
+                                 (int) ws->sync_receipts,
+                                 (int) ws->sync_check)
         : NULL;
 
     if (ws->sync_cmd == NULL) {
@@ -1307,6 +1404,16 @@ ngx_chat_sync_reply(ngx_chat_store_rc_e rc, redisReply *reply, void *data)
 
         ngx_add_timer(&ws->sync_timer, 1000);
         return;
+    }
+
+    if (ws->sync_check) {
+        ws->sync_check = 0;
+
+        if (reply->element[0]->integer == -1) {
+            /* the inbox is not known complete: PostgreSQL first */
+            ngx_chat_refill_start(ws);
+            return;
+        }
     }
 
     if (ws->sync_register) {
@@ -1571,11 +1678,12 @@ ngx_chat_delivery_issue(ngx_chat_delivery_t *dv)
 
     } else if (dv->both) {
         cmd = ngx_chat_redis_command(rds, ngx_chat_delivery_reply, dv,
-                                     "EVALSHA %s 5 chat:routes:{%llu} "
+                                     "EVALSHA %s 6 chat:routes:{%llu} "
                                      "chat:inbox:{%llu} chat:inboxq:{%llu} "
-                                     "chat:inboxn:{%llu} chat:routes:{%llu} "
+                                     "chat:inboxn:{%llu} chat:inboxok:{%llu} "
+                                     "chat:routes:{%llu} "
                                      "%llu %s %s %b %d %d %llu %s %llu",
-                                     sha, uto, uto, uto, uto, ufrom, uto,
+                                     sha, uto, uto, uto, uto, uto, ufrom, uto,
                                      dv->id, dv->head, dv->text, dv->len,
                                      (int) NGX_CHAT_INBOX_MAX,
                                      (int) NGX_CHAT_INBOX_TTL, ufrom,
@@ -1584,10 +1692,12 @@ ngx_chat_delivery_issue(ngx_chat_delivery_t *dv)
 
     } else {
         cmd = ngx_chat_redis_command(rds, ngx_chat_delivery_reply, dv,
-                                     "EVALSHA %s 4 chat:routes:{%llu} "
+                                     "EVALSHA %s 5 chat:routes:{%llu} "
                                      "chat:inbox:{%llu} chat:inboxq:{%llu} "
-                                     "chat:inboxn:{%llu} %llu %s %s %b %d %d",
-                                     sha, uto, uto, uto, uto, uto, dv->id,
+                                     "chat:inboxn:{%llu} chat:inboxok:{%llu} "
+                                     "%llu %s %s %b %d %d",
+                                     sha, uto, uto, uto, uto, uto, uto,
+                                     dv->id,
                                      dv->head, dv->text, dv->len,
                                      (int) NGX_CHAT_INBOX_MAX,
                                      (int) NGX_CHAT_INBOX_TTL);

@@ -26,6 +26,9 @@
 #define NGX_CHAT_INBOX_TTL        2592000  /* 30 days */
 #define NGX_CHAT_RBOX_MAX         1000     /* receipts for an offline user */
 #define NGX_CHAT_SYNC_PAGE        200
+#define NGX_CHAT_REFILL_MAX       1000     /* from PostgreSQL, per sync */
+#define NGX_CHAT_REFILL_CHUNK     100      /* entries per REFILL call */
+#define NGX_CHAT_REFILL_GRACE     60000    /* ms of Redis data: see REFILL */
 #define NGX_CHAT_LIVE_MAX         256      /* buffered while syncing */
 #define NGX_CHAT_SEEN_TTL         2592000  /* last_seen in Redis, 30 days */
 
@@ -34,6 +37,7 @@
 #define NGX_CHAT_DELIVERY_MAX_RETRIES 100000
 
 #define NGX_CHAT_ROUTE_LEN        128      /* "<channel> <conn id>" */
+#define NGX_CHAT_KEY_LEN          64       /* "chat:...:{<user id>}" */
 
 
 /* a user with connections on this worker */
@@ -56,6 +60,8 @@ typedef enum {
     NGX_CHAT_SCRIPT_BEAT,
     NGX_CHAT_SCRIPT_STATE,
     NGX_CHAT_SCRIPT_SWEEP,
+    NGX_CHAT_SCRIPT_REFILL,
+    NGX_CHAT_SCRIPT_SEQ,
     NGX_CHAT_SCRIPT_N
 } ngx_chat_script_e;
 
@@ -82,6 +88,12 @@ ngx_chat_local_user_t *ngx_chat_local_next(ngx_chat_local_user_t *lu);
 ngx_chat_redis_cmd_t *ngx_chat_relay(uint64_t user_id, const char *frame,
     size_t len, uint64_t except, ngx_uint_t store,
     ngx_chat_redis_handler_pt handler, void *data);
+
+/* the inbox is read on after a refill */
+void ngx_chat_sync_resume(ngx_chat_ws_t *ws);
+
+/* ngx_chat_refill.c: the inbox from PostgreSQL, then the sync goes on */
+void ngx_chat_refill_start(ngx_chat_ws_t *ws);
 
 /* ngx_chat_presence.c */
 typedef struct ngx_chat_presence_lookup_s  ngx_chat_presence_lookup_t;

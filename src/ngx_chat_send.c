@@ -12,6 +12,10 @@
  *      holds the first ack, which is sent again (a retry delivers nothing
  *      twice);
  *   3. seq: INCR chat:seq:{conversation} on the conversation's shard;
+ *      a counter that Redis does not have (a new conversation, or Redis
+ *      lost it) is first set from PostgreSQL's max(seq) of the
+ *      conversation (ngx_chat_seed_*), so that seq goes on where the
+ *      history ends;
  *   4. the message goes to Kafka (chat.messages, keyed by conversation,
  *      acks=all); only its delivery report makes the ack, which is then
  *      also kept under the dedup key.  A failure sends an error frame and
@@ -75,12 +79,22 @@ typedef struct {
     ngx_chat_pg_query_t       *query;
     ngx_chat_redis_cmd_t      *cmd;
     ngx_chat_kafka_msg_t      *kmsg;
+    ngx_queue_t                seed;        /* waits for a counter */
     unsigned                   claimed:1;  /* the dedup key is ours */
     char                       client_id[NGX_CHAT_SEND_CLIENT_ID + 1];
     char                       id[CHAT_ID_LEN + 1];
     char                       conv[48];
     char                       dedup[NGX_CHAT_SEND_CLIENT_ID + 48];
 } ngx_chat_send_t;
+
+
+/* a conversation's counter being set from PostgreSQL */
+typedef struct {
+    ngx_queue_t                queue;       /* in ngx_chat_seeds */
+    ngx_queue_t                waiters;     /* ngx_chat_send_t.seed */
+    ngx_chat_pg_query_t       *query;
+    char                       conv[48];
+} ngx_chat_seed_t;
 
 
 static void ngx_chat_send_user_checked(ngx_chat_store_rc_e rc, PGresult *res,
@@ -91,6 +105,10 @@ static void ngx_chat_send_claimed(ngx_chat_store_rc_e rc, redisReply *reply,
     void *data);
 static void ngx_chat_send_sequenced(ngx_chat_store_rc_e rc,
     redisReply *reply, void *data);
+static void ngx_chat_send_sequence(ngx_chat_send_t *s);
+static void ngx_chat_seed_wait(ngx_chat_send_t *s);
+static void ngx_chat_seed_floor(ngx_chat_store_rc_e rc, PGresult *res,
+    void *data);
 static void ngx_chat_send_produce(ngx_chat_send_t *s);
 static void ngx_chat_send_delivered(ngx_chat_store_rc_e rc,
     int32_t partition, int64_t offset, void *data);
@@ -100,6 +118,8 @@ static void ngx_chat_send_done(ngx_chat_send_t *s);
 
 
 static ngx_chat_user_cache_t  ngx_chat_user_cache[NGX_CHAT_USER_CACHE];
+static ngx_queue_t            ngx_chat_seeds = { &ngx_chat_seeds,
+                                                 &ngx_chat_seeds };
 
 
 ngx_int_t
@@ -330,11 +350,10 @@ ngx_chat_send_claim(ngx_chat_send_t *s)
 static void
 ngx_chat_send_claimed(ngx_chat_store_rc_e rc, redisReply *reply, void *data)
 {
-    ngx_chat_send_t   *s = data;
+    ngx_chat_send_t  *s = data;
 
-    json_t            *ack, *err;
-    redisReply        *kind, *v;
-    ngx_chat_redis_t  *rds;
+    json_t           *ack, *err;
+    redisReply       *kind, *v;
 
     s->cmd = NULL;
 
@@ -396,6 +415,12 @@ ngx_chat_send_claimed(ngx_chat_store_rc_e rc, redisReply *reply, void *data)
         return;
     }
 
+    if (kind->len == 4 && ngx_strncmp(kind->str, "seed", 4) == 0) {
+        /* nothing was taken: claimed again once the counter is there */
+        ngx_chat_seed_wait(s);
+        return;
+    }
+
     s->claimed = 1;
 
     if (v && v->type == REDIS_REPLY_INTEGER) {
@@ -404,11 +429,26 @@ ngx_chat_send_claimed(ngx_chat_store_rc_e rc, redisReply *reply, void *data)
         return;
     }
 
-    /* the conversation's counter lives with its lower user id */
+    ngx_chat_send_sequence(s);
+}
+
+
+/* the conversation's counter lives with its lower user id */
+
+static void
+ngx_chat_send_sequence(ngx_chat_send_t *s)
+{
+    ngx_chat_redis_t  *rds;
+
     rds = ngx_chat_redis_for_user(ngx_min(s->from, s->to));
 
-    s->cmd = ngx_chat_redis_command(rds, ngx_chat_send_sequenced, s,
-                                    "INCR chat:seq:{%s}", s->conv);
+    s->cmd = rds ? ngx_chat_redis_command(rds, ngx_chat_send_sequenced, s,
+                                          "EVALSHA %s 1 chat:seq:{%s}",
+                                          ngx_chat_script_sha(
+                                              NGX_CHAT_SCRIPT_SEQ),
+                                          s->conv)
+                 : NULL;
+
     if (s->cmd == NULL) {
         ngx_chat_send_fail(s, "unavailable", "Redis is down");
     }
@@ -428,8 +468,124 @@ ngx_chat_send_sequenced(ngx_chat_store_rc_e rc, redisReply *reply,
         return;
     }
 
+    if (reply->integer < 0) {
+        /* no counter: sequenced again once it is there */
+        ngx_chat_seed_wait(s);
+        return;
+    }
+
     s->seq = reply->integer;
     ngx_chat_send_produce(s);
+}
+
+
+/*
+ * A conversation whose counter Redis does not have.  The sends that find
+ * it missing wait, in the order Redis answered them, for one query of
+ * max(seq); then the counter is set (SET NX: another worker may have been
+ * faster) and, in the same moment, the waiting sends claim or sequence
+ * again, in that order, on the same connection: nothing else of this
+ * worker comes between them, so seq follows the order of sending.
+ */
+
+static void
+ngx_chat_seed_wait(ngx_chat_send_t *s)
+{
+    ngx_str_t           param;
+    ngx_queue_t        *q;
+    ngx_chat_seed_t    *sd;
+    ngx_chat_worker_t  *w = ngx_chat_worker;
+
+    for (q = ngx_queue_head(&ngx_chat_seeds);
+         q != ngx_queue_sentinel(&ngx_chat_seeds);
+         q = ngx_queue_next(q))
+    {
+        sd = ngx_queue_data(q, ngx_chat_seed_t, queue);
+
+        if (ngx_strcmp(sd->conv, s->conv) == 0) {
+            ngx_queue_insert_tail(&sd->waiters, &s->seed);
+            return;
+        }
+    }
+
+    sd = ngx_calloc(sizeof(ngx_chat_seed_t), s->log);
+    if (sd == NULL) {
+        ngx_chat_send_fail(s, "internal", "out of memory");
+        return;
+    }
+
+    ngx_queue_init(&sd->waiters);
+    ngx_queue_insert_tail(&sd->waiters, &s->seed);
+    ngx_cpystrn((u_char *) sd->conv, (u_char *) s->conv, sizeof(sd->conv));
+    ngx_queue_insert_tail(&ngx_chat_seeds, &sd->queue);
+
+    param.data = (u_char *) sd->conv;
+    param.len = ngx_strlen(sd->conv);
+
+    sd->query = ngx_chat_pg_query(w->pg, "SELECT coalesce(max(seq), 0) "
+                                  "FROM messages WHERE conv = $1",
+                                  1, &param, ngx_chat_seed_floor, sd);
+    if (sd->query == NULL) {
+        ngx_chat_seed_floor(NGX_CHAT_STORE_DOWN, NULL, sd);
+    }
+}
+
+
+static void
+ngx_chat_seed_floor(ngx_chat_store_rc_e rc, PGresult *res, void *data)
+{
+    ngx_chat_seed_t   *sd = data;
+
+    int64_t            top;
+    ngx_queue_t       *q;
+    ngx_chat_send_t   *s;
+    ngx_chat_redis_t  *rds;
+
+    ngx_queue_remove(&sd->queue);
+
+    top = -1;
+
+    if (rc == NGX_CHAT_STORE_OK && PQntuples(res) == 1) {
+        top = ngx_atoof((u_char *) PQgetvalue(res, 0, 0),
+                          PQgetlength(res, 0, 0));
+    }
+
+    q = ngx_queue_head(&sd->waiters);
+    s = ngx_queue_data(q, ngx_chat_send_t, seed);
+    rds = ngx_chat_redis_for_user(ngx_min(s->from, s->to));
+
+    if (top < 0 || rds == NULL
+        || ngx_chat_redis_command(rds, NULL, NULL,
+                                  "SET chat:seq:{%s} %lld NX", sd->conv,
+                                  (long long) top)
+           == NULL)
+    {
+        top = -1;
+
+    } else if (top > 0) {
+        ngx_log_error(NGX_LOG_INFO, s->log, 0,
+                      "chat: the seq of %s goes on from %L, as in "
+                      "PostgreSQL", sd->conv, top);
+    }
+
+    while (!ngx_queue_empty(&sd->waiters)) {
+        q = ngx_queue_head(&sd->waiters);
+        ngx_queue_remove(q);
+        s = ngx_queue_data(q, ngx_chat_send_t, seed);
+
+        if (top < 0) {
+            ngx_chat_send_fail(s, "unavailable", "the conversation's "
+                               "sequence could not be read, send it again");
+
+        } else if (s->claimed) {
+            ngx_chat_send_sequence(s);
+
+        } else {
+            ngx_chat_send_claim(s);
+        }
+    }
+
+    ngx_free(sd);
 }
 
 

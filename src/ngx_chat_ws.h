@@ -73,6 +73,7 @@ struct ngx_chat_ws_s {
     unsigned                   syncing:1;
     unsigned                   sync_register:1;
     unsigned                   sync_receipts:1;
+    unsigned                   sync_check:1;  /* is the inbox complete? */
     unsigned                   lost_live:1;
     unsigned                   registered:1;
 
