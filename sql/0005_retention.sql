@@ -15,7 +15,7 @@
 -- row lost) is not "delivered": only the TTL removes it.
 
 
--- --- indexes ------------------------------------------------------------------
+-- --- indexes -----------------------------------------------------------------
 
 -- The delivery rows of one group message.  deliveries is partitioned by
 -- recipient, so this is one probe per partition; one-to-one messages need
@@ -32,7 +32,7 @@ CREATE INDEX pending_receipts_received_at_idx
     ON pending_receipts (received_at);
 
 
--- --- chat-worker cleanup ----------------------------------------------------------
+-- --- chat-worker cleanup -----------------------------------------------------
 --
 -- One call is one transaction.  The worker walks `messages` in primary key
 -- order, a window of lim rows after (after_conv, after_seq) per call,
