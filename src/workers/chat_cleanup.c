@@ -85,10 +85,19 @@ typedef struct {
 } chat_cleanup_t;
 
 
+typedef void (*chat_cleanup_row_pt)(chat_cleanup_t *c, PGresult *r,
+    int *more);
+
+
 static int chat_cleanup_pass(chat_cleanup_t *c);
 static chat_pg_rc_e chat_cleanup_window(chat_cleanup_t *c, int *more);
 static chat_pg_rc_e chat_cleanup_pending(chat_cleanup_t *c, int *more);
-static chat_pg_rc_e chat_cleanup_connect(chat_cleanup_t *c);
+static void chat_cleanup_window_row(chat_cleanup_t *c, PGresult *r,
+    int *more);
+static void chat_cleanup_pending_row(chat_cleanup_t *c, PGresult *r,
+    int *more);
+static chat_pg_rc_e chat_cleanup_exec(chat_cleanup_t *c, const char *sql,
+    int n, const char **params, chat_cleanup_row_pt row, int *more);
 static int chat_cleanup_failed(chat_cleanup_t *c, const char *step);
 static void chat_cleanup_add(chat_cleanup_counts_t *to,
     chat_cleanup_counts_t *from);
@@ -211,15 +220,8 @@ done:
 static chat_pg_rc_e
 chat_cleanup_window(chat_cleanup_t *c, int *more)
 {
-    int           scanned;
-    char          seq[24], lim[16], ttl[24];
-    PGresult     *r;
-    const char   *params[4], *conv;
-    chat_pg_rc_e  rc;
-
-    if (chat_cleanup_connect(c) != CHAT_PG_OK) {
-        return CHAT_PG_RETRY;
-    }
+    char         seq[24], lim[16], ttl[24];
+    const char  *params[4];
 
     snprintf(seq, sizeof(seq), "%lld", (long long) c->seq);
     snprintf(lim, sizeof(lim), "%d", c->conf->batch_size);
@@ -230,45 +232,44 @@ chat_cleanup_window(chat_cleanup_t *c, int *more)
     params[2] = lim;
     params[3] = c->conf->ttl ? ttl : NULL;
 
-    r = PQexecParams(c->pg, CHAT_CLEANUP_MESSAGES_SQL, 4, NULL, params, NULL,
-                     NULL, 0);
+    return chat_cleanup_exec(c, CHAT_CLEANUP_MESSAGES_SQL, 4, params,
+                             chat_cleanup_window_row, more);
+}
 
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
-        scanned = atoi(PQgetvalue(r, 0, 0));
 
-        c->pass.scanned += scanned;
-        c->pass.delivered += atoll(PQgetvalue(r, 0, 1));
-        c->pass.expired += atoll(PQgetvalue(r, 0, 2));
-        c->pass.delivery_rows += atoll(PQgetvalue(r, 0, 3));
-        c->pass.transactions++;
+static void
+chat_cleanup_window_row(chat_cleanup_t *c, PGresult *r, int *more)
+{
+    int          scanned;
+    size_t       len;
+    const char  *conv;
 
-        *more = scanned >= c->conf->batch_size;
+    scanned = atoi(PQgetvalue(r, 0, 0));
 
-        if (scanned > 0) {
-            conv = PQgetvalue(r, 0, 4);
+    c->pass.scanned += scanned;
+    c->pass.delivered += atoll(PQgetvalue(r, 0, 1));
+    c->pass.expired += atoll(PQgetvalue(r, 0, 2));
+    c->pass.delivery_rows += atoll(PQgetvalue(r, 0, 3));
 
-            if (strlen(conv) >= sizeof(c->conv)) {
-                /* not a key the gateway makes: end the pass here */
-                chat_log(CHAT_LOG_WARN, "bad_key", "length=%d",
-                         (int) strlen(conv));
-                *more = 0;
+    *more = scanned >= c->conf->batch_size;
 
-            } else {
-                memcpy(c->conv, conv, strlen(conv) + 1);
-                c->seq = atoll(PQgetvalue(r, 0, 5));
-                c->has_cursor = 1;
-            }
-        }
+    if (scanned == 0) {
+        return;
     }
 
-    rc = chat_pg_exec(&c->pg, r, PGRES_TUPLES_OK, c->pg_error,
-                      sizeof(c->pg_error));
+    conv = PQgetvalue(r, 0, 4);
+    len = strlen(conv);
 
-    if (rc == CHAT_PG_OK) {
-        c->delay = c->conf->retry_min;
+    if (len >= sizeof(c->conv)) {
+        /* not a key the gateway makes: end the pass here */
+        chat_log(CHAT_LOG_WARN, "bad_key", "length=%d", (int) len);
+        *more = 0;
+        return;
     }
 
-    return rc;
+    memcpy(c->conv, conv, len + 1);
+    c->seq = atoll(PQgetvalue(r, 0, 5));
+    c->has_cursor = 1;
 }
 
 
@@ -277,15 +278,8 @@ chat_cleanup_window(chat_cleanup_t *c, int *more)
 static chat_pg_rc_e
 chat_cleanup_pending(chat_cleanup_t *c, int *more)
 {
-    int           n;
-    char          age[24], lim[16];
-    PGresult     *r;
-    const char   *params[2];
-    chat_pg_rc_e  rc;
-
-    if (chat_cleanup_connect(c) != CHAT_PG_OK) {
-        return CHAT_PG_RETRY;
-    }
+    char         age[24], lim[16];
+    const char  *params[2];
 
     snprintf(age, sizeof(age), "%lld", (long long) c->conf->pending_ttl);
     snprintf(lim, sizeof(lim), "%d", c->conf->batch_size);
@@ -293,14 +287,45 @@ chat_cleanup_pending(chat_cleanup_t *c, int *more)
     params[0] = age;
     params[1] = lim;
 
-    r = PQexecParams(c->pg, CHAT_CLEANUP_PENDING_SQL, 2, NULL, params, NULL,
-                     NULL, 0);
+    return chat_cleanup_exec(c, CHAT_CLEANUP_PENDING_SQL, 2, params,
+                             chat_cleanup_pending_row, more);
+}
+
+
+static void
+chat_cleanup_pending_row(chat_cleanup_t *c, PGresult *r, int *more)
+{
+    int  n;
+
+    n = atoi(PQgetvalue(r, 0, 0));
+    c->pass.pending += n;
+    *more = n >= c->conf->batch_size;
+}
+
+
+/* one statement (its own transaction) and its one row, to row() */
+
+static chat_pg_rc_e
+chat_cleanup_exec(chat_cleanup_t *c, const char *sql, int n,
+    const char **params, chat_cleanup_row_pt row, int *more)
+{
+    PGresult      *r;
+    chat_pg_rc_e   rc;
+
+    if (c->pg == NULL) {
+        c->pg = chat_pg_connect(c->conf->pg_dsn, "chat-worker cleanup",
+                                CHAT_CLEANUP_CHECK, c->pg_error,
+                                sizeof(c->pg_error));
+        if (c->pg == NULL) {
+            return CHAT_PG_RETRY;
+        }
+    }
+
+    r = PQexecParams(c->pg, sql, n, NULL, params, NULL, NULL, 0);
 
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
-        n = atoi(PQgetvalue(r, 0, 0));
-        c->pass.pending += n;
         c->pass.transactions++;
-        *more = n >= c->conf->batch_size;
+        row(c, r, more);
     }
 
     rc = chat_pg_exec(&c->pg, r, PGRES_TUPLES_OK, c->pg_error,
@@ -311,19 +336,6 @@ chat_cleanup_pending(chat_cleanup_t *c, int *more)
     }
 
     return rc;
-}
-
-
-static chat_pg_rc_e
-chat_cleanup_connect(chat_cleanup_t *c)
-{
-    if (c->pg == NULL) {
-        c->pg = chat_pg_connect(c->conf->pg_dsn, "chat-worker cleanup",
-                                CHAT_CLEANUP_CHECK, c->pg_error,
-                                sizeof(c->pg_error));
-    }
-
-    return c->pg ? CHAT_PG_OK : CHAT_PG_RETRY;
 }
 
 
