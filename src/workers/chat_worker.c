@@ -4,8 +4,8 @@
  *
  * chat-worker: options, configuration file, environment, logging,
  * signals and the pid file; the roles are in chat_persist.c,
- * chat_presence.c and chat_lag.c (chat_kafka.c and chat_pg.c: what the
- * consuming roles share).
+ * chat_presence.c, chat_cleanup.c and chat_lag.c (chat_kafka.c and
+ * chat_pg.c: what the consuming roles share).
  *
  * Settings, later ones winning: built-in defaults, the environment
  * (KAFKA_BROKERS, PG_DSN), the --config file, the command line.
@@ -27,11 +27,16 @@
 
 #define CHAT_WORKER_NAME  "chat-worker"
 
+#define CHAT_WORKER_MAX_DURATION  (3650 * 86400)    /* s: ten years */
+
 
 typedef enum {
     CHAT_OPT_STRING,
     CHAT_OPT_INT,
     CHAT_OPT_LEVEL,
+    CHAT_OPT_RETENTION,
+    CHAT_OPT_DURATION,          /* int64_t ms; min, max in seconds */
+    CHAT_OPT_FLAG,
     CHAT_OPT_PROP
 } chat_opt_type_e;
 
@@ -66,12 +71,19 @@ static const chat_opt_t  chat_opts[] = {
     CHAT_OPT("drain-timeout", CHAT_OPT_INT, drain_timeout, 0, 3600000),
     CHAT_OPT("sweep-interval", CHAT_OPT_INT, sweep_interval, 100, 3600000),
     CHAT_OPT("log-level", CHAT_OPT_LEVEL, log_level, 0, 0),
+    CHAT_OPT("retention", CHAT_OPT_RETENTION, retention, 0, 0),
+    CHAT_OPT("ttl", CHAT_OPT_DURATION, ttl, 0, CHAT_WORKER_MAX_DURATION),
+    CHAT_OPT("pending-ttl", CHAT_OPT_DURATION, pending_ttl, 1,
+             CHAT_WORKER_MAX_DURATION),
+    CHAT_OPT("interval", CHAT_OPT_DURATION, interval, 1, 86400),
+    CHAT_OPT("once", CHAT_OPT_FLAG, once, 0, 1),
     CHAT_OPT("X", CHAT_OPT_PROP, props, 0, 0),
     { NULL, 0, 0, 0, 0 }
 };
 
 
 static const char  *chat_log_levels[] = { "debug", "info", "warn", "error" };
+static const char  *chat_retentions[] = { "permanent", "ephemeral" };
 
 volatile sig_atomic_t        chat_worker_stop;
 static chat_log_level_e      chat_log_min = CHAT_LOG_INFO;
@@ -83,6 +95,8 @@ static void chat_worker_defaults(chat_worker_conf_t *conf,
     const char *role);
 static int chat_worker_set(chat_worker_conf_t *conf, const char *name,
     const char *value, const char *where);
+static int chat_worker_duration(const chat_opt_t *o, const char *value,
+    const char *where, int64_t *ms);
 static int chat_worker_load(chat_worker_conf_t *conf, const char *file);
 static int chat_worker_args(chat_worker_conf_t *conf, int argc,
     char **argv);
@@ -106,6 +120,11 @@ chat_worker_usage(FILE *out)
 "            user's newest last_seen to PostgreSQL in batches (one\n"
 "            transaction each), commit Kafka offsets after it; records it\n"
 "            cannot read go to chat.dlq\n"
+"  cleanup   the retention mode: with --retention ephemeral, delete\n"
+"            messages every recipient has (all delivery rows delivered\n"
+"            or read) and, with --ttl, older ones regardless, in batches\n"
+"            (one transaction each), every --interval; with --retention\n"
+"            permanent (the default) delete nothing, say so, exit 0\n"
 "  lag       print the committed offsets of --group against the end of\n"
 "            each partition of the message and receipt topics, and exit\n"
 "\n"
@@ -134,6 +153,18 @@ chat_worker_usage(FILE *out)
 "  --sweep-interval MS    how often receipts parked for a message that\n"
 "                         was stored meanwhile are applied (5000)\n"
 "  --log-level LEVEL      debug, info, warn, error (default info)\n"
+"\n"
+"cleanup (DURATION: a number and s, m, h or d, e.g. 30s, 7d):\n"
+"  --retention MODE       permanent (default: PostgreSQL keeps every\n"
+"                         message, nothing is deleted) or ephemeral\n"
+"  --ttl DURATION         ephemeral: also delete messages older than\n"
+"                         this, delivered or not (default 0: never)\n"
+"  --pending-ttl DURATION ephemeral: delete receipts parked for a\n"
+"                         message that did not come for this long (1h)\n"
+"  --interval DURATION    between passes (default 30s)\n"
+"  --batch-size N         messages per transaction (cleanup: 1000)\n"
+"  --once                 one pass, then exit (1 if PostgreSQL fails)\n"
+"\n"
 "  --pid-file FILE        write the pid there once running; removed at\n"
 "                         exit\n"
 "  -X NAME=VALUE          a librdkafka property for the consumer and the\n"
@@ -145,7 +176,8 @@ chat_worker_usage(FILE *out)
 "event=... and key=value pairs.  SIGTERM or SIGINT: consume until the\n"
 "broker has nothing more (or --drain-timeout), write and commit, exit 0;\n"
 "a second signal: abandon the batch in hand (it is consumed again after\n"
-"a restart: writes are idempotent) and exit 0.\n");
+"a restart: writes are idempotent) and exit 0.  cleanup: SIGTERM ends\n"
+"the pass after the transaction in hand, exit 0.\n");
 }
 
 
@@ -167,7 +199,7 @@ main(int argc, char **argv)
     role = argv[1];
 
     if (strcmp(role, "persist") != 0 && strcmp(role, "presence") != 0
-        && strcmp(role, "lag") != 0)
+        && strcmp(role, "cleanup") != 0 && strcmp(role, "lag") != 0)
     {
         fprintf(stderr, CHAT_WORKER_NAME ": unknown role \"%s\"\n\n"
                 "Try '" CHAT_WORKER_NAME " --help' for more information.\n",
@@ -220,6 +252,9 @@ main(int argc, char **argv)
     } else if (strcmp(role, "presence") == 0) {
         rc = chat_presence_main(&conf);
 
+    } else if (strcmp(role, "cleanup") == 0) {
+        rc = chat_cleanup_main(&conf);
+
     } else {
         rc = chat_lag_main(&conf);
     }
@@ -248,13 +283,16 @@ chat_worker_defaults(chat_worker_conf_t *conf, const char *role)
     conf->topic_presence = strdup("chat.presence");
     conf->topic_dlq = strdup("chat.dlq");
     conf->writers = 2;
-    conf->batch_size = 5000;
+    conf->batch_size = strcmp(role, "cleanup") == 0 ? 1000 : 5000;
     conf->batch_wait = 100;
     conf->retry_min = 100;
     conf->retry_max = 5000;
     conf->drain_timeout = 60000;
     conf->sweep_interval = 5000;
     conf->log_level = CHAT_LOG_INFO;
+    conf->retention = CHAT_RETENTION_PERMANENT;
+    conf->pending_ttl = 3600 * 1000;
+    conf->interval = 30 * 1000;
 }
 
 
@@ -346,6 +384,42 @@ chat_worker_set(chat_worker_conf_t *conf, const char *name,
                 "info, warn or error, not \"%s\"\n", where, value);
         return -1;
 
+    case CHAT_OPT_RETENTION:
+        for (i = 0; i < 2; i++) {
+            if (strcmp(value, chat_retentions[i]) == 0) {
+                conf->retention = (chat_retention_e) i;
+                return 0;
+            }
+        }
+
+        fprintf(stderr, CHAT_WORKER_NAME ": %s: \"retention\" wants "
+                "permanent or ephemeral, not \"%s\"\n", where, value);
+        return -1;
+
+    case CHAT_OPT_DURATION:
+        return chat_worker_duration(o, value, where,
+                                    (int64_t *) ((char *) conf + o->offset));
+
+    case CHAT_OPT_FLAG:
+        /* "--once" alone, or "once = yes" in a file */
+        if (value == NULL || strcmp(value, "yes") == 0
+            || strcmp(value, "true") == 0 || strcmp(value, "1") == 0)
+        {
+            *(int *) ((char *) conf + o->offset) = 1;
+            return 0;
+        }
+
+        if (strcmp(value, "no") == 0 || strcmp(value, "false") == 0
+            || strcmp(value, "0") == 0)
+        {
+            *(int *) ((char *) conf + o->offset) = 0;
+            return 0;
+        }
+
+        fprintf(stderr, CHAT_WORKER_NAME ": %s: \"%s\" wants yes or no, "
+                "not \"%s\"\n", where, name, value);
+        return -1;
+
     default: /* CHAT_OPT_PROP */
         if (strchr(value, '=') == NULL || value[0] == '=') {
             fprintf(stderr, CHAT_WORKER_NAME ": %s: -X wants NAME=VALUE, "
@@ -362,6 +436,57 @@ chat_worker_set(chat_worker_conf_t *conf, const char *name,
         conf->props[conf->nprops] = strdup(value);
         return conf->props[conf->nprops++] ? 0 : -1;
     }
+}
+
+
+/*
+ * A number and a unit (s, m, h, d) into *ms; "0" (or "off") too when the
+ * option's minimum is 0.  0, or -1 after saying why.
+ */
+
+static int
+chat_worker_duration(const chat_opt_t *o, const char *value,
+    const char *where, int64_t *ms)
+{
+    long long   n, unit;
+    char       *end;
+
+    if (o->min == 0
+        && (strcmp(value, "0") == 0 || strcmp(value, "off") == 0))
+    {
+        *ms = 0;
+        return 0;
+    }
+
+    errno = 0;
+    n = strtoll(value, &end, 10);
+    unit = 0;
+
+    if (errno == 0 && end != value && value[0] != '-' && value[0] != '+'
+        && end[0] != '\0' && end[1] == '\0')
+    {
+        switch (end[0]) {
+        case 's': unit = 1; break;
+        case 'm': unit = 60; break;
+        case 'h': unit = 3600; break;
+        case 'd': unit = 86400; break;
+        default:  break;
+        }
+    }
+
+    if (unit == 0 || n > CHAT_WORKER_MAX_DURATION || n * unit < o->min
+        || n * unit > o->max)
+    {
+        fprintf(stderr, CHAT_WORKER_NAME ": %s: \"%s\" wants a duration "
+                "like 30s, 15m, 12h or 7d%s from %ds to %ds, not \"%s\"\n",
+                where, o->name, o->min == 0 ? " (0 or off: none)," : ",",
+                o->min == 0 ? 1 : o->min, o->max, value);
+        return -1;
+    }
+
+    *ms = n * unit * 1000;
+
+    return 0;
 }
 
 
@@ -440,7 +565,8 @@ chat_worker_args(chat_worker_conf_t *conf, int argc, char **argv)
     /* the long options are those of the table (the file's names) */
     for (n = 0; chat_opts[n].name; n++) {
         longopts[n].name = chat_opts[n].name;
-        longopts[n].has_arg = required_argument;
+        longopts[n].has_arg = chat_opts[n].type == CHAT_OPT_FLAG
+                              ? no_argument : required_argument;
         longopts[n].flag = NULL;
         longopts[n].val = chat_opts[n].type == CHAT_OPT_PROP ? 'X' : 0;
     }
@@ -528,7 +654,20 @@ chat_worker_args(chat_worker_conf_t *conf, int argc, char **argv)
         return 1;
     }
 
-    if (strcmp(conf->role, "lag") != 0 && conf->pg_dsn == NULL) {
+    if (strcmp(conf->role, "cleanup") == 0
+        && conf->retention == CHAT_RETENTION_PERMANENT && conf->ttl)
+    {
+        fprintf(stderr, CHAT_WORKER_NAME ": --ttl deletes messages: it "
+                "needs --retention ephemeral (the retention is "
+                "permanent)\n");
+        return 1;
+    }
+
+    /* permanent cleanup touches no database */
+    if (strcmp(conf->role, "lag") != 0 && conf->pg_dsn == NULL
+        && !(strcmp(conf->role, "cleanup") == 0
+             && conf->retention == CHAT_RETENTION_PERMANENT))
+    {
         fprintf(stderr, CHAT_WORKER_NAME ": no PostgreSQL: set PG_DSN, "
                 "pg-dsn in --config, or --pg-dsn\n");
         return 1;

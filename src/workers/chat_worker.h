@@ -3,7 +3,8 @@
  * Copyright (C) ngx_chat authors
  *
  * chat-worker: the daemons beside nginx, one binary with roles
- * ("chat-worker persist", "chat-worker presence", "chat-worker lag").
+ * ("chat-worker persist", "chat-worker presence", "chat-worker cleanup",
+ * "chat-worker lag").
  * Blocking libpq and librdkafka calls are fine here: nothing else shares
  * the thread.
  */
@@ -30,6 +31,12 @@ typedef enum {
 } chat_log_level_e;
 
 
+typedef enum {
+    CHAT_RETENTION_PERMANENT = 0,
+    CHAT_RETENTION_EPHEMERAL
+} chat_retention_e;
+
+
 typedef struct {
     const char         *role;
     char               *brokers;
@@ -48,6 +55,13 @@ typedef struct {
     int                 drain_timeout;      /* ms */
     int                 sweep_interval;     /* ms */
     chat_log_level_e    log_level;
+
+    /* cleanup */
+    chat_retention_e    retention;
+    int64_t             ttl;                /* ms, 0: none */
+    int64_t             pending_ttl;        /* ms */
+    int64_t             interval;           /* ms */
+    int                 once;
 
     /* librdkafka properties (-X name=value), for both clients */
     char               *props[CHAT_WORKER_MAX_PROPS];
@@ -81,6 +95,7 @@ void chat_worker_sleep(int ms, int level);
 int chat_persist_main(chat_worker_conf_t *conf);
 int chat_lag_main(chat_worker_conf_t *conf);
 int chat_presence_main(chat_worker_conf_t *conf);
+int chat_cleanup_main(chat_worker_conf_t *conf);
 
 
 #endif /* _CHAT_WORKER_H_INCLUDED_ */

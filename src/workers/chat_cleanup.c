@@ -1,0 +1,380 @@
+
+/*
+ * Copyright (C) ngx_chat authors
+ *
+ * chat-worker cleanup: the ephemeral retention mode (docs/ARCHITECTURE.md
+ * "Retention").
+ *
+ * --retention permanent (the default): PostgreSQL keeps every message;
+ * the role deletes nothing: it says so in one log line and exits 0 (it
+ * does not even connect).  scripts/stack does not start it then.
+ *
+ * --retention ephemeral: every --interval, one pass over `messages`:
+ *
+ *     SELECT * FROM chat_cleanup_messages(after_conv, after_seq, lim, ttl)
+ *
+ * again and again, each call its own transaction over a window of
+ * --batch-size messages in primary key order (sql/0005_retention.sql),
+ * deleting those every recipient has (all their delivery rows 'delivered'
+ * or 'read') and, with --ttl, those older than it, with their delivery
+ * rows; then
+ *
+ *     SELECT chat_cleanup_pending(max_age, lim)
+ *
+ * until it deletes fewer than --batch-size parked receipts older than
+ * --pending-ttl.  One log line per pass with the counts; message bodies
+ * are never read.
+ *
+ * Several processes may run: rows are locked FOR UPDATE SKIP LOCKED, so
+ * each deletion is done and counted once.  PostgreSQL failing: the same
+ * window again after a backoff (--retry-min doubling up to --retry-max);
+ * with --once, the run gives up and exits 1.  SIGTERM/SIGINT: the
+ * transaction in hand finishes, the pass is logged, exit 0.
+ */
+
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "chat_pg.h"
+#include "chat_worker.h"
+
+
+#define CHAT_CLEANUP_CONV_LEN  128
+
+#define CHAT_CLEANUP_MESSAGES_SQL                                             \
+    "SELECT scanned, delivered, expired, delivery_rows, last_conv, "          \
+    "last_seq FROM chat_cleanup_messages($1, $2, $3, $4)"
+
+#define CHAT_CLEANUP_PENDING_SQL                                              \
+    "SELECT chat_cleanup_pending($1, $2)"
+
+/* fails on a database without sql/0005_retention.sql */
+#define CHAT_CLEANUP_CHECK                                                    \
+    "SELECT 'chat_cleanup_messages(text,bigint,integer,bigint)'"              \
+    "::regprocedure"
+
+
+typedef struct {
+    int64_t                 scanned;
+    int64_t                 delivered;
+    int64_t                 expired;
+    int64_t                 delivery_rows;
+    int64_t                 pending;
+    int64_t                 transactions;
+} chat_cleanup_counts_t;
+
+
+typedef struct {
+    chat_worker_conf_t     *conf;
+    PGconn                 *pg;
+    char                    pg_error[512];
+    int                     delay;          /* ms, the next backoff */
+
+    /* the pass's cursor: the last key of the last window */
+    char                    conv[CHAT_CLEANUP_CONV_LEN];
+    int64_t                 seq;
+    unsigned                has_cursor:1;
+
+    chat_cleanup_counts_t   pass;
+    chat_cleanup_counts_t   total;
+    int64_t                 passes;
+} chat_cleanup_t;
+
+
+typedef void (*chat_cleanup_row_pt)(chat_cleanup_t *c, PGresult *r,
+    int *more);
+
+
+static int chat_cleanup_pass(chat_cleanup_t *c);
+static chat_pg_rc_e chat_cleanup_window(chat_cleanup_t *c, int *more);
+static chat_pg_rc_e chat_cleanup_pending(chat_cleanup_t *c, int *more);
+static void chat_cleanup_window_row(chat_cleanup_t *c, PGresult *r,
+    int *more);
+static void chat_cleanup_pending_row(chat_cleanup_t *c, PGresult *r,
+    int *more);
+static chat_pg_rc_e chat_cleanup_exec(chat_cleanup_t *c, const char *sql,
+    int n, const char **params, chat_cleanup_row_pt row, int *more);
+static int chat_cleanup_failed(chat_cleanup_t *c, const char *step);
+static void chat_cleanup_add(chat_cleanup_counts_t *to,
+    chat_cleanup_counts_t *from);
+
+
+int
+chat_cleanup_main(chat_worker_conf_t *conf)
+{
+    int             rc;
+    chat_cleanup_t  c;
+
+    if (conf->retention == CHAT_RETENTION_PERMANENT) {
+        chat_log(CHAT_LOG_WARN, "disabled", "retention=permanent deleted=0 "
+                 "hint=\"PostgreSQL keeps every message; --retention "
+                 "ephemeral deletes delivered ones\"");
+        return 0;
+    }
+
+    memset(&c, 0, sizeof(chat_cleanup_t));
+    c.conf = conf;
+    c.delay = conf->retry_min;
+
+    chat_log(CHAT_LOG_INFO, "started", "retention=ephemeral ttl_s=%lld "
+             "pending_ttl_s=%lld interval_ms=%lld batch_size=%d once=%d",
+             (long long) (conf->ttl / 1000),
+             (long long) (conf->pending_ttl / 1000),
+             (long long) conf->interval, conf->batch_size, conf->once);
+
+    rc = 0;
+
+    while (chat_worker_stop == 0) {
+        rc = chat_cleanup_pass(&c);
+
+        if (conf->once || rc != 0) {
+            break;
+        }
+
+        chat_worker_sleep((int) conf->interval, 1);
+    }
+
+    if (c.pg) {
+        PQfinish(c.pg);
+    }
+
+    chat_log(CHAT_LOG_INFO, "stopped", "passes=%lld delivered=%lld "
+             "expired=%lld delivery_rows=%lld pending=%lld exit=%d",
+             (long long) c.passes, (long long) c.total.delivered,
+             (long long) c.total.expired, (long long) c.total.delivery_rows,
+             (long long) c.total.pending, rc);
+
+    return rc;
+}
+
+
+/*
+ * One pass: the windows of messages, then the parked receipts.  0, or 1
+ * when --once gives up after a failure.
+ */
+
+static int
+chat_cleanup_pass(chat_cleanup_t *c)
+{
+    int           more, stopped;
+    int64_t       start;
+    chat_pg_rc_e  rc;
+
+    start = chat_worker_now();
+    memset(&c->pass, 0, sizeof(chat_cleanup_counts_t));
+    c->has_cursor = 0;
+    stopped = 0;
+
+    /* a stop request waits for the transaction in hand, no longer */
+
+    for (more = 1; more; ) {
+        if (chat_worker_stop) {
+            stopped = 1;
+            goto done;
+        }
+
+        rc = chat_cleanup_window(c, &more);
+
+        if (rc != CHAT_PG_OK && chat_cleanup_failed(c, "messages") != 0) {
+            return 1;
+        }
+    }
+
+    for (more = 1; more; ) {
+        if (chat_worker_stop) {
+            stopped = 1;
+            goto done;
+        }
+
+        rc = chat_cleanup_pending(c, &more);
+
+        if (rc != CHAT_PG_OK && chat_cleanup_failed(c, "pending") != 0) {
+            return 1;
+        }
+    }
+
+done:
+
+    c->passes++;
+    chat_cleanup_add(&c->total, &c->pass);
+
+    chat_log(CHAT_LOG_INFO, "pass", "scanned=%lld delivered=%lld "
+             "expired=%lld delivery_rows=%lld pending=%lld "
+             "transactions=%lld ms=%lld%s",
+             (long long) c->pass.scanned, (long long) c->pass.delivered,
+             (long long) c->pass.expired, (long long) c->pass.delivery_rows,
+             (long long) c->pass.pending, (long long) c->pass.transactions,
+             (long long) (chat_worker_now() - start),
+             stopped ? " why=stop" : "");
+
+    return 0;
+}
+
+
+/* one window of messages, one transaction; *more: the pass goes on */
+
+static chat_pg_rc_e
+chat_cleanup_window(chat_cleanup_t *c, int *more)
+{
+    char         seq[24], lim[16], ttl[24];
+    const char  *params[4];
+
+    snprintf(seq, sizeof(seq), "%lld", (long long) c->seq);
+    snprintf(lim, sizeof(lim), "%d", c->conf->batch_size);
+    snprintf(ttl, sizeof(ttl), "%lld", (long long) c->conf->ttl);
+
+    params[0] = c->has_cursor ? c->conv : NULL;
+    params[1] = c->has_cursor ? seq : NULL;
+    params[2] = lim;
+    params[3] = c->conf->ttl ? ttl : NULL;
+
+    return chat_cleanup_exec(c, CHAT_CLEANUP_MESSAGES_SQL, 4, params,
+                             chat_cleanup_window_row, more);
+}
+
+
+static void
+chat_cleanup_window_row(chat_cleanup_t *c, PGresult *r, int *more)
+{
+    int          scanned;
+    size_t       len;
+    const char  *conv;
+
+    scanned = atoi(PQgetvalue(r, 0, 0));
+
+    c->pass.scanned += scanned;
+    c->pass.delivered += atoll(PQgetvalue(r, 0, 1));
+    c->pass.expired += atoll(PQgetvalue(r, 0, 2));
+    c->pass.delivery_rows += atoll(PQgetvalue(r, 0, 3));
+
+    *more = scanned >= c->conf->batch_size;
+
+    if (scanned == 0) {
+        return;
+    }
+
+    conv = PQgetvalue(r, 0, 4);
+    len = strlen(conv);
+
+    if (len >= sizeof(c->conv)) {
+        /* not a key the gateway makes: end the pass here */
+        chat_log(CHAT_LOG_WARN, "bad_key", "length=%d", (int) len);
+        *more = 0;
+        return;
+    }
+
+    memcpy(c->conv, conv, len + 1);
+    c->seq = atoll(PQgetvalue(r, 0, 5));
+    c->has_cursor = 1;
+}
+
+
+/* one batch of stale parked receipts, one transaction */
+
+static chat_pg_rc_e
+chat_cleanup_pending(chat_cleanup_t *c, int *more)
+{
+    char         age[24], lim[16];
+    const char  *params[2];
+
+    snprintf(age, sizeof(age), "%lld", (long long) c->conf->pending_ttl);
+    snprintf(lim, sizeof(lim), "%d", c->conf->batch_size);
+
+    params[0] = age;
+    params[1] = lim;
+
+    return chat_cleanup_exec(c, CHAT_CLEANUP_PENDING_SQL, 2, params,
+                             chat_cleanup_pending_row, more);
+}
+
+
+static void
+chat_cleanup_pending_row(chat_cleanup_t *c, PGresult *r, int *more)
+{
+    int  n;
+
+    n = atoi(PQgetvalue(r, 0, 0));
+    c->pass.pending += n;
+    *more = n >= c->conf->batch_size;
+}
+
+
+/* one statement (its own transaction) and its one row, to row() */
+
+static chat_pg_rc_e
+chat_cleanup_exec(chat_cleanup_t *c, const char *sql, int n,
+    const char **params, chat_cleanup_row_pt row, int *more)
+{
+    PGresult      *r;
+    chat_pg_rc_e   rc;
+
+    if (c->pg == NULL) {
+        c->pg = chat_pg_connect(c->conf->pg_dsn, "chat-worker cleanup",
+                                CHAT_CLEANUP_CHECK, c->pg_error,
+                                sizeof(c->pg_error));
+        if (c->pg == NULL) {
+            return CHAT_PG_RETRY;
+        }
+    }
+
+    r = PQexecParams(c->pg, sql, n, NULL, params, NULL, NULL, 0);
+
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+        c->pass.transactions++;
+        row(c, r, more);
+    }
+
+    rc = chat_pg_exec(&c->pg, r, PGRES_TUPLES_OK, c->pg_error,
+                      sizeof(c->pg_error));
+
+    if (rc == CHAT_PG_OK) {
+        c->delay = c->conf->retry_min;
+    }
+
+    return rc;
+}
+
+
+/*
+ * A step failed (nothing of its transaction is left): 0 to try it again
+ * after the backoff, -1 to give up (--once).  Deadlocks with the persist
+ * worker, or another cleanup, end here too: PostgreSQL aborted one side.
+ */
+
+static int
+chat_cleanup_failed(chat_cleanup_t *c, const char *step)
+{
+    char  q[512];
+
+    if (c->conf->once) {
+        chat_log(CHAT_LOG_ERROR, "pg_failed", "step=%s error=%s", step,
+                 chat_log_quote(c->pg_error, q, sizeof(q)));
+        return -1;
+    }
+
+    chat_log(CHAT_LOG_WARN, "pg_retry", "step=%s delay_ms=%d error=%s", step,
+             c->delay, chat_log_quote(c->pg_error, q, sizeof(q)));
+
+    chat_worker_sleep(c->delay, 1);
+
+    c->delay = c->delay * 2 > c->conf->retry_max ? c->conf->retry_max
+                                                 : c->delay * 2;
+
+    return 0;
+}
+
+
+static void
+chat_cleanup_add(chat_cleanup_counts_t *to, chat_cleanup_counts_t *from)
+{
+    to->scanned += from->scanned;
+    to->delivered += from->delivered;
+    to->expired += from->expired;
+    to->delivery_rows += from->delivery_rows;
+    to->pending += from->pending;
+    to->transactions += from->transactions;
+}
