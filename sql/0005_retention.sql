@@ -15,6 +15,20 @@
 -- row lost) is not "delivered": only the TTL removes it.
 
 
+-- --- tables ------------------------------------------------------------------
+
+-- The highest seq deleted per conversation.  When Redis lost a
+-- conversation's counter, the gateway sets it from PostgreSQL
+-- (chat_seq_top(), sql/0006): without this row a conversation whose
+-- messages were all deleted would start again at seq 1, and a client
+-- would take the new messages for ones it has.
+CREATE TABLE conv_seq_floor (
+    conv  text    COLLATE "C" NOT NULL,
+    seq   bigint  NOT NULL,
+    CONSTRAINT conv_seq_floor_pkey PRIMARY KEY (conv)
+);
+
+
 -- --- indexes -----------------------------------------------------------------
 
 -- The delivery rows of one group message.  deliveries is partitioned by
@@ -130,7 +144,12 @@ BEGIN
         DELETE FROM messages m
         USING locked l
         WHERE m.conv = l.conv AND m.seq = l.seq
-        RETURNING l.done
+        RETURNING l.conv, l.seq, l.done
+    ), fl AS (
+        -- run whether read or not, as every data-modifying WITH
+        INSERT INTO conv_seq_floor AS f (conv, seq)
+        SELECT dm.conv, max(dm.seq) FROM dm GROUP BY dm.conv
+        ON CONFLICT (conv) DO UPDATE SET seq = greatest(f.seq, excluded.seq)
     )
     SELECT (SELECT count(*) FROM win),
            (SELECT count(*) FROM dm WHERE dm.done),

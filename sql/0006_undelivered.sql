@@ -1,7 +1,9 @@
--- 0006_undelivered.sql — what a user has not received yet, for the
--- gateway's store-and-forward when Redis does not hold the user's inbox
--- complete (Redis lost its data, the inbox overflowed or expired): see
--- src/ngx_chat_refill.c.
+-- 0006_undelivered.sql — what the gateway reads from PostgreSQL when Redis
+-- lost something: a user's undelivered messages, for store-and-forward
+-- when Redis does not hold the user's inbox complete (Redis lost its data,
+-- the inbox overflowed or expired: src/ngx_chat_refill.c), and where a
+-- conversation's seq goes on when Redis lost its counter
+-- (src/ngx_chat_send.c).
 --
 -- Applied by scripts/migrate inside one transaction together with its row in
 -- schema_migrations: no BEGIN/COMMIT here.
@@ -21,4 +23,18 @@ LANGUAGE sql STABLE AS $$
     WHERE d.recipient = p_user AND d.state = 'sent'
     ORDER BY d.ts, d.conv, d.seq
     LIMIT greatest(p_limit, 0)
+$$;
+
+-- The highest seq a conversation has used as far as PostgreSQL knows: its
+-- newest stored message, or what the ephemeral retention mode deleted
+-- (conv_seq_floor, sql/0005); 0 for a new conversation.  One backward
+-- probe of the primary key in the conversation's partition.
+CREATE FUNCTION chat_seq_top(p_conv text)
+RETURNS bigint
+LANGUAGE sql STABLE AS $$
+    SELECT greatest(
+        coalesce((SELECT max(m.seq) FROM messages m
+                  WHERE m.conv = p_conv COLLATE "C"), 0),
+        coalesce((SELECT f.seq FROM conv_seq_floor f
+                  WHERE f.conv = p_conv COLLATE "C"), 0))
 $$;

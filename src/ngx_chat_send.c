@@ -13,9 +13,9 @@
  *      twice);
  *   3. seq: INCR chat:seq:{conversation} on the conversation's shard;
  *      a counter that Redis does not have (a new conversation, or Redis
- *      lost it) is first set from PostgreSQL's max(seq) of the
- *      conversation (ngx_chat_seed_*), so that seq goes on where the
- *      history ends;
+ *      lost it) is first set from PostgreSQL (chat_seq_top(): the
+ *      conversation's highest seq, stored or deleted; ngx_chat_seed_*),
+ *      so that seq goes on where the history ends;
  *   4. the message goes to Kafka (chat.messages, keyed by conversation,
  *      acks=all); only its delivery report makes the ack, which is then
  *      also kept under the dedup key.  A failure sends an error frame and
@@ -522,8 +522,7 @@ ngx_chat_seed_wait(ngx_chat_send_t *s)
     param.data = (u_char *) sd->conv;
     param.len = ngx_strlen(sd->conv);
 
-    sd->query = ngx_chat_pg_query(w->pg, "SELECT coalesce(max(seq), 0) "
-                                  "FROM messages WHERE conv = $1",
+    sd->query = ngx_chat_pg_query(w->pg, "SELECT chat_seq_top($1)",
                                   1, &param, ngx_chat_seed_floor, sd);
     if (sd->query == NULL) {
         ngx_chat_seed_floor(NGX_CHAT_STORE_DOWN, NULL, sd);

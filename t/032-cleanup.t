@@ -297,6 +297,12 @@ is(delivery_rows($conv_cd), "1:$uid{dan}:read", '... the receipt applied');
 ($rc, $out) = cleanup('--retention', 'ephemeral', '--once');
 is(pass_sums($out)->{delivered}, 1, '... and a pass deletes it');
 is(seqs($conv_cd) . '|' . delivery_rows($conv_cd), '|', '... with its row');
+is(count("SELECT seq FROM conv_seq_floor WHERE conv = :'c'", c => $conv_cd),
+   1, '... its seq is kept as the conversation\'s floor');
+is(count("SELECT chat_seq_top(:'c')", c => $conv_cd), 1,
+   '... so a counter set from PostgreSQL goes on after it');
+is(count("SELECT chat_seq_top(:'c')", c => $conv_ab), 6,
+   'chat_seq_top of a conversation with messages: its newest seq');
 
 
 # --- 5. --ttl ---------------------------------------------------------------------------

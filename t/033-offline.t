@@ -265,11 +265,17 @@ ChatTest::stack_svc('postgres', 'start');
 like(ChatTest::error_log(),
      qr/undelivered messages of user $uid{eve} were not read from PostgreSQL/,
      '... the log says the refill failed');
-$eve = ChatPersist::ws_connect($uid{eve});
-@got = messages_on($eve, 1, 30);
-is($got[0]{id}, $pg[0]{id},
-   'PostgreSQL back: the next connection gets the missing one');
-$eve->close;
+# the gateway's connections to PostgreSQL come back in their own time:
+# each try is a new connection, which refills while the marker is missing
+my $back;
+ChatTest::wait_until(sub {
+    $eve = ChatPersist::ws_connect($uid{eve});
+    ($back) = messages_on($eve, 1, 2);
+    $eve->close;
+    return $back;
+}, timeout => 60, interval => 0.5);
+is($back && $back->{id}, $pg[0]{id},
+   'PostgreSQL back: a next connection gets the missing one');
 $cid->close;
 $ann->close;
 
