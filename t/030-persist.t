@@ -10,6 +10,8 @@
 #   - PostgreSQL stopped while messages arrive: the worker retries and
 #     commits no offset; everything lands once PostgreSQL is back;
 #   - corrupt and incomplete records go to chat.dlq and the worker goes on;
+#   - the brokers go down between a batch's COMMIT and its offset commit,
+#     and come back: every acked message is in PostgreSQL once;
 #   - receipts: delivered then read, read before delivered, a receipt
 #     before its message, replayed receipts; "undelivered for B" via its
 #     index.
@@ -30,7 +32,7 @@ ChatPersist::start_gateway('persist-node');
 
 my $run = sprintf '%x%x', $$, time;
 my %uid = map { $_ => ChatPersist::register("${_}_$run") }
-          qw(ann ben cid dan eve fay);
+          qw(ann ben cid dan eve fay gus hal);
 
 # a clean start: the worker runs and has committed what the broker holds
 ChatTest::stack_svc('persist', 'start');
@@ -288,6 +290,49 @@ like(ChatPersist::sql("SET enable_seqscan = off; EXPLAIN SELECT conv, seq "
                       b => $uid{ben}),
      qr/Index Only Scan using deliveries_p\d+_recipient_ts_conv_seq_idx/,
      '... a scan of the partial index on one partition');
+
+# --- 6. the broker restarts between a PostgreSQL commit and its offsets -----------
+
+my $conv_gh = ChatPersist::conv($uid{gus}, $uid{hal});
+my $gus = ChatPersist::ws_connect($uid{gus});
+{
+    local $ENV{CHAT_WORKER_FAILPOINT} = 'after_pg_commit:4000';
+    ChatTest::stack_svc('persist', 'stop');
+    ChatTest::stack_svc('persist', 'start');
+}
+$off = ChatPersist::log_size();
+
+# sends until acked: while the brokers are down a send gets an error
+sub send_acked {
+    my ($i) = @_;
+    for (1 .. 60) {
+        my $a = ChatPersist::ws_send($gus, to => $uid{hal},
+                                     client_id => "b$i-$run",
+                                     body => "through a broker restart $i");
+        return $a if ($a->{type} // '') eq 'ack';
+        sleep 0.5;
+    }
+    return {};
+}
+
+my @gh = map { send_acked($_) } 1 .. 10;
+ok(ChatPersist::wait_log($off, qr/event=failpoint name=after_pg_commit/, 60),
+   'a batch is in PostgreSQL, its offsets not yet committed');
+ChatTest::stack_svc('kafka', 'down');
+ok(ChatPersist::wait_log($off, qr/event=batch [^\n]*commit="?(?!ok)/, 30),
+   '... the brokers go down: its offset commit fails');
+ChatTest::stack_svc('kafka', 'up');
+push @gh, map { send_acked($_) } 11 .. 20;
+is(scalar(grep { ($_->{type} // '') eq 'ack' } @gh), 20,
+   'the brokers are back: 20 messages acked in all');
+ChatTest::stack_svc('persist', 'stop');
+ChatTest::stack_svc('persist', 'start');
+ok(ChatPersist::wait_caught_up(90), 'the worker caught up, offsets committed');
+is(count_conv($conv_gh), '20|20', 'PostgreSQL holds each of the 20 once');
+is(ChatPersist::sql("SELECT string_agg(seq::text, ',' ORDER BY seq) FROM "
+                    . "messages WHERE conv = :'c'", c => $conv_gh),
+   join(',', 1 .. 20), '... seq 1 to 20');
+$gus->close;
 
 # --- the worker leaves cleanly on SIGTERM -----------------------------------------
 
