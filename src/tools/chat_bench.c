@@ -276,6 +276,7 @@ typedef struct {
     int            running;     /* inflight handshakes */
     uint32_t       waiting;     /* down, to be retried (for the sweep) */
     uint32_t       nopen;       /* connections open now */
+    uint64_t       snap_pending; /* presence frames of connects to come */
     int            quitting;
     unsigned char *rbuf;
     uint64_t       rng;
@@ -1018,10 +1019,11 @@ static void
 bench_loop(void)
 {
     int          i, n, timeout, ready;
-    uint64_t     now, next_sweep, deadline, left;
+    uint64_t     now, next_sweep, deadline, left, all_open;
     struct epoll_event  evs[512];
 
     ready = 0;
+    all_open = 0;
     now = bench_now();
     next_sweep = now;
     deadline = now + (uint64_t) (B.connect_timeout * BENCH_NS);
@@ -1075,7 +1077,22 @@ bench_loop(void)
         }
 
         if (!ready) {
-            if (B.nopen == B.nconn || now >= deadline) {
+            /* presence: and every connection has its friends' state, so
+             * that the events of the connects are over before a step (a
+             * server that shed some waits 10 s at most) */
+            if (B.nopen == B.nconn && all_open == 0) {
+                all_open = now;
+            }
+
+            if ((all_open && (B.snap_pending == 0
+                              || now - all_open > 10 * BENCH_NS))
+                || now >= deadline)
+            {
+                if (B.snap_pending) {
+                    bench_log("%" PRIu64 " presence frames of the connects"
+                              " did not come", B.snap_pending);
+                }
+
                 B.st->conns = B.nconn;
                 B.st->open = B.nopen;
                 bench_report(BENCH_MSG_READY);
@@ -1559,6 +1576,7 @@ bench_conn_head(bench_conn_t *c, size_t n)
     /* chat: one presence frame per friend first (the bench users of the
      * other modes have none) */
     c->snap_left = B.mode == BENCH_MODE_PRESENCE ? (uint16_t) B.friends : 0;
+    B.snap_pending += c->snap_left;
 
     left = c->in_len - (size_t) hl;
     memcpy(B.rbuf, c->in + hl, left);
@@ -1885,6 +1903,7 @@ bench_presence_frame(bench_conn_t *c)
 
     if (c->snap_left) {
         c->snap_left--;
+        B.snap_pending--;
         B.st->snap++;
         return;
     }
@@ -1985,6 +2004,8 @@ bench_conn_close(bench_conn_t *c, int reset)
 
     c->state = BENCH_DOWN;
     c->pollout = 0;
+    B.snap_pending -= c->snap_left;
+    c->snap_left = 0;
     free(c->in);
     free(c->out);
     c->in = NULL;
