@@ -1929,6 +1929,10 @@ bench_presence_frame(bench_conn_t *c)
         || (t = bench_toggle_time(k, online)) > now)
     {
         B.st->stale++;
+        bench_log("presence frame at user %" PRIu64 " of no toggle of this"
+                  " step (%" PRIu64 " so far): %.*s", B.user[c->user].id,
+                  B.ntoggle, (int) (c->in_len > 200 ? 200 : c->in_len),
+                  c->in);
         return;
     }
 
@@ -2106,6 +2110,13 @@ bench_step_start(const bench_cmd_t *cmd)
             < (double) (cmd->warmup + cmd->duration))
         {
             B.ntoggle++;
+        }
+
+        /* the connects' state frames that did not come (a server that
+         * shed their queries) will not: later frames are events */
+        for (i = 0; i < B.nconn; i++) {
+            B.snap_pending -= B.conn[i].snap_left;
+            B.conn[i].snap_left = 0;
         }
 
         B.k_off = (B.u_lo + 1) / 2;
