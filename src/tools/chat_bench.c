@@ -17,7 +17,9 @@
  *             once all are connected, is removed); pair/fanout: one step
  *             per rate (--rates, or --search for the highest rate that
  *             meets --slo-ms); storm: drop every connection at once and
- *             reconnect.  One "phase=step" line per step.
+ *             reconnect; presence: users go offline and come back at a
+ *             given rate, their friends count the presence frames.  One
+ *             "phase=step" line per step.
  *   quit      every connection is reset, the children exit.
  *
  * Sending is open-loop: the k-th message of a child is due at
@@ -33,7 +35,13 @@
  *           {"type":"send","to":U,"client_id":<stamp>,"body":<stamp...>}
  *           and times the "ack" (send->ack) and the "message" frame at
  *           the peer (send->receive), which answers with a delivered
- *           receipt.
+ *           receipt.  Presence (chat only): the even users of
+ *           --conns ("togglers") are each a friend of --friends odd
+ *           ones ("watchers", who stay connected; scripts/bench makes
+ *           the friendships); toggle j closes toggler j at
+ *           t0 + j / rate and connects it again --away seconds later,
+ *           and the watchers time the two presence frames each toggle
+ *           causes from those intended times.
  *   nchan   user i subscribes on /sub/u<base+i> (WebSocket); a sender
  *           also holds a publisher WebSocket on /pub/u<peer>, whose
  *           per-message answer (nchan's channel info) is the "ack".
@@ -79,6 +87,7 @@
 #define BENCH_MODE_PAIR      1
 #define BENCH_MODE_FANOUT    2
 #define BENCH_MODE_STORM     3
+#define BENCH_MODE_PRESENCE  4
 
 #define BENCH_DOWN           0   /* closed; retried at t_retry if want */
 #define BENCH_CONNECT        1   /* TCP connect in progress */
@@ -97,6 +106,7 @@
 #define BENCH_RBUF           (256 * 1024)
 #define BENCH_MAX_MESSAGE    (1024 * 1024)
 #define BENCH_SWEEP_MS       10
+#define BENCH_HEARTBEAT_MS   100  /* how often heartbeats are looked at */
 #define BENCH_MAX_ADDRS      250
 #define BENCH_MAX_PROCS      64
 #define BENCH_STEP_BITS      6    /* the step number in a stamp's run */
@@ -114,6 +124,7 @@ typedef struct {
     uint8_t      queued;        /* in the start queue */
     uint8_t      pollout;       /* EPOLLOUT is in its epoll events */
     uint16_t     attempt;       /* failures since the last handshake */
+    uint16_t     snap_left;     /* presence frames of the connect to come */
     uint32_t     gid;           /* global connection number: src addr */
     uint64_t     t_start;       /* of the current connect */
     uint64_t     t_retry;
@@ -168,11 +179,15 @@ typedef struct {
     uint64_t      reconnected;  /* storm: and back */
     uint64_t      cpu_us;       /* this process's CPU time in the step */
     uint64_t      nseq;         /* fan-out: entries in last[]/nrecv[] */
+    uint64_t      rcv_measured; /* presence: events of measured toggles */
+    uint64_t      snap;         /* presence: frames of the state at connect */
     bench_hist_t  hs;
     bench_hist_t  ack;
     bench_hist_t  rcv;
     bench_hist_t  lag;          /* actual minus intended send time */
     bench_hist_t  rc;           /* storm: drop to reconnected */
+    bench_hist_t  pon;          /* presence: reconnect to friend told */
+    bench_hist_t  poff;         /* presence: close to friend told */
 } bench_stats_t;
 
 
@@ -233,6 +248,9 @@ typedef struct {
     double         backoff_base;
     double         backoff_cap;
     double         storm_rate;
+    uint64_t       friends;     /* presence: each toggler's watchers */
+    double         away;        /* presence: seconds offline */
+    double         heartbeat;   /* seconds between a client's pings */
     int            verbose;
 
     /* derived */
@@ -258,6 +276,7 @@ typedef struct {
     int            running;     /* inflight handshakes */
     uint32_t       waiting;     /* down, to be retried (for the sweep) */
     uint32_t       nopen;       /* connections open now */
+    uint64_t       snap_pending; /* presence frames of connects to come */
     int            quitting;
     unsigned char *rbuf;
     uint64_t       rng;
@@ -279,6 +298,12 @@ typedef struct {
     uint32_t      *nrecv;       /* fan-out: receivers that got it */
     uint64_t       cpu0;
     int            stormed;     /* storm: the connections were dropped */
+    uint64_t       ntoggle;     /* presence: toggles in this step */
+    uint64_t       k_off;       /* presence: next toggle to close */
+    uint64_t       k_on;        /* presence: next toggle to reconnect */
+    uint64_t       k_hi;        /* presence: this process's togglers end */
+    uint64_t       hb_base;
+    uint64_t       hb_last;     /* heartbeats were looked at */
     bench_stats_t *st;
 } bench_t;
 
@@ -301,6 +326,7 @@ static void bench_child(int proc, int cmd_fd, int res_fd);
 static void bench_child_setup(void);
 static int bench_user_sends(uint32_t g);
 static void bench_storm(uint64_t now);
+static void bench_heartbeats(uint64_t now);
 static void bench_stats_merge(bench_stats_t *into,
     const bench_stats_t *from);
 static void bench_stats_init(bench_stats_t *st);
@@ -329,6 +355,11 @@ static int bench_conn_frame(bench_conn_t *c, int opcode, const char *data,
 static int bench_buf_add(char **buf, size_t *len, size_t *cap,
     const void *data, size_t n);
 static void bench_recv_stamp(bench_conn_t *c, const char *s, size_t len);
+static int bench_seen(bench_user_t *u, uint64_t n);
+static void bench_presence_frame(bench_conn_t *c);
+static uint64_t bench_toggle_time(uint64_t k, int online);
+static void bench_presence_due(uint64_t now);
+static void bench_toggle(uint64_t k, int online, uint64_t t, uint64_t now);
 static void bench_send_due(uint64_t now);
 static void bench_send_one(bench_user_t *u, uint64_t t, uint64_t now);
 static void bench_step_start(const bench_cmd_t *cmd);
@@ -350,10 +381,11 @@ static void
 bench_usage(int rc)
 {
     fprintf(rc ? stderr : stdout,
-"usage: chat-bench --target chat|nchan --mode idle|pair|fanout|storm\n"
+"usage: chat-bench --target chat|nchan\n"
+"  --mode idle|pair|fanout|storm|presence\n"
 "  [--host 127.0.0.1] [--port 8080] [--path /v1/ws]\n"
 "  [--procs 2] [--src-addrs 4]      processes; source 127.0.0.1..N\n"
-"  [--conns N]                      idle, storm: connections (users)\n"
+"  [--conns N]                      idle, storm, presence: users\n"
 "  [--pairs N]                      pair: user pairs\n"
 "  [--receivers N] [--group G]      fanout: receivers; chat: group id\n"
 "  [--user-base B]                  users B.. (chat ids, nchan channels)\n"
@@ -365,6 +397,9 @@ bench_usage(int rc)
 "  [--warmup 1] [--duration 5] [--drain 2] (seconds)\n"
 "  [--hold 5] [--ready-file F]      idle\n"
 "  [--storm-rate R]                 storm: pair traffic meanwhile\n"
+"  [--friends 10] [--away 1]        presence: watchers per toggler,\n"
+"                                   seconds offline (--rates: toggles/s)\n"
+"  [--heartbeat S]                  every connection pings every S s\n"
 "  [--inflight 128] [--hs-timeout 10] [--connect-timeout 120]\n"
 "  [--backoff-base 0.5] [--backoff-cap 10] [--verbose]\n");
     exit(rc);
@@ -494,6 +529,8 @@ bench_options(int argc, char **argv)
     B.connect_timeout = 120;
     B.backoff_base = 0.5;
     B.backoff_cap = 10;
+    B.friends = 10;
+    B.away = 1;
 
     for (i = 1; i < argc; i++) {
         o = argv[i];
@@ -520,7 +557,9 @@ bench_options(int argc, char **argv)
             B.mode = strcmp(v, "idle") == 0 ? BENCH_MODE_IDLE
                      : strcmp(v, "pair") == 0 ? BENCH_MODE_PAIR
                      : strcmp(v, "fanout") == 0 ? BENCH_MODE_FANOUT
-                     : strcmp(v, "storm") == 0 ? BENCH_MODE_STORM : -2;
+                     : strcmp(v, "storm") == 0 ? BENCH_MODE_STORM
+                     : strcmp(v, "presence") == 0 ? BENCH_MODE_PRESENCE
+                     : -2;
         } else if (strcmp(o, "--host") == 0) {
             B.host = v;
         } else if (strcmp(o, "--port") == 0) {
@@ -573,6 +612,12 @@ bench_options(int argc, char **argv)
             B.ready_file = v;
         } else if (strcmp(o, "--storm-rate") == 0) {
             B.storm_rate = strtod(v, NULL);
+        } else if (strcmp(o, "--friends") == 0) {
+            B.friends = strtoull(v, NULL, 10);
+        } else if (strcmp(o, "--away") == 0) {
+            B.away = strtod(v, NULL);
+        } else if (strcmp(o, "--heartbeat") == 0) {
+            B.heartbeat = strtod(v, NULL);
         } else if (strcmp(o, "--inflight") == 0) {
             B.inflight = atoi(v);
         } else if (strcmp(o, "--hs-timeout") == 0) {
@@ -595,7 +640,8 @@ bench_options(int argc, char **argv)
     if (B.procs < 1 || B.procs > BENCH_MAX_PROCS || B.naddrs < 1
         || B.naddrs > BENCH_MAX_ADDRS || B.inflight < 1 || B.port < 1
         || B.port > 65535 || B.payload > 16384 || B.duration <= 0
-        || B.warmup < 0 || B.drain < 0)
+        || B.warmup < 0 || B.drain < 0 || B.heartbeat < 0
+        || (B.heartbeat > 0 && B.heartbeat < 0.5))
     {
         bench_die("an option is out of range");
     }
@@ -623,6 +669,34 @@ bench_options(int argc, char **argv)
         }
 
         B.users = 2 * B.pairs;
+        break;
+
+    case BENCH_MODE_PRESENCE:
+        if (B.target != BENCH_TARGET_CHAT) {
+            bench_die("presence: --target chat only");
+        }
+
+        if (B.conns < 2 || B.conns % 2 || B.nrates == 0 || B.search) {
+            bench_die("presence: an even --conns and --rates are required");
+        }
+
+        if (B.friends == 0 || B.friends > B.conns / 2 || B.friends > 65535
+            || B.away <= 0)
+        {
+            bench_die("presence: --friends 1..conns/2, --away > 0");
+        }
+
+        /* a toggler toggles once a step: its events are told apart */
+        for (i = 0; i < B.nrates; i++) {
+            if (B.rates[i] * (B.warmup + B.duration) > (double) B.conns / 2)
+            {
+                bench_die("presence: %.0f toggles/s for %.1f s need more"
+                          " than --conns / 2 togglers", B.rates[i],
+                          B.warmup + B.duration);
+            }
+        }
+
+        B.users = B.conns;
         break;
 
     default: /* BENCH_MODE_FANOUT */
@@ -817,6 +891,9 @@ bench_user_sends(uint32_t g)
     case BENCH_MODE_STORM:
         return B.storm_rate > 0;
 
+    case BENCH_MODE_PRESENCE:
+        return g % 2 == 0;
+
     default:
         return 0;
     }
@@ -870,6 +947,8 @@ bench_child_setup(void)
     bench_hist_init(&B.st->rcv);
     bench_hist_init(&B.st->lag);
     bench_hist_init(&B.st->rc);
+    bench_hist_init(&B.st->pon);
+    bench_hist_init(&B.st->poff);
 
     for (i = 0; i < B.nuser; i++) {
         u = &B.user[i];
@@ -940,10 +1019,11 @@ static void
 bench_loop(void)
 {
     int          i, n, timeout, ready;
-    uint64_t     now, next_sweep, deadline, left;
+    uint64_t     now, next_sweep, deadline, left, all_open;
     struct epoll_event  evs[512];
 
     ready = 0;
+    all_open = 0;
     now = bench_now();
     next_sweep = now;
     deadline = now + (uint64_t) (B.connect_timeout * BENCH_NS);
@@ -990,8 +1070,29 @@ bench_loop(void)
 
         bench_pump(now);
 
+        if (B.heartbeat > 0
+            && now - B.hb_last >= BENCH_HEARTBEAT_MS * BENCH_MS)
+        {
+            bench_heartbeats(now);
+        }
+
         if (!ready) {
-            if (B.nopen == B.nconn || now >= deadline) {
+            /* presence: and every connection has its friends' state, so
+             * that the events of the connects are over before a step (a
+             * server that shed some waits 10 s at most) */
+            if (B.nopen == B.nconn && all_open == 0) {
+                all_open = now;
+            }
+
+            if ((all_open && (B.snap_pending == 0
+                              || now - all_open > 10 * BENCH_NS))
+                || now >= deadline)
+            {
+                if (B.snap_pending) {
+                    bench_log("%" PRIu64 " presence frames of the connects"
+                              " did not come", B.snap_pending);
+                }
+
                 B.st->conns = B.nconn;
                 B.st->open = B.nopen;
                 bench_report(BENCH_MSG_READY);
@@ -1472,6 +1573,11 @@ bench_conn_head(bench_conn_t *c, size_t n)
 
     chat_ws_parser_init(&c->ws, 0, BENCH_MAX_MESSAGE);
 
+    /* chat: one presence frame per friend first (the bench users of the
+     * other modes have none) */
+    c->snap_left = B.mode == BENCH_MODE_PRESENCE ? (uint16_t) B.friends : 0;
+    B.snap_pending += c->snap_left;
+
     left = c->in_len - (size_t) hl;
     memcpy(B.rbuf, c->in + hl, left);
     c->in_len = 0;
@@ -1681,21 +1787,25 @@ bench_conn_message(bench_conn_t *c)
         return;
     }
 
+    if (vlen == 8 && memcmp(val, "presence", 8) == 0) {
+        bench_presence_frame(c);
+        return;
+    }
+
     if (vlen == 5 && memcmp(val, "error", 5) == 0) {
         B.st->errors++;
         bench_log("error frame: %.*s",
                   (int) (c->in_len > 300 ? 300 : c->in_len), c->in);
     }
 
-    /* pong, presence, receipt, typing: nothing to measure */
+    /* pong, receipt, typing: nothing to measure */
 }
 
 
 static void
 bench_recv_stamp(bench_conn_t *c, const char *s, size_t len)
 {
-    size_t         words, w;
-    uint64_t      *p, now, lat, bit;
+    uint64_t       now, lat;
     bench_user_t  *u;
     bench_stamp_t  st;
 
@@ -1707,33 +1817,12 @@ bench_recv_stamp(bench_conn_t *c, const char *s, size_t len)
     }
 
     u = &B.user[c->user];
-    w = (size_t) (st.seq / 64);
-    bit = 1ULL << (st.seq % 64);
 
-    if (w >= u->seen_words) {
-        words = u->seen_words ? u->seen_words : 4;
-
-        while (words <= w) {
-            words *= 2;
-        }
-
-        p = realloc(u->seen, words * sizeof(uint64_t));
-        if (p == NULL) {
-            bench_die("out of memory");
-        }
-
-        memset(p + u->seen_words, 0,
-               (words - u->seen_words) * sizeof(uint64_t));
-        u->seen = p;
-        u->seen_words = words;
-    }
-
-    if (u->seen[w] & bit) {
+    if (bench_seen(u, st.seq)) {
         B.st->dup++;
         return;
     }
 
-    u->seen[w] |= bit;
     B.st->received++;
 
     if (st.seq + 1 < u->top) {
@@ -1756,6 +1845,107 @@ bench_recv_stamp(bench_conn_t *c, const char *s, size_t len)
 
     if (st.t >= B.t_measure) {
         bench_hist_record(&B.st->rcv, lat);
+    }
+}
+
+
+/* marks n in the user's bitmap of this step: 1 when it was marked */
+static int
+bench_seen(bench_user_t *u, uint64_t n)
+{
+    size_t     words, w;
+    uint64_t  *p, bit;
+
+    w = (size_t) (n / 64);
+    bit = 1ULL << (n % 64);
+
+    if (w >= u->seen_words) {
+        words = u->seen_words ? u->seen_words : 4;
+
+        while (words <= w) {
+            words *= 2;
+        }
+
+        p = realloc(u->seen, words * sizeof(uint64_t));
+        if (p == NULL) {
+            bench_die("out of memory");
+        }
+
+        memset(p + u->seen_words, 0,
+               (words - u->seen_words) * sizeof(uint64_t));
+        u->seen = p;
+        u->seen_words = words;
+    }
+
+    if (u->seen[w] & bit) {
+        return 1;
+    }
+
+    u->seen[w] |= bit;
+
+    return 0;
+}
+
+
+/*
+ * A presence frame at a watcher: the first --friends frames of a
+ * connection are the state at connect; later ones are events, each
+ * timed from the intended time of the toggle that caused it.
+ */
+
+static void
+bench_presence_frame(bench_conn_t *c)
+{
+    int            online;
+    size_t         vlen;
+    uint64_t       id, g, k, t, now;
+    const char    *val;
+
+    if (c->snap_left) {
+        c->snap_left--;
+        B.snap_pending--;
+        B.st->snap++;
+        return;
+    }
+
+    if (B.mode != BENCH_MODE_PRESENCE || !B.in_step
+        || bench_json_field(c->in, c->in_len, "user_id", &val, &vlen)
+           != BENCH_JSON_SCALAR
+        || bench_parse_u64(val, vlen, &id) != 0
+        || bench_json_field(c->in, c->in_len, "online", &val, &vlen)
+           != BENCH_JSON_SCALAR)
+    {
+        B.st->stale++;
+        return;
+    }
+
+    online = (vlen == 4 && memcmp(val, "true", 4) == 0);
+    g = id - B.base;
+    k = g / 2;
+    now = bench_now();
+
+    /* only togglers change; a toggle of this step that has happened */
+    if (id < B.base || g >= B.users || g % 2 || k >= B.ntoggle
+        || (t = bench_toggle_time(k, online)) > now)
+    {
+        B.st->stale++;
+        bench_log("presence frame at user %" PRIu64 " of no toggle of this"
+                  " step (%" PRIu64 " so far): %.*s", B.user[c->user].id,
+                  B.ntoggle, (int) (c->in_len > 200 ? 200 : c->in_len),
+                  c->in);
+        return;
+    }
+
+    if (bench_seen(&B.user[c->user], 2 * k + (uint64_t) online)) {
+        B.st->dup++;
+        return;
+    }
+
+    B.st->received++;
+
+    if (bench_toggle_time(k, 0) >= B.t_measure) {
+        B.st->rcv_measured++;
+        bench_hist_record(online ? &B.st->pon : &B.st->poff, now - t);
     }
 }
 
@@ -1818,6 +2008,8 @@ bench_conn_close(bench_conn_t *c, int reset)
 
     c->state = BENCH_DOWN;
     c->pollout = 0;
+    B.snap_pending -= c->snap_left;
+    c->snap_left = 0;
     free(c->in);
     free(c->out);
     c->in = NULL;
@@ -1872,6 +2064,8 @@ bench_step_start(const bench_cmd_t *cmd)
     bench_hist_init(&B.st->rcv);
     bench_hist_init(&B.st->lag);
     bench_hist_init(&B.st->rc);
+    bench_hist_init(&B.st->pon);
+    bench_hist_init(&B.st->poff);
 
     for (i = 0; i < B.nuser; i++) {
         u = &B.user[i];
@@ -1905,6 +2099,34 @@ bench_step_start(const bench_cmd_t *cmd)
     B.interval = (rate > 0 && share > 0 && B.nsenders > 0)
                  ? 1e9 / (rate * share) : 0;
     B.phase = (double) B.proc / (double) B.procs;
+
+    if (B.mode == BENCH_MODE_PRESENCE) {
+        /* one schedule for all processes: the watchers time from it */
+        B.interval = 1e9 / rate;
+        B.ntoggle = (uint64_t) ((double) (cmd->warmup + cmd->duration)
+                                / B.interval);
+
+        if ((double) B.ntoggle * B.interval
+            < (double) (cmd->warmup + cmd->duration))
+        {
+            B.ntoggle++;
+        }
+
+        /* the connects' state frames that did not come (a server that
+         * shed their queries) will not: later frames are events */
+        for (i = 0; i < B.nconn; i++) {
+            B.snap_pending -= B.conn[i].snap_left;
+            B.conn[i].snap_left = 0;
+        }
+
+        B.k_off = (B.u_lo + 1) / 2;
+        B.k_on = B.k_off;
+        B.k_hi = (B.u_hi + 1) / 2;
+
+        if (B.k_hi > B.ntoggle) {
+            B.k_hi = B.ntoggle;
+        }
+    }
     B.cpu0 = bench_cpu_us();
 
     bench_timer_arm(cmd->t0);
@@ -1967,6 +2189,11 @@ bench_send_due(uint64_t now)
         bench_storm(now);
     }
 
+    if (B.mode == BENCH_MODE_PRESENCE) {
+        bench_presence_due(now);
+        return;
+    }
+
     if (B.interval == 0) {
         return;
     }
@@ -1992,6 +2219,141 @@ bench_send_due(uint64_t now)
         bench_send_one(&B.user[B.senders[B.k % B.nsenders]], t, now);
         B.k++;
     }
+}
+
+
+/* the intended time of toggle k: its close, or its reconnect */
+static uint64_t
+bench_toggle_time(uint64_t k, int online)
+{
+    uint64_t  t;
+
+    t = B.cmd.t0 + (uint64_t) ((double) k * B.interval);
+
+    return online ? t + (uint64_t) (B.away * BENCH_NS) : t;
+}
+
+
+/* this process's toggles that are due: closes and reconnects in order */
+static void
+bench_presence_due(uint64_t now)
+{
+    uint64_t  t_off, t_on;
+
+    for ( ;; ) {
+        t_off = B.k_off < B.k_hi ? bench_toggle_time(B.k_off, 0)
+                                 : UINT64_MAX;
+        t_on = B.k_on < B.k_off ? bench_toggle_time(B.k_on, 1) : UINT64_MAX;
+
+        if (t_off == UINT64_MAX && t_on == UINT64_MAX) {
+            return;
+        }
+
+        if (t_off <= t_on) {
+            if (t_off > now) {
+                bench_timer_arm(t_off);
+                return;
+            }
+
+            bench_toggle(B.k_off++, 0, t_off, now);
+
+        } else {
+            if (t_on > now) {
+                bench_timer_arm(t_on);
+                return;
+            }
+
+            bench_toggle(B.k_on++, 1, t_on, now);
+        }
+    }
+}
+
+
+/*
+ * Toggler k goes offline (its socket closed: the server sees the end of
+ * the stream) or comes back (a new connection, through the start queue
+ * like any other).  Each is one presence event for each of its watchers.
+ */
+
+static void
+bench_toggle(uint64_t k, int online, uint64_t t, uint64_t now)
+{
+    bench_conn_t  *c;
+
+    c = B.user[2 * k - B.u_lo].rx;
+
+    if (!online) {
+        if (c->state != BENCH_OPEN) {
+            B.st->skipped++;
+            return;
+        }
+
+        c->want = 0;
+        bench_conn_close(c, 0);
+
+    } else {
+        if (c->want) {
+            /* its close was skipped */
+            return;
+        }
+
+        c->want = 1;
+        c->attempt = 0;
+        c->t_retry = 0;
+
+        if (!c->queued) {
+            bench_enqueue(c);
+        }
+    }
+
+    B.st->sent++;
+
+    if (bench_toggle_time(k, 0) >= B.t_measure) {
+        B.st->sent_measured++;
+    }
+
+    bench_hist_record(&B.st->lag, now - t);
+}
+
+
+/*
+ * Every open connection sends a ping frame every --heartbeat seconds, at
+ * a phase of its own (spread evenly over the users): the sign of life a
+ * client gives to stay online.
+ */
+
+static void
+bench_heartbeats(uint64_t now)
+{
+    uint32_t       i;
+    uint64_t       h, ph;
+    bench_conn_t  *c;
+
+    h = (uint64_t) (B.heartbeat * BENCH_NS);
+
+    if (B.hb_base == 0) {
+        B.hb_base = now;
+        B.hb_last = now;
+        return;
+    }
+
+    for (i = 0; i < B.nconn; i++) {
+        c = &B.conn[i];
+
+        if (c->state != BENCH_OPEN) {
+            continue;
+        }
+
+        ph = h / B.users * (c->gid % B.users);
+
+        if ((now - B.hb_base + h - ph) / h
+            != (B.hb_last - B.hb_base + h - ph) / h)
+        {
+            bench_conn_frame(c, CHAT_WS_OP_PING, "", 0);
+        }
+    }
+
+    B.hb_last = now;
 }
 
 
@@ -2190,12 +2552,16 @@ bench_stats_merge(bench_stats_t *into, const bench_stats_t *from)
     into->dropped += from->dropped;
     into->reconnected += from->reconnected;
     into->cpu_us += from->cpu_us;
+    into->rcv_measured += from->rcv_measured;
+    into->snap += from->snap;
 
     bench_hist_merge(&into->hs, &from->hs);
     bench_hist_merge(&into->ack, &from->ack);
     bench_hist_merge(&into->rcv, &from->rcv);
     bench_hist_merge(&into->lag, &from->lag);
     bench_hist_merge(&into->rc, &from->rc);
+    bench_hist_merge(&into->pon, &from->pon);
+    bench_hist_merge(&into->poff, &from->poff);
 }
 
 
@@ -2208,6 +2574,8 @@ bench_stats_init(bench_stats_t *st)
     bench_hist_init(&st->rcv);
     bench_hist_init(&st->lag);
     bench_hist_init(&st->rc);
+    bench_hist_init(&st->pon);
+    bench_hist_init(&st->poff);
 }
 
 
@@ -2310,7 +2678,8 @@ bench_target_name(void)
 static const char *
 bench_mode_name(void)
 {
-    static const char  *names[] = { "idle", "pair", "fanout", "storm" };
+    static const char  *names[] = { "idle", "pair", "fanout", "storm",
+                                    "presence" };
 
     return names[B.mode];
 }
@@ -2361,6 +2730,11 @@ bench_run_step(int *cmd_w, int *res_r, uint32_t step, double rate,
         cmd.drain = (uint64_t) (B.drain * BENCH_NS);
     }
 
+    if (B.mode == BENCH_MODE_PRESENCE) {
+        /* the last reconnects come --away after the last closes */
+        cmd.drain += (uint64_t) (B.away * BENCH_NS);
+    }
+
     bench_send_all(cmd_w, &cmd);
 
     st = malloc(sizeof(bench_stats_t));
@@ -2376,6 +2750,11 @@ bench_run_step(int *cmd_w, int *res_r, uint32_t step, double rate,
     expected = st->sent;
     if (B.mode == BENCH_MODE_FANOUT) {
         expected = st->sent * B.receivers;
+    }
+
+    if (B.mode == BENCH_MODE_PRESENCE) {
+        /* every close and every reconnect: one frame at each watcher */
+        expected = st->sent * B.friends;
     }
 
     lost = expected > st->received ? expected - st->received : 0;
@@ -2416,8 +2795,10 @@ bench_run_step(int *cmd_w, int *res_r, uint32_t step, double rate,
             }
         }
 
+        /* the deliveries of the messages due after the warm-up, over the
+         * time they were due in */
         printf(" complete=%" PRIu64 " deliveries_per_s=%.0f", complete,
-               (double) st->received / secs);
+               (double) st->rcv.count / secs);
         bench_print_hist("last", lh);
         free(lh);
     }
@@ -2443,6 +2824,29 @@ bench_run_step(int *cmd_w, int *res_r, uint32_t step, double rate,
         bench_print_hist("hs", &st->hs);
     }
 
+    if (B.mode == BENCH_MODE_PRESENCE) {
+        printf(" friends=%" PRIu64 " away_s=%.1f snap=%" PRIu64
+               " events_per_s=%.0f deliveries_per_s=%.0f", B.friends,
+               B.away, st->snap, (double) st->sent_measured / secs,
+               (double) st->rcv_measured / secs);
+        bench_print_hist("on", &st->pon);
+        bench_print_hist("off", &st->poff);
+
+        p99 = bench_hist_quantile(&st->pon, 0.99) / 1e6;
+        if (bench_hist_quantile(&st->poff, 0.99) / 1e6 > p99) {
+            p99 = bench_hist_quantile(&st->poff, 0.99) / 1e6;
+        }
+
+        *tp_ok = st->pon.count > 0 && st->poff.count > 0 && lost == 0
+                 && st->skipped == 0 && p99 < 1000;
+        *ok = *tp_ok && p99 < B.slo_ms;
+
+        printf(" slo=presence slo_p99_ms=%.3f ok=%d tp_ok=%d\n", p99, *ok,
+               *tp_ok);
+
+        goto done;
+    }
+
     /* the service level: p99 of send->receive, or of send->ack when
      * nothing is delivered (or when asked) */
     slo = B.slo;
@@ -2466,6 +2870,8 @@ bench_run_step(int *cmd_w, int *res_r, uint32_t step, double rate,
 
     printf(" slo=%s slo_p99_ms=%.3f ok=%d tp_ok=%d\n",
            slo == 2 ? "rcv" : "ack", p99, *ok, *tp_ok);
+
+done:
 
     free(last);
     free(nrecv);
