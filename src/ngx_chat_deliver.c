@@ -451,7 +451,9 @@ static const char  ngx_chat_lua_online[] =
 
 /*
  * OFFLINE  KEYS routes live seen  ARGV route user seen-ttl
- * removes a route; when it was the user's last: last_seen (ms), else 0
+ * removes a route; when it was the user's last: last_seen (ms), else 0.
+ * Routes whose channel nobody is subscribed to (a dead worker's) do not
+ * count and go too.
  */
 
 static const char  ngx_chat_lua_offline[] =
@@ -459,22 +461,36 @@ static const char  ngx_chat_lua_offline[] =
     "redis.call('ZREM', KEYS[1], ARGV[1])\n"
     "local now = now_ms()\n"
     "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)\n"
-    "if redis.call('ZCARD', KEYS[1]) > 0 then return 0 end\n"
+    "local live = 0\n"
+    "for _, r in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do\n"
+    "  local ch = string.match(r, '^(%S+)')\n"
+    "  if ch and redis.call('PUBSUB', 'NUMSUB', ch)[2] > 0 then\n"
+    "    live = live + 1\n"
+    "  else\n"
+    "    redis.call('ZREM', KEYS[1], r)\n"
+    "  end\n"
+    "end\n"
+    "if live > 0 then return 0 end\n"
     "if redis.call('ZREM', KEYS[2], ARGV[2]) == 0 then return 0 end\n"
     "redis.call('SET', KEYS[3], now, 'EX', ARGV[3])\n"
     "return now\n";
 
 
-/* BEAT  KEYS live  ARGV user...  heartbeats; the users new online */
+/*
+ * BEAT  KEYS live  ARGV user...  heartbeats; the users new online.  One
+ * ZMSCORE and one ZADD for all of them.
+ */
 
 static const char  ngx_chat_lua_beat[] =
     NGX_CHAT_LUA_LIB
-    "local now, new = now_ms(), {}\n"
+    "local now, new, args = now_ms(), {}, {}\n"
+    "local had = redis.call('ZMSCORE', KEYS[1], unpack(ARGV))\n"
     "for i = 1, #ARGV do\n"
-    "  if redis.call('ZADD', KEYS[1], now, ARGV[i]) == 1 then\n"
-    "    new[#new + 1] = ARGV[i]\n"
-    "  end\n"
+    "  if not had[i] then new[#new + 1] = ARGV[i] end\n"
+    "  args[2 * i - 1] = now\n"
+    "  args[2 * i] = ARGV[i]\n"
     "end\n"
+    "redis.call('ZADD', KEYS[1], unpack(args))\n"
     "return new\n";
 
 

@@ -16,10 +16,15 @@
 #include "ngx_chat_ws.h"
 
 
-/* a connection's route lives this long unless its worker refreshes it */
-#define NGX_CHAT_ROUTE_TTL        60000
+/*
+ * A connection's route lives this long unless its worker refreshes it.
+ * Long: a dead worker's routes go as soon as a delivery or the user's
+ * last close finds nobody subscribed to their channel; the expiry only
+ * takes what nothing touches, so refreshing is rare and cheap.
+ */
+#define NGX_CHAT_ROUTE_TTL        3600000
 #define NGX_CHAT_DELIVER_TICK     5000
-#define NGX_CHAT_ROUTE_REFRESH    4        /* ticks */
+#define NGX_CHAT_ROUTE_REFRESH    240      /* ticks: every 20 minutes */
 
 #define NGX_CHAT_INBOX_MAX        10000    /* undelivered, per user */
 #define NGX_CHAT_INBOX_SEEN       5000     /* delivered or read, per user */

@@ -6,6 +6,8 @@
 #   - B connects: A gets online; B opens a second device and closes the
 #     first: no event; B closes the last: A gets offline with last_seen;
 #     C hears nothing;
+#   - a device on a worker that was killed does not keep its user online
+#     when the user's last live device closes;
 #   - with a short chat_presence_ttl, killing the nginx worker that holds
 #     B makes B go offline after the TTL;
 #   - offline transitions go to Kafka (chat.presence) for the write-behind.
@@ -221,8 +223,30 @@ cmp_ok($took, '<', 10, sprintf '... within the TTL and a sweep (%.1f s)',
 cmp_ok($p->{last_seen} / 1000, '<=', $t_kill + 0.5,
        '... last_seen is the last heartbeat, not the sweep');
 
+# --- a dead worker's route does not keep its user online -------------------
+
+start_two();
+$b = connect_as('b', 'two');
+$p = presence($a);
+ok($p && $p->{online}, 'b is online again (node two, default ttl)');
+$b2 = connect_as('b', 'one');
+ok(no_presence($a, 0.5), "b's second device, on node one: no change");
+@pids = ChatTest::error_log('two')
+    =~ /\[info\] (\d+)#\d+: \*\d+ chat: ws: user $uid{b} connected/g;
+my $pid2 = $pids[-1];
+kill 'KILL', $pid2;
+sleep 0.5;
+is(ChatTest::error_log('two') =~ /worker process \Q$pid2\E exited on signal 9/
+   ? 1 : 0, 1, "the worker holding b's first device ($pid2) is killed");
+$t_off = time;
+$b2->close;
+$p = presence($a, 5);
+ok($p && !$p->{online}, 'b closes the device on node one: a hears offline, '
+   . "the dead worker's route does not count") or diag explain $p;
+cmp_ok(time - $t_off, '<', 3, '... at once, not after the TTL');
+
 for my $node ('', 'two') {
-    my @alerts = grep { !/worker process \Q$pid\E exited on signal 9/ }
+    my @alerts = grep { !/worker process (?:\Q$pid\E|\Q$pid2\E) exited on signal 9/ }
                  ChatTest::error_log($node) =~ /^.*\[(?:alert|crit|emerg)\].*$/mg;
     is_deeply(\@alerts, [], 'no alerts on node ' . ($node || 'one'));
 }
