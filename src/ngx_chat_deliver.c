@@ -1329,7 +1329,7 @@ ngx_chat_sync_start(ngx_chat_ws_t *ws, ngx_uint_t reg, ngx_uint_t receipts,
 }
 
 
-/* after a refill (ngx_chat_refill.c): the inbox as always */
+/* the sync goes on: after a refill (ngx_chat_refill.c) or a wait */
 
 void
 ngx_chat_sync_resume(ngx_chat_ws_t *ws)
@@ -1513,13 +1513,7 @@ ngx_chat_send_entry(ngx_chat_ws_t *ws, const char *v, size_t len)
 static void
 ngx_chat_sync_timer(ngx_event_t *ev)
 {
-    ngx_chat_ws_t  *ws = ev->data;
-
-    if (ws->done || ws->sync_cmd) {
-        return;
-    }
-
-    ngx_chat_sync_page(ws);
+    ngx_chat_sync_resume(ev->data);
 }
 
 

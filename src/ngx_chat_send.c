@@ -92,7 +92,6 @@ typedef struct {
 typedef struct {
     ngx_queue_t                queue;       /* in ngx_chat_seeds */
     ngx_queue_t                waiters;     /* ngx_chat_send_t.seed */
-    ngx_chat_pg_query_t       *query;
     char                       conv[48];
 } ngx_chat_seed_t;
 
@@ -482,7 +481,7 @@ ngx_chat_send_sequenced(ngx_chat_store_rc_e rc, redisReply *reply,
 /*
  * A conversation whose counter Redis does not have.  The sends that find
  * it missing wait, in the order Redis answered them, for one query of
- * max(seq); then the counter is set (SET NX: another worker may have been
+ * chat_seq_top(); then the counter is set (SET NX: another worker may have been
  * faster) and, in the same moment, the waiting sends claim or sequence
  * again, in that order, on the same connection: nothing else of this
  * worker comes between them, so seq follows the order of sending.
@@ -522,9 +521,10 @@ ngx_chat_seed_wait(ngx_chat_send_t *s)
     param.data = (u_char *) sd->conv;
     param.len = ngx_strlen(sd->conv);
 
-    sd->query = ngx_chat_pg_query(w->pg, "SELECT chat_seq_top($1)",
-                                  1, &param, ngx_chat_seed_floor, sd);
-    if (sd->query == NULL) {
+    if (ngx_chat_pg_query(w->pg, "SELECT chat_seq_top($1)", 1, &param,
+                          ngx_chat_seed_floor, sd)
+        == NULL)
+    {
         ngx_chat_seed_floor(NGX_CHAT_STORE_DOWN, NULL, sd);
     }
 }
@@ -546,7 +546,7 @@ ngx_chat_seed_floor(ngx_chat_store_rc_e rc, PGresult *res, void *data)
 
     if (rc == NGX_CHAT_STORE_OK && PQntuples(res) == 1) {
         top = ngx_atoof((u_char *) PQgetvalue(res, 0, 0),
-                          PQgetlength(res, 0, 0));
+                        PQgetlength(res, 0, 0));
     }
 
     q = ngx_queue_head(&sd->waiters);
