@@ -171,34 +171,59 @@ clean:
 	rm -rf $(B)
 
 # --- fuzzing (clang's libFuzzer) ---------------------------------------------
-# `make fuzz` runs each target in turn for half of FUZZ_SECONDS and fails
-# when one finds a crash (the input lands in build/fuzz/<target>-crash-*).
+# `make fuzz` runs each target in turn for its share of FUZZ_SECONDS (split
+# evenly between the FUZZ_TARGETS) and fails when one finds a crash (the
+# input lands in build/fuzz/<target>-crash-*).  `make fuzz-<target>` runs
+# one of them, e.g. `make fuzz-record FUZZ_SECONDS=60`.
+#
+#   ws      the WebSocket frame parser (chat_ws.c)
+#   proto   the client message decoder (chat_proto.c)
+#   record  the message record: acked by the gateway => stored by the
+#           worker (chat_record.c)
+#   json    the JSON body guard (chat_json.c)
+#   jwt     the JWT parser and verifier (chat_jwt.c)
 
+FUZZ_TARGETS := ws proto record json jwt
 FUZZ_SECONDS ?= 60
-FUZZ_EACH     = $(shell echo $$(( ($(FUZZ_SECONDS) + 1) / 2 )))
+FUZZ_EACH     = $(shell n=$(words $(FUZZ_TARGETS)); \
+                        echo $$(( ($(FUZZ_SECONDS) + n - 1) / n )))
 FUZZ_CC      := clang -g -O1 -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=undefined -Isrc/common -D_GNU_SOURCE
 
-.PHONY: fuzz
+# per target: the longest input, a dictionary if any, the sources
+FUZZ_LEN_ws      := 4096
+FUZZ_LEN_proto   := 20480
+FUZZ_LEN_record  := 20480
+FUZZ_LEN_json    := 8192
+FUZZ_LEN_jwt     := 4096
+FUZZ_DICT_proto  := tests/fuzz/proto.dict
+FUZZ_DICT_record := tests/fuzz/record.dict
+FUZZ_DICT_json   := tests/fuzz/proto.dict
+FUZZ_DICT_jwt    := tests/fuzz/jwt.dict
+FUZZ_SRCS_ws     := src/common/chat_ws.c src/common/chat_json.c
+FUZZ_SRCS_proto  := src/common/chat_proto.c src/common/chat_json.c \
+                    src/common/chat_record.c src/common/chat_id.c
+FUZZ_SRCS_record := $(FUZZ_SRCS_proto)
+FUZZ_SRCS_json   := src/common/chat_json.c
+FUZZ_SRCS_jwt    := src/common/chat_jwt.c src/common/chat_json.c
 
-fuzz: $(B)/fuzz/fuzz_ws $(B)/fuzz/fuzz_proto
-	mkdir -p $(B)/fuzz/corpus-ws $(B)/fuzz/corpus-proto
-	$(B)/fuzz/fuzz_ws -max_total_time=$(FUZZ_EACH) -max_len=4096 \
-	    -artifact_prefix=$(B)/fuzz/ws- $(B)/fuzz/corpus-ws tests/fuzz/seeds/ws
-	$(B)/fuzz/fuzz_proto -max_total_time=$(FUZZ_EACH) -max_len=20480 \
-	    -dict=tests/fuzz/proto.dict -artifact_prefix=$(B)/fuzz/proto- \
-	    $(B)/fuzz/corpus-proto tests/fuzz/seeds/proto
+.PHONY: fuzz $(addprefix fuzz-,$(FUZZ_TARGETS))
 
-$(B)/fuzz/fuzz_ws: tests/fuzz/fuzz_ws.c tests/fuzz/chat_fuzz.h \
-                   src/common/chat_ws.c src/common/chat_ws.h \
-                   src/common/chat_json.c src/common/chat_json.h
+# one fuzzer at a time, also under make -j
+fuzz: $(addprefix $(B)/fuzz/fuzz_,$(FUZZ_TARGETS))
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	    $(MAKE) --no-print-directory fuzz-$$t; done
+
+$(addprefix fuzz-,$(FUZZ_TARGETS)): fuzz-%: $(B)/fuzz/fuzz_%
+	mkdir -p $(B)/fuzz/corpus-$*
+	$(B)/fuzz/fuzz_$* -max_total_time=$(FUZZ_EACH) \
+	    -max_len=$(FUZZ_LEN_$*) \
+	    $(if $(FUZZ_DICT_$*),-dict=$(FUZZ_DICT_$*)) \
+	    -artifact_prefix=$(B)/fuzz/$*- $(B)/fuzz/corpus-$* \
+	    tests/fuzz/seeds/$*
+
+.SECONDEXPANSION:
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/chat_fuzz.h \
+                  $$(FUZZ_SRCS_$$*) $$(subst .c,.h,$$(FUZZ_SRCS_$$*))
 	@mkdir -p $(B)/fuzz
-	$(FUZZ_CC) -o $@ tests/fuzz/fuzz_ws.c src/common/chat_ws.c \
-	    src/common/chat_json.c -ljansson -lcrypto
-
-$(B)/fuzz/fuzz_proto: tests/fuzz/fuzz_proto.c tests/fuzz/chat_fuzz.h \
-                      src/common/chat_proto.c src/common/chat_proto.h \
-                      src/common/chat_json.c src/common/chat_json.h
-	@mkdir -p $(B)/fuzz
-	$(FUZZ_CC) -o $@ tests/fuzz/fuzz_proto.c src/common/chat_proto.c \
-	    src/common/chat_json.c -ljansson
+	$(FUZZ_CC) -o $@ $< $(FUZZ_SRCS_$*) -ljansson -lcrypto

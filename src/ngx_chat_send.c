@@ -41,11 +41,11 @@
 #include "ngx_chat_ws.h"
 #include "ngx_chat_deliver.h"
 #include "chat_id.h"
+#include "chat_record.h"
 
 
 #define NGX_CHAT_SEND_DEDUP_TTL   86400
-#define NGX_CHAT_SEND_MAX_BODY    16384
-#define NGX_CHAT_SEND_CLIENT_ID   64
+#define NGX_CHAT_SEND_CLIENT_ID   CHAT_RECORD_CLIENT_ID
 #define NGX_CHAT_SEND_MAX_PENDING 1024     /* per connection */
 #define NGX_CHAT_SEND_REDIS_BACKLOG 8192   /* commands per Redis server */
 
@@ -128,7 +128,9 @@ ngx_chat_send(ngx_chat_ws_t *ws, chat_proto_msg_t *m)
     uint64_t                to, lo, hi;
     ngx_str_t               param;
     ngx_time_t             *tp;
+    const char             *refused;
     ngx_chat_send_t        *s;
+    chat_record_msg_t       rm;
     ngx_chat_worker_t      *w = ngx_chat_worker;
     ngx_chat_user_cache_t  *uc;
 
@@ -188,25 +190,19 @@ ngx_chat_send(ngx_chat_ws_t *ws, chat_proto_msg_t *m)
     tp = ngx_timeofday();
     s->ts = (int64_t) tp->sec * 1000 + tp->msec;
 
-    /* everything but id and seq, which come once the send is claimed */
-    s->msg = json_pack("{s:s, s:I, s:I, s:I, s:s%, s:s%, s:I}",
-                       "id", "", "seq", (json_int_t) 0,
-                       "from", (json_int_t) s->from, "to", (json_int_t) to,
-                       "body", m->body, m->body_len,
-                       "client_id", m->client_id, m->client_id_len,
-                       "ts", (json_int_t) s->ts);
+    /*
+     * Everything but id and seq, which come once the send is claimed,
+     * checked as chat-worker persist will check it (chat_record_check):
+     * what is acked is stored.
+     */
+    chat_proto_record(m, (int64_t) s->from, &rm);
+
+    s->msg = chat_record_message_new(&rm, s->ts, &refused);
     if (s->msg == NULL) {
         ngx_free(s);
-        return NGX_ERROR;
-    }
-
-    if (m->media) {
-        (void) json_object_set_new(s->msg, "media",
-                                   json_stringn(m->media, m->media_len));
-    }
-
-    if (m->e2e >= 0) {
-        (void) json_object_set_new(s->msg, "e2e", json_boolean(m->e2e));
+        return refused ? ngx_chat_ws_error(ws, "bad_request", refused,
+                                           m->client_id)
+                       : NGX_ERROR;
     }
 
     ngx_queue_insert_tail(&ws->sends, &s->op.queue);
@@ -599,10 +595,7 @@ ngx_chat_send_produce(ngx_chat_send_t *s)
 
     chat_id_next(&w->ids, (uint64_t) s->ts, s->id);
 
-    (void) json_object_set_new(s->msg, "id", json_string(s->id));
-    (void) json_object_set_new(s->msg, "seq", json_integer(s->seq));
-
-    payload = json_dumps(s->msg, JSON_COMPACT|JSON_PRESERVE_ORDER);
+    payload = chat_record_message_dump(s->msg, s->id, s->seq);
     if (payload == NULL) {
         ngx_chat_send_fail(s, "internal", "out of memory");
         return;

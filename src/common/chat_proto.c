@@ -143,25 +143,26 @@ chat_proto_target(chat_proto_msg_t *m, const char **message)
 }
 
 
+/*
+ * The types here, the contents by chat_record_check(): the persistence
+ * worker checks the record with it too.
+ */
 static int
 chat_proto_send(chat_proto_msg_t *m, const char **message)
 {
-    json_t  *v;
+    json_t             *v;
+    chat_record_msg_t   r;
 
     if (chat_proto_target(m, message) != 0) {
         return -1;
     }
 
-    if (m->client_id == NULL || m->client_id_len == 0
-        || m->client_id_len > CHAT_PROTO_CLIENT_ID_MAX)
-    {
+    if (m->client_id == NULL) {
         *message = "\"client_id\" must be a string of 1 to 64 bytes";
         return -1;
     }
 
-    if (chat_json_get_string(m->json, "body", &m->body, &m->body_len) != 0
-        || m->body_len > CHAT_PROTO_BODY_MAX)
-    {
+    if (chat_json_get_string(m->json, "body", &m->body, &m->body_len) != 0) {
         *message = "\"body\" must be a string of at most 16384 bytes";
         return -1;
     }
@@ -183,7 +184,28 @@ chat_proto_send(chat_proto_msg_t *m, const char **message)
         return -1;
     }
 
-    return 0;
+    chat_proto_record(m, 0, &r);
+
+    *message = chat_record_check(&r);
+
+    return *message ? -1 : 0;
+}
+
+
+void
+chat_proto_record(const chat_proto_msg_t *m, int64_t from,
+    chat_record_msg_t *r)
+{
+    r->from = from;
+    r->to = (int64_t) m->to;
+    r->group = (int64_t) m->group;
+    r->body = m->body;
+    r->body_len = m->body_len;
+    r->client_id = m->client_id;
+    r->client_id_len = m->client_id_len;
+    r->media = m->media;
+    r->media_len = m->media_len;
+    r->e2e = m->e2e;
 }
 
 

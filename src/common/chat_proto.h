@@ -12,9 +12,12 @@
  *              depth, duplicate keys), "type" is a string the protocol
  *              has
  *   send       "to" a user id or "group" a group id, not both;
- *              "client_id" a string of 1 to CHAT_PROTO_CLIENT_ID_MAX
- *              bytes; "body" a string of at most CHAT_PROTO_BODY_MAX
- *              bytes; "e2e" true or false and "media" a string, if given
+ *              "client_id" and "body" strings, "e2e" true or false and
+ *              "media" a string, if given; then the contents by
+ *              chat_record_check() (chat_record.h), which the consumer
+ *              of chat.messages applies too: "client_id" 1 to
+ *              CHAT_PROTO_CLIENT_ID_MAX bytes, "body" at most
+ *              CHAT_PROTO_BODY_MAX bytes, "media" a media id
  *   receipt    "id" a string of 1 to CHAT_PROTO_ID_MAX bytes; "status"
  *              "delivered" or "read"
  *   typing     "to" or "group", not both, as for send
@@ -39,10 +42,12 @@
 #include <stdint.h>
 #include <jansson.h>
 
+#include "chat_record.h"
+
 
 #define CHAT_PROTO_DEPTH          8        /* the module's JSON nesting */
-#define CHAT_PROTO_CLIENT_ID_MAX  64       /* bytes */
-#define CHAT_PROTO_BODY_MAX       16384    /* bytes */
+#define CHAT_PROTO_CLIENT_ID_MAX  CHAT_RECORD_CLIENT_ID     /* bytes */
+#define CHAT_PROTO_BODY_MAX       CHAT_RECORD_BODY          /* bytes */
 #define CHAT_PROTO_ID_MAX         64       /* bytes, a message id */
 
 /* the codes chat_proto_decode() gives */
@@ -105,6 +110,13 @@ typedef struct {
  */
 int chat_proto_decode(const char *data, size_t len, unsigned max_depth,
     chat_proto_msg_t *m, const char **code, const char **message);
+
+/*
+ * The message of a decoded send from user from, for chat_record_check()
+ * and chat_record_message_new(); the strings stay m's.
+ */
+void chat_proto_record(const chat_proto_msg_t *m, int64_t from,
+    chat_record_msg_t *r);
 
 /* drops m->json and zeroes *m; safe on a zeroed or freed m */
 void chat_proto_free(chat_proto_msg_t *m);

@@ -16,6 +16,8 @@
 #define CHAT_RECORD_DEPTH  4
 
 
+static int chat_record_check_text(const char *s, size_t len, size_t min,
+    size_t max);
 static int chat_record_message(json_t *v, const char *key, size_t key_len,
     chat_record_t *rec, char *err, size_t errlen);
 static int chat_record_receipt(json_t *v, const char *key, size_t key_len,
@@ -71,12 +73,150 @@ chat_record_parse(const char *key, size_t key_len, const char *value,
 }
 
 
+const char *
+chat_record_check(const chat_record_msg_t *m)
+{
+    size_t          i;
+    unsigned char   c;
+
+    if (m->from < 0) {
+        return "\"from\" must be a user id";
+    }
+
+    if (m->to < 0) {
+        return "\"to\" must be a user id";
+    }
+
+    if (m->group < 0) {
+        return "\"group\" must be a group id";
+    }
+
+    if ((m->to == 0) == (m->group == 0)) {
+        return "exactly one of \"to\" and \"group\" is required";
+    }
+
+    if (chat_record_check_text(m->client_id, m->client_id_len, 1,
+                               CHAT_RECORD_CLIENT_ID)
+        != 0)
+    {
+        return "\"client_id\" must be a string of 1 to 64 bytes";
+    }
+
+    if (chat_record_check_text(m->body, m->body_len, 0, CHAT_RECORD_BODY)
+        != 0)
+    {
+        return "\"body\" must be a string of at most 16384 bytes";
+    }
+
+    if (m->e2e < -1 || m->e2e > 1) {
+        return "\"e2e\" must be true or false";
+    }
+
+    if (m->media == NULL) {
+        return NULL;
+    }
+
+    if (m->media_len == 0 || m->media_len > CHAT_RECORD_MEDIA) {
+        return "\"media\" must be a media id";
+    }
+
+    for (i = 0; i < m->media_len; i++) {
+        c = (unsigned char) m->media[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+        {
+            return "\"media\" must be a media id";
+        }
+    }
+
+    return NULL;
+}
+
+
+/* min..max bytes of UTF-8 without NUL: what PostgreSQL's text takes */
+
+static int
+chat_record_check_text(const char *s, size_t len, size_t min, size_t max)
+{
+    if (s == NULL || len < min || len > max) {
+        return -1;
+    }
+
+    if (memchr(s, '\0', len) != NULL) {
+        return -1;
+    }
+
+    return chat_utf8_valid((const unsigned char *) s, len);
+}
+
+
+json_t *
+chat_record_message_new(const chat_record_msg_t *m, int64_t ts,
+    const char **message)
+{
+    json_t  *msg;
+
+    *message = (m->from == 0) ? "\"from\" must be a user id"
+                              : chat_record_check(m);
+
+    if (*message == NULL && ts < 0) {
+        *message = "\"ts\" must be an integer of 0 or more";
+    }
+
+    if (*message != NULL) {
+        return NULL;
+    }
+
+    /* the members in the order of docs/PROTOCOL.md; id and seq come last */
+    msg = json_pack("{s:s, s:I, s:I, s:I, s:s%, s:s%, s:I}",
+                    "id", "", "seq", (json_int_t) 0,
+                    "from", (json_int_t) m->from,
+                    m->to ? "to" : "group",
+                    (json_int_t) (m->to ? m->to : m->group),
+                    "body", m->body, m->body_len,
+                    "client_id", m->client_id, m->client_id_len,
+                    "ts", (json_int_t) ts);
+    if (msg == NULL) {
+        return NULL;
+    }
+
+    if ((m->media != NULL
+         && json_object_set_new(msg, "media",
+                                json_stringn(m->media, m->media_len))
+            != 0)
+        || (m->e2e >= 0
+            && json_object_set_new(msg, "e2e", json_boolean(m->e2e)) != 0))
+    {
+        json_decref(msg);
+        return NULL;
+    }
+
+    return msg;
+}
+
+
+char *
+chat_record_message_dump(json_t *msg, const char *id, int64_t seq)
+{
+    if (json_object_set_new(msg, "id", json_string(id)) != 0
+        || json_object_set_new(msg, "seq", json_integer(seq)) != 0)
+    {
+        return NULL;
+    }
+
+    return json_dumps(msg, JSON_COMPACT|JSON_PRESERVE_ORDER);
+}
+
+
 static int
 chat_record_message(json_t *v, const char *key, size_t key_len,
     chat_record_t *rec, char *err, size_t errlen)
 {
-    int      rc;
-    json_t  *to, *group;
+    int                 rc;
+    json_t             *to, *group;
+    const char         *message;
+    chat_record_msg_t   m;
 
     rec->type = CHAT_RECORD_MESSAGE;
 
@@ -106,14 +246,14 @@ chat_record_message(json_t *v, const char *key, size_t key_len,
         return -1;
     }
 
-    if (chat_record_string(v, "body", 0, CHAT_RECORD_MAX_SIZE, 1,
-                           &rec->body, &rec->body_len, err, errlen) != 0
-        || chat_record_string(v, "client_id", 1, CHAT_RECORD_CLIENT_ID, 1,
+    /* types here, contents by chat_record_check(), as the gateway did */
+    if (chat_record_string(v, "body", 0, SIZE_MAX, 1, &rec->body,
+                           &rec->body_len, err, errlen) != 0
+        || chat_record_string(v, "client_id", 0, SIZE_MAX, 1,
                               &rec->client_id, &rec->client_id_len, err,
                               errlen) != 0
-        || chat_record_string(v, "media", 1, CHAT_RECORD_MEDIA, 0,
-                              &rec->media, &rec->media_len, err, errlen)
-           != 0
+        || chat_record_string(v, "media", 0, SIZE_MAX, 0, &rec->media,
+                              &rec->media_len, err, errlen) != 0
         || chat_record_int(v, "ts", 0, &rec->ts, err, errlen) != 0)
     {
         return -1;
@@ -123,6 +263,22 @@ chat_record_message(json_t *v, const char *key, size_t key_len,
     if (rc < 0) {
         return chat_record_fail(err, errlen, "\"e2e\" must be true or false",
                                 NULL);
+    }
+
+    m.from = rec->from;
+    m.to = rec->to;
+    m.group = rec->group;
+    m.body = rec->body;
+    m.body_len = rec->body_len;
+    m.client_id = rec->client_id;
+    m.client_id_len = rec->client_id_len;
+    m.media = rec->media;
+    m.media_len = rec->media_len;
+    m.e2e = (rc == 0) ? rec->e2e : -1;
+
+    message = chat_record_check(&m);
+    if (message != NULL) {
+        return chat_record_fail(err, errlen, "%s", message);
     }
 
     chat_record_conv(rec->conv, rec->from, rec->to, rec->group);

@@ -20,6 +20,12 @@
  * Members the consumer does not know are ignored, so that producers can
  * add some.
  *
+ * What a message may hold is decided in one place, chat_record_check(),
+ * used by the gateway before it claims or produces anything (through
+ * chat_proto_decode() and chat_record_message_new()) and by the consumer
+ * after parsing: what the gateway acknowledges, the consumer stores.  The
+ * limits bound the whole record, see CHAT_RECORD_MESSAGE_MAX.
+ *
  * No nginx headers: shared with the standalone daemons.
  */
 
@@ -37,8 +43,21 @@
 
 #define CHAT_RECORD_MAX_SIZE     (1024 * 1024)
 #define CHAT_RECORD_CONV_LEN     48      /* "d:" 19 ":" 19, and a NUL */
-#define CHAT_RECORD_CLIENT_ID    255
+
+/* a message's fields, in bytes (docs/PROTOCOL.md, "Limits") */
+#define CHAT_RECORD_BODY         16384
+#define CHAT_RECORD_CLIENT_ID    64
 #define CHAT_RECORD_MEDIA        255
+
+/*
+ * The longest value of a message that chat_record_message_dump() can
+ * write: each byte of body and client_id escaped at most 6 bytes long
+ * ("\u001f"), a media id is never escaped, and the rest (names, ids,
+ * seq, ts, e2e) takes less than 512 bytes.  Well under the Kafka
+ * producer's message.max.bytes (1,000,000) and CHAT_RECORD_MAX_SIZE.
+ */
+#define CHAT_RECORD_MESSAGE_MAX                                               \
+    (6 * (CHAT_RECORD_BODY + CHAT_RECORD_CLIENT_ID) + CHAT_RECORD_MEDIA + 512)
 
 
 /* 9999-12-31T23:59:59.999Z in ms */
@@ -68,13 +87,73 @@ typedef struct {
     size_t              client_id_len;
     const char         *media;          /* NULL: none */
     size_t              media_len;
-    int                 e2e;
+    int                 e2e;            /* 0 also when absent */
 
     /* a receipt */
     int64_t             by;
     int                 read;           /* 1 "read", 0 "delivered" */
 } chat_record_t;
 
+
+/*
+ * A message as its sender gives it: what chat_record_check() judges.
+ * Strings need not be NUL-terminated.
+ */
+typedef struct {
+    int64_t             from;           /* 0: not known yet, see below */
+    int64_t             to;             /* exactly one of to and group */
+    int64_t             group;
+    const char         *body;
+    size_t              body_len;
+    const char         *client_id;
+    size_t              client_id_len;
+    const char         *media;          /* NULL: none */
+    size_t              media_len;
+    int                 e2e;            /* -1 absent, 0 false, 1 true */
+} chat_record_msg_t;
+
+
+/*
+ * The one check of a message's contents.  Returns NULL when the message
+ * may be acknowledged and stored, or a static message for the client's
+ * error frame (code bad_request) and the dead-letter reason:
+ *
+ *   from      1..INT64_MAX; 0 is let through for the decoder, which does
+ *             not know the sender yet (chat_record_message_new() checks
+ *             again with it, the consumer requires it)
+ *   to/group  exactly one of them, 1..INT64_MAX
+ *             "\"to\" must be a user id", "\"group\" must be a group id",
+ *             "exactly one of \"to\" and \"group\" is required"
+ *   client_id 1..CHAT_RECORD_CLIENT_ID bytes of UTF-8, no NUL
+ *             "\"client_id\" must be a string of 1 to 64 bytes"
+ *   body      0..CHAT_RECORD_BODY bytes of UTF-8, no NUL
+ *             "\"body\" must be a string of at most 16384 bytes"
+ *   e2e       -1, 0 or 1   "\"e2e\" must be true or false"
+ *   media     none, or a media id: 1..CHAT_RECORD_MEDIA bytes of
+ *             A-Z a-z 0-9 '-' '_'   "\"media\" must be a media id"
+ *
+ * in this order; the first failure is returned.
+ */
+const char *chat_record_check(const chat_record_msg_t *m);
+
+/*
+ * The record of message m sent at ts (ms), as the gateway produces it:
+ * {"id":"","seq":0,"from","to"|"group","body","client_id","ts","media"?,
+ * "e2e"?}, id and seq to be filled by chat_record_message_dump().
+ * Returns a new reference, or NULL with *message set when
+ * chat_record_check() refuses m or ts is negative (or NULL with *message
+ * NULL when out of memory).
+ */
+json_t *chat_record_message_new(const chat_record_msg_t *m, int64_t ts,
+    const char **message);
+
+/*
+ * Sets id (CHAT_ID_LEN characters, NUL-terminated) and seq in msg and
+ * writes the record's value: compact, members in order, at most
+ * CHAT_RECORD_MESSAGE_MAX bytes.  Returns it (free() it), or NULL when
+ * out of memory.
+ */
+char *chat_record_message_dump(json_t *msg, const char *id, int64_t seq);
 
 /*
  * Parses one record.  Returns the parsed JSON, which the strings of rec

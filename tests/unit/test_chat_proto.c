@@ -429,26 +429,27 @@ chat_test_send_valid(void **state)
     chat_proto_free(&m);
 
     /* the bound of ids, as a string, every optional field, escapes */
-    chat_test_ok("{\"e2e\":true,\"media\":\"m\\u00e9d\",\"body\":\"a\\nb\\\"\","
+    chat_test_ok("{\"e2e\":true,\"media\":\"m-\\u0041_9\","
+                 "\"body\":\"a\\nb\\\"\","
                  "\"to\":\"9223372036854775807\",\"client_id\":\"\xc3\xa9\","
                  "\"type\":\"send\"}", &m);
     assert_true(m.to == INT64_MAX && m.group == 0);
     assert_string_equal(m.body, "a\nb\"");
     assert_int_equal(m.body_len, 4);
-    assert_string_equal(m.media, "m\xc3\xa9" "d");
-    assert_int_equal(m.media_len, 4);
+    assert_string_equal(m.media, "m-A_9");
+    assert_int_equal(m.media_len, 5);
     assert_int_equal(m.e2e, 1);
     assert_string_equal(m.client_id, "\xc3\xa9");
     assert_int_equal(m.client_id_len, 2);
     chat_proto_free(&m);
 
     chat_test_ok(CHAT_TEST_SEND("\"group\":7,\"body\":\"\",\"e2e\":false,"
-                                "\"media\":\"\""), &m);
+                                "\"media\":\"M\""), &m);
     assert_true(m.to == 0 && m.group == 7);
     assert_string_equal(m.body, "");
     assert_int_equal(m.body_len, 0);
     assert_int_equal(m.e2e, 0);
-    assert_string_equal(m.media, "");
+    assert_string_equal(m.media, "M");
     chat_proto_free(&m);
 
     chat_test_ok(CHAT_TEST_SEND("\"to\":9223372036854775807,\"body\":\"x\""),
@@ -585,6 +586,23 @@ chat_test_send_errors(void **state)
                                          "\"media\":{\"id\":\"m\"}"),
                           CHAT_TEST_BAD, CHAT_TEST_MEDIA, "c1"),
 
+        /* a media id: letters, digits, '-' and '_', 1 to 255 of them */
+        CHAT_TEST_CID_ERR(CHAT_TEST_SEND("\"to\":1,\"body\":\"x\","
+                                         "\"media\":\"\""),
+                          CHAT_TEST_BAD, CHAT_TEST_MEDIA, "c1"),
+        CHAT_TEST_CID_ERR(CHAT_TEST_SEND("\"to\":1,\"body\":\"x\","
+                                         "\"media\":\"m\\u00e9d\""),
+                          CHAT_TEST_BAD, CHAT_TEST_MEDIA, "c1"),
+        CHAT_TEST_CID_ERR(CHAT_TEST_SEND("\"to\":1,\"body\":\"x\","
+                                         "\"media\":\"a/b\""),
+                          CHAT_TEST_BAD, CHAT_TEST_MEDIA, "c1"),
+        CHAT_TEST_CID_ERR(CHAT_TEST_SEND("\"to\":1,\"body\":\"x\","
+                                         "\"media\":\"a b\""),
+                          CHAT_TEST_BAD, CHAT_TEST_MEDIA, "c1"),
+        CHAT_TEST_CID_ERR(CHAT_TEST_SEND("\"to\":1,\"body\":\"x\","
+                                         "\"media\":\"..\""),
+                          CHAT_TEST_BAD, CHAT_TEST_MEDIA, "c1"),
+
         /* the module's order: target, client_id, body, e2e, media */
         CHAT_TEST_ERR("{\"type\":\"send\",\"to\":0,\"client_id\":5,"
                       "\"body\":5,\"e2e\":5,\"media\":5}",
@@ -654,9 +672,18 @@ chat_test_limits(void **state)
         { CHAT_TEST_SEND("\"to\":1,\"body\":\"@\""),
           CHAT_PROTO_BODY_MAX * 4, 'b', CHAT_TEST_BAD, CHAT_TEST_BODY },
 
-        /* no limit of its own on media */
+        /*
+         * media: 1 to 255 bytes (chat_record_check, as chat-worker
+         * persist checks it); 32 KiB was once acked and never stored
+         */
+        { CHAT_TEST_SEND("\"to\":1,\"body\":\"\",\"media\":\"@\""), 1,
+          'm', NULL, NULL },
         { CHAT_TEST_SEND("\"to\":1,\"body\":\"\",\"media\":\"@\""),
-          CHAT_PROTO_BODY_MAX * 2, 'm', NULL, NULL },
+          CHAT_RECORD_MEDIA, 'm', NULL, NULL },
+        { CHAT_TEST_SEND("\"to\":1,\"body\":\"\",\"media\":\"@\""),
+          CHAT_RECORD_MEDIA + 1, 'm', CHAT_TEST_BAD, CHAT_TEST_MEDIA },
+        { CHAT_TEST_SEND("\"to\":1,\"body\":\"\",\"media\":\"@\""),
+          CHAT_PROTO_BODY_MAX * 2, 'm', CHAT_TEST_BAD, CHAT_TEST_MEDIA },
 
         /* a receipt's id: 1 to 64 bytes */
         { CHAT_TEST_RCPT_TEXT, CHAT_PROTO_ID_MAX, 'i', NULL, NULL },

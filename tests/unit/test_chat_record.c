@@ -134,6 +134,9 @@ chat_test_receipt(void **state)
     "\"seq\":1,\"from\":1,\"to\":2,\"body\":\"b\",\"client_id\":\"c\","     \
     "\"ts\":1"
 
+#define CHAT_TEST_65                                                          \
+    "0123456789012345678901234567890123456789012345678901234567890123" "4"
+
 #define CHAT_TEST_RCPT(members)                                               \
     "{\"type\":\"receipt\",\"id\":\"" CHAT_TEST_ID "\"," members "}"
 
@@ -169,8 +172,17 @@ static const chat_test_bad_t  chat_test_bad[] = {
     { "d:1:2", CHAT_TEST_MSG("\"seq\":1,\"from\":1,\"to\":2,\"body\":1"),
       "\"body\" must be a string" },
     { "d:1:2", CHAT_TEST_MSG("\"seq\":1,\"from\":1,\"to\":2,\"body\":\"\","
-                             "\"client_id\":\"\""),
-      "\"client_id\" has a bad length" },
+                             "\"client_id\":\"\",\"ts\":1"),
+      "\"client_id\" must be a string of 1 to 64 bytes" },
+    { "d:1:2", CHAT_TEST_MSG("\"seq\":1,\"from\":1,\"to\":2,\"body\":\"\","
+                             "\"client_id\":\"" CHAT_TEST_65 "\",\"ts\":1"),
+      "\"client_id\" must be a string of 1 to 64 bytes" },
+    { "d:1:2", CHAT_TEST_MSG(CHAT_TEST_OK_MSG ",\"media\":\"\""),
+      "\"media\" must be a media id" },
+    { "d:1:2", CHAT_TEST_MSG(CHAT_TEST_OK_MSG ",\"media\":\"a.b\""),
+      "\"media\" must be a media id" },
+    { "d:1:2", CHAT_TEST_MSG(CHAT_TEST_OK_MSG ",\"media\":\"\\u00e9\""),
+      "\"media\" must be a media id" },
     { "d:1:2", CHAT_TEST_MSG("\"seq\":1,\"from\":1,\"to\":2,\"body\":\"\","
                              "\"client_id\":\"c\""), "\"ts\" is required" },
     { "d:1:2", CHAT_TEST_MSG("\"seq\":1,\"from\":1,\"to\":2,\"body\":\"\","
@@ -263,8 +275,12 @@ chat_test_large(void **state)
 
     (void) state;
 
-    /* a body of 64 KiB passes; a value over 1 MiB does not */
-    for (body = 65536; body <= CHAT_RECORD_MAX_SIZE; body = 2 * 1024 * 1024)
+    /*
+     * A body of 16 KiB passes, 16 KiB and one byte does not (the
+     * gateway's limit, chat_record_check), nor a value over 1 MiB.
+     */
+    for (body = CHAT_RECORD_BODY; body <= CHAT_RECORD_MAX_SIZE;
+         body = (body == CHAT_RECORD_BODY) ? body + 1 : 2 * 1024 * 1024)
     {
         value = malloc(body + 256);
         assert_non_null(value);
@@ -277,10 +293,15 @@ chat_test_large(void **state)
 
         v = chat_record_parse("d:1:2", 5, value, n, &rec, err, sizeof(err));
 
-        if (body == 65536) {
+        if (body == CHAT_RECORD_BODY) {
             assert_non_null(v);
             assert_int_equal(rec.body_len, body);
             json_decref(v);
+
+        } else if (body == CHAT_RECORD_BODY + 1) {
+            assert_null(v);
+            assert_string_equal(err, "\"body\" must be a string of at most "
+                                "16384 bytes");
 
         } else {
             assert_null(v);
