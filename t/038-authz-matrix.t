@@ -7,8 +7,8 @@
 #   owner     the user whose resource the row asks for (friends with
 #             "friend", a member of the group, holds the device token)
 #   friend    the owner's friend, not in the group
-#   member    a member of the group (not an admin), no relation to the owner
-#   admin     the group's admin (its creator), no relation to the owner
+#   member    a member of the group (not an admin), not the owner's friend
+#   admin     the group's admin (its creator), not the owner's friend
 #   stranger  no relation to anyone
 #   none      no token at all
 #   expired   the owner's token, signed with the right secret, expired
@@ -19,7 +19,7 @@
 # One data table (@MATRIX), one loop.  Each cell states what
 # ../shared/CONTRACT.md v1.1 (sections 2 and 3) and docs/API.md,
 # docs/PROTOCOL.md say: the status and "error" code of an HTTP answer, the
-# close/401 of a handshake, or what a frame gets (an ack, an error frame's
+# 101/401 of a handshake, or what a frame gets (an ack, an error frame's
 # code, a receipt at the sender, a typing frame at the owner).  A route the
 # router serves without a row in the table, or a row for a route it does
 # not serve, fails the test.
