@@ -65,10 +65,12 @@ Test::More::like(redis_cli('env -u REDISCLI_AUTH', undef, 'PING'),
 Test::More::is(redis_cli('', undef, 'PING'), 'PONG',
                'redis-cli with REDISCLI_AUTH gets PONG');
 
-# An ACL user of our own for the blocks below (its password through stdin,
+# An ACL user of our own for the blocks below, with the rights
+# docs/DIRECTIVES.md (chat_redis_user) gives (its password through stdin,
 # not on a command line); gone again at the end.
 Test::More::is(redis_cli('', ">$AclPassword", 'ACL', 'SETUSER', $AclUser,
-                         'reset', 'on', '~*', '&*', '+@all'),
+                         'reset', 'on', '~chat:*', '&chat:*', '+@all',
+                         '-@dangerous'),
                'OK', "ACL SETUSER $AclUser");
 END { redis_cli('', undef, 'ACL', 'DELUSER', $AclUser) if $AclUser }
 
@@ -134,12 +136,16 @@ qr/\[error\] .*chat: redis 127\.0\.0\.1:\d+: AUTH refused: WRONGPASS/
 
 
 
-=== TEST 4: an ACL user and its password: healthy
+=== TEST 4: an ACL user and its password: healthy, scripts and subscription allowed
 --- http_config
     chat_redis $TEST_NGINX_REDIS;
     chat_redis_user $TEST_NGINX_ACL_USER;
     chat_redis_password_file $TEST_NGINX_ACL_PASSWORD_FILE;
+    chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
 --- config
+    location = /v1/ws {
+        chat_websocket;
+    }
     location = /healthz {
         chat_healthz;
     }
@@ -147,8 +153,9 @@ qr/\[error\] .*chat: redis 127\.0\.0\.1:\d+: AUTH refused: WRONGPASS/
 GET /healthz
 --- response_body_like: "redis":"ok"
 --- error_code: 200
+--- wait: 0.5
 --- no_error_log eval
-["[error]", qr/\Q$::AclPassword\E/]
+["[error]", "NOPERM", qr/\Q$::AclPassword\E/]
 
 
 
