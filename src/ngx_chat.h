@@ -38,6 +38,8 @@ typedef struct {
     ngx_array_t               *redis_addrs;     /* ngx_chat_redis_addr_t */
     ngx_msec_t                 redis_timeout;
     chat_ring_t                redis_ring;
+    ngx_str_t                  redis_user;      /* AUTH user, or empty */
+    ngx_str_t                  redis_password;  /* from a file; secret */
 
     ngx_str_t                  pg_conninfo;
     ngx_uint_t                 pg_pool_size;

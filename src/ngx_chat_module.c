@@ -19,6 +19,9 @@
 
 #define NGX_CHAT_EXIT_FLUSH  3000
 
+/* Redis itself sets no limit; a longer file is a mistake */
+#define NGX_CHAT_REDIS_MAX_PASSWORD  1024
+
 
 static void *ngx_chat_create_main_conf(ngx_conf_t *cf);
 static char *ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf);
@@ -31,6 +34,8 @@ static ngx_int_t ngx_chat_init_process(ngx_cycle_t *cycle);
 static void ngx_chat_exit_process(ngx_cycle_t *cycle);
 static ngx_int_t ngx_chat_header_filter(ngx_http_request_t *r);
 
+static char *ngx_chat_redis_password_file(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_chat_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_chat_postgres_directive(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -97,6 +102,20 @@ static ngx_command_t  ngx_chat_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_chat_main_conf_t, redis_timeout),
       &ngx_chat_positive_msec_p },
+
+    { ngx_string("chat_redis_password_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_chat_redis_password_file,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_redis_user"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, redis_user),
+      NULL },
 
     { ngx_string("chat_postgres"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -317,6 +336,8 @@ ngx_chat_create_main_conf(ngx_conf_t *cf)
      *     cmcf->node_name = { 0, NULL };
      *     cmcf->redis_addrs = NULL;
      *     cmcf->redis_ring = { 0 };
+     *     cmcf->redis_user = { 0, NULL };
+     *     cmcf->redis_password = { 0, NULL };
      *     cmcf->pg_conninfo = { 0, NULL };
      *     cmcf->kafka_brokers = { 0, NULL };
      *     cmcf->kafka_options = NULL;
@@ -412,12 +433,25 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     (void) ngx_cpystrn(p, cmcf->node_name.data, cmcf->node_name.len + 1);
     cmcf->node_name.data = p;
 
+    if (cmcf->redis_user.len && cmcf->redis_password.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_redis_user\" needs "
+                           "\"chat_redis_password_file\"");
+        return NGX_CONF_ERROR;
+    }
+
     if (cmcf->redis_addrs == NULL) {
         return NGX_CONF_OK;
     }
 
     n = cmcf->redis_addrs->nelts;
     addr = cmcf->redis_addrs->elts;
+
+    /* every server, command and subscription connections alike */
+    for (i = 0; i < n; i++) {
+        addr[i].user = cmcf->redis_user;
+        addr[i].password = cmcf->redis_password;
+    }
 
     names = ngx_palloc(cf->pool, n * sizeof(char *));
     lens = ngx_palloc(cf->pool, n * sizeof(size_t));
@@ -853,6 +887,94 @@ ngx_chat_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     cmcf->enabled = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * The Redis password is read from a file when the configuration is read
+ * (by the master, typically root): nginx.conf, "nginx -T" and the process
+ * list never show it.
+ */
+
+static char *
+ngx_chat_redis_password_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t *cmcf = conf;
+
+    u_char           *buf;
+    ssize_t           n;
+    ngx_fd_t          fd;
+    ngx_str_t        *value, name;
+    ngx_file_info_t   fi;
+
+    if (cmcf->redis_password.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    name = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "chat_redis_password_file: cannot open \"%V\"",
+                           &name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR
+        || ngx_file_size(&fi) > NGX_CHAT_REDIS_MAX_PASSWORD)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "chat_redis_password_file: \"%V\" is not a "
+                           "password of at most %d bytes", &name,
+                           NGX_CHAT_REDIS_MAX_PASSWORD);
+        (void) ngx_close_file(fd);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_file_access(&fi) & 077) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "chat_redis_password_file: \"%V\" is readable "
+                           "by others than its owner (chmod 600)", &name);
+    }
+
+    buf = ngx_pnalloc(cf->pool, NGX_CHAT_REDIS_MAX_PASSWORD + 1);
+    if (buf == NULL) {
+        (void) ngx_close_file(fd);
+        return NGX_CONF_ERROR;
+    }
+
+    n = ngx_read_fd(fd, buf, NGX_CHAT_REDIS_MAX_PASSWORD + 1);
+    (void) ngx_close_file(fd);
+
+    if (n == -1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "chat_redis_password_file: cannot read \"%V\"",
+                           &name);
+        return NGX_CONF_ERROR;
+    }
+
+    /* a trailing newline from an editor or "openssl rand" is not secret */
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
+        n--;
+    }
+
+    if (n == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "chat_redis_password_file: \"%V\" is empty",
+                           &name);
+        return NGX_CONF_ERROR;
+    }
+
+    cmcf->redis_password.data = buf;
+    cmcf->redis_password.len = n;
 
     return NGX_CONF_OK;
 }

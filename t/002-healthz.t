@@ -14,6 +14,7 @@ __DATA__
 --- http_config
     chat_node_name hz1;
     chat_redis $TEST_NGINX_REDIS;
+    chat_redis_password_file $TEST_NGINX_REDIS_PASSWORD_FILE;
     chat_postgres "$TEST_NGINX_PG_DSN";
     chat_kafka_brokers $TEST_NGINX_KAFKA_BROKERS;
 --- config
@@ -36,6 +37,7 @@ X-Chat-Node: hz1
 === TEST 2: HEAD answers like GET, without a body
 --- http_config
     chat_redis $TEST_NGINX_REDIS;
+    chat_redis_password_file $TEST_NGINX_REDIS_PASSWORD_FILE;
 --- config
     location = /healthz {
         chat_healthz;
@@ -50,6 +52,7 @@ HEAD /healthz
 === TEST 3: other methods get 405 with a JSON error
 --- http_config
     chat_redis $TEST_NGINX_REDIS;
+    chat_redis_password_file $TEST_NGINX_REDIS_PASSWORD_FILE;
 --- config
     location = /healthz {
         chat_healthz;
@@ -84,6 +87,7 @@ chat: healthz: redis 127.0.0.1:1: down
 === TEST 5: PostgreSQL down is named
 --- http_config
     chat_redis $TEST_NGINX_REDIS;
+    chat_redis_password_file $TEST_NGINX_REDIS_PASSWORD_FILE;
     chat_postgres "hostaddr=127.0.0.1 port=1 dbname=chat user=chat";
     chat_kafka_brokers $TEST_NGINX_KAFKA_BROKERS;
 --- config
@@ -102,6 +106,7 @@ chat: healthz: postgres: down
 === TEST 6: Kafka down is named, within chat_healthz_timeout
 --- http_config
     chat_redis $TEST_NGINX_REDIS;
+    chat_redis_password_file $TEST_NGINX_REDIS_PASSWORD_FILE;
     chat_postgres "$TEST_NGINX_PG_DSN";
     chat_kafka_brokers 127.0.0.1:1;
 --- config
@@ -120,6 +125,7 @@ GET /healthz
 === TEST 7: several Redis servers are reported one by one
 --- http_config
     chat_redis $TEST_NGINX_REDIS 127.0.0.1:1;
+    chat_redis_password_file $TEST_NGINX_REDIS_PASSWORD_FILE;
 --- config
     location = /healthz {
         chat_healthz;

@@ -21,6 +21,7 @@ ChatTest::start_nginx(
     http_config => <<'CONF',
     chat_node_name recovery;
     chat_redis $TEST_NGINX_REDIS;
+    chat_redis_password_file $TEST_NGINX_REDIS_PASSWORD_FILE;
     chat_redis_timeout 500ms;
     chat_postgres "$TEST_NGINX_PG_DSN";
     chat_postgres_timeout 1s;

@@ -29,6 +29,7 @@ ChatTest::start_nginx(
     http_config => <<"CONF",
     chat_node_name $node;
     chat_redis \$TEST_NGINX_REDIS;
+    chat_redis_password_file \$TEST_NGINX_REDIS_PASSWORD_FILE;
     chat_postgres "\$TEST_NGINX_PG_DSN application_name=$app";
     chat_postgres_pool_size 3;
     chat_kafka_brokers \$TEST_NGINX_KAFKA_BROKERS;

@@ -134,6 +134,7 @@ add_block_preprocessor(sub {
         $block->set_value(http_config => <<'CONF')
     chat_node_name input;
     chat_redis $TEST_NGINX_REDIS;
+    chat_redis_password_file $TEST_NGINX_REDIS_PASSWORD_FILE;
     chat_postgres "$TEST_NGINX_PG_DSN";
     chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
     chat_group_max_members 4;
@@ -505,6 +506,7 @@ my $tok4096 = substr("t-$::Run-" . ('t' x 4096), 0, 4096);
 --- http_config
     chat_node_name input;
     chat_redis $TEST_NGINX_REDIS;
+    chat_redis_password_file $TEST_NGINX_REDIS_PASSWORD_FILE;
     chat_postgres "$TEST_NGINX_PG_DSN";
     chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
     chat_api_max_body 1k;
@@ -535,6 +537,7 @@ my @big = (413, 'too_large', 'request body too large');
 --- http_config
     chat_node_name input;
     chat_redis $TEST_NGINX_REDIS;
+    chat_redis_password_file $TEST_NGINX_REDIS_PASSWORD_FILE;
     chat_postgres "$TEST_NGINX_PG_DSN";
     chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
     chat_api_max_body 1k;
@@ -568,6 +571,7 @@ X-Chat-Node: input
 --- http_config
     chat_node_name input;
     chat_redis $TEST_NGINX_REDIS;
+    chat_redis_password_file $TEST_NGINX_REDIS_PASSWORD_FILE;
     chat_postgres "$TEST_NGINX_PG_DSN";
     chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
     chat_api_max_body 1k;
@@ -597,6 +601,7 @@ Transfer-Encoding: chunked\r
 --- http_config
     chat_node_name input;
     chat_redis $TEST_NGINX_REDIS;
+    chat_redis_password_file $TEST_NGINX_REDIS_PASSWORD_FILE;
     chat_postgres "$TEST_NGINX_PG_DSN";
     chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
     chat_api_max_body 1k;
@@ -927,6 +932,7 @@ my @gone = (401, 'unauthorized', 'no such user');
 --- http_config
     chat_node_name input;
     chat_redis $TEST_NGINX_REDIS;
+    chat_redis_password_file $TEST_NGINX_REDIS_PASSWORD_FILE;
     chat_postgres "$TEST_NGINX_PG_DSN";
     chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
     chat_api_max_body 1k;

@@ -24,6 +24,7 @@ ChatTest::start_nginx(
     http_config => <<'CONF',
     chat_node_name api-flow;
     chat_redis $TEST_NGINX_REDIS;
+    chat_redis_password_file $TEST_NGINX_REDIS_PASSWORD_FILE;
     chat_postgres "$TEST_NGINX_PG_DSN";
     chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
     chat_login_limit 3 1m;

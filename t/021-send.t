@@ -24,6 +24,7 @@ ChatTest::start_nginx(
     http_config => <<'CONF',
     chat_node_name send-node;
     chat_redis $TEST_NGINX_REDIS;
+    chat_redis_password_file $TEST_NGINX_REDIS_PASSWORD_FILE;
     chat_postgres "$TEST_NGINX_PG_DSN";
     chat_kafka_brokers $TEST_NGINX_KAFKA_BROKERS;
     chat_kafka_timeout 2s;

@@ -27,7 +27,22 @@ mkdir $dir;
 # the last run's server may still be on its way out
 ChatTest::wait_until(sub { !IO::Socket::INET->new(PeerAddr => '127.0.0.1',
                                                   PeerPort => $port2) });
-system('redis-server', '--port', $port2, '--bind', '127.0.0.1',
+# The same password as the stack's: chat_redis_password_file is one for
+# all servers.  In a mode-600 file, not on redis-server's command line.
+my $pwfile = $ENV{TEST_NGINX_REDIS_PASSWORD_FILE}
+    // BAIL_OUT('TEST_NGINX_REDIS_PASSWORD_FILE is not set');
+open my $pwin, '<', $pwfile or BAIL_OUT("$pwfile: $!");
+chomp(my $pw = <$pwin> // '');
+close $pwin;
+{
+    my $old = umask 077;
+    open my $conf, '>', "$dir/redis.conf" or BAIL_OUT("$dir/redis.conf: $!");
+    print $conf "requirepass $pw\n";
+    close $conf;
+    umask $old;
+}
+system('redis-server', "$dir/redis.conf", '--port', $port2,
+       '--bind', '127.0.0.1',
        '--save', '', '--appendonly', 'no', '--daemonize', 'yes',
        '--pidfile', "$dir/redis.pid", '--dir', $dir,
        '--logfile', "$dir/redis.log") == 0
@@ -49,6 +64,7 @@ ChatTest::start_nginx(
     workers     => 2,
     http_config => <<"CONF",
     chat_redis $ENV{TEST_NGINX_REDIS} 127.0.0.1:$port2;
+    chat_redis_password_file \$TEST_NGINX_REDIS_PASSWORD_FILE;
     chat_redis_timeout 500ms;
     chat_postgres "\$TEST_NGINX_PG_DSN";
     chat_kafka_brokers \$TEST_NGINX_KAFKA_BROKERS;

@@ -46,6 +46,7 @@ http {
     client_body_temp_path $DIR/tmp;
     chat_node_name bench;
     chat_redis $(env_get "$STACK_ENV" REDIS);
+    chat_redis_password_file $(env_get "$STACK_ENV" REDIS_PASSWORD_FILE);
     chat_postgres "$(env_get "$STACK_ENV" PG_DSN)";
     chat_postgres_pool_size 4;
     chat_jwt_secret_file $(env_get "$STACK_ENV" CHAT_JWT_SECRET_FILE);

@@ -4,7 +4,9 @@
  *
  * hiredis inside nginx's event loop: one async connection per configured
  * Redis server per worker, connected in init_process, reconnected with
- * backoff, every command bounded by a timeout.
+ * backoff, every command bounded by a timeout.  A command that times out
+ * fails alone; the connection is given up only when the server has
+ * answered nothing for NGX_CHAT_REDIS_DEAD_AFTER timeouts.
  */
 
 
@@ -15,9 +17,18 @@
 #include "ngx_chat_redis.h"
 
 
+/*
+ * Replies come in order, so a late one holds up every command behind it;
+ * a server silent for this many timeouts while a command is overdue is
+ * taken for dead (a lost peer, a hung process), not slow.
+ */
+#define NGX_CHAT_REDIS_DEAD_AFTER  4
+
+
 typedef enum {
     NGX_CHAT_REDIS_IDLE = 0,        /* waiting to (re)connect */
     NGX_CHAT_REDIS_CONNECTING,
+    NGX_CHAT_REDIS_AUTH,            /* connected, AUTH not answered yet */
     NGX_CHAT_REDIS_CONNECTED
 } ngx_chat_redis_state_e;
 
@@ -29,9 +40,13 @@ struct ngx_chat_redis_s {
     ngx_log_t                  log;
     ngx_msec_t                 timeout;
     ngx_msec_t                 backoff;
-    ngx_event_t                timer;      /* connect timeout, reconnect */
+    ngx_event_t                timer;      /* connect timeout, reconnect,
+                                              and the dead server check */
     ngx_chat_redis_state_e     state;
     ngx_uint_t                 pending;    /* commands without a reply */
+    ngx_uint_t                 late;       /* ... of them timed out */
+    ngx_msec_t                 progress;   /* last reply, or the time the
+                                              first pending command went */
 
     ngx_chat_redis_hook_pt     connecting;
     ngx_chat_redis_hook_pt     connected;
@@ -50,6 +65,7 @@ struct ngx_chat_redis_cmd_s {
     void                      *data;
     ngx_event_t                timer;
     unsigned                   done:1;
+    unsigned                   late:1;
 };
 
 
@@ -59,6 +75,10 @@ static void ngx_chat_redis_drop(ngx_chat_redis_t *rds);
 static void ngx_chat_redis_timer_handler(ngx_event_t *ev);
 static void ngx_chat_redis_on_connect(const redisAsyncContext *ac,
     int status);
+static void ngx_chat_redis_auth_reply(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_chat_redis_ready(ngx_chat_redis_t *rds);
+static void ngx_chat_redis_check_dead(ngx_chat_redis_t *rds);
 static void ngx_chat_redis_on_disconnect(const redisAsyncContext *ac,
     int status);
 static void ngx_chat_redis_read_handler(ngx_event_t *ev);
@@ -70,6 +90,7 @@ static void ngx_chat_redis_del_write(void *privdata);
 static void ngx_chat_redis_cleanup(void *privdata);
 static ngx_chat_redis_cmd_t *ngx_chat_redis_cmd_new(ngx_chat_redis_t *rds,
     ngx_chat_redis_handler_pt handler, void *data);
+static void ngx_chat_redis_cmd_sent(ngx_chat_redis_cmd_t *cmd);
 static void ngx_chat_redis_reply(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_chat_redis_cmd_timeout(ngx_event_t *ev);
@@ -146,6 +167,9 @@ ngx_chat_redis_name(ngx_chat_redis_t *rds)
 static void
 ngx_chat_redis_connect(ngx_chat_redis_t *rds)
 {
+    int                 argc;
+    size_t              argvlen[3];
+    const char         *argv[3];
     ngx_connection_t   *c;
     redisAsyncContext  *ac;
 
@@ -203,6 +227,32 @@ ngx_chat_redis_connect(ngx_chat_redis_t *rds)
 
     (void) redisAsyncSetConnectCallback(ac, ngx_chat_redis_on_connect);
     (void) redisAsyncSetDisconnectCallback(ac, ngx_chat_redis_on_disconnect);
+
+    /* AUTH before anything else: the hooks' commands queue behind it */
+    if (rds->addr->password.len) {
+        argc = 0;
+        argv[argc] = "AUTH";
+        argvlen[argc++] = 4;
+
+        if (rds->addr->user.len) {
+            argv[argc] = (const char *) rds->addr->user.data;
+            argvlen[argc++] = rds->addr->user.len;
+        }
+
+        argv[argc] = (const char *) rds->addr->password.data;
+        argvlen[argc++] = rds->addr->password.len;
+
+        if (redisAsyncCommandArgv(ac, ngx_chat_redis_auth_reply, rds, argc,
+                                  argv, argvlen)
+            != REDIS_OK)
+        {
+            ngx_log_error(NGX_LOG_ALERT, &rds->log, 0,
+                          "chat: redis %V: cannot queue AUTH",
+                          &rds->addr->name);
+            ngx_chat_redis_drop(rds);
+            return;
+        }
+    }
 
     ngx_add_timer(&rds->timer, rds->timeout);
 
@@ -272,16 +322,29 @@ ngx_chat_redis_timer_handler(ngx_event_t *ev)
         return;
     }
 
-    if (rds->state == NGX_CHAT_REDIS_CONNECTING) {
+    switch (rds->state) {
+
+    case NGX_CHAT_REDIS_CONNECTING:
         ngx_log_error(NGX_LOG_ERR, &rds->log, 0,
                       "chat: redis %V: connect timed out after %M ms",
                       &rds->addr->name, rds->timeout);
         ngx_chat_redis_drop(rds);
-        return;
-    }
+        break;
 
-    if (rds->state == NGX_CHAT_REDIS_IDLE) {
+    case NGX_CHAT_REDIS_AUTH:
+        ngx_log_error(NGX_LOG_ERR, &rds->log, 0,
+                      "chat: redis %V: no answer to AUTH in %M ms",
+                      &rds->addr->name, rds->timeout);
+        ngx_chat_redis_drop(rds);
+        break;
+
+    case NGX_CHAT_REDIS_CONNECTED:
+        ngx_chat_redis_check_dead(rds);
+        break;
+
+    default: /* NGX_CHAT_REDIS_IDLE */
         ngx_chat_redis_connect(rds);
+        break;
     }
 }
 
@@ -299,18 +362,93 @@ ngx_chat_redis_on_connect(const redisAsyncContext *ac, int status)
         return;
     }
 
+    if (rds->addr->password.len) {
+        /* the connect timer bounds the wait for AUTH's answer too */
+        rds->state = NGX_CHAT_REDIS_AUTH;
+        return;
+    }
+
+    ngx_chat_redis_ready(rds);
+}
+
+
+static void
+ngx_chat_redis_auth_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply        *reply = r;
+    ngx_chat_redis_t  *rds = privdata;
+
+    if (rds->destroyed || reply == NULL) {
+        /* the connection is gone: cleanup reschedules */
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        /* Redis's words name no password (e.g. WRONGPASS ...) */
+        ngx_log_error(NGX_LOG_ERR, &rds->log, 0,
+                      "chat: redis %V: AUTH%s%V refused: %*s",
+                      &rds->addr->name, rds->addr->user.len ? " as " : "",
+                      &rds->addr->user, (size_t) reply->len, reply->str);
+
+        /* the commands queued behind AUTH get DOWN; retried with backoff */
+        ngx_chat_redis_drop(rds);
+        return;
+    }
+
+    ngx_chat_redis_ready(rds);
+}
+
+
+static void
+ngx_chat_redis_ready(ngx_chat_redis_t *rds)
+{
     if (rds->timer.timer_set) {
         ngx_del_timer(&rds->timer);
     }
 
     rds->state = NGX_CHAT_REDIS_CONNECTED;
     rds->backoff = 0;
+    rds->progress = ngx_current_msec;
 
     ngx_log_error(NGX_LOG_INFO, &rds->log, 0,
                   "chat: redis %V: connected", &rds->addr->name);
 
     if (rds->connected) {
         rds->connected(rds, rds->hook_data);
+    }
+}
+
+
+/*
+ * Called when a command timed out and by the timer it arms: late replies
+ * still come from a slow server, none at all from a dead one.
+ */
+
+static void
+ngx_chat_redis_check_dead(ngx_chat_redis_t *rds)
+{
+    ngx_msec_t  bound, silent;
+
+    if (rds->state != NGX_CHAT_REDIS_CONNECTED || rds->late == 0
+        || rds->destroyed || ngx_exiting || ngx_terminate)
+    {
+        return;
+    }
+
+    bound = rds->timeout * NGX_CHAT_REDIS_DEAD_AFTER;
+    silent = ngx_current_msec - rds->progress;
+
+    if (silent >= bound) {
+        ngx_log_error(NGX_LOG_ERR, &rds->log, 0,
+                      "chat: redis %V: no reply at all in %M ms, %ui "
+                      "commands waiting, reconnecting",
+                      &rds->addr->name, silent, rds->pending);
+        ngx_chat_redis_drop(rds);
+        return;
+    }
+
+    if (!rds->timer.timer_set) {
+        ngx_add_timer(&rds->timer, bound - silent);
     }
 }
 
@@ -471,8 +609,7 @@ ngx_chat_redis_command(ngx_chat_redis_t *rds,
         return NULL;
     }
 
-    ngx_add_timer(&cmd->timer, rds->timeout);
-    rds->pending++;
+    ngx_chat_redis_cmd_sent(cmd);
 
     return cmd;
 }
@@ -498,10 +635,25 @@ ngx_chat_redis_command_argv(ngx_chat_redis_t *rds,
         return NULL;
     }
 
-    ngx_add_timer(&cmd->timer, rds->timeout);
-    rds->pending++;
+    ngx_chat_redis_cmd_sent(cmd);
 
     return cmd;
+}
+
+
+static void
+ngx_chat_redis_cmd_sent(ngx_chat_redis_cmd_t *cmd)
+{
+    ngx_chat_redis_t  *rds = cmd->rds;
+
+    /* silence is counted from the first command that waits */
+    if (rds->pending == 0) {
+        rds->progress = ngx_current_msec;
+    }
+
+    rds->pending++;
+
+    ngx_add_timer(&cmd->timer, rds->timeout);
 }
 
 
@@ -530,6 +682,14 @@ ngx_chat_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
 
     if (!cmd->rds->destroyed) {
         cmd->rds->pending--;
+
+        if (cmd->late) {
+            cmd->rds->late--;
+        }
+
+        if (reply) {
+            cmd->rds->progress = ngx_current_msec;
+        }
     }
 
     if (!cmd->done && !cmd->rds->destroyed && cmd->handler) {
@@ -567,23 +727,24 @@ ngx_chat_redis_cmd_timeout(ngx_event_t *ev)
         return;
     }
 
+    /*
+     * Only this command fails: it keeps its place in hiredis's queue, as
+     * Redis answers in order, and its reply is thrown away when it comes.
+     */
     cmd->done = 1;
+    cmd->late = 1;
+    rds->late++;
 
     ngx_log_error(NGX_LOG_ERR, &rds->log, 0,
-                  "chat: redis %V: no reply in %M ms, reconnecting",
+                  "chat: redis %V: no reply in %M ms",
                   &rds->addr->name, rds->timeout);
 
+    /* the handler may drop the connection, which frees cmd */
     if (cmd->handler) {
         cmd->handler(NGX_CHAT_STORE_TIMEOUT, NULL, cmd->data);
     }
 
-    /*
-     * Replies come in order: one that is late holds up every command
-     * behind it, so the connection is given up and made anew.
-     */
-    if (!rds->destroyed && !ngx_exiting && !ngx_terminate) {
-        ngx_chat_redis_drop(rds);
-    }
+    ngx_chat_redis_check_dead(rds);
 }
 
 
@@ -618,6 +779,10 @@ ngx_chat_redis_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
 
     if (rds->destroyed || rds->sub_handler == NULL) {
         return;
+    }
+
+    if (reply) {
+        rds->progress = ngx_current_msec;
     }
 
     if (reply == NULL) {

@@ -21,6 +21,10 @@ typedef struct {
     ngx_str_t                  name;    /* as configured, for logs */
     ngx_str_t                  host;    /* IP or unix path, NUL-terminated */
     in_port_t                  port;    /* 0 for a unix socket */
+
+    /* AUTH [user] password on every new connection; never logged */
+    ngx_str_t                  user;    /* ACL user, or empty: "default" */
+    ngx_str_t                  password;    /* empty: no AUTH */
 } ngx_chat_redis_addr_t;
 
 
@@ -31,6 +35,8 @@ typedef struct ngx_chat_redis_cmd_s  ngx_chat_redis_cmd_t;
  * Called exactly once per command unless the command was cancelled.
  * reply is set for NGX_CHAT_STORE_OK and NGX_CHAT_STORE_FAILED (an error
  * reply) and is freed by hiredis when the handler returns.
+ * NGX_CHAT_STORE_TIMEOUT fails only that command: the connection stays,
+ * and the late reply is read and thrown away when it comes.
  */
 typedef void (*ngx_chat_redis_handler_pt)(ngx_chat_store_rc_e rc,
     redisReply *reply, void *data);
@@ -38,7 +44,8 @@ typedef void (*ngx_chat_redis_handler_pt)(ngx_chat_store_rc_e rc,
 /*
  * Called for every new connection: "connecting" right after the socket is
  * made, before any other command can be queued on it (commands sent from
- * it go first, e.g. SCRIPT LOAD), "connected" once it is up.
+ * it go first after AUTH, e.g. SCRIPT LOAD), "connected" once it is up
+ * and AUTH, if any, was accepted.
  */
 typedef void (*ngx_chat_redis_hook_pt)(ngx_chat_redis_t *rds, void *data);
 

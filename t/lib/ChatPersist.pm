@@ -216,6 +216,7 @@ sub start_gateway {
         http_config => <<"CONF",
     chat_node_name $node;
     chat_redis \$TEST_NGINX_REDIS;
+    chat_redis_password_file \$TEST_NGINX_REDIS_PASSWORD_FILE;
     chat_postgres "\$TEST_NGINX_PG_DSN";
     chat_kafka_brokers \$TEST_NGINX_KAFKA_BROKERS;
     chat_jwt_secret_file \$TEST_NGINX_JWT_SECRET_FILE;
