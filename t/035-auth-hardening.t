@@ -1,0 +1,193 @@
+# Issue #12's authentication defects, against the real stack:
+#
+#   - device tokens: another user's PUT is 409 and moves nothing; DELETE
+#     removes only one's own (defect 6);
+#   - login limiting: an attempt is reserved before the hash is checked,
+#     so 15 concurrent wrong passwords give exactly chat_login_limit 401s;
+#     the limit is per (username, address): a stranger elsewhere does not
+#     lock the owner out; over the per-username ceiling attempts are paced
+#     with a growing Retry-After, never refused for good (defect 4).
+
+use strict;
+use warnings;
+use Test::More;
+use JSON::PP qw(decode_json encode_json);
+use Time::HiRes qw(time sleep);
+use POSIX ();
+use ChatTest;
+use ChatJWT;
+
+plan skip_all => 'needs the test stack (CHAT_STACK_PROFILE=test, as make '
+                 . 'test sets)'
+    unless ($ENV{CHAT_STACK_PROFILE} // '') eq 'test';
+
+$ENV{TEST_NGINX_JWT_SECRET_FILE} = ChatJWT::secret_file();
+
+my $http = <<'CONF';
+    chat_redis $TEST_NGINX_REDIS;
+    chat_postgres "$TEST_NGINX_PG_DSN";
+    chat_kafka_brokers $TEST_NGINX_KAFKA_BROKERS;
+    chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
+    chat_login_limit 10 1m;
+    chat_password_concurrency 2;
+    set_real_ip_from 127.0.0.1;
+    real_ip_header X-Forwarded-For;
+CONF
+my $server = <<'CONF';
+    location /v1/ {
+        chat_api;
+    }
+    location = /v1/ws {
+        chat_websocket;
+    }
+CONF
+
+ChatTest::start_nginx(workers => 2, http_config => $http, config => $server);
+
+my $run = sprintf '%x%x', $$, int(time * 1000) % 1000000;
+my (%tok, %uid);
+
+sub api {
+    my ($method, $path, $body, $who, %o) = @_;
+    my %h = %{ $o{headers} || {} };
+    $h{Authorization} = "Bearer $tok{$who}" if $who && $tok{$who};
+    $h{'Content-Type'} = 'application/json' if defined $body;
+    my ($status, $headers, $text) = ChatTest::http_request(
+        $method, $path, \%h,
+        defined $body ? (ref $body ? encode_json($body) : $body) : undef,
+        timeout => $o{timeout} // 20, port => $o{port});
+    my $json = eval { decode_json($text) };
+    return ($status, $json, $text, $headers);
+}
+
+sub login {
+    my ($name, $password, $addr, %o) = @_;
+    return api(POST => '/v1/sessions',
+               { username => "${name}_$run", password => $password }, undef,
+               headers => { 'X-Forwarded-For' => $addr }, %o);
+}
+
+for my $name (qw(owner other)) {
+    my ($st, $j, $t) = api(POST => '/v1/users',
+                           { username => "${name}_$run",
+                             password => "pw-$name-secret" });
+    is($st, 201, "register $name") or diag $t;
+    $uid{$name} = $j->{user_id};
+    ($st, $j) = login($name, "pw-$name-secret", '198.51.100.1');
+    is($st, 200, "$name logs in");
+    $tok{$name} = $j->{token};
+}
+
+
+# --- device tokens (defect 6) ---------------------------------------------
+
+{
+    my $dev = "/v1/devices/dev-$run";
+    my ($st, $j) = api(PUT => $dev, { platform => 'fcm' }, 'owner');
+    is($st, 204, 'the owner registers a device token');
+    ($st) = api(PUT => $dev, { platform => 'apns' }, 'owner');
+    is($st, 204, '... again: still 204');
+
+    ($st, $j) = api(PUT => $dev, { platform => 'webhook' }, 'other');
+    is($st, 409, 'another user registering the same token: 409');
+    is($j->{error}, 'conflict', '... error "conflict"');
+    ok(length($j->{message} // ''), '... with a message');
+
+    ($st) = api(DELETE => $dev, undef, 'other');
+    is($st, 204, 'DELETE of a token one does not hold: 204 (idempotent)');
+    ($st) = api(PUT => $dev, { platform => 'webhook' }, 'other');
+    is($st, 409, '... and it did not remove the owner\'s: still 409');
+
+    ($st) = api(DELETE => $dev, undef, 'owner');
+    is($st, 204, 'the owner deletes it: 204');
+    ($st) = api(DELETE => $dev, undef, 'owner');
+    is($st, 204, '... again: 204');
+    ($st) = api(PUT => $dev, { platform => 'webhook' }, 'other');
+    is($st, 204, 'a deleted token is free: the other user takes it');
+    ($st) = api(PUT => $dev, { platform => 'fcm' }, 'owner');
+    is($st, 409, '... and now the owner gets 409');
+
+    ($st) = api(DELETE => $dev, undef, undef);
+    is($st, 401, 'DELETE without a token: 401');
+    ($st) = api(DELETE => '/v1/devices/' . ('x' x 4097), undef, 'owner');
+    is($st, 400, 'DELETE of an over-long token: 400');
+}
+
+
+# --- login limiting (defect 4) ------------------------------------------------
+
+# 15 wrong passwords at once from one address, limit 10
+{
+    my @kids;
+    for my $i (1 .. 15) {
+        my $pid = fork // die "fork: $!";
+        if (!$pid) {
+            my ($s) = login('owner', "wrong-$i", '203.0.113.7',
+                            timeout => 60);
+            POSIX::_exit($s == 401 ? 1 : $s == 429 ? 2 : 3);
+        }
+        push @kids, $pid;
+    }
+    my %n = (1 => 0, 2 => 0, 3 => 0);
+    for my $pid (@kids) {
+        waitpid $pid, 0;
+        $n{ $? >> 8 }++;
+    }
+    is($n{1}, 10, '15 concurrent wrong logins: exactly 10 are checked (401)');
+    is($n{2}, 5, '... the other 5 are refused before hashing (429)');
+    is($n{3}, 0, '... nothing else');
+}
+
+my ($st, $j, undef, $h) = login('owner', 'pw-owner-secret', '203.0.113.7');
+is($st, 429, 'from that address even the right password waits');
+is($j->{error}, 'rate_limited', '... rate_limited');
+ok($j->{retry_after} >= 1 && $j->{retry_after} <= 60,
+   "... retry_after in seconds ($j->{retry_after})");
+is($h->{'retry-after'}, $j->{retry_after}, '... and a Retry-After header');
+
+($st, $j) = login('owner', 'pw-owner-secret', '198.51.100.1');
+is($st, 200, 'the owner from another address logs in');
+
+# the per-username ceiling (10 x the limit): 90 more failures from 9 other
+# addresses, 100 in all
+{
+    my @kids;
+    for my $a (1 .. 9) {
+        my $pid = fork // die "fork: $!";
+        if (!$pid) {
+            my $bad = 0;
+            for my $i (1 .. 10) {
+                my ($s) = login('owner', "wrong-$a-$i", "203.0.113.1$a",
+                                timeout => 60);
+                $bad++ if $s != 401;
+            }
+            POSIX::_exit($bad ? 1 : 0);
+        }
+        push @kids, $pid;
+    }
+    my $bad = 0;
+    for my $pid (@kids) {
+        waitpid $pid, 0;
+        $bad++ if $?;
+    }
+    is($bad, 0, '90 more wrong passwords from 9 addresses: all checked');
+}
+
+($st, $j) = login('owner', 'wrong-again', '203.0.113.50');
+is($st, 401, 'over the ceiling: one attempt is let through (a fresh address)');
+($st, $j, undef, $h) = login('owner', 'wrong-again', '203.0.113.51');
+is($st, 429, '... the next one, from yet another address, waits');
+ok($j->{retry_after} >= 1 && $j->{retry_after} <= 64,
+   "... for a pause ($j->{retry_after} s)");
+($st, $j) = login('owner', 'pw-owner-secret', '198.51.100.2');
+is($st, 429, '... the owner too: slowed down, not locked out');
+my $wait = $j->{retry_after} // 1;
+sleep $wait + 0.2;
+($st) = login('owner', 'pw-owner-secret', '198.51.100.2');
+is($st, 200, "after the pause the owner logs in (${wait} s)");
+
+# the other user is not affected at all
+($st) = login('other', 'pw-other-secret', '203.0.113.7');
+is($st, 200, 'another username from the attacker\'s address: 200');
+
+done_testing();
