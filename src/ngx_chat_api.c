@@ -59,6 +59,7 @@ struct ngx_chat_api_ctx_s {
     ngx_chat_api_pg_next_pt    pg_next;
     ngx_chat_redis_cmd_t      *redis;
     ngx_chat_presence_lookup_t *lookup;
+    ngx_chat_password_t       *pw;         /* a hash in a thread */
     json_t                    *answer;      /* waits for presence */
 
     /* POST /v1/sessions, POST /v1/users */
@@ -611,6 +612,11 @@ ngx_chat_api_cleanup(void *data)
         ctx->lookup = NULL;
     }
 
+    if (ctx->pw) {
+        ngx_chat_password_cancel(ctx->pw);
+        ctx->pw = NULL;
+    }
+
     if (ctx->body) {
         json_decref(ctx->body);
         ctx->body = NULL;
@@ -903,10 +909,9 @@ ngx_chat_api_register(ngx_chat_api_ctx_t *ctx)
         return ngx_chat_api_invalid(ctx);
     }
 
-    if (ngx_chat_password_start(ctx->request, &ctx->password, NULL,
-                                ngx_chat_api_register_hashed, ctx)
-        != NGX_OK)
-    {
+    ctx->pw = ngx_chat_password_start(ctx->request, &ctx->password, NULL,
+                                      ngx_chat_api_register_hashed, ctx);
+    if (ctx->pw == NULL) {
         return ngx_chat_api_error(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
                                   "unavailable", "cannot hash the "
                                   "password now");
@@ -921,6 +926,8 @@ ngx_chat_api_register_hashed(ngx_int_t rc, ngx_str_t *hash, void *data)
 {
     ngx_chat_api_ctx_t  *ctx = data;
     ngx_str_t            params[3];
+
+    ctx->pw = NULL;
 
     if (rc != NGX_OK) {
         ngx_chat_api_finish(ctx, ngx_chat_api_error(ctx,
@@ -1191,10 +1198,9 @@ ngx_chat_api_login_user(ngx_chat_api_ctx_t *ctx, PGresult *res)
     /* an unknown user costs the same time, then fails the same way */
     hash.data = hash.data ? hash.data : (u_char *) "";
 
-    if (ngx_chat_password_start(ctx->request, &ctx->password, &hash,
-                                ngx_chat_api_login_verified, ctx)
-        != NGX_OK)
-    {
+    ctx->pw = ngx_chat_password_start(ctx->request, &ctx->password, &hash,
+                                      ngx_chat_api_login_verified, ctx);
+    if (ctx->pw == NULL) {
         return ngx_chat_api_error(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
                                   "unavailable", "cannot check the "
                                   "password now");
@@ -1209,6 +1215,8 @@ ngx_chat_api_login_verified(ngx_int_t rc, ngx_str_t *hash, void *data)
 {
     ngx_chat_api_ctx_t  *ctx = data;
     ngx_chat_redis_t    *rds;
+
+    ctx->pw = NULL;
 
     if (rc == NGX_ERROR) {
         ngx_chat_api_finish(ctx, ngx_chat_api_error(ctx,
