@@ -69,6 +69,8 @@ typedef struct {
 typedef struct {
     ngx_msec_t                 healthz_timeout;
     ngx_flag_t                 auth;
+    ngx_flag_t                 query_token;     /* ?access_token= */
+    ngx_uint_t                 websocket;       /* chat_websocket here */
 
     size_t                     ws_max_message;
     ngx_msec_t                 ws_idle_timeout;

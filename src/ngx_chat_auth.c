@@ -22,6 +22,9 @@
 
 
 static ngx_int_t ngx_chat_auth_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_chat_auth_scrub(ngx_http_request_t *r);
+static u_char *ngx_chat_auth_find_token(u_char *p, u_char *last,
+    u_char **end);
 static ngx_int_t ngx_chat_auth_token(ngx_http_request_t *r, ngx_str_t *tok);
 static ngx_int_t ngx_chat_user_id_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -143,7 +146,117 @@ ngx_chat_auth_init(ngx_conf_t *cf)
 
     *h = ngx_chat_auth_handler;
 
+    /* the earliest phase: before anything logs the request line */
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_POST_READ_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_chat_auth_scrub;
+
     return NGX_OK;
+}
+
+
+/*
+ * Tokens stay out of the logs: the error log quotes r->request_line in
+ * every line about a request ("request: ..."), and $request in access
+ * logs is the same string.  A copy of it with each access_token value
+ * replaced by "[hidden]" takes its place; r->args and r->unparsed_uri
+ * keep the token (a proxy passes them on), so access logs must not use
+ * $request_uri, $args or $query_string.  Errors nginx logs while it
+ * still parses the request header come before any module runs.
+ */
+
+static ngx_int_t
+ngx_chat_auth_scrub(ngx_http_request_t *r)
+{
+    u_char                *p, *last, *v, *end, *buf, *out, *query;
+    ngx_uint_t             n;
+    ngx_chat_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_chat_module);
+
+    if (!cmcf->enabled || r->args.len == 0 || r->request_line.len == 0) {
+        return NGX_DECLINED;
+    }
+
+    last = r->request_line.data + r->request_line.len;
+
+    query = ngx_strlchr(r->request_line.data, last, '?');
+    if (query == NULL) {
+        return NGX_DECLINED;
+    }
+
+    p = ++query;
+
+    for (n = 0; ngx_chat_auth_find_token(p, last, &end) != NULL; n++) {
+        p = end;
+    }
+
+    if (n == 0) {
+        return NGX_DECLINED;
+    }
+
+    buf = ngx_pnalloc(r->pool, r->request_line.len
+                               + n * (sizeof("[hidden]") - 1));
+    if (buf == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    out = ngx_cpymem(buf, r->request_line.data,
+                     query - r->request_line.data);
+    p = query;
+
+    while ((v = ngx_chat_auth_find_token(p, last, &end)) != NULL) {
+        out = ngx_cpymem(out, p, v - p);
+        out = ngx_cpymem(out, "[hidden]", sizeof("[hidden]") - 1);
+        p = end;
+    }
+
+    out = ngx_cpymem(out, p, last - p);
+
+    r->request_line.data = buf;
+    r->request_line.len = out - buf;
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * The value of the next "access_token=" parameter from p, in the query of
+ * a request line (after its '?', up to a space): its start, and in *end
+ * its end; NULL when there is none.
+ */
+
+static u_char *
+ngx_chat_auth_find_token(u_char *p, u_char *last, u_char **end)
+{
+    u_char  *q;
+
+    for ( /* void */ ; p + 13 <= last; p++) {
+        if (*p == ' ') {
+            return NULL;
+        }
+
+        if ((p[-1] == '?' || p[-1] == '&')
+            && ngx_strncasecmp(p, (u_char *) "access_token=", 13) == 0)
+        {
+            p += 13;
+
+            for (q = p; q < last && *q != '&' && *q != ' ' && *q != '#';
+                 q++)
+            {
+                /* void */
+            }
+
+            *end = q;
+
+            return p;
+        }
+    }
+
+    return NULL;
 }
 
 
@@ -261,14 +374,17 @@ ngx_chat_auth_user(ngx_http_request_t *r, uint64_t *user_id,
 
 /*
  * "Authorization: Bearer <token>", or for browsers, whose WebSocket API
- * cannot set headers, "?access_token=<token>".
+ * cannot set headers, "?access_token=<token>": only where
+ * chat_auth_query_token is on (by default, chat_websocket locations).
+ * Elsewhere a query token is ignored, as if there were none.
  */
 
 static ngx_int_t
 ngx_chat_auth_token(ngx_http_request_t *r, ngx_str_t *tok)
 {
-    u_char           *p, *last;
-    ngx_table_elt_t  *h;
+    u_char               *p, *last;
+    ngx_table_elt_t      *h;
+    ngx_chat_loc_conf_t  *clcf;
 
     h = r->headers_in.authorization;
 
@@ -293,7 +409,11 @@ ngx_chat_auth_token(ngx_http_request_t *r, ngx_str_t *tok)
         return tok->len ? NGX_OK : NGX_DECLINED;
     }
 
-    if (ngx_http_arg(r, (u_char *) "access_token", 12, tok) == NGX_OK
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_chat_module);
+
+    if ((clcf->query_token == 1
+         || (clcf->query_token == NGX_CONF_UNSET && clcf->websocket))
+        && ngx_http_arg(r, (u_char *) "access_token", 12, tok) == NGX_OK
         && tok->len)
     {
         return NGX_OK;

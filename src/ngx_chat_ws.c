@@ -62,8 +62,13 @@ static u_char  ngx_chat_ws_rbuf[NGX_CHAT_WS_RBUF];
 char *
 ngx_chat_websocket(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
+    ngx_chat_loc_conf_t *lcf = conf;
+
     ngx_http_core_loc_conf_t  *clcf;
     ngx_chat_main_conf_t      *cmcf;
+
+    /* ?access_token= is accepted here (chat_auth_query_token) */
+    lcf->websocket = 1;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_chat_ws_handler;

@@ -6,7 +6,10 @@
 #     so 15 concurrent wrong passwords give exactly chat_login_limit 401s;
 #     the limit is per (username, address): a stranger elsewhere does not
 #     lock the owner out; over the per-username ceiling attempts are paced
-#     with a growing Retry-After, never refused for good (defect 4).
+#     with a growing Retry-After, never refused for good (defect 4);
+#   - tokens in the logs: ?access_token= only on the WebSocket route, and
+#     no token in any log file, whatever nginx logs about the request
+#     (too large body, bad JSON, 401) (defect 5).
 
 use strict;
 use warnings;
@@ -16,6 +19,7 @@ use Time::HiRes qw(time sleep);
 use POSIX ();
 use ChatTest;
 use ChatJWT;
+use ChatWS;
 
 plan skip_all => 'needs the test stack (CHAT_STACK_PROFILE=test, as make '
                  . 'test sets)'
@@ -32,9 +36,13 @@ my $http = <<'CONF';
     chat_password_concurrency 2;
     set_real_ip_from 127.0.0.1;
     real_ip_header X-Forwarded-For;
+    log_format tokens '$remote_addr "$request" $status "$http_referer"';
 CONF
 my $server = <<'CONF';
+    access_log logs/tokens-access.log tokens;
+    access_log logs/combined-access.log combined;
     location /v1/ {
+        client_max_body_size 1k;
         chat_api;
     }
     location = /v1/ws {
@@ -189,5 +197,58 @@ is($st, 200, "after the pause the owner logs in (${wait} s)");
 # the other user is not affected at all
 ($st) = login('other', 'pw-other-secret', '203.0.113.7');
 is($st, 200, 'another username from the attacker\'s address: 200');
+
+
+
+# --- no token in the logs (defect 5) ------------------------------------------
+
+{
+    my $q = $tok{owner};          # in query strings
+    my $hd = $tok{other};         # in Authorization headers
+    my $bad = ChatJWT::token(sub => $uid{owner}, secret => 'x' x 40);
+    my ($st, $j);
+
+    ($st, $j) = api(GET => "/v1/me?access_token=$q");
+    is($st, 401, 'the API ignores ?access_token= (as if no token)');
+    is($j->{message}, 'no bearer token', '... "no bearer token"');
+    ($st) = api(GET => "/v1/me?access_token=$q", undef, 'other');
+    is($st, 200, '... a header token works beside it');
+
+    ($st) = api(POST => "/v1/groups?x=1&access_token=$q",
+                '{"name":"' . ('y' x 2000) . '","members":[]}', 'other');
+    is($st, 413, 'a body over client_max_body_size: 413 (nginx logs it)');
+    ($st) = api(POST => "/v1/groups?access_token=$q", '{"name":', 'other');
+    is($st, 400, 'bad JSON: 400');
+    ($st) = api(GET => "/v1/me?access_token=$bad",
+                undef, undef, headers => { Authorization => "Bearer $bad" });
+    is($st, 401, 'a token with a bad signature: 401');
+    ($st) = api(GET => "/v1/nowhere?access_token=$q", undef, 'other');
+    is($st, 404, 'an unknown path: 404');
+
+    my $ws = ChatWS->new(port => ChatTest::port());
+    ($st) = $ws->handshake("/v1/ws?access_token=$q");
+    is($st, 101, 'the WebSocket route takes ?access_token=');
+    $ws->close;
+    $ws = ChatWS->new(port => ChatTest::port());
+    ($st) = $ws->handshake("/v1/ws?access_token=$bad");
+    is($st, 401, '... and refuses a bad one with 401');
+    $ws->close;
+
+    sleep 0.5;
+    my $logs = ChatTest::servroot() . '/logs';
+    my $all = join '', map { ChatTest::slurp($_) // '' } glob "$logs/*.log";
+    like($all, qr/client intended to send too large body/,
+         'nginx did log the oversized body (with its request line)');
+    like($all, qr{request: "POST /v1/groups\?x=1&access_token=\[hidden\]},
+         '... whose token is [hidden]');
+    like(ChatTest::slurp("$logs/tokens-access.log"),
+         qr{"GET /v1/me\?access_token=\[hidden\] HTTP/1.1" 401},
+         '$request in access logs is the scrubbed line too');
+    for my $t ([query => $q], [header => $hd], [bad => $bad]) {
+        my ($sig) = $t->[1] =~ /\.([^.]+)$/;
+        unlike($all, qr/\Q$sig\E/,
+               "the $t->[0] token's signature is in no log file");
+    }
+}
 
 done_testing();
