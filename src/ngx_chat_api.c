@@ -15,6 +15,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <sodium.h>
+
 #include "ngx_chat.h"
 #include "ngx_chat_password.h"
 #include "chat_json.h"
@@ -121,6 +123,9 @@ static ngx_int_t ngx_chat_api_login_user(ngx_chat_api_ctx_t *ctx,
 static void ngx_chat_api_login_verified(ngx_int_t rc, ngx_str_t *hash,
     void *data);
 static ngx_int_t ngx_chat_api_login_token(ngx_chat_api_ctx_t *ctx);
+static ngx_int_t ngx_chat_api_logout(ngx_chat_api_ctx_t *ctx);
+static void ngx_chat_api_logout_done(ngx_chat_store_rc_e rc,
+    redisReply *reply, void *data);
 static ngx_int_t ngx_chat_api_me(ngx_chat_api_ctx_t *ctx);
 static ngx_int_t ngx_chat_api_me_done(ngx_chat_api_ctx_t *ctx,
     PGresult *res);
@@ -171,6 +176,7 @@ static const ngx_chat_api_route_t  ngx_chat_api_routes[] = {
 
     { NGX_HTTP_POST, "/v1/users", 0, 1, ngx_chat_api_register },
     { NGX_HTTP_POST, "/v1/sessions", 0, 1, ngx_chat_api_login },
+    { NGX_HTTP_DELETE, "/v1/sessions/current", 1, 0, ngx_chat_api_logout },
     { NGX_HTTP_GET, "/v1/me", 1, 0, ngx_chat_api_me },
     { NGX_HTTP_GET, "/v1/friends", 1, 0, ngx_chat_api_friends },
     { NGX_HTTP_PUT, "/v1/friends/#", 1, 0, ngx_chat_api_friend_put },
@@ -195,8 +201,13 @@ static const ngx_chat_api_route_t  ngx_chat_api_routes[] = {
 char *
 ngx_chat_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
+    ngx_chat_loc_conf_t *lcf = conf;
+
     ngx_http_core_loc_conf_t  *clcf;
     ngx_chat_main_conf_t      *cmcf;
+
+    /* tokens here are looked up in the deny-list (logout) */
+    lcf->api = 1;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_chat_api_handler;
@@ -1271,13 +1282,24 @@ ngx_chat_api_login_token(ngx_chat_api_ctx_t *ctx)
 {
     int        len;
     time_t     now, exp;
-    char       token[512];
+    u_char     id[16];
+    char       token[512], jti[32];
+    ngx_str_t  src, dst;
 
     now = ngx_time();
     exp = now + ctx->conf->jwt_ttl;
 
-    len = chat_jwt_sign(ctx->conf->jwt_secret.data, ctx->conf->jwt_secret.len,
-                        ctx->user_id, now, exp, token, sizeof(token));
+    /* a random id, so that logout can name this token and no other */
+    randombytes_buf(id, sizeof(id));
+    src.data = id;
+    src.len = sizeof(id);
+    dst.data = (u_char *) jti;
+    ngx_encode_base64url(&dst, &src);
+    jti[dst.len] = '\0';
+
+    len = chat_jwt_sign_jti(ctx->conf->jwt_secret.data,
+                            ctx->conf->jwt_secret.len, ctx->user_id, now,
+                            exp, jti, token, sizeof(token));
     if (len < 0) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -1288,6 +1310,82 @@ ngx_chat_api_login_token(ngx_chat_api_ctx_t *ctx)
                                         "user_id", (json_int_t) ctx->user_id,
                                         "expires_at",
                                         (json_int_t) exp * 1000));
+}
+
+
+/*
+ * DELETE /v1/sessions/current: the token is denied on every node until it
+ * expires (the key outlives it by a second: clocks), and its open
+ * WebSockets, wherever they are, are told to close (1008).
+ */
+
+static ngx_int_t
+ngx_chat_api_logout(ngx_chat_api_ctx_t *ctx)
+{
+    time_t             ttl;
+    ngx_chat_ctx_t    *mctx;
+    ngx_chat_redis_t  *rds;
+
+    mctx = ngx_chat_get_ctx(ctx->request);
+
+    rds = ngx_chat_redis_for_user(ctx->user_id);
+    if (rds == NULL) {
+        return ngx_chat_api_error(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                  "unavailable", "no Redis is configured: "
+                                  "tokens cannot be revoked");
+    }
+
+    ttl = mctx->token_exp - ngx_time() + 1;
+
+    ctx->redis = ngx_chat_redis_command(rds, ngx_chat_api_logout_done, ctx,
+                                        "SET " NGX_CHAT_REVOKED_KEY " 1 EX "
+                                        "%lld",
+                                        (unsigned long long) ctx->user_id,
+                                        mctx->token_id, mctx->token_id_len,
+                                        (long long) (ttl > 0 ? ttl : 1));
+    if (ctx->redis == NULL) {
+        return ngx_chat_api_error(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                  "unavailable", "Redis is down");
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_chat_api_logout_done(ngx_chat_store_rc_e rc, redisReply *reply,
+    void *data)
+{
+    ngx_chat_api_ctx_t  *ctx = data;
+
+    u_char           *p;
+    ngx_chat_ctx_t   *mctx;
+    u_char            frame[sizeof(NGX_CHAT_REVOKE_FRAME)
+                            + NGX_CHAT_TOKEN_ID_LEN];
+
+    ctx->redis = NULL;
+
+    if (rc != NGX_CHAT_STORE_OK || reply->type == REDIS_REPLY_ERROR) {
+        ngx_chat_api_finish(ctx, ngx_chat_api_error(ctx,
+                                        NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "unavailable", "Redis is down"));
+        return;
+    }
+
+    mctx = ngx_chat_get_ctx(ctx->request);
+
+    ngx_log_error(NGX_LOG_INFO, ctx->request->connection->log, 0,
+                  "chat: logout: user %uL", ctx->user_id);
+
+    /* to every connection of the user, on every node: fire and forget */
+    p = ngx_cpymem(frame, NGX_CHAT_REVOKE_FRAME,
+                   sizeof(NGX_CHAT_REVOKE_FRAME) - 1);
+    p = ngx_cpymem(p, mctx->token_id, mctx->token_id_len);
+
+    (void) ngx_chat_relay(ctx->user_id, (char *) frame, p - frame, 0, 0,
+                          NULL, NULL);
+
+    ngx_chat_api_finish(ctx, ngx_chat_api_no_content(ctx, NULL));
 }
 
 

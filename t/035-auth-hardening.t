@@ -9,13 +9,18 @@
 #     with a growing Retry-After, never refused for good (defect 4);
 #   - tokens in the logs: ?access_token= only on the WebSocket route, and
 #     no token in any log file, whatever nginx logs about the request
-#     (too large body, bad JSON, 401) (defect 5).
+#     (too large body, bad JSON, 401) (defect 5);
+#   - logout (DELETE /v1/sessions/current), on two nginx instances sharing
+#     the stack: the token gets 401 on both at once, a new WebSocket with it
+#     401, its open WebSockets on both close with 1008 within a second;
+#     another token of the same user keeps working.
 
 use strict;
 use warnings;
 use Test::More;
 use JSON::PP qw(decode_json encode_json);
 use Time::HiRes qw(time sleep);
+use ChatClient qw(frame next_of);
 use POSIX ();
 use ChatTest;
 use ChatJWT;
@@ -51,6 +56,9 @@ my $server = <<'CONF';
 CONF
 
 ChatTest::start_nginx(workers => 2, http_config => $http, config => $server);
+my $port2 = ChatTest::port() + 3;
+ChatTest::start_nginx(name => 'two', workers => 2, port => $port2,
+                      http_config => $http, config => $server);
 
 my $run = sprintf '%x%x', $$, int(time * 1000) % 1000000;
 my (%tok, %uid);
@@ -249,6 +257,81 @@ is($st, 200, 'another username from the attacker\'s address: 200');
         unlike($all, qr/\Q$sig\E/,
                "the $t->[0] token's signature is in no log file");
     }
+}
+
+
+
+# --- logout ("other": the owner is being paced by now) -------------------------
+
+{
+    my ($st, $j, $a, $b);
+    ($st, $a) = login('other', 'pw-other-secret', '198.51.100.9');
+    ($st, $b) = login('other', 'pw-other-secret', '198.51.100.9');
+    my ($ta, $tb) = ($a->{token}, $b->{token});
+    isnt($ta, $tb, 'two logins in one second give two tokens (jti)');
+    my $port1 = ChatTest::port();
+
+    my $ws = sub {
+        my ($port, $path, %h) = @_;
+        my $w = ChatWS->new(port => $port);
+        my ($code) = $w->handshake($path, %h);
+        return ($w, $code);
+    };
+    my ($wa1, $c1) = $ws->($port1, '/v1/ws', Authorization => "Bearer $ta");
+    my ($wa2, $c2) = $ws->($port2, "/v1/ws?access_token=$ta");
+    my ($wb2, $c3) = $ws->($port2, '/v1/ws', Authorization => "Bearer $tb");
+    is("$c1 $c2 $c3", '101 101 101', 'token A on both nodes, B on node two');
+    sleep 0.5;    # their routes are in Redis
+
+    my $me = sub {
+        my ($t, $port) = @_;
+        return api(GET => '/v1/me', undef, undef, port => $port,
+                   headers => { Authorization => "Bearer $t" });
+    };
+
+    ($st) = api(DELETE => '/v1/sessions/current', undef, undef,
+                headers => { Authorization => "Bearer $ta" });
+    is($st, 204, 'DELETE /v1/sessions/current: 204');
+    my $t0 = time;
+
+    is($wa1->read_close(1), 1008, 'its WebSocket on node one: close 1008');
+    is($wa2->read_close(1), 1008, 'its WebSocket on node two: close 1008');
+    cmp_ok(time - $t0, '<', 1, '... within a second');
+
+    ($st, $j) = $me->($ta, $port1);
+    is($st, 401, 'the token: 401 on node one');
+    is($j->{message}, 'token revoked', '... "token revoked"');
+    ($st) = $me->($ta, $port2);
+    is($st, 401, '... and on node two');
+    ($st) = api(DELETE => '/v1/sessions/current', undef, undef,
+                headers => { Authorization => "Bearer $ta" });
+    is($st, 401, 'logging out again: 401');
+    my ($w, $c) = $ws->($port2, '/v1/ws', Authorization => "Bearer $ta");
+    is($c, 401, 'a new WebSocket with it: 401');
+    ($w, $c) = $ws->($port1, "/v1/ws?access_token=$ta");
+    is($c, 401, '... with it in the query too');
+
+    ($st) = $me->($tb, $port1);
+    is($st, 200, 'the other token of the same user still works');
+    $wb2->send_text('{"type":"ping"}');
+    is($wb2->read_text(2), '{"type":"pong"}',
+       '... and its WebSocket stays open');
+
+    # a token without a jti (made elsewhere): its id is its hash
+    my $p1 = ChatJWT::token(sub => $uid{other}, exp => time + 3000);
+    my $p2 = ChatJWT::token(sub => $uid{other}, exp => time + 3001);
+    ($st) = $me->($p1, $port1);
+    is($st, 200, 'a token without jti works');
+    ($st) = api(DELETE => '/v1/sessions/current', undef, undef,
+                headers => { Authorization => "Bearer $p1" });
+    is($st, 204, '... logs out');
+    ($st) = $me->($p1, $port2);
+    is($st, 401, '... and is refused');
+    ($st) = $me->($p2, $port2);
+    is($st, 200, 'another token without jti is not');
+
+    ($st) = api(DELETE => '/v1/sessions/current');
+    is($st, 401, 'DELETE /v1/sessions/current without a token: 401');
 }
 
 done_testing();
