@@ -71,6 +71,9 @@ typedef struct {
 typedef struct {
     ngx_msec_t                 healthz_timeout;
     ngx_flag_t                 auth;
+    ngx_flag_t                 query_token;     /* ?access_token= */
+    ngx_uint_t                 websocket;       /* chat_websocket here */
+    ngx_uint_t                 api;             /* chat_api here */
 
     size_t                     ws_max_message;
     ngx_msec_t                 ws_idle_timeout;
@@ -81,14 +84,23 @@ typedef struct {
 } ngx_chat_loc_conf_t;
 
 
+/* "j<jti>" or "h<base64url of the token's SHA-256>" */
+#define NGX_CHAT_TOKEN_ID_LEN      (1 + 64)
+
+
 /* per request, shared by the module's handlers */
 typedef struct {
     uint64_t                   user_id;
     const char                *auth_reason;
     void                      *api;             /* ngx_chat_api_ctx_t */
     void                      *ws;              /* ngx_chat_ws_t */
+    time_t                     token_exp;
+    ngx_chat_redis_cmd_t      *revoke_cmd;      /* the deny-list check */
+    size_t                     token_id_len;
+    u_char                     token_id[NGX_CHAT_TOKEN_ID_LEN + 1];
     unsigned                   auth_done:1;
     unsigned                   auth_ok:1;
+    unsigned                   revoke_checked:1;
 } ngx_chat_ctx_t;
 
 
@@ -125,6 +137,13 @@ ngx_int_t ngx_chat_auth_add_variables(ngx_conf_t *cf);
 ngx_int_t ngx_chat_auth_user(ngx_http_request_t *r, uint64_t *user_id,
     const char **reason);
 ngx_int_t ngx_chat_auth_refuse(ngx_http_request_t *r, const char *reason);
+
+/*
+ * Logout: the token's id is denied until its expiry, in the user's Redis
+ * (chat:revoked:{<user>}:<token id>), checked in the access phase of
+ * every chat_api, chat_websocket and "chat_auth on" location.
+ */
+#define NGX_CHAT_REVOKED_KEY  "chat:revoked:{%llu}:%b"
 
 /* GET /v1/messages for the authenticated user_id; NGX_DONE: under way */
 ngx_int_t ngx_chat_history(ngx_http_request_t *r, uint64_t user_id);

@@ -15,6 +15,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <sodium.h>
+
 #include "ngx_chat.h"
 #include "ngx_chat_password.h"
 #include "chat_json.h"
@@ -24,6 +26,9 @@
 
 #define NGX_CHAT_API_JSON_DEPTH  8
 #define NGX_CHAT_API_MAX_IDS     2
+
+/* attempts per username from all addresses: this many times the limit */
+#define NGX_CHAT_LOGIN_CEILING   10
 
 
 typedef struct ngx_chat_api_ctx_s  ngx_chat_api_ctx_t;
@@ -56,6 +61,7 @@ struct ngx_chat_api_ctx_s {
     ngx_chat_api_pg_next_pt    pg_next;
     ngx_chat_redis_cmd_t      *redis;
     ngx_chat_presence_lookup_t *lookup;
+    ngx_chat_password_t       *pw;         /* a hash in a thread */
     json_t                    *answer;      /* waits for presence */
 
     /* POST /v1/sessions, POST /v1/users */
@@ -63,7 +69,9 @@ struct ngx_chat_api_ctx_s {
     ngx_str_t                  password;
     ngx_str_t                  display_name;
     ngx_str_t                  hash;
-    ngx_str_t                  fail_key;
+    ngx_str_t                  fail_key;     /* per username and address */
+    ngx_str_t                  user_key;     /* per username */
+    ngx_str_t                  slow_key;     /* over the ceiling: paced */
 
     u_char                     invalid[128];
 };
@@ -105,16 +113,19 @@ static void ngx_chat_api_register_hashed(ngx_int_t rc, ngx_str_t *hash,
 static ngx_int_t ngx_chat_api_register_done(ngx_chat_api_ctx_t *ctx,
     PGresult *res);
 static ngx_int_t ngx_chat_api_login(ngx_chat_api_ctx_t *ctx);
-static void ngx_chat_api_login_checked(ngx_chat_store_rc_e rc,
+static void ngx_chat_api_login_reserved(ngx_chat_store_rc_e rc,
     redisReply *reply, void *data);
+static ngx_int_t ngx_chat_api_login_refuse(ngx_chat_api_ctx_t *ctx,
+    long long ms);
 static ngx_int_t ngx_chat_api_login_lookup(ngx_chat_api_ctx_t *ctx);
 static ngx_int_t ngx_chat_api_login_user(ngx_chat_api_ctx_t *ctx,
     PGresult *res);
 static void ngx_chat_api_login_verified(ngx_int_t rc, ngx_str_t *hash,
     void *data);
-static void ngx_chat_api_login_counted(ngx_chat_store_rc_e rc,
-    redisReply *reply, void *data);
 static ngx_int_t ngx_chat_api_login_token(ngx_chat_api_ctx_t *ctx);
+static ngx_int_t ngx_chat_api_logout(ngx_chat_api_ctx_t *ctx);
+static void ngx_chat_api_logout_done(ngx_chat_store_rc_e rc,
+    redisReply *reply, void *data);
 static ngx_int_t ngx_chat_api_me(ngx_chat_api_ctx_t *ctx);
 static ngx_int_t ngx_chat_api_me_done(ngx_chat_api_ctx_t *ctx,
     PGresult *res);
@@ -140,6 +151,11 @@ static ngx_int_t ngx_chat_api_key_get(ngx_chat_api_ctx_t *ctx);
 static ngx_int_t ngx_chat_api_key_got(ngx_chat_api_ctx_t *ctx,
     PGresult *res);
 static ngx_int_t ngx_chat_api_device_put(ngx_chat_api_ctx_t *ctx);
+static ngx_int_t ngx_chat_api_device_put_done(ngx_chat_api_ctx_t *ctx,
+    PGresult *res);
+static ngx_int_t ngx_chat_api_device_delete(ngx_chat_api_ctx_t *ctx);
+static ngx_int_t ngx_chat_api_device_token(ngx_chat_api_ctx_t *ctx,
+    ngx_str_t *token);
 static ngx_int_t ngx_chat_api_friends_got(ngx_chat_api_ctx_t *ctx,
     PGresult *res);
 static ngx_int_t ngx_chat_api_presence_get(ngx_chat_api_ctx_t *ctx);
@@ -160,6 +176,7 @@ static const ngx_chat_api_route_t  ngx_chat_api_routes[] = {
 
     { NGX_HTTP_POST, "/v1/users", 0, 1, ngx_chat_api_register },
     { NGX_HTTP_POST, "/v1/sessions", 0, 1, ngx_chat_api_login },
+    { NGX_HTTP_DELETE, "/v1/sessions/current", 1, 0, ngx_chat_api_logout },
     { NGX_HTTP_GET, "/v1/me", 1, 0, ngx_chat_api_me },
     { NGX_HTTP_GET, "/v1/friends", 1, 0, ngx_chat_api_friends },
     { NGX_HTTP_PUT, "/v1/friends/#", 1, 0, ngx_chat_api_friend_put },
@@ -175,6 +192,7 @@ static const ngx_chat_api_route_t  ngx_chat_api_routes[] = {
     { NGX_HTTP_GET, "/v1/users/#/presence", 1, 0,
       ngx_chat_api_presence_get },
     { NGX_HTTP_PUT, "/v1/devices/*", 1, 1, ngx_chat_api_device_put },
+    { NGX_HTTP_DELETE, "/v1/devices/*", 1, 0, ngx_chat_api_device_delete },
     { NGX_HTTP_GET, "/v1/messages", 1, 0, ngx_chat_api_messages },
     { 0, NULL, 0, 0, NULL }
 };
@@ -183,8 +201,13 @@ static const ngx_chat_api_route_t  ngx_chat_api_routes[] = {
 char *
 ngx_chat_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
+    ngx_chat_loc_conf_t *lcf = conf;
+
     ngx_http_core_loc_conf_t  *clcf;
     ngx_chat_main_conf_t      *cmcf;
+
+    /* tokens here are looked up in the deny-list (logout) */
+    lcf->api = 1;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_chat_api_handler;
@@ -600,6 +623,11 @@ ngx_chat_api_cleanup(void *data)
         ctx->lookup = NULL;
     }
 
+    if (ctx->pw) {
+        ngx_chat_password_cancel(ctx->pw);
+        ctx->pw = NULL;
+    }
+
     if (ctx->body) {
         json_decref(ctx->body);
         ctx->body = NULL;
@@ -892,10 +920,9 @@ ngx_chat_api_register(ngx_chat_api_ctx_t *ctx)
         return ngx_chat_api_invalid(ctx);
     }
 
-    if (ngx_chat_password_start(ctx->request, &ctx->password, NULL,
-                                ngx_chat_api_register_hashed, ctx)
-        != NGX_OK)
-    {
+    ctx->pw = ngx_chat_password_start(ctx->request, &ctx->password, NULL,
+                                      ngx_chat_api_register_hashed, ctx);
+    if (ctx->pw == NULL) {
         return ngx_chat_api_error(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
                                   "unavailable", "cannot hash the "
                                   "password now");
@@ -910,6 +937,8 @@ ngx_chat_api_register_hashed(ngx_int_t rc, ngx_str_t *hash, void *data)
 {
     ngx_chat_api_ctx_t  *ctx = data;
     ngx_str_t            params[3];
+
+    ctx->pw = NULL;
 
     if (rc != NGX_OK) {
         ngx_chat_api_finish(ctx, ngx_chat_api_error(ctx,
@@ -953,15 +982,56 @@ ngx_chat_api_register_done(ngx_chat_api_ctx_t *ctx, PGresult *res)
 
 
 /*
- * POST /v1/sessions: the failure counter of the username in Redis first
- * (chat_login_limit), then the stored hash, then the check in a thread.
+ * POST /v1/sessions: an attempt is reserved in Redis first
+ * (chat_login_limit), then the stored hash is read, then checked in a
+ * thread.  The reservation is one script, so that concurrent attempts
+ * cannot all pass a count read before any of them is added to it.
+ *
+ * RESERVE  KEYS pair user slow   ARGV limit period ceiling
+ *   pair: attempts for the username from this client address, at most
+ *   "limit" per period, then refused until the period ends;
+ *   user: attempts for the username from all addresses; over "ceiling"
+ *   one attempt at a time is let through per pause ("slow" holds it),
+ *   and the pause doubles with every "limit" more attempts, up to 64 s:
+ *   others slow the owner down, but cannot lock the owner out.
+ * {1, 0} reserved, or {0, ms to wait}.  A successful login gives its
+ * attempt back.
  */
+
+static const char  ngx_chat_lua_login_reserve[] =
+    "local limit = tonumber(ARGV[1])\n"
+    "local period = tonumber(ARGV[2])\n"
+    "local ceiling = tonumber(ARGV[3])\n"
+    "local function wait(key)\n"
+    "  local t = redis.call('PTTL', key)\n"
+    "  if t < 0 then t = period * 1000 end\n"
+    "  return {0, t}\n"
+    "end\n"
+    "local n = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+    "if n >= limit then return wait(KEYS[1]) end\n"
+    "local u = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
+    "if u >= ceiling then\n"
+    "  local pause, over = 1000, math.floor((u - ceiling) / limit)\n"
+    "  for i = 1, math.min(over, 6) do pause = pause * 2 end\n"
+    "  if not redis.call('SET', KEYS[3], '1', 'PX', pause, 'NX') then\n"
+    "    return wait(KEYS[3])\n"
+    "  end\n"
+    "end\n"
+    "if redis.call('INCR', KEYS[1]) == 1 then\n"
+    "  redis.call('EXPIRE', KEYS[1], period)\n"
+    "end\n"
+    "if redis.call('INCR', KEYS[2]) == 1 then\n"
+    "  redis.call('EXPIRE', KEYS[2], period)\n"
+    "end\n"
+    "return {1, 0}\n";
+
 
 static ngx_int_t
 ngx_chat_api_login(ngx_chat_api_ctx_t *ctx)
 {
     u_char            *p;
     ngx_int_t          rc;
+    ngx_str_t         *addr;
     ngx_chat_redis_t  *rds;
 
     rc = ngx_chat_api_get_string(ctx, "username", 1, 1, 64, &ctx->username);
@@ -979,23 +1049,51 @@ ngx_chat_api_login(ngx_chat_api_ctx_t *ctx)
         return ngx_chat_api_login_lookup(ctx);
     }
 
-    /* one hash tag per user: every key of a user lives on one shard */
-    p = ngx_pnalloc(ctx->request->pool, ctx->username.len + 32);
+    /*
+     * One hash tag per user: every key of a user lives on one shard.  The
+     * address is the client's as nginx sees it: behind an edge, the realip
+     * module (set_real_ip_from, real_ip_header) must make it the client's.
+     */
+    addr = &ctx->request->connection->addr_text;
+
+    p = ngx_pnalloc(ctx->request->pool, 3 * ctx->username.len + addr->len
+                                        + 3 * sizeof("chat:loginslow:{}:"));
     if (p == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ctx->fail_key.data = p;
-    p = ngx_sprintf(p, "chat:loginfail:{%V}", &ctx->username);
+    p = ngx_sprintf(p, "chat:loginfail:{%V}:%V", &ctx->username, addr);
     ctx->fail_key.len = p - ctx->fail_key.data;
+
+    ctx->user_key.data = p;
+    p = ngx_sprintf(p, "chat:loginfail:{%V}", &ctx->username);
+    ctx->user_key.len = p - ctx->user_key.data;
+
+    ctx->slow_key.data = p;
+    p = ngx_sprintf(p, "chat:loginslow:{%V}", &ctx->username);
+    ctx->slow_key.len = p - ctx->slow_key.data;
 
     rds = ngx_chat_redis_for_key(ctx->username.data, ctx->username.len);
 
     if (rds) {
-        ctx->redis = ngx_chat_redis_command(rds, ngx_chat_api_login_checked,
-                                            ctx, "GET %b",
+        ctx->redis = ngx_chat_redis_command(rds, ngx_chat_api_login_reserved,
+                                            ctx, "EVAL %s 3 %b %b %b "
+                                            "%lld %lld %lld",
+                                            ngx_chat_lua_login_reserve,
                                             ctx->fail_key.data,
-                                            ctx->fail_key.len);
+                                            ctx->fail_key.len,
+                                            ctx->user_key.data,
+                                            ctx->user_key.len,
+                                            ctx->slow_key.data,
+                                            ctx->slow_key.len,
+                                            (long long)
+                                                ctx->conf->login_limit,
+                                            (long long)
+                                                ctx->conf->login_period,
+                                            (long long)
+                                                (ctx->conf->login_limit
+                                                 * NGX_CHAT_LOGIN_CEILING));
     }
 
     if (ctx->redis == NULL) {
@@ -1008,42 +1106,73 @@ ngx_chat_api_login(ngx_chat_api_ctx_t *ctx)
 
 
 static void
-ngx_chat_api_login_checked(ngx_chat_store_rc_e rc, redisReply *reply,
+ngx_chat_api_login_reserved(ngx_chat_store_rc_e rc, redisReply *reply,
     void *data)
 {
     ngx_chat_api_ctx_t  *ctx = data;
-    ngx_int_t            fails;
 
     ctx->redis = NULL;
 
-    if (rc != NGX_CHAT_STORE_OK) {
+    if (rc != NGX_CHAT_STORE_OK || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 2
+        || reply->element[0]->type != REDIS_REPLY_INTEGER
+        || reply->element[1]->type != REDIS_REPLY_INTEGER)
+    {
         ngx_chat_api_finish(ctx, ngx_chat_api_error(ctx,
                                         NGX_HTTP_SERVICE_UNAVAILABLE,
                                         "unavailable", "Redis is down"));
         return;
     }
 
-    if (reply && reply->type == REDIS_REPLY_STRING) {
-        fails = ngx_atoi((u_char *) reply->str, reply->len);
-
-        if (fails != NGX_ERROR && (ngx_uint_t) fails
-                                  >= ctx->conf->login_limit)
-        {
-            if (ngx_chat_api_username_ok(&ctx->username)) {
-                ngx_log_error(NGX_LOG_WARN, ctx->request->connection->log,
-                              0, "chat: login: too many failures for "
-                              "\"%V\"", &ctx->username);
-            }
-
-            ngx_chat_api_finish(ctx, ngx_chat_api_error(ctx,
-                                        NGX_HTTP_TOO_MANY_REQUESTS,
-                                        "rate_limited", "too many failed "
-                                        "logins, try again later"));
-            return;
-        }
+    if (reply->element[0]->integer != 1) {
+        ngx_chat_api_finish(ctx, ngx_chat_api_login_refuse(ctx,
+                                             reply->element[1]->integer));
+        return;
     }
 
     ngx_chat_api_finish(ctx, ngx_chat_api_login_lookup(ctx));
+}
+
+
+/* 429 with Retry-After and "retry_after" in seconds, rounded up */
+
+static ngx_int_t
+ngx_chat_api_login_refuse(ngx_chat_api_ctx_t *ctx, long long ms)
+{
+    u_char           *p;
+    json_int_t        secs;
+    ngx_table_elt_t  *h;
+
+    secs = ms > 0 ? (ms + 999) / 1000 : 1;
+
+    /* a name that cannot exist is not written to the log: it is input */
+    if (ngx_chat_api_username_ok(&ctx->username)) {
+        ngx_log_error(NGX_LOG_WARN, ctx->request->connection->log, 0,
+                      "chat: login: too many attempts for \"%V\", "
+                      "retry after %L s", &ctx->username, (int64_t) secs);
+    }
+
+    h = ngx_list_push(&ctx->request->headers_out.headers);
+    p = ngx_pnalloc(ctx->request->pool, NGX_INT64_LEN);
+
+    if (h == NULL || p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Retry-After");
+    h->value.data = p;
+    h->value.len = ngx_sprintf(p, "%L", (int64_t) secs) - p;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+
+    return ngx_chat_api_reply(ctx, NGX_HTTP_TOO_MANY_REQUESTS,
+                              json_pack("{s:s, s:s, s:I}",
+                                        "error", "rate_limited",
+                                        "message", "too many failed "
+                                        "logins, try again later",
+                                        "retry_after", secs));
 }
 
 
@@ -1080,10 +1209,9 @@ ngx_chat_api_login_user(ngx_chat_api_ctx_t *ctx, PGresult *res)
     /* an unknown user costs the same time, then fails the same way */
     hash.data = hash.data ? hash.data : (u_char *) "";
 
-    if (ngx_chat_password_start(ctx->request, &ctx->password, &hash,
-                                ngx_chat_api_login_verified, ctx)
-        != NGX_OK)
-    {
+    ctx->pw = ngx_chat_password_start(ctx->request, &ctx->password, &hash,
+                                      ngx_chat_api_login_verified, ctx);
+    if (ctx->pw == NULL) {
         return ngx_chat_api_error(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
                                   "unavailable", "cannot check the "
                                   "password now");
@@ -1099,6 +1227,8 @@ ngx_chat_api_login_verified(ngx_int_t rc, ngx_str_t *hash, void *data)
     ngx_chat_api_ctx_t  *ctx = data;
     ngx_chat_redis_t    *rds;
 
+    ctx->pw = NULL;
+
     if (rc == NGX_ERROR) {
         ngx_chat_api_finish(ctx, ngx_chat_api_error(ctx,
                                         NGX_HTTP_INTERNAL_SERVER_ERROR,
@@ -1107,16 +1237,25 @@ ngx_chat_api_login_verified(ngx_int_t rc, ngx_str_t *hash, void *data)
         return;
     }
 
-    rds = ctx->fail_key.len
-          ? ngx_chat_redis_for_key(ctx->username.data, ctx->username.len)
-          : NULL;
-
     if (rc == NGX_OK) {
+        rds = ctx->fail_key.len
+              ? ngx_chat_redis_for_key(ctx->username.data, ctx->username.len)
+              : NULL;
+
         if (rds) {
-            /* forget earlier failures; the answer does not matter */
+            /*
+             * This address's failures are forgotten, and the attempt is
+             * not one against the username; the answers do not matter.
+             */
             (void) ngx_chat_redis_command(rds, NULL, NULL, "DEL %b",
                                           ctx->fail_key.data,
                                           ctx->fail_key.len);
+            (void) ngx_chat_redis_command(rds, NULL, NULL, "EVAL %s 1 %b",
+                                          "if redis.call('DECR', KEYS[1]) "
+                                          "<= 0 then redis.call('DEL', "
+                                          "KEYS[1]) end",
+                                          ctx->user_key.data,
+                                          ctx->user_key.len);
         }
 
         ngx_chat_api_finish(ctx, ngx_chat_api_login_token(ctx));
@@ -1130,35 +1269,7 @@ ngx_chat_api_login_verified(ngx_int_t rc, ngx_str_t *hash, void *data)
                       &ctx->username);
     }
 
-    if (rds) {
-        ctx->redis = ngx_chat_redis_command(rds, ngx_chat_api_login_counted,
-                                            ctx,
-                                            "EVAL %s 1 %b %lld",
-                                            "local n = redis.call('INCR', "
-                                            "KEYS[1]) if n == 1 then "
-                                            "redis.call('EXPIRE', KEYS[1], "
-                                            "ARGV[1]) end return n",
-                                            ctx->fail_key.data,
-                                            ctx->fail_key.len,
-                                            (long long)
-                                                ctx->conf->login_period);
-        if (ctx->redis) {
-            return;
-        }
-    }
-
-    ngx_chat_api_login_counted(NGX_CHAT_STORE_OK, NULL, ctx);
-}
-
-
-static void
-ngx_chat_api_login_counted(ngx_chat_store_rc_e rc, redisReply *reply,
-    void *data)
-{
-    ngx_chat_api_ctx_t  *ctx = data;
-
-    ctx->redis = NULL;
-
+    /* the attempt was counted when it was reserved */
     ngx_chat_api_finish(ctx, ngx_chat_api_error(ctx, NGX_HTTP_UNAUTHORIZED,
                                                 "invalid_credentials",
                                                 "wrong username or "
@@ -1171,13 +1282,24 @@ ngx_chat_api_login_token(ngx_chat_api_ctx_t *ctx)
 {
     int        len;
     time_t     now, exp;
-    char       token[512];
+    u_char     id[16];
+    char       token[512], jti[32];
+    ngx_str_t  src, dst;
 
     now = ngx_time();
     exp = now + ctx->conf->jwt_ttl;
 
-    len = chat_jwt_sign(ctx->conf->jwt_secret.data, ctx->conf->jwt_secret.len,
-                        ctx->user_id, now, exp, token, sizeof(token));
+    /* a random id, so that logout can name this token and no other */
+    randombytes_buf(id, sizeof(id));
+    src.data = id;
+    src.len = sizeof(id);
+    dst.data = (u_char *) jti;
+    ngx_encode_base64url(&dst, &src);
+    jti[dst.len] = '\0';
+
+    len = chat_jwt_sign_jti(ctx->conf->jwt_secret.data,
+                            ctx->conf->jwt_secret.len, ctx->user_id, now,
+                            exp, jti, token, sizeof(token));
     if (len < 0) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -1188,6 +1310,82 @@ ngx_chat_api_login_token(ngx_chat_api_ctx_t *ctx)
                                         "user_id", (json_int_t) ctx->user_id,
                                         "expires_at",
                                         (json_int_t) exp * 1000));
+}
+
+
+/*
+ * DELETE /v1/sessions/current: the token is denied on every node until it
+ * expires (the key outlives it by a second: clocks), and its open
+ * WebSockets, wherever they are, are told to close (1008).
+ */
+
+static ngx_int_t
+ngx_chat_api_logout(ngx_chat_api_ctx_t *ctx)
+{
+    time_t             ttl;
+    ngx_chat_ctx_t    *mctx;
+    ngx_chat_redis_t  *rds;
+
+    mctx = ngx_chat_get_ctx(ctx->request);
+
+    rds = ngx_chat_redis_for_user(ctx->user_id);
+    if (rds == NULL) {
+        return ngx_chat_api_error(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                  "unavailable", "no Redis is configured: "
+                                  "tokens cannot be revoked");
+    }
+
+    ttl = mctx->token_exp - ngx_time() + 1;
+
+    ctx->redis = ngx_chat_redis_command(rds, ngx_chat_api_logout_done, ctx,
+                                        "SET " NGX_CHAT_REVOKED_KEY " 1 EX "
+                                        "%lld",
+                                        (unsigned long long) ctx->user_id,
+                                        mctx->token_id, mctx->token_id_len,
+                                        (long long) (ttl > 0 ? ttl : 1));
+    if (ctx->redis == NULL) {
+        return ngx_chat_api_error(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                  "unavailable", "Redis is down");
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_chat_api_logout_done(ngx_chat_store_rc_e rc, redisReply *reply,
+    void *data)
+{
+    ngx_chat_api_ctx_t  *ctx = data;
+
+    u_char           *p;
+    ngx_chat_ctx_t   *mctx;
+    u_char            frame[sizeof(NGX_CHAT_REVOKE_FRAME)
+                            + NGX_CHAT_TOKEN_ID_LEN];
+
+    ctx->redis = NULL;
+
+    if (rc != NGX_CHAT_STORE_OK || reply->type == REDIS_REPLY_ERROR) {
+        ngx_chat_api_finish(ctx, ngx_chat_api_error(ctx,
+                                        NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "unavailable", "Redis is down"));
+        return;
+    }
+
+    mctx = ngx_chat_get_ctx(ctx->request);
+
+    ngx_log_error(NGX_LOG_INFO, ctx->request->connection->log, 0,
+                  "chat: logout: user %uL", ctx->user_id);
+
+    /* to every connection of the user, on every node: fire and forget */
+    p = ngx_cpymem(frame, NGX_CHAT_REVOKE_FRAME,
+                   sizeof(NGX_CHAT_REVOKE_FRAME) - 1);
+    p = ngx_cpymem(p, mctx->token_id, mctx->token_id_len);
+
+    (void) ngx_chat_relay(ctx->user_id, (char *) frame, p - frame, 0, 0,
+                          NULL, NULL);
+
+    ngx_chat_api_finish(ctx, ngx_chat_api_no_content(ctx, NULL));
 }
 
 
@@ -1802,7 +2000,10 @@ ngx_chat_api_key_got(ngx_chat_api_ctx_t *ctx, PGresult *res)
 }
 
 
-/* PUT /v1/devices/{token} {"platform":"fcm"|"apns"|"webhook"} */
+/*
+ * PUT /v1/devices/{token} {"platform":"fcm"|"apns"|"webhook"}: 409 when
+ * another user holds the token (it stays with that user).
+ */
 
 static ngx_int_t
 ngx_chat_api_device_put(ngx_chat_api_ctx_t *ctx)
@@ -1825,21 +2026,8 @@ ngx_chat_api_device_put(ngx_chat_api_ctx_t *ctx)
                                   "webhook");
     }
 
-    /* the token is a path segment: percent-decoded, at most 4 KiB */
-    token.data = ngx_pnalloc(ctx->request->pool, ctx->arg.len + 1);
-    if (token.data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    token.len = ctx->arg.len;
-    ngx_memcpy(token.data, ctx->arg.data, ctx->arg.len);
-
-    if (token.len == 0 || token.len > 4096
-        || chat_utf8_valid(token.data, token.len) != 0)
-    {
-        return ngx_chat_api_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_request",
-                                  "the device token must be 1 to 4096 "
-                                  "bytes of UTF-8");
+    if (ngx_chat_api_device_token(ctx, &token) != NGX_OK) {
+        return ngx_chat_api_invalid(ctx);
     }
 
     params = ngx_chat_api_ids(ctx, 1);
@@ -1851,7 +2039,71 @@ ngx_chat_api_device_put(ngx_chat_api_ctx_t *ctx)
     params[2] = platform;
 
     return ngx_chat_api_pg(ctx, "SELECT chat_put_device($1, $2, $3)", 3,
+                           params, ngx_chat_api_device_put_done);
+}
+
+
+static ngx_int_t
+ngx_chat_api_device_put_done(ngx_chat_api_ctx_t *ctx, PGresult *res)
+{
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)
+        || PQgetvalue(res, 0, 0)[0] != 't')
+    {
+        return ngx_chat_api_error(ctx, NGX_HTTP_CONFLICT, "conflict",
+                                  "another user holds this device token");
+    }
+
+    return ngx_chat_api_no_content(ctx, res);
+}
+
+
+/*
+ * DELETE /v1/devices/{token}: 204 whether or not I held it, so that a
+ * retry succeeds and nobody learns who holds a token; another user's
+ * token is left alone.
+ */
+
+static ngx_int_t
+ngx_chat_api_device_delete(ngx_chat_api_ctx_t *ctx)
+{
+    ngx_str_t  *params, token;
+
+    if (ngx_chat_api_device_token(ctx, &token) != NGX_OK) {
+        return ngx_chat_api_invalid(ctx);
+    }
+
+    params = ngx_chat_api_ids(ctx, 1);
+    if (params == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    params[1] = token;
+
+    return ngx_chat_api_pg(ctx, "SELECT chat_delete_device($1, $2)", 2,
                            params, ngx_chat_api_no_content);
+}
+
+
+/*
+ * The token is a path segment, percent-decoded: 1 to 4096 bytes of UTF-8
+ * (NGX_ERROR with the reason in ctx->invalid).
+ */
+
+static ngx_int_t
+ngx_chat_api_device_token(ngx_chat_api_ctx_t *ctx, ngx_str_t *token)
+{
+    *token = ctx->arg;
+
+    if (token->len == 0 || token->len > 4096
+        || chat_utf8_valid(token->data, token->len) != 0)
+    {
+        (void) ngx_cpystrn(ctx->invalid, (u_char *) "the device token must "
+                           "be 1 to 4096 bytes of UTF-8",
+                           sizeof(ctx->invalid));
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 

@@ -13,6 +13,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <openssl/sha.h>
+
 #include "ngx_chat.h"
 #include "chat_jwt.h"
 
@@ -22,6 +24,16 @@
 
 
 static ngx_int_t ngx_chat_auth_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_chat_auth_scrub(ngx_http_request_t *r);
+static ngx_int_t ngx_chat_auth_revoke_check(ngx_http_request_t *r,
+    ngx_chat_ctx_t *ctx);
+static void ngx_chat_auth_revoke_reply(ngx_chat_store_rc_e rc,
+    redisReply *reply, void *data);
+static void ngx_chat_auth_revoke_cleanup(void *data);
+static void ngx_chat_auth_token_id(ngx_chat_ctx_t *ctx, ngx_str_t *token,
+    chat_jwt_claims_t *claims);
+static u_char *ngx_chat_auth_find_token(u_char *p, u_char *last,
+    u_char **end);
 static ngx_int_t ngx_chat_auth_token(ngx_http_request_t *r, ngx_str_t *tok);
 static ngx_int_t ngx_chat_user_id_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -143,9 +155,128 @@ ngx_chat_auth_init(ngx_conf_t *cf)
 
     *h = ngx_chat_auth_handler;
 
+    /* the earliest phase: before anything logs the request line */
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_POST_READ_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_chat_auth_scrub;
+
     return NGX_OK;
 }
 
+
+/*
+ * Tokens stay out of the logs: the error log quotes r->request_line in
+ * every line about a request ("request: ..."), and $request in access
+ * logs is the same string.  A copy of it with each access_token value
+ * replaced by "[hidden]" takes its place; r->args and r->unparsed_uri
+ * keep the token (a proxy passes them on), so access logs must not use
+ * $request_uri, $args or $query_string.  Errors nginx logs while it
+ * still parses the request header come before any module runs.
+ */
+
+static ngx_int_t
+ngx_chat_auth_scrub(ngx_http_request_t *r)
+{
+    u_char                *p, *last, *v, *end, *buf, *out, *query;
+    ngx_uint_t             n;
+    ngx_chat_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_chat_module);
+
+    if (!cmcf->enabled || r->args.len == 0 || r->request_line.len == 0) {
+        return NGX_DECLINED;
+    }
+
+    last = r->request_line.data + r->request_line.len;
+
+    query = ngx_strlchr(r->request_line.data, last, '?');
+    if (query == NULL) {
+        return NGX_DECLINED;
+    }
+
+    p = ++query;
+
+    for (n = 0; ngx_chat_auth_find_token(p, last, &end) != NULL; n++) {
+        p = end;
+    }
+
+    if (n == 0) {
+        return NGX_DECLINED;
+    }
+
+    buf = ngx_pnalloc(r->pool, r->request_line.len
+                               + n * (sizeof("[hidden]") - 1));
+    if (buf == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    out = ngx_cpymem(buf, r->request_line.data,
+                     query - r->request_line.data);
+    p = query;
+
+    while ((v = ngx_chat_auth_find_token(p, last, &end)) != NULL) {
+        out = ngx_cpymem(out, p, v - p);
+        out = ngx_cpymem(out, "[hidden]", sizeof("[hidden]") - 1);
+        p = end;
+    }
+
+    out = ngx_cpymem(out, p, last - p);
+
+    r->request_line.data = buf;
+    r->request_line.len = out - buf;
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * The value of the next "access_token=" parameter from p, in the query of
+ * a request line (after its '?', up to a space): its start, and in *end
+ * its end; NULL when there is none.
+ */
+
+static u_char *
+ngx_chat_auth_find_token(u_char *p, u_char *last, u_char **end)
+{
+    u_char  *q;
+
+    for ( /* void */ ; p + 13 <= last; p++) {
+        if (*p == ' ') {
+            return NULL;
+        }
+
+        if ((p[-1] == '?' || p[-1] == '&')
+            && ngx_strncasecmp(p, (u_char *) "access_token=", 13) == 0)
+        {
+            p += 13;
+
+            for (q = p; q < last && *q != '&' && *q != ' ' && *q != '#';
+                 q++)
+            {
+                /* void */
+            }
+
+            *end = q;
+
+            return p;
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * The access phase: "chat_auth on" refuses requests without a valid
+ * token; in chat_auth, chat_api and chat_websocket locations a valid token
+ * is then looked up in the deny-list of logged out tokens (one Redis
+ * EXISTS, asynchronous, with chat_redis_timeout): revoked, 401; Redis
+ * cannot answer, 503 (never a revoked token let through).  Without
+ * chat_redis there is no logout and nothing to look up.
+ */
 
 static ngx_int_t
 ngx_chat_auth_handler(ngx_http_request_t *r)
@@ -153,15 +284,42 @@ ngx_chat_auth_handler(ngx_http_request_t *r)
     ngx_int_t             rc;
     uint64_t              uid;
     const char           *reason;
+    ngx_chat_ctx_t       *ctx;
     ngx_chat_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_chat_module);
 
-    if (!clcf->auth || r != r->main) {
+    if (r != r->main || !(clcf->auth || clcf->api || clcf->websocket)) {
         return NGX_DECLINED;
     }
 
     if (ngx_chat_auth_user(r, &uid, &reason) == NGX_OK) {
+        ctx = ngx_chat_get_ctx(r);
+
+        if (ctx->revoke_checked) {
+            return NGX_DECLINED;
+        }
+
+        rc = ngx_chat_auth_revoke_check(r, ctx);
+
+        if (rc == NGX_DECLINED || rc == NGX_AGAIN) {
+            return rc;
+        }
+
+        /* Redis cannot say whether the token was revoked */
+        if (ngx_chat_http_discard_body(r, &rc) != NGX_OK) {
+            ngx_http_finalize_request(r, rc);
+            return NGX_DONE;
+        }
+
+        ngx_http_finalize_request(r, ngx_chat_http_error(r,
+                                            NGX_HTTP_SERVICE_UNAVAILABLE,
+                                            "unavailable", "Redis is down"));
+        return NGX_DONE;
+    }
+
+    if (!clcf->auth) {
+        /* the API's routes and the WebSocket handshake decide */
         return NGX_DECLINED;
     }
 
@@ -176,6 +334,105 @@ ngx_chat_auth_handler(ngx_http_request_t *r)
     ngx_http_finalize_request(r, ngx_chat_auth_refuse(r, reason));
 
     return NGX_DONE;
+}
+
+
+/* NGX_DECLINED: nothing to check; NGX_AGAIN: asked; NGX_ERROR: cannot */
+
+static ngx_int_t
+ngx_chat_auth_revoke_check(ngx_http_request_t *r, ngx_chat_ctx_t *ctx)
+{
+    ngx_chat_redis_t    *rds;
+    ngx_pool_cleanup_t  *cln;
+
+    if (ngx_chat_worker == NULL || ngx_chat_worker->nredis == 0) {
+        ctx->revoke_checked = 1;
+        return NGX_DECLINED;
+    }
+
+    rds = ngx_chat_redis_for_user(ctx->user_id);
+    if (rds == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->revoke_cmd = ngx_chat_redis_command(rds, ngx_chat_auth_revoke_reply,
+                                             r, "EXISTS " NGX_CHAT_REVOKED_KEY,
+                                             (unsigned long long)
+                                                 ctx->user_id,
+                                             ctx->token_id,
+                                             ctx->token_id_len);
+    if (ctx->revoke_cmd == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_chat_auth_revoke_cleanup;
+    cln->data = ctx;
+
+    /* the phases stop here and go on from the reply */
+    return NGX_AGAIN;
+}
+
+
+static void
+ngx_chat_auth_revoke_reply(ngx_chat_store_rc_e rc, redisReply *reply,
+    void *data)
+{
+    ngx_http_request_t *r = data;
+
+    ngx_int_t          status;
+    ngx_chat_ctx_t    *ctx;
+    ngx_connection_t  *c;
+
+    c = r->connection;
+    ctx = ngx_chat_get_ctx(r);
+    ctx->revoke_cmd = NULL;
+
+    if (rc == NGX_CHAT_STORE_OK && reply->type == REDIS_REPLY_INTEGER) {
+
+        if (reply->integer == 0) {
+            ctx->revoke_checked = 1;
+            ngx_http_core_run_phases(r);
+            ngx_http_run_posted_requests(c);
+            return;
+        }
+
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "chat: auth: token revoked (user %uL)", ctx->user_id);
+
+        ctx->auth_ok = 0;
+        ctx->auth_reason = "token revoked";
+    }
+
+    if (ngx_chat_http_discard_body(r, &status) != NGX_OK) {
+        ngx_http_finalize_request(r, status);
+        ngx_http_run_posted_requests(c);
+        return;
+    }
+
+    status = ctx->auth_ok
+             ? ngx_chat_http_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                   "unavailable", "Redis is down")
+             : ngx_chat_auth_refuse(r, ctx->auth_reason);
+
+    ngx_http_finalize_request(r, status);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_chat_auth_revoke_cleanup(void *data)
+{
+    ngx_chat_ctx_t  *ctx = data;
+
+    if (ctx->revoke_cmd) {
+        ngx_chat_redis_cancel(ctx->revoke_cmd);
+        ctx->revoke_cmd = NULL;
+    }
 }
 
 
@@ -246,6 +503,7 @@ ngx_chat_auth_user(ngx_http_request_t *r, uint64_t *user_id,
             ctx->auth_ok = 1;
             ctx->user_id = claims.sub;
             ctx->auth_reason = NULL;
+            ngx_chat_auth_token_id(ctx, &token, &claims);
 
         } else {
             ctx->auth_reason = chat_jwt_rc_text(rc);
@@ -261,14 +519,17 @@ ngx_chat_auth_user(ngx_http_request_t *r, uint64_t *user_id,
 
 /*
  * "Authorization: Bearer <token>", or for browsers, whose WebSocket API
- * cannot set headers, "?access_token=<token>".
+ * cannot set headers, "?access_token=<token>": only where
+ * chat_auth_query_token is on (by default, chat_websocket locations).
+ * Elsewhere a query token is ignored, as if there were none.
  */
 
 static ngx_int_t
 ngx_chat_auth_token(ngx_http_request_t *r, ngx_str_t *tok)
 {
-    u_char           *p, *last;
-    ngx_table_elt_t  *h;
+    u_char               *p, *last;
+    ngx_table_elt_t      *h;
+    ngx_chat_loc_conf_t  *clcf;
 
     h = r->headers_in.authorization;
 
@@ -293,13 +554,64 @@ ngx_chat_auth_token(ngx_http_request_t *r, ngx_str_t *tok)
         return tok->len ? NGX_OK : NGX_DECLINED;
     }
 
-    if (ngx_http_arg(r, (u_char *) "access_token", 12, tok) == NGX_OK
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_chat_module);
+
+    if ((clcf->query_token == 1
+         || (clcf->query_token == NGX_CONF_UNSET && clcf->websocket))
+        && ngx_http_arg(r, (u_char *) "access_token", 12, tok) == NGX_OK
         && tok->len)
     {
         return NGX_OK;
     }
 
     return NGX_DECLINED;
+}
+
+
+/*
+ * The token's id, for logout: its "jti" when it has one of
+ * [A-Za-z0-9_-], else the SHA-256 of the whole token.
+ */
+
+static void
+ngx_chat_auth_token_id(ngx_chat_ctx_t *ctx, ngx_str_t *token,
+    chat_jwt_claims_t *claims)
+{
+    u_char     *p, c;
+    ngx_str_t   src, dst;
+    u_char      md[SHA256_DIGEST_LENGTH];
+
+    ctx->token_exp = (time_t) claims->exp;
+
+    for (p = (u_char *) claims->jti; *p; p++) {
+        c = *p;
+
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
+              || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+        {
+            break;
+        }
+    }
+
+    if (p != (u_char *) claims->jti && *p == '\0') {
+        ctx->token_id[0] = 'j';
+        ctx->token_id_len = 1 + (ngx_cpystrn(ctx->token_id + 1,
+                                             (u_char *) claims->jti,
+                                             CHAT_JWT_JTI_MAX + 1)
+                                 - (ctx->token_id + 1));
+        return;
+    }
+
+    (void) SHA256(token->data, token->len, md);
+
+    src.data = md;
+    src.len = sizeof(md);
+    dst.data = ctx->token_id + 1;
+
+    ngx_encode_base64url(&dst, &src);
+
+    ctx->token_id[0] = 'h';
+    ctx->token_id_len = 1 + dst.len;
 }
 
 

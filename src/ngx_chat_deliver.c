@@ -857,6 +857,15 @@ ngx_chat_deliver_live(ngx_chat_shard_t *sh, const char *p, size_t len)
             continue;
         }
 
+        if (n == 0 && flen > sizeof(NGX_CHAT_REVOKE_FRAME) - 1
+            && frame[0] == '!')
+        {
+            /* not a frame: logout, "!revoke <token id>" */
+            ngx_chat_ws_revoke(ws, frame + sizeof(NGX_CHAT_REVOKE_FRAME) - 1,
+                               flen - (sizeof(NGX_CHAT_REVOKE_FRAME) - 1));
+            continue;
+        }
+
         if (n == 0) {
             (void) ngx_chat_ws_send_text(ws, (u_char *) frame, flen);
             continue;

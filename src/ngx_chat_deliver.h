@@ -87,6 +87,13 @@ void ngx_chat_route_name(ngx_chat_ws_t *ws, char *buf);
 ngx_chat_local_user_t *ngx_chat_local_next(ngx_chat_local_user_t *lu);
 
 /*
+ * Relayed to a user's connections like a frame, but read by their
+ * workers: "!revoke <token id>" closes those of that token (1008).  Real
+ * frames are JSON objects, never starting with '!'.
+ */
+#define NGX_CHAT_REVOKE_FRAME     "!revoke "
+
+/*
  * A frame to all connections of a user (but "except", a connection of
  * this worker), or, with store and none connected, kept for its next one.
  */

@@ -222,6 +222,13 @@ static ngx_command_t  ngx_chat_commands[] = {
       offsetof(ngx_chat_loc_conf_t, auth),
       NULL },
 
+    { ngx_string("chat_auth_query_token"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_chat_loc_conf_t, query_token),
+      NULL },
+
     { ngx_string("chat_api"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_chat_api,
@@ -492,6 +499,7 @@ ngx_chat_create_loc_conf(ngx_conf_t *cf)
 
     clcf->healthz_timeout = NGX_CONF_UNSET_MSEC;
     clcf->auth = NGX_CONF_UNSET;
+    clcf->query_token = NGX_CONF_UNSET;
     clcf->ws_max_message = NGX_CONF_UNSET_SIZE;
     clcf->ws_idle_timeout = NGX_CONF_UNSET_MSEC;
     clcf->ws_send_queue = NGX_CONF_UNSET_SIZE;
@@ -512,6 +520,14 @@ ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_msec_value(conf->healthz_timeout, prev->healthz_timeout,
                               2000);
     ngx_conf_merge_value(conf->auth, prev->auth, 0);
+
+    /*
+     * Left unset unless set here or above: unset means "where
+     * chat_websocket is" (browsers' WebSockets cannot send headers).
+     */
+    if (conf->query_token == NGX_CONF_UNSET) {
+        conf->query_token = prev->query_token;
+    }
     ngx_conf_merge_size_value(conf->ws_max_message, prev->ws_max_message,
                               65536);
     ngx_conf_merge_msec_value(conf->ws_idle_timeout, prev->ws_idle_timeout,

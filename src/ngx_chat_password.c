@@ -5,6 +5,12 @@
  * Argon2id password hashes (libsodium's crypto_pwhash_str).  Hashing is
  * meant to be slow, so it runs in an nginx thread pool, never on the event
  * loop; the request waits for the task's completion event.
+ *
+ * A task lives in memory of its own, since the request may end first (a
+ * client that goes away, worker_shutdown_timeout): the thread keeps
+ * writing into the task and the completion event still comes.  A request
+ * that ends cancels its task: a waiting one is freed at once, a running
+ * one when its completion event comes, without calling the handler.
  */
 
 
@@ -18,22 +24,27 @@
 #include "ngx_chat_password.h"
 
 
-typedef struct {
+typedef struct ngx_chat_password_s  ngx_chat_password_task_t;
+
+struct ngx_chat_password_s {
+    ngx_thread_task_t              task;
     ngx_queue_t                    queue;
-    ngx_thread_task_t             *task;
     ngx_thread_pool_t             *pool;
     ngx_chat_password_handler_pt   handler;
     void                          *data;
     ngx_int_t                      result;
     unsigned                       verify:1;
+    unsigned                       waiting:1;
+    unsigned                       cancelled:1;
     char                           password[NGX_CHAT_PASSWORD_MAX + 1];
     char                           hash[crypto_pwhash_STRBYTES];
-} ngx_chat_password_task_t;
+};
 
 
 static ngx_int_t ngx_chat_password_post(ngx_chat_password_task_t *pt);
 static void ngx_chat_password_thread(void *data, ngx_log_t *log);
 static void ngx_chat_password_done(ngx_event_t *ev);
+static void ngx_chat_password_free(ngx_chat_password_task_t *pt);
 
 
 /*
@@ -69,11 +80,10 @@ ngx_chat_password_init(ngx_log_t *log)
 }
 
 
-ngx_int_t
+ngx_chat_password_t *
 ngx_chat_password_start(ngx_http_request_t *r, ngx_str_t *password,
     ngx_str_t *hash, ngx_chat_password_handler_pt handler, void *data)
 {
-    ngx_thread_task_t         *task;
     ngx_chat_main_conf_t      *cmcf;
     ngx_chat_password_task_t  *pt;
 
@@ -82,15 +92,20 @@ ngx_chat_password_start(ngx_http_request_t *r, ngx_str_t *password,
     if (password->len > NGX_CHAT_PASSWORD_MAX
         || (hash && hash->len >= crypto_pwhash_STRBYTES))
     {
-        return NGX_ERROR;
+        return NULL;
     }
 
-    task = ngx_thread_task_alloc(r->pool, sizeof(ngx_chat_password_task_t));
-    if (task == NULL) {
-        return NGX_ERROR;
+    if (ngx_chat_password_running >= cmcf->password_concurrency
+        && ngx_chat_password_waiting >= NGX_CHAT_PASSWORD_QUEUE_MAX)
+    {
+        return NULL;
     }
 
-    pt = task->ctx;
+    pt = ngx_calloc(sizeof(ngx_chat_password_task_t), ngx_cycle->log);
+    if (pt == NULL) {
+        return NULL;
+    }
+
     pt->handler = handler;
     pt->data = data;
     ngx_memcpy(pt->password, password->data, password->len);
@@ -108,34 +123,57 @@ ngx_chat_password_start(ngx_http_request_t *r, ngx_str_t *password,
         }
     }
 
-    task->handler = ngx_chat_password_thread;
-    task->event.handler = ngx_chat_password_done;
-    task->event.data = pt;
-
-    pt->task = task;
+    pt->task.ctx = pt;
+    pt->task.handler = ngx_chat_password_thread;
+    pt->task.event.handler = ngx_chat_password_done;
+    pt->task.event.data = pt;
+    pt->task.event.log = ngx_cycle->log;
     pt->pool = cmcf->thread_pool;
 
     if (ngx_chat_password_running < cmcf->password_concurrency) {
-        return ngx_chat_password_post(pt);
-    }
+        if (ngx_chat_password_post(pt) != NGX_OK) {
+            ngx_chat_password_free(pt);
+            return NULL;
+        }
 
-    if (ngx_chat_password_waiting >= NGX_CHAT_PASSWORD_QUEUE_MAX) {
-        sodium_memzero(pt->password, sizeof(pt->password));
-        return NGX_ERROR;
+        return pt;
     }
 
     ngx_queue_insert_tail(&ngx_chat_password_queue, &pt->queue);
     ngx_chat_password_waiting++;
+    pt->waiting = 1;
 
-    return NGX_OK;
+    return pt;
+}
+
+
+void
+ngx_chat_password_cancel(ngx_chat_password_t *pt)
+{
+    if (pt->waiting) {
+        ngx_queue_remove(&pt->queue);
+        ngx_chat_password_waiting--;
+        ngx_chat_password_free(pt);
+        return;
+    }
+
+    /* in the thread pool: the completion event frees it */
+    pt->cancelled = 1;
+}
+
+
+static void
+ngx_chat_password_free(ngx_chat_password_task_t *pt)
+{
+    sodium_memzero(pt->password, sizeof(pt->password));
+    ngx_free(pt);
 }
 
 
 static ngx_int_t
 ngx_chat_password_post(ngx_chat_password_task_t *pt)
 {
-    if (ngx_thread_task_post(pt->pool, pt->task) != NGX_OK) {
-        sodium_memzero(pt->password, sizeof(pt->password));
+    if (ngx_thread_task_post(pt->pool, &pt->task) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -203,16 +241,22 @@ ngx_chat_password_done(ngx_event_t *ev)
         ngx_chat_password_waiting--;
 
         next = ngx_queue_data(q, ngx_chat_password_task_t, queue);
+        next->waiting = 0;
 
         if (ngx_chat_password_post(next) == NGX_OK) {
             break;
         }
 
         next->handler(NGX_ERROR, NULL, next->data);
+        ngx_chat_password_free(next);
     }
 
-    hash.data = (u_char *) pt->hash;
-    hash.len = pt->verify ? 0 : ngx_strlen(pt->hash);
+    if (!pt->cancelled) {
+        hash.data = (u_char *) pt->hash;
+        hash.len = pt->verify ? 0 : ngx_strlen(pt->hash);
 
-    pt->handler(pt->result, &hash, pt->data);
+        pt->handler(pt->result, &hash, pt->data);
+    }
+
+    ngx_chat_password_free(pt);
 }

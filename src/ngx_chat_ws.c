@@ -62,8 +62,13 @@ static u_char  ngx_chat_ws_rbuf[NGX_CHAT_WS_RBUF];
 char *
 ngx_chat_websocket(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
+    ngx_chat_loc_conf_t *lcf = conf;
+
     ngx_http_core_loc_conf_t  *clcf;
     ngx_chat_main_conf_t      *cmcf;
+
+    /* ?access_token= is accepted here (chat_auth_query_token) */
+    lcf->websocket = 1;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_chat_ws_handler;
@@ -134,6 +139,9 @@ ngx_chat_ws_handler(ngx_http_request_t *r)
     ws->end.data = ws;
     ws->end.log = r->connection->log;
     ws->user_id = uid;
+    ws->token_id_len = ngx_chat_get_ctx(r)->token_id_len;
+    ngx_memcpy(ws->token_id, ngx_chat_get_ctx(r)->token_id,
+               ws->token_id_len);
     ws->last_out = &ws->out;
     chat_ws_parser_init(&ws->parser, 1, clcf->ws_max_message);
 
@@ -771,6 +779,17 @@ ngx_chat_ws_send(ngx_chat_ws_t *ws, int opcode, const u_char *data,
     ngx_chat_ws_flush(ws);
 
     return ws->done ? NGX_ERROR : NGX_OK;
+}
+
+
+void
+ngx_chat_ws_revoke(ngx_chat_ws_t *ws, const char *id, size_t len)
+{
+    if (len == ws->token_id_len && ngx_memcmp(id, ws->token_id, len) == 0) {
+        ngx_log_error(NGX_LOG_INFO, ws->request->connection->log, 0,
+                      "chat: ws: user %uL logged out", ws->user_id);
+        ngx_chat_ws_close(ws, CHAT_WS_CLOSE_POLICY, "token revoked");
+    }
 }
 
 

@@ -70,6 +70,10 @@ struct ngx_chat_ws_s {
     ngx_uint_t                 nlive;
     ngx_msec_t                 typing_at;
 
+    /* the token's id: logout closes the connections of that token */
+    size_t                     token_id_len;
+    u_char                     token_id[NGX_CHAT_TOKEN_ID_LEN];
+
     unsigned                   syncing:1;
     unsigned                   sync_register:1;
     unsigned                   sync_receipts:1;
@@ -88,6 +92,8 @@ ngx_int_t ngx_chat_ws_send_text(ngx_chat_ws_t *ws, const u_char *data,
 /* an error frame, with the client_id of the message it is about */
 ngx_int_t ngx_chat_ws_error(ngx_chat_ws_t *ws, const char *code,
     const char *message, const char *client_id);
+/* logout: close 1008 for the connections of token id (len bytes) */
+void ngx_chat_ws_revoke(ngx_chat_ws_t *ws, const char *id, size_t len);
 
 /* ngx_chat_send.c: {"type":"send"} to a durable ack */
 ngx_int_t ngx_chat_send(ngx_chat_ws_t *ws, chat_proto_msg_t *m);

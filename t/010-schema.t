@@ -655,13 +655,21 @@ subtest 'devices' => sub {
             me => $_[0], t => $tok, p => $_[1]);
     };
 
-    $put->($ua, 'fcm');
+    is($put->($ua, 'fcm'), 't', 'registered: true');
     is($dev->(), "$ua,fcm", 'registered');
     $put->($ua, 'fcm');
-    $put->($ua, 'apns');
+    is($put->($ua, 'apns'), 't', 'registered again: true');
     is($dev->(), "$ua,apns", 'registered again: one row, platform updated');
-    $put->($ub, 'webhook');
-    is($dev->(), "$ub,webhook", 'registered by another user: moved to it');
+    is($put->($ub, 'webhook'), 'f', 'registered by another user: false');
+    is($dev->(), "$ua,apns", '... and it stays with the first user');
+    is(sql(q{SELECT chat_delete_device(:'me', :'t')}, me => $ub, t => $tok),
+       'f', 'another user cannot delete it');
+    is($dev->(), "$ua,apns", '... it is still there');
+    is(sql(q{SELECT chat_delete_device(:'me', :'t')}, me => $ua, t => $tok),
+       't', 'its holder deletes it');
+    is($dev->(), '', '... gone');
+    is($put->($ub, 'webhook'), 't', 'a free token can be registered');
+    is($dev->(), "$ub,webhook", '... by the other user now');
     is(sql(q{SELECT count(*) FROM devices WHERE user_id = :'u'}, u => $ua), 0,
        'the first user has no device left');
 

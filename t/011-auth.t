@@ -63,12 +63,13 @@ X-User: 42
 
 
 
-=== TEST 3: ?access_token= for browsers
+=== TEST 3: ?access_token= where chat_auth_query_token is on (edges)
 --- http_config
     chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
 --- config
     location = /t {
         chat_auth on;
+        chat_auth_query_token on;
         add_header X-User $chat_user_id;
         stub_status;
     }
@@ -80,7 +81,46 @@ X-User: 42
 
 
 
-=== TEST 4: no token: 401, JSON, WWW-Authenticate
+=== TEST 4: ?access_token= is ignored elsewhere: no token, 401
+--- http_config
+    chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
+--- config
+    location = /t {
+        chat_auth on;
+        add_header X-User $chat_user_id always;
+        stub_status;
+    }
+--- request eval
+"GET /t?access_token=$::Good"
+--- response_headers
+X-User:
+--- response_body_like: "no bearer token"
+--- error_code: 401
+
+
+
+=== TEST 5: the token never reaches the error log's request line
+--- http_config
+    chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
+--- config
+    location = /t {
+        chat_auth on;
+        chat_auth_query_token on;
+        client_max_body_size 10;
+        stub_status;
+    }
+--- log_level: info
+--- request eval
+"POST /t?a=1&access_token=$::Good&Access_Token=x.y.z&b=2\n" . ('x' x 100)
+--- error_code: 413
+--- error_log eval
+qr{request: "POST /t\?a=1&access_token=\[hidden\]&Access_Token=\[hidden\]&b=2 HTTP/1\.1"}
+--- no_error_log eval
+[$::Good =~ s/.*\.//r]
+
+
+
+=== TEST 6: no token: 401, JSON, WWW-Authenticate
 --- http_config
     chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
 --- config
@@ -99,7 +139,7 @@ Content-Type: application/json
 
 
 
-=== TEST 5: a request body is discarded, not read as the next request
+=== TEST 7: a request body is discarded, not read as the next request
 --- http_config
     chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
 --- config
@@ -115,7 +155,7 @@ POST /t
 
 
 
-=== TEST 6: expired
+=== TEST 8: expired
 --- http_config
     chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
 --- config
@@ -132,7 +172,7 @@ GET /t
 
 
 
-=== TEST 7: signed with another secret
+=== TEST 9: signed with another secret
 --- http_config
     chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
 --- config
@@ -149,7 +189,7 @@ GET /t
 
 
 
-=== TEST 8: a payload changed after signing
+=== TEST 10: a payload changed after signing
 --- http_config
     chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
 --- config
@@ -168,7 +208,7 @@ GET /t
 
 
 
-=== TEST 9: alg none, with and without a signature
+=== TEST 11: alg none, with and without a signature
 --- http_config
     chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
 --- config
@@ -190,7 +230,7 @@ GET /t
 
 
 
-=== TEST 10: HS512 and RS256 headers are refused (alg pinned)
+=== TEST 12: HS512 and RS256 headers are refused (alg pinned)
 --- http_config
     chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
 --- config
@@ -210,7 +250,7 @@ GET /t
 
 
 
-=== TEST 11: garbage, a user id of 0, and a token that is not a JWT
+=== TEST 13: garbage, a user id of 0, and a token that is not a JWT
 --- http_config
     chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
 --- config
@@ -230,7 +270,7 @@ GET /t
 
 
 
-=== TEST 12: chat_auth off (the default) lets requests through, $chat_user_id empty
+=== TEST 14: chat_auth off (the default) lets requests through, $chat_user_id empty
 --- http_config
     chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
 --- config
@@ -244,7 +284,7 @@ user []
 
 
 
-=== TEST 13: $chat_user_id works without chat_auth, for hash and log_format
+=== TEST 15: $chat_user_id works without chat_auth, for hash and log_format
 --- http_config
     chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
     log_format chat_user '$chat_user_id $uri';
@@ -267,7 +307,7 @@ user 42
 
 
 
-=== TEST 14: chat_auth is inherited by nested locations
+=== TEST 16: chat_auth is inherited by nested locations
 --- http_config
     chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
 --- config
@@ -283,7 +323,7 @@ GET /v1/inner
 
 
 
-=== TEST 15: chat_jwt_secret_file that does not exist
+=== TEST 17: chat_jwt_secret_file that does not exist
 --- http_config
     chat_jwt_secret_file /nonexistent/chat.secret;
 --- config
@@ -293,7 +333,7 @@ chat_jwt_secret_file: cannot open "/nonexistent/chat.secret"
 
 
 
-=== TEST 16: a secret that is too short, never echoed
+=== TEST 18: a secret that is too short, never echoed
 --- http_config
     chat_jwt_secret_file $TEST_NGINX_SHORT_SECRET_FILE;
 --- config
@@ -305,7 +345,7 @@ too-short-secret
 
 
 
-=== TEST 17: chat_jwt_ttl must be a positive time
+=== TEST 19: chat_jwt_ttl must be a positive time
 --- http_config
     chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
     chat_jwt_ttl 0;
@@ -316,7 +356,7 @@ too-short-secret
 
 
 
-=== TEST 18: chat_auth takes on or off
+=== TEST 20: chat_auth takes on or off
 --- config
     location = /t {
         chat_auth maybe;
@@ -327,7 +367,7 @@ invalid value "maybe" in "chat_auth" directive, it must be "on" or "off"
 
 
 
-=== TEST 19: chat_api needs a secret
+=== TEST 21: chat_api needs a secret
 --- http_config
     chat_postgres "hostaddr=127.0.0.1 port=1";
 --- config
@@ -340,7 +380,7 @@ invalid value "maybe" in "chat_auth" directive, it must be "on" or "off"
 
 
 
-=== TEST 20: chat_api needs PostgreSQL
+=== TEST 22: chat_api needs PostgreSQL
 --- http_config
     chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
 --- config
@@ -353,7 +393,7 @@ invalid value "maybe" in "chat_auth" directive, it must be "on" or "off"
 
 
 
-=== TEST 21: chat_thread_pool must name a thread pool
+=== TEST 23: chat_thread_pool must name a thread pool
 --- http_config
     chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
     chat_postgres "hostaddr=127.0.0.1 port=1";
@@ -368,7 +408,7 @@ unknown thread pool "no_such_pool"
 
 
 
-=== TEST 22: chat_password_concurrency is bounded
+=== TEST 24: chat_password_concurrency is bounded
 --- http_config
     chat_password_concurrency 0;
 --- config
@@ -378,7 +418,7 @@ unknown thread pool "no_such_pool"
 
 
 
-=== TEST 23: chat_login_limit takes a number and a period, or off
+=== TEST 25: chat_login_limit takes a number and a period, or off
 --- http_config
     chat_login_limit ten 1m;
 --- config

@@ -30,6 +30,8 @@ ChatTest::start_nginx(
     chat_login_limit 3 1m;
     chat_jwt_ttl 1h;
     chat_group_max_members 4;
+    set_real_ip_from 127.0.0.1;
+    real_ip_header X-Forwarded-For;
 CONF
     config      => <<'CONF',
     location = /healthz {
@@ -225,7 +227,7 @@ is($st, 400, 'a username outside [a-z0-9_] is refused');
 ($st, $j) = api(POST => '/v1/sessions',
                 { username => "x' OR '1'='1", password => "' OR '1'='1" });
 is($st, 401, 'a login with metacharacters is just a wrong login');
-($st) = api(PUT => '/v1/devices/%27%3B%20DROP%20TABLE%20devices%3B--',
+($st) = api(PUT => "/v1/devices/%27%3B%20DROP%20TABLE%20devices%3B--$run",
             { platform => 'fcm' }, 'evil');
 is($st, 204, 'a device token with metacharacters');
 
@@ -245,6 +247,8 @@ is($j->{error}, 'rate_limited', '... rate_limited');
 is($st, 200, 'other users are not affected');
 
 # --- hashing runs off the event loop -----------------------------------------
+# (from 20 addresses: concurrent logins from one address each hold one of
+# its chat_login_limit attempts until they are done)
 
 my @kids;
 my $t0 = time;
@@ -254,7 +258,8 @@ for my $i (1 .. 20) {
         my ($s) = api(POST => '/v1/sessions',
                       { username => "carol_$run",
                         password => 'pw-carol-secret' }, undef,
-                      timeout => 60);
+                      timeout => 60,
+                      headers => { 'X-Forwarded-For' => "192.0.2.$i" });
         POSIX::_exit($s == 200 ? 0 : 1);
     }
     push @kids, $pid;

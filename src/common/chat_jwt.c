@@ -84,9 +84,17 @@ int
 chat_jwt_sign(const unsigned char *key, size_t keylen, uint64_t sub,
     int64_t iat, int64_t exp, char *out, size_t outlen)
 {
+    return chat_jwt_sign_jti(key, keylen, sub, iat, exp, NULL, out, outlen);
+}
+
+
+int
+chat_jwt_sign_jti(const unsigned char *key, size_t keylen, uint64_t sub,
+    int64_t iat, int64_t exp, const char *jti, char *out, size_t outlen)
+{
     int            n;
-    char           payload[128];
-    size_t         hlen, plen, need;
+    char           payload[192];
+    size_t         i, hlen, plen, need;
     unsigned int   maclen;
     unsigned char  mac[EVP_MAX_MD_SIZE];
 
@@ -100,10 +108,24 @@ chat_jwt_sign(const unsigned char *key, size_t keylen, uint64_t sub,
         return -1;
     }
 
-    /* at most 86 bytes: 19 digits of sub, 20 characters per time */
+    if (jti == NULL) {
+        jti = "";
+    }
+
+    for (i = 0; jti[i]; i++) {
+        if (i == CHAT_JWT_JTI_MAX || chat_jwt_b64_value(jti[i]) < 0) {
+            return -1;
+        }
+    }
+
+    /*
+     * At most 86 bytes: 19 digits of sub, 20 characters per time; a jti
+     * adds at most 73.
+     */
     n = snprintf(payload, sizeof(payload),
                  "{\"sub\":\"%" PRIu64 "\",\"iat\":%" PRId64
-                 ",\"exp\":%" PRId64 "}", sub, iat, exp);
+                 ",\"exp\":%" PRId64 "%s%s%s}", sub, iat, exp,
+                 jti[0] ? ",\"jti\":\"" : "", jti, jti[0] ? "\"" : "");
 
     if (n < 0 || (size_t) n >= sizeof(payload)) {
         return -1;
@@ -274,12 +296,12 @@ static chat_jwt_rc_e
 chat_jwt_check_payload(const char *b64, size_t len, unsigned char *buf,
     int64_t now, chat_jwt_claims_t *claims)
 {
-    int             has_nbf;
-    size_t          slen;
+    int             has_nbf, has_jti;
+    size_t          slen, jlen;
     json_t         *root;
     int64_t         exp, iat, nbf;
     uint64_t        sub;
-    const char     *s;
+    const char     *s, *jti;
     chat_jwt_rc_e   rc;
 
     root = chat_jwt_load(b64, len, buf);
@@ -314,6 +336,16 @@ chat_jwt_check_payload(const char *b64, size_t len, unsigned char *buf,
         goto done;
     }
 
+    jti = NULL;
+    jlen = 0;
+    has_jti = chat_json_get_string(root, "jti", &jti, &jlen);
+
+    if (has_jti < 0 || (has_jti == 0 && jlen > CHAT_JWT_JTI_MAX)
+        || (jti != NULL && memchr(jti, '\0', jlen) != NULL))
+    {
+        goto done;
+    }
+
     if (now >= exp) {
         rc = CHAT_JWT_EXPIRED;
         goto done;
@@ -328,6 +360,12 @@ chat_jwt_check_payload(const char *b64, size_t len, unsigned char *buf,
         claims->sub = sub;
         claims->iat = iat;
         claims->exp = exp;
+        claims->jti[0] = '\0';
+
+        if (has_jti == 0) {
+            memcpy(claims->jti, jti, jlen);
+            claims->jti[jlen] = '\0';
+        }
     }
 
     rc = CHAT_JWT_OK;

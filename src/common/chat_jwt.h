@@ -16,7 +16,8 @@
  *     parsed: unauthenticated bytes only ever reach the header parser.
  *   - Claims: "sub" (required) is the user id as a decimal string
  *     (1..INT64_MAX, no sign, no leading zero); "exp" (required), "iat"
- *     and "nbf" are JSON integers in unix seconds.  The token is valid
+ *     and "nbf" are JSON integers in unix seconds; "jti" (optional) a
+ *     string of at most CHAT_JWT_JTI_MAX bytes.  The token is valid
  *     while nbf <= now < exp.  No leeway: nodes are expected to run NTP.
  *     Unknown claims are ignored.
  *   - Decoded header and payload are limited to CHAT_JWT_PART_MAX bytes,
@@ -42,6 +43,7 @@
 #define CHAT_JWT_MAX_LEN       4096   /* longer tokens are rejected unread */
 #define CHAT_JWT_PART_MAX      2048   /* decoded header or payload */
 #define CHAT_JWT_KEY_MIN_LEN   32
+#define CHAT_JWT_JTI_MAX       64     /* longer "jti" claims: BAD_CLAIMS */
 
 
 typedef enum {
@@ -59,6 +61,7 @@ typedef struct {
     uint64_t    sub;
     int64_t     iat;      /* 0 when the token has none */
     int64_t     exp;
+    char        jti[CHAT_JWT_JTI_MAX + 1];   /* "" when the token has none */
 } chat_jwt_claims_t;
 
 
@@ -75,6 +78,14 @@ const char *chat_jwt_rc_text(chat_jwt_rc_e rc);
  */
 int chat_jwt_sign(const unsigned char *key, size_t keylen, uint64_t sub,
     int64_t iat, int64_t exp, char *out, size_t outlen);
+
+/*
+ * The same with a "jti" claim (the token's id, e.g. for revocation): jti
+ * is at most CHAT_JWT_JTI_MAX characters of [A-Za-z0-9_-], else -1; NULL
+ * or "" for none.  384 bytes are always enough.
+ */
+int chat_jwt_sign_jti(const unsigned char *key, size_t keylen, uint64_t sub,
+    int64_t iat, int64_t exp, const char *jti, char *out, size_t outlen);
 
 /*
  * Checks token (len bytes, no NUL needed; a NUL inside is malformed) at

@@ -184,6 +184,61 @@ chat_test_table(const char *header, const chat_test_case_t *cases,
 }
 
 
+/* "jti": signed in when given, read back, checked for type and size */
+
+static void
+chat_test_jti(void **state)
+{
+    int                n;
+    char               token[384], jti[CHAT_JWT_JTI_MAX + 2];
+    chat_jwt_claims_t  claims;
+
+    (void) state;
+
+    n = chat_jwt_sign_jti(chat_test_key, CHAT_TEST_KEYLEN, 7, CHAT_TEST_NOW,
+                          CHAT_TEST_EXP, "aB3-_x", token, sizeof(token));
+    assert_true(n > 0);
+    assert_int_equal(chat_jwt_verify(chat_test_key, CHAT_TEST_KEYLEN, token,
+                                     n, CHAT_TEST_NOW, &claims),
+                     CHAT_JWT_OK);
+    assert_string_equal(claims.jti, "aB3-_x");
+
+    /* none: an empty jti in the claims */
+    n = chat_jwt_sign(chat_test_key, CHAT_TEST_KEYLEN, 7, CHAT_TEST_NOW,
+                      CHAT_TEST_EXP, token, sizeof(token));
+    memset(claims.jti, 'x', sizeof(claims.jti));
+    assert_int_equal(chat_jwt_verify(chat_test_key, CHAT_TEST_KEYLEN, token,
+                                     n, CHAT_TEST_NOW, &claims),
+                     CHAT_JWT_OK);
+    assert_string_equal(claims.jti, "");
+
+    /* the longest, and one over it */
+    memset(jti, 'j', sizeof(jti));
+    jti[CHAT_JWT_JTI_MAX] = '\0';
+    n = chat_jwt_sign_jti(chat_test_key, CHAT_TEST_KEYLEN, 7, CHAT_TEST_NOW,
+                          CHAT_TEST_EXP, jti, token, sizeof(token));
+    assert_true(n > 0);
+    assert_int_equal(chat_jwt_verify(chat_test_key, CHAT_TEST_KEYLEN, token,
+                                     n, CHAT_TEST_NOW, &claims),
+                     CHAT_JWT_OK);
+    assert_string_equal(claims.jti, jti);
+
+    jti[CHAT_JWT_JTI_MAX] = 'j';
+    jti[CHAT_JWT_JTI_MAX + 1] = '\0';
+    assert_int_equal(chat_jwt_sign_jti(chat_test_key, CHAT_TEST_KEYLEN, 7,
+                                       CHAT_TEST_NOW, CHAT_TEST_EXP, jti,
+                                       token, sizeof(token)), -1);
+
+    /* characters outside base64url are not signed */
+    assert_int_equal(chat_jwt_sign_jti(chat_test_key, CHAT_TEST_KEYLEN, 7,
+                                       CHAT_TEST_NOW, CHAT_TEST_EXP, "a b",
+                                       token, sizeof(token)), -1);
+    assert_int_equal(chat_jwt_sign_jti(chat_test_key, CHAT_TEST_KEYLEN, 7,
+                                       CHAT_TEST_NOW, CHAT_TEST_EXP, "a\"b",
+                                       token, sizeof(token)), -1);
+}
+
+
 static void
 chat_test_round_trip(void **state)
 {
@@ -1112,6 +1167,7 @@ main(void)
 {
     const struct CMUnitTest  tests[] = {
         cmocka_unit_test(chat_test_round_trip),
+        cmocka_unit_test(chat_test_jti),
         cmocka_unit_test(chat_test_sign_limits),
         cmocka_unit_test(chat_test_short_key),
         cmocka_unit_test(chat_test_known_answer),
