@@ -34,6 +34,7 @@ $ENV{TEST_NGINX_JWT_SECRET_FILE} = ChatJWT::secret_file();
 
 my $http = <<'CONF';
     chat_redis $TEST_NGINX_REDIS;
+    chat_redis_password_file $TEST_NGINX_REDIS_PASSWORD_FILE;
     chat_postgres "$TEST_NGINX_PG_DSN";
     chat_kafka_brokers $TEST_NGINX_KAFKA_BROKERS;
     chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;

@@ -246,17 +246,12 @@ is(scalar @{ $_->[4] }, scalar @CALLERS, "a cell per caller: $_->[1]")
 
 # --- the gateway and the world around it -------------------------------------
 
-# a Redis that wants a password (scripts/run-tests exports its file)
-my $redis_auth = $ENV{TEST_NGINX_REDIS_PASSWORD_FILE}
-    ? "chat_redis_password_file $ENV{TEST_NGINX_REDIS_PASSWORD_FILE};" : '';
-
 ChatTest::start_nginx(
     workers     => 1,
-    http_config => <<"CONF" . <<'CONF',
-    $redis_auth
-CONF
+    http_config => <<'CONF',
     chat_node_name matrix;
     chat_redis $TEST_NGINX_REDIS;
+    chat_redis_password_file $TEST_NGINX_REDIS_PASSWORD_FILE;
     chat_postgres "$TEST_NGINX_PG_DSN";
     chat_kafka_brokers $TEST_NGINX_KAFKA_BROKERS;
     chat_kafka_timeout 5s;
