@@ -273,8 +273,9 @@ ngx_chat_auth_find_token(u_char *p, u_char *last, u_char **end)
  * The access phase: "chat_auth on" refuses requests without a valid
  * token; in chat_auth, chat_api and chat_websocket locations a valid token
  * is then looked up in the deny-list of logged out tokens (one Redis
- * EXISTS, asynchronous, with chat_redis_timeout): revoked, 401; Redis
- * cannot answer, 503 (never a revoked token let through).  Without
+ * EXISTS, asynchronous, with chat_redis_timeout): revoked, the request
+ * goes on as one without a valid token (401 where a token is needed);
+ * Redis cannot answer, 503 (never a revoked token let through).  Without
  * chat_redis there is no logout and nothing to look up.
  */
 
@@ -384,9 +385,10 @@ ngx_chat_auth_revoke_reply(ngx_chat_store_rc_e rc, redisReply *reply,
 {
     ngx_http_request_t *r = data;
 
-    ngx_int_t          status;
-    ngx_chat_ctx_t    *ctx;
-    ngx_connection_t  *c;
+    ngx_int_t             status;
+    ngx_chat_ctx_t       *ctx;
+    ngx_connection_t     *c;
+    ngx_chat_loc_conf_t  *clcf;
 
     c = r->connection;
     ctx = ngx_chat_get_ctx(r);
@@ -406,6 +408,20 @@ ngx_chat_auth_revoke_reply(ngx_chat_store_rc_e rc, redisReply *reply,
 
         ctx->auth_ok = 0;
         ctx->auth_reason = "token revoked";
+        ctx->revoke_checked = 1;
+
+        clcf = ngx_http_get_module_loc_conf(r, ngx_http_chat_module);
+
+        if (!clcf->auth) {
+            /*
+             * as if the request had no token: the API's routes that need
+             * one and the WebSocket handshake answer 401 "token revoked",
+             * the open ones (sign-up, login) do not look at it
+             */
+            ngx_http_core_run_phases(r);
+            ngx_http_run_posted_requests(c);
+            return;
+        }
     }
 
     if (ngx_chat_http_discard_body(r, &status) != NGX_OK) {
