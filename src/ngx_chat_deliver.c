@@ -87,6 +87,13 @@ typedef struct {
 } ngx_chat_refresh_t;
 
 
+/* a typing frame whose recipient is looked up */
+typedef struct {
+    ngx_chat_op_t              op;          /* in ws->ops */
+    uint64_t                   to;
+} ngx_chat_typing_t;
+
+
 /* a durable message on its way into the recipient's inbox */
 typedef struct {
     ngx_queue_t                queue;       /* in the retry queue */
@@ -163,6 +170,9 @@ static void ngx_chat_receipt_applied(ngx_chat_store_rc_e rc,
 static void ngx_chat_receipt_fail(ngx_chat_receipt_t *rc,
     const char *code, const char *message);
 static void ngx_chat_receipt_done(ngx_chat_receipt_t *rcp);
+static void ngx_chat_typing_checked(ngx_chat_store_rc_e rc, PGresult *res,
+    void *data);
+static ngx_int_t ngx_chat_typing_relay(ngx_chat_ws_t *ws, uint64_t to);
 
 
 /*
@@ -1838,6 +1848,18 @@ ngx_chat_receipt(ngx_chat_ws_t *ws, chat_proto_msg_t *m)
                                  "Redis or Kafka configured", NULL);
     }
 
+    rds = ngx_chat_redis_for_user(ws->user_id);
+
+    if (ws->nreceipts >= NGX_CHAT_RECEIPT_MAX_PENDING) {
+        return ngx_chat_ws_error(ws, "busy", "too many receipts under way "
+                                 "on this connection", NULL);
+    }
+
+    if (ngx_chat_redis_pending(rds) > NGX_CHAT_REDIS_BACKLOG) {
+        return ngx_chat_ws_error(ws, "busy", "the server is overloaded, "
+                                 "send it again", NULL);
+    }
+
     rcp = ngx_calloc(sizeof(ngx_chat_receipt_t), ngx_cycle->log);
     if (rcp == NULL) {
         return NGX_ERROR;
@@ -1849,8 +1871,7 @@ ngx_chat_receipt(ngx_chat_ws_t *ws, chat_proto_msg_t *m)
     ngx_memcpy(rcp->id, m->id, m->id_len);
     rcp->id[m->id_len] = '\0';
     ngx_queue_insert_tail(&ws->ops, &rcp->op.queue);
-
-    rds = ngx_chat_redis_for_user(ws->user_id);
+    ws->nreceipts++;
 
     rcp->cmd = ngx_chat_redis_command(rds, ngx_chat_receipt_checked, rcp,
                                       "HGET chat:inbox:{%llu} %s",
@@ -2071,6 +2092,7 @@ ngx_chat_receipt_done(ngx_chat_receipt_t *rcp)
 {
     if (rcp->op.ws) {
         ngx_queue_remove(&rcp->op.queue);
+        rcp->op.ws->nreceipts--;
     }
 
     free(rcp->text);
@@ -2081,26 +2103,115 @@ ngx_chat_receipt_done(ngx_chat_receipt_t *rcp)
 /*
  * {"type":"typing","to":U}: to U's connections now, or to nobody; never
  * stored.  One per second per connection is passed on, the rest dropped.
+ * U must exist (CONTRACT section 3: else an error frame), as for a send:
+ * the worker's memory of users, else PostgreSQL; such a lookup costs a
+ * send's worth of the connection's chat_send_rate.
  */
 
 ngx_int_t
 ngx_chat_typing(ngx_chat_ws_t *ws, chat_proto_msg_t *m)
 {
-    char      *text;
-    json_t    *frame;
-    uint64_t   to;
+    u_char              buf[NGX_INT64_LEN];
+    ngx_int_t           known;
+    ngx_str_t           param;
+    ngx_msec_t          retry;
+    ngx_chat_typing_t  *ty;
+    ngx_chat_worker_t  *w = ngx_chat_worker;
 
     if (m->group) {
         return ngx_chat_ws_error(ws, "not_implemented",
                                  "group chat is not available yet", NULL);
     }
 
-    to = m->to;
-
     if (ngx_chat_deliver == NULL) {
         return ngx_chat_ws_error(ws, "unavailable", "this node has no "
                                  "Redis configured", NULL);
     }
+
+    known = ngx_chat_user_known(m->to);
+
+    if (known == 0) {
+        return ngx_chat_ws_error(ws, "not_found", "no such user", NULL);
+    }
+
+    if (known == 1) {
+        return ngx_chat_typing_relay(ws, m->to);
+    }
+
+    if (w->pg == NULL) {
+        return ngx_chat_ws_error(ws, "unavailable", "this node has no "
+                                 "PostgreSQL configured", NULL);
+    }
+
+    if (ngx_chat_ws_meter(&ws->send_tat, ws->conf->send_interval,
+                          ws->conf->send_burst, &retry)
+        != NGX_OK)
+    {
+        return ngx_chat_ws_rate_limited(ws, "too many lookups, slow down",
+                                        retry, NULL);
+    }
+
+    ty = ngx_calloc(sizeof(ngx_chat_typing_t), ngx_cycle->log);
+    if (ty == NULL) {
+        return NGX_ERROR;
+    }
+
+    ty->op.ws = ws;
+    ty->to = m->to;
+    ngx_queue_insert_tail(&ws->ops, &ty->op.queue);
+
+    param.data = buf;
+    param.len = ngx_sprintf(buf, "%uL", ty->to) - buf;
+
+    if (ngx_chat_pg_query(w->pg, "SELECT 1 FROM users WHERE id = $1", 1,
+                          &param, ngx_chat_typing_checked, ty)
+        == NULL)
+    {
+        ngx_queue_remove(&ty->op.queue);
+        ngx_free(ty);
+        return ngx_chat_ws_error(ws, "unavailable", "the database is down",
+                                 NULL);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_chat_typing_checked(ngx_chat_store_rc_e rc, PGresult *res, void *data)
+{
+    ngx_chat_typing_t  *ty = data;
+
+    ngx_chat_ws_t  *ws = ty->op.ws;
+
+    if (rc == NGX_CHAT_STORE_OK) {
+        ngx_chat_user_remember(ty->to, PQntuples(res) > 0);
+    }
+
+    if (ws) {
+        ngx_queue_remove(&ty->op.queue);
+
+        if (rc != NGX_CHAT_STORE_OK) {
+            (void) ngx_chat_ws_error(ws, "unavailable", "the database did "
+                                     "not answer", NULL);
+
+        } else if (PQntuples(res) == 0) {
+            (void) ngx_chat_ws_error(ws, "not_found", "no such user", NULL);
+
+        } else {
+            (void) ngx_chat_typing_relay(ws, ty->to);
+        }
+    }
+
+    ngx_free(ty);
+}
+
+
+static ngx_int_t
+ngx_chat_typing_relay(ngx_chat_ws_t *ws, uint64_t to)
+{
+    char    *text;
+    json_t  *frame;
 
     if (ws->typing_at && ngx_current_msec - ws->typing_at < 1000) {
         return NGX_OK;
