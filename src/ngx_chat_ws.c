@@ -451,11 +451,13 @@ ngx_chat_ws_read_handler(ngx_http_request_t *r)
     for ( ;; ) {
         if (budget == 0) {
             /*
-             * The other connections get their turn: the rest is read when
-             * the posted event runs, after what is ready now (in order:
-             * nothing more is read from this connection meanwhile).
+             * The other connections get their turn: the rest is read in
+             * the next round of the event loop, after what epoll reports
+             * ready then (ngx_posted_next_events; ngx_posted_events would
+             * run again before them).  Nothing else is read from this
+             * connection meanwhile, so its frames keep their order.
              */
-            ngx_post_event(c->read, &ngx_posted_events);
+            ngx_post_event(c->read, &ngx_posted_next_events);
             ngx_add_timer(c->read, ws->conf->ws_idle_timeout);
             return;
         }

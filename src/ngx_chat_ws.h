@@ -71,9 +71,10 @@ struct ngx_chat_ws_s {
     uint64_t                   send_tat;
 
     /* presence: what this connection was told of each friend */
-    uint64_t                  *told;        /* friend ids, sorted */
-    u_char                    *told_state;  /* 0 offline, 1 online */
+    void                      *told;        /* ngx_chat_told_t, sorted */
     ngx_uint_t                 ntold;
+    ngx_queue_t                held;        /* presence before the state */
+    ngx_uint_t                 nheld;
 
     /* live delivery: ngx_chat_deliver.c */
     uint64_t                   conn_id;
