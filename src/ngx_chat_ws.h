@@ -23,7 +23,7 @@
 #define NGX_CHAT_WS_JSON_DEPTH    8
 
 /* bytes read from one connection before the others get their turn */
-#define NGX_CHAT_WS_READ_BUDGET   65536
+#define NGX_CHAT_WS_READ_BUDGET   16384
 
 /* commands queued for a Redis server: over it, new work is refused */
 #define NGX_CHAT_REDIS_BACKLOG    8192
