@@ -262,7 +262,7 @@ cmp_ok(time - $t_off, '<', 3, '... at once, not after the TTL');
         !grep { `redis-cli -h $rh -p $rp ZSCORE chat:presence:live $_`
                     =~ /\d/ } values %q
     };
-    my $rounds = 12;
+    my $rounds = 20;
     my @bad;
     for my $round (1 .. $rounds) {
         ChatTest::wait_until($offline, timeout => 10)
@@ -272,7 +272,7 @@ cmp_ok(time - $t_off, '<', 3, '... at once, not after the TTL');
         for ([$d, $q{e}, 'd'], [$e, $q{d}, 'e']) {
             my ($ws, $other, $who) = @$_;
             my @told;
-            while (defined(my $f = presence($ws, 1.5))) {
+            while (defined(my $f = presence($ws, 0.8))) {
                 push @told, $f->{online} ? 1 : 0
                     if $f->{user_id} == $other;
             }
