@@ -30,7 +30,7 @@
 #define NGX_CHAT_INBOX_SEEN       5000     /* delivered or read, per user */
 #define NGX_CHAT_INBOX_TTL        2592000  /* 30 days */
 #define NGX_CHAT_RBOX_MAX         1000     /* receipts for an offline user */
-#define NGX_CHAT_RECEIPT_MAX_PENDING 256   /* under way, per connection */
+#define NGX_CHAT_RECEIPT_MAX_PENDING 1024  /* under way, per connection */
 #define NGX_CHAT_SYNC_PAGE        200
 #define NGX_CHAT_REFILL_MAX       1000     /* from PostgreSQL, per sync */
 #define NGX_CHAT_REFILL_CHUNK     100      /* entries per REFILL call */
