@@ -61,6 +61,7 @@ typedef struct {
     size_t                     api_max_body;
     ngx_uint_t                 group_max_members;
     ngx_msec_t                 presence_ttl;
+    ngx_msec_t                 delivery_timeout;
 
     ngx_uint_t                 api;             /* chat_api is used */
     ngx_uint_t                 websocket;       /* chat_websocket too */
@@ -81,6 +82,8 @@ typedef struct {
     ngx_array_t               *ws_origins;      /* ngx_str_t */
     ngx_uint_t                 send_interval;   /* us; 0: no limit */
     ngx_uint_t                 send_burst;
+    ngx_uint_t                 frame_interval;  /* us; 0: no limit */
+    ngx_uint_t                 frame_burst;
 } ngx_chat_loc_conf_t;
 
 

@@ -42,6 +42,19 @@
 #define NGX_CHAT_RECEIPT_ID    64
 #define NGX_CHAT_REFRESH_BATCH 256
 
+/* as ngx_chat_presence_frame() has it */
+#define NGX_CHAT_PRESENCE_PREFIX  "{\"type\":\"presence\","
+
+
+/*
+ * A user whose inbox misses a message that was given up: its completeness
+ * marker goes, so that the next connection refills from PostgreSQL.
+ */
+typedef struct {
+    uint64_t                   user_id;
+    ngx_uint_t                 inflight;    /* a DEL is under way */
+} ngx_chat_lost_t;
+
 
 typedef struct {
     ngx_chat_redis_t          *sub;         /* subscriber connection */
@@ -65,6 +78,9 @@ typedef struct {
     ngx_event_t                retry;       /* deliveries Redis refused */
     ngx_queue_t                retries;
     ngx_uint_t                 nretries;
+    ngx_chat_lost_t           *lost;        /* inboxes missing a message */
+    ngx_uint_t                 nlost;
+    ngx_event_t                lost_timer;
     ngx_log_t                 *log;
     char                       channel[NGX_CHAT_CHANNEL_LEN];
 } ngx_chat_deliver_t;
@@ -85,6 +101,13 @@ typedef struct {
     char                       routes[NGX_CHAT_REFRESH_BATCH]
                                      [NGX_CHAT_ROUTE_LEN];
 } ngx_chat_refresh_t;
+
+
+/* a typing frame whose recipient is looked up */
+typedef struct {
+    ngx_chat_op_t              op;          /* in ws->ops */
+    uint64_t                   to;
+} ngx_chat_typing_t;
 
 
 /* a durable message on its way into the recipient's inbox */
@@ -139,6 +162,10 @@ static void ngx_chat_delivery_reply(ngx_chat_store_rc_e rc,
     redisReply *reply, void *data);
 static void ngx_chat_delivery_retry(ngx_chat_delivery_t *dv);
 static void ngx_chat_delivery_retry_handler(ngx_event_t *ev);
+static void ngx_chat_lost_add(uint64_t user_id);
+static void ngx_chat_lost_handler(ngx_event_t *ev);
+static void ngx_chat_lost_reply(ngx_chat_store_rc_e rc, redisReply *reply,
+    void *data);
 static void ngx_chat_refresh_reply(ngx_chat_store_rc_e rc,
     redisReply *reply, void *data);
 static ngx_chat_local_user_t *ngx_chat_local_find(uint64_t user_id);
@@ -163,6 +190,9 @@ static void ngx_chat_receipt_applied(ngx_chat_store_rc_e rc,
 static void ngx_chat_receipt_fail(ngx_chat_receipt_t *rc,
     const char *code, const char *message);
 static void ngx_chat_receipt_done(ngx_chat_receipt_t *rcp);
+static void ngx_chat_typing_checked(ngx_chat_store_rc_e rc, PGresult *res,
+    void *data);
+static ngx_int_t ngx_chat_typing_relay(ngx_chat_ws_t *ws, uint64_t to);
 
 
 /*
@@ -621,6 +651,11 @@ ngx_chat_deliver_init(ngx_chat_worker_t *w, ngx_cycle_t *cycle)
     d->retry.log = cycle->log;
     d->retry.cancelable = 1;
 
+    d->lost_timer.handler = ngx_chat_lost_handler;
+    d->lost_timer.data = d;
+    d->lost_timer.log = cycle->log;
+    d->lost_timer.cancelable = 1;
+
     d->tick.handler = ngx_chat_deliver_tick;
     d->tick.data = d;
     d->tick.log = cycle->log;
@@ -653,6 +688,19 @@ ngx_chat_deliver_exit(ngx_chat_worker_t *w)
     if (d->retry.timer_set) {
         ngx_del_timer(&d->retry);
     }
+
+    if (d->lost_timer.timer_set) {
+        ngx_del_timer(&d->lost_timer);
+    }
+
+    for (i = 0; i < d->nlost; i++) {
+        ngx_log_error(NGX_LOG_ERR, d->log, 0,
+                      "chat: the inbox of user %uL misses messages and is "
+                      "still marked complete: the worker exits",
+                      d->lost[i].user_id);
+    }
+
+    ngx_free(d->lost);
 
     while (!ngx_queue_empty(&d->retries)) {
         q = ngx_queue_head(&d->retries);
@@ -867,6 +915,30 @@ ngx_chat_deliver_live(ngx_chat_shard_t *sh, const char *p, size_t len)
         }
 
         if (n == 0) {
+            if (flen > sizeof(NGX_CHAT_PRESENCE_PREFIX) - 1
+                && ngx_strncmp(frame, NGX_CHAT_PRESENCE_PREFIX,
+                               sizeof(NGX_CHAT_PRESENCE_PREFIX) - 1)
+                   == 0)
+            {
+                /* the friends' state first, then only changes */
+                if (!ws->presence_sent && ws->nheld < NGX_CHAT_HELD_MAX) {
+                    lv = ngx_alloc(sizeof(ngx_chat_live_t) + flen,
+                                   ngx_cycle->log);
+                    if (lv) {
+                        lv->n = 0;
+                        lv->len = flen;
+                        ngx_memcpy(lv + 1, frame, flen);
+                        ngx_queue_insert_tail(&ws->held, &lv->queue);
+                        ws->nheld++;
+                        continue;
+                    }
+                }
+
+                if (!ngx_chat_presence_filter(ws, frame, flen)) {
+                    continue;
+                }
+            }
+
             (void) ngx_chat_ws_send_text(ws, (u_char *) frame, flen);
             continue;
         }
@@ -1209,6 +1281,7 @@ ngx_chat_deliver_open(ngx_chat_ws_t *ws)
 
     ngx_queue_init(&ws->peers);
     ngx_queue_init(&ws->live);
+    ngx_queue_init(&ws->held);
 
     ws->sync_timer.handler = ngx_chat_sync_timer;
     ws->sync_timer.data = ws;
@@ -1434,7 +1507,9 @@ ngx_chat_sync_reply(ngx_chat_store_rc_e rc, redisReply *reply, void *data)
     if (ws->sync_check) {
         ws->sync_check = 0;
 
-        if (reply->element[0]->integer == -1) {
+        if (reply->element[0]->integer == -1
+            || ngx_chat_deliver_lost(ws->user_id))
+        {
             /* the inbox is not known complete: PostgreSQL first */
             ngx_chat_refill_start(ws);
             return;
@@ -1569,6 +1644,46 @@ ngx_chat_live_free(ngx_chat_ws_t *ws)
     }
 
     ws->nlive = 0;
+
+    while (!ngx_queue_empty(&ws->held)) {
+        q = ngx_queue_head(&ws->held);
+        ngx_queue_remove(q);
+        ngx_free(ngx_queue_data(q, ngx_chat_live_t, queue));
+    }
+
+    ws->nheld = 0;
+}
+
+
+/* what a friend's worker told while the friends' state was on its way */
+
+void
+ngx_chat_deliver_presence_release(ngx_chat_ws_t *ws)
+{
+    ngx_queue_t      *q;
+    ngx_chat_live_t  *lv;
+
+    ws->presence_sent = 1;
+
+    if (ws->held.next == NULL) {
+        return;
+    }
+
+    while (!ngx_queue_empty(&ws->held)) {
+        q = ngx_queue_head(&ws->held);
+        ngx_queue_remove(q);
+        ws->nheld--;
+
+        lv = ngx_queue_data(q, ngx_chat_live_t, queue);
+
+        if (!ws->done
+            && ngx_chat_presence_filter(ws, (char *) (lv + 1), lv->len))
+        {
+            (void) ngx_chat_ws_send_text(ws, (u_char *) (lv + 1), lv->len);
+        }
+
+        ngx_free(lv);
+    }
 }
 
 
@@ -1676,8 +1791,10 @@ ngx_chat_deliver_message(uint64_t from, uint64_t to, const char *id,
 /*
  * DELIVER for one message, again and again while Redis is down or slow:
  * the message is acknowledged and in Kafka, and DELIVER is idempotent on
- * its id.  A message that Redis did not take for NGX_CHAT_DELIVERY_MAX_AGE
- * is given up (logged); it stays in Kafka and PostgreSQL.
+ * its id.  A message that Redis did not take for chat_delivery_timeout
+ * is given up (logged); it stays in Kafka and PostgreSQL, and the
+ * recipient's inbox is no longer taken for complete (ngx_chat_lost_add()):
+ * the next connection or sync reads it from PostgreSQL.
  */
 
 static void
@@ -1749,12 +1866,19 @@ ngx_chat_delivery_retry(ngx_chat_delivery_t *dv)
     ngx_chat_deliver_t  *d = ngx_chat_deliver;
 
     if (d == NULL || ngx_exiting || ngx_terminate
-        || ngx_current_msec - dv->since > NGX_CHAT_DELIVERY_MAX_AGE
+        || ngx_current_msec - dv->since
+           > ngx_chat_worker->conf->delivery_timeout
         || d->nretries >= NGX_CHAT_DELIVERY_MAX_RETRIES)
     {
         ngx_log_error(NGX_LOG_ERR, d ? d->log : ngx_cycle->log, 0,
                       "chat: message %s to %uL is in Kafka but not in the "
-                      "inbox: Redis did not take it", dv->id, dv->to);
+                      "inbox: Redis did not take it, the inbox is refilled "
+                      "from PostgreSQL", dv->id, dv->to);
+
+        if (d) {
+            ngx_chat_lost_add(dv->to);
+        }
+
         ngx_free(dv);
         return;
     }
@@ -1795,6 +1919,130 @@ ngx_chat_delivery_retry_handler(ngx_event_t *ev)
         ngx_queue_remove(q);
         dv = ngx_queue_data(q, ngx_chat_delivery_t, queue);
         ngx_chat_delivery_issue(dv);
+    }
+}
+
+
+/*
+ * The recipient of a message given up: its marker chat:inboxok:{user} is
+ * deleted as soon as its Redis server answers, with no time limit; till
+ * then this worker sets no marker for it (ngx_chat_deliver_lost()).  The
+ * set is bounded; a user that does not fit is logged.
+ */
+
+static void
+ngx_chat_lost_add(uint64_t user_id)
+{
+    ngx_chat_lost_t     *lost;
+    ngx_chat_deliver_t  *d = ngx_chat_deliver;
+
+    if (ngx_chat_deliver_lost(user_id)) {
+        return;
+    }
+
+    if (d->lost == NULL) {
+        d->lost = ngx_alloc(NGX_CHAT_LOST_MAX * sizeof(ngx_chat_lost_t),
+                            d->log);
+    }
+
+    if (d->lost == NULL || d->nlost == NGX_CHAT_LOST_MAX) {
+        ngx_log_error(NGX_LOG_ALERT, d->log, 0,
+                      "chat: the inbox of user %uL misses messages and "
+                      "stays marked complete: too many such users",
+                      user_id);
+        return;
+    }
+
+    lost = &d->lost[d->nlost++];
+    lost->user_id = user_id;
+    lost->inflight = 0;
+
+    if (!d->lost_timer.timer_set) {
+        ngx_add_timer(&d->lost_timer, 1);
+    }
+}
+
+
+ngx_uint_t
+ngx_chat_deliver_lost(uint64_t user_id)
+{
+    ngx_uint_t           i;
+    ngx_chat_deliver_t  *d = ngx_chat_deliver;
+
+    if (d == NULL) {
+        return 0;
+    }
+
+    for (i = 0; i < d->nlost; i++) {
+        if (d->lost[i].user_id == user_id) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static void
+ngx_chat_lost_handler(ngx_event_t *ev)
+{
+    ngx_uint_t           i;
+    ngx_chat_lost_t     *lost;
+    ngx_chat_redis_t    *rds;
+    ngx_chat_deliver_t  *d = ev->data;
+
+    for (i = 0; i < d->nlost; i++) {
+        lost = &d->lost[i];
+
+        if (lost->inflight) {
+            continue;
+        }
+
+        rds = ngx_chat_redis_for_user(lost->user_id);
+
+        if (rds
+            && ngx_chat_redis_command(rds, ngx_chat_lost_reply,
+                                      (void *) (uintptr_t) lost->user_id,
+                                      "DEL chat:inboxok:{%llu}",
+                                      (unsigned long long) lost->user_id))
+        {
+            lost->inflight = 1;
+        }
+    }
+
+    if (d->nlost && !ngx_exiting && !ngx_terminate) {
+        ngx_add_timer(&d->lost_timer, NGX_CHAT_DELIVERY_RETRY);
+    }
+}
+
+
+static void
+ngx_chat_lost_reply(ngx_chat_store_rc_e rc, redisReply *reply, void *data)
+{
+    uint64_t             user_id = (uintptr_t) data;
+    ngx_uint_t           i;
+    ngx_chat_deliver_t  *d = ngx_chat_deliver;
+
+    if (d == NULL) {
+        return;
+    }
+
+    for (i = 0; i < d->nlost; i++) {
+        if (d->lost[i].user_id != user_id) {
+            continue;
+        }
+
+        if (rc != NGX_CHAT_STORE_OK) {
+            d->lost[i].inflight = 0;
+            return;
+        }
+
+        ngx_log_error(NGX_LOG_WARN, d->log, 0,
+                      "chat: the inbox of user %uL is refilled from "
+                      "PostgreSQL at its next connection", user_id);
+
+        d->lost[i] = d->lost[--d->nlost];
+        return;
     }
 }
 
@@ -1847,6 +2095,18 @@ ngx_chat_receipt(ngx_chat_ws_t *ws, chat_proto_msg_t *m)
                                  "Redis or Kafka configured", NULL);
     }
 
+    rds = ngx_chat_redis_for_user(ws->user_id);
+
+    if (ws->nreceipts >= NGX_CHAT_RECEIPT_MAX_PENDING) {
+        return ngx_chat_ws_error(ws, "busy", "too many receipts under way "
+                                 "on this connection", NULL);
+    }
+
+    if (ngx_chat_redis_pending(rds) > NGX_CHAT_REDIS_BACKLOG) {
+        return ngx_chat_ws_error(ws, "busy", "the server is overloaded, "
+                                 "send it again", NULL);
+    }
+
     rcp = ngx_calloc(sizeof(ngx_chat_receipt_t), ngx_cycle->log);
     if (rcp == NULL) {
         return NGX_ERROR;
@@ -1858,8 +2118,7 @@ ngx_chat_receipt(ngx_chat_ws_t *ws, chat_proto_msg_t *m)
     ngx_memcpy(rcp->id, m->id, m->id_len);
     rcp->id[m->id_len] = '\0';
     ngx_queue_insert_tail(&ws->ops, &rcp->op.queue);
-
-    rds = ngx_chat_redis_for_user(ws->user_id);
+    ws->nreceipts++;
 
     rcp->cmd = ngx_chat_redis_command(rds, ngx_chat_receipt_checked, rcp,
                                       "HGET chat:inbox:{%llu} %s",
@@ -2080,6 +2339,7 @@ ngx_chat_receipt_done(ngx_chat_receipt_t *rcp)
 {
     if (rcp->op.ws) {
         ngx_queue_remove(&rcp->op.queue);
+        rcp->op.ws->nreceipts--;
     }
 
     free(rcp->text);
@@ -2090,26 +2350,115 @@ ngx_chat_receipt_done(ngx_chat_receipt_t *rcp)
 /*
  * {"type":"typing","to":U}: to U's connections now, or to nobody; never
  * stored.  One per second per connection is passed on, the rest dropped.
+ * U must exist (CONTRACT section 3: else an error frame), as for a send:
+ * the worker's memory of users, else PostgreSQL; such a lookup costs a
+ * send's worth of the connection's chat_send_rate.
  */
 
 ngx_int_t
 ngx_chat_typing(ngx_chat_ws_t *ws, chat_proto_msg_t *m)
 {
-    char      *text;
-    json_t    *frame;
-    uint64_t   to;
+    u_char              buf[NGX_INT64_LEN];
+    ngx_int_t           known;
+    ngx_str_t           param;
+    ngx_msec_t          retry;
+    ngx_chat_typing_t  *ty;
+    ngx_chat_worker_t  *w = ngx_chat_worker;
 
     if (m->group) {
         return ngx_chat_ws_error(ws, "not_implemented",
                                  "group chat is not available yet", NULL);
     }
 
-    to = m->to;
-
     if (ngx_chat_deliver == NULL) {
         return ngx_chat_ws_error(ws, "unavailable", "this node has no "
                                  "Redis configured", NULL);
     }
+
+    known = ngx_chat_user_known(m->to);
+
+    if (known == 0) {
+        return ngx_chat_ws_error(ws, "not_found", "no such user", NULL);
+    }
+
+    if (known == 1) {
+        return ngx_chat_typing_relay(ws, m->to);
+    }
+
+    if (w->pg == NULL) {
+        return ngx_chat_ws_error(ws, "unavailable", "this node has no "
+                                 "PostgreSQL configured", NULL);
+    }
+
+    if (ngx_chat_ws_meter(&ws->send_tat, ws->conf->send_interval,
+                          ws->conf->send_burst, &retry)
+        != NGX_OK)
+    {
+        return ngx_chat_ws_rate_limited(ws, "too many lookups, slow down",
+                                        retry, NULL);
+    }
+
+    ty = ngx_calloc(sizeof(ngx_chat_typing_t), ngx_cycle->log);
+    if (ty == NULL) {
+        return NGX_ERROR;
+    }
+
+    ty->op.ws = ws;
+    ty->to = m->to;
+    ngx_queue_insert_tail(&ws->ops, &ty->op.queue);
+
+    param.data = buf;
+    param.len = ngx_sprintf(buf, "%uL", ty->to) - buf;
+
+    if (ngx_chat_pg_query(w->pg, "SELECT 1 FROM users WHERE id = $1", 1,
+                          &param, ngx_chat_typing_checked, ty)
+        == NULL)
+    {
+        ngx_queue_remove(&ty->op.queue);
+        ngx_free(ty);
+        return ngx_chat_ws_error(ws, "unavailable", "the database is down",
+                                 NULL);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_chat_typing_checked(ngx_chat_store_rc_e rc, PGresult *res, void *data)
+{
+    ngx_chat_typing_t  *ty = data;
+
+    ngx_chat_ws_t  *ws = ty->op.ws;
+
+    if (rc == NGX_CHAT_STORE_OK) {
+        ngx_chat_user_remember(ty->to, PQntuples(res) > 0);
+    }
+
+    if (ws) {
+        ngx_queue_remove(&ty->op.queue);
+
+        if (rc != NGX_CHAT_STORE_OK) {
+            (void) ngx_chat_ws_error(ws, "unavailable", "the database did "
+                                     "not answer", NULL);
+
+        } else if (PQntuples(res) == 0) {
+            (void) ngx_chat_ws_error(ws, "not_found", "no such user", NULL);
+
+        } else {
+            (void) ngx_chat_typing_relay(ws, ty->to);
+        }
+    }
+
+    ngx_free(ty);
+}
+
+
+static ngx_int_t
+ngx_chat_typing_relay(ngx_chat_ws_t *ws, uint64_t to)
+{
+    char    *text;
+    json_t  *frame;
 
     if (ws->typing_at && ngx_current_msec - ws->typing_at < 1000) {
         return NGX_OK;

@@ -30,15 +30,17 @@
 #define NGX_CHAT_INBOX_SEEN       5000     /* delivered or read, per user */
 #define NGX_CHAT_INBOX_TTL        2592000  /* 30 days */
 #define NGX_CHAT_RBOX_MAX         1000     /* receipts for an offline user */
+#define NGX_CHAT_RECEIPT_MAX_PENDING 1024  /* under way, per connection */
 #define NGX_CHAT_SYNC_PAGE        200
 #define NGX_CHAT_REFILL_MAX       1000     /* from PostgreSQL, per sync */
 #define NGX_CHAT_REFILL_CHUNK     100      /* entries per REFILL call */
 #define NGX_CHAT_REFILL_GRACE     60000    /* ms of Redis data: see REFILL */
 #define NGX_CHAT_LIVE_MAX         256      /* buffered while syncing */
+#define NGX_CHAT_HELD_MAX         256      /* presence, before the state */
 #define NGX_CHAT_SEEN_TTL         2592000  /* last_seen in Redis, 30 days */
 
 #define NGX_CHAT_DELIVERY_RETRY   250      /* ms between rounds */
-#define NGX_CHAT_DELIVERY_MAX_AGE 120000   /* ms: then given up */
+#define NGX_CHAT_LOST_MAX         4096     /* users, per worker */
 #define NGX_CHAT_DELIVERY_MAX_RETRIES 100000
 
 #define NGX_CHAT_ROUTE_LEN        128      /* "<channel> <conn id>" */
@@ -101,6 +103,12 @@ ngx_chat_redis_cmd_t *ngx_chat_relay(uint64_t user_id, const char *frame,
     size_t len, uint64_t except, ngx_uint_t store,
     ngx_chat_redis_handler_pt handler, void *data);
 
+/*
+ * A message to the user was given up: its inbox is not complete, whatever
+ * Redis's marker says (it is being deleted).
+ */
+ngx_uint_t ngx_chat_deliver_lost(uint64_t user_id);
+
 /* the inbox is read on after a refill */
 void ngx_chat_sync_resume(ngx_chat_ws_t *ws);
 
@@ -115,6 +123,14 @@ typedef void (*ngx_chat_presence_lookup_pt)(void *data,
 ngx_int_t ngx_chat_presence_init(ngx_chat_worker_t *w, ngx_cycle_t *cycle);
 void ngx_chat_presence_exit(void);
 void ngx_chat_presence_open(ngx_chat_ws_t *ws);
+/*
+ * A presence frame from another worker for this connection: 1 when it
+ * tells something new (send it), 0 when the connection knows it already.
+ */
+ngx_uint_t ngx_chat_presence_filter(ngx_chat_ws_t *ws, const char *frame,
+    size_t len);
+/* the friends' state is sent: presence frames held meanwhile go out */
+void ngx_chat_deliver_presence_release(ngx_chat_ws_t *ws);
 void ngx_chat_presence_close(uint64_t user_id, const char *route);
 
 /*

@@ -208,6 +208,13 @@ static ngx_command_t  ngx_chat_commands[] = {
       offsetof(ngx_chat_main_conf_t, presence_ttl),
       &ngx_chat_positive_msec_p },
 
+    { ngx_string("chat_delivery_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, delivery_timeout),
+      &ngx_chat_positive_msec_p },
+
     { ngx_string("chat_group_max_members"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
@@ -268,7 +275,14 @@ static ngx_command_t  ngx_chat_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
       ngx_chat_send_rate,
       NGX_HTTP_LOC_CONF_OFFSET,
-      0,
+      offsetof(ngx_chat_loc_conf_t, send_interval),
+      NULL },
+
+    { ngx_string("chat_ws_frame_rate"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_chat_send_rate,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_chat_loc_conf_t, frame_interval),
       NULL },
 
     { ngx_string("chat_ws_origins"),
@@ -361,6 +375,7 @@ ngx_chat_create_main_conf(ngx_conf_t *cf)
     cmcf->api_max_body = NGX_CONF_UNSET_SIZE;
     cmcf->group_max_members = NGX_CONF_UNSET_UINT;
     cmcf->presence_ttl = NGX_CONF_UNSET_MSEC;
+    cmcf->delivery_timeout = NGX_CONF_UNSET_MSEC;
     cmcf->password_concurrency = NGX_CONF_UNSET_UINT;
 
     return cmcf;
@@ -389,6 +404,7 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_size_value(cmcf->api_max_body, 65536);
     ngx_conf_init_uint_value(cmcf->group_max_members, 1024);
     ngx_conf_init_msec_value(cmcf->presence_ttl, 300000);
+    ngx_conf_init_msec_value(cmcf->delivery_timeout, 120000);
     ngx_conf_init_uint_value(cmcf->password_concurrency, 1);
 
     if (cmcf->jwt_ttl <= 0) {
@@ -506,6 +522,8 @@ ngx_chat_create_loc_conf(ngx_conf_t *cf)
     clcf->ws_origins = NGX_CONF_UNSET_PTR;
     clcf->send_interval = NGX_CONF_UNSET_UINT;
     clcf->send_burst = NGX_CONF_UNSET_UINT;
+    clcf->frame_interval = NGX_CONF_UNSET_UINT;
+    clcf->frame_burst = NGX_CONF_UNSET_UINT;
 
     return clcf;
 }
@@ -540,6 +558,11 @@ ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->send_interval, prev->send_interval,
                               50000);
     ngx_conf_merge_uint_value(conf->send_burst, prev->send_burst, 100);
+
+    /* frames of any type, per connection: 100 a second, bursts of 1000 */
+    ngx_conf_merge_uint_value(conf->frame_interval, prev->frame_interval,
+                              10000);
+    ngx_conf_merge_uint_value(conf->frame_burst, prev->frame_burst, 1000);
 
     return NGX_CONF_OK;
 }
@@ -726,20 +749,26 @@ ngx_chat_login_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 /*
  * chat_send_rate off | <n>r/s | <n>r/m [burst=<n>]: messages per user,
- * across all of the user's connections (GCRA in Redis).
+ * across all of the user's connections (GCRA in Redis), and per
+ * connection before any lookup (ngx_chat_ws_meter()); chat_ws_frame_rate,
+ * the same syntax: frames of any type per connection.  cmd->offset is
+ * the interval's, the burst follows it.
  */
 
 static char *
 ngx_chat_send_rate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_chat_loc_conf_t *clcf = conf;
+    size_t       len;
+    u_char      *p;
+    ngx_int_t    rate, scale, burst;
+    ngx_str_t   *value;
+    ngx_uint_t  *interval, *bursts;
 
-    size_t      len;
-    u_char     *p;
-    ngx_int_t   rate, scale, burst;
-    ngx_str_t  *value;
+    /* the interval, and the burst right after it */
+    interval = (ngx_uint_t *) ((u_char *) conf + cmd->offset);
+    bursts = interval + 1;
 
-    if (clcf->send_interval != NGX_CONF_UNSET_UINT) {
+    if (*interval != NGX_CONF_UNSET_UINT) {
         return "is duplicate";
     }
 
@@ -750,8 +779,8 @@ ngx_chat_send_rate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             return "takes no burst when off";
         }
 
-        clcf->send_interval = 0;
-        clcf->send_burst = 0;
+        *interval = 0;
+        *bursts = 0;
         return NGX_CONF_OK;
     }
 
@@ -780,9 +809,9 @@ ngx_chat_send_rate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     /* microseconds between two messages */
-    clcf->send_interval = (ngx_uint_t) (1000000 * scale / rate);
-    if (clcf->send_interval == 0) {
-        clcf->send_interval = 1;
+    *interval = (ngx_uint_t) (1000000 * scale / rate);
+    if (*interval == 0) {
+        *interval = 1;
     }
 
     burst = 0;
@@ -802,7 +831,7 @@ ngx_chat_send_rate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
-    clcf->send_burst = burst;
+    *bursts = burst;
 
     return NGX_CONF_OK;
 }

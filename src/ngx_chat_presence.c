@@ -80,6 +80,13 @@ typedef struct {
 } ngx_chat_presence_state_t;
 
 
+/* what a connection was told of a friend: ws->told */
+typedef struct {
+    uint64_t                   user_id;
+    ngx_uint_t                 online;
+} ngx_chat_told_t;
+
+
 /* a change to tell the user's friends */
 typedef struct {
     uint64_t                   user_id;
@@ -137,6 +144,7 @@ static void ngx_chat_presence_sweep_reply(ngx_chat_store_rc_e rc,
 static ngx_int_t ngx_chat_presence_script(ngx_chat_redis_t *rds,
     ngx_chat_script_e script, uint64_t *ids, ngx_uint_t n,
     ngx_chat_redis_handler_pt handler, void *data);
+static int ngx_libc_cdecl ngx_chat_told_cmp(const void *a, const void *b);
 static int64_t ngx_chat_presence_ms(redisReply *r);
 static int64_t ngx_chat_presence_now(void);
 
@@ -214,6 +222,7 @@ ngx_chat_presence_open(ngx_chat_ws_t *ws)
 
     po = ngx_calloc(sizeof(ngx_chat_presence_open_t), ngx_cycle->log);
     if (po == NULL) {
+        ngx_chat_deliver_presence_release(ws);
         return;
     }
 
@@ -326,19 +335,31 @@ static void
 ngx_chat_presence_opened(ngx_chat_presence_open_t *po,
     ngx_chat_presence_lookup_t *lk)
 {
-    json_t         *frame;
-    int64_t         seen;
-    ngx_uint_t      i, online;
-    ngx_chat_ws_t  *ws = po->op.ws;
+    json_t           *frame;
+    int64_t           seen;
+    ngx_uint_t        i, online;
+    ngx_chat_ws_t    *ws = po->op.ws;
+    ngx_chat_told_t  *told;
 
     if (ws) {
         ngx_queue_remove(&po->op.queue);
+
+        /* what it is told, so that it is not told the same again */
+        told = po->nfriends
+               ? ngx_palloc(ws->request->pool,
+                            po->nfriends * sizeof(ngx_chat_told_t))
+               : NULL;
 
         for (i = 0; i < po->nfriends && !ws->done; i++) {
             online = (lk && lk->beat[i] >= 0);
             seen = online ? lk->beat[i]
                           : (lk && lk->seen[i] >= 0) ? lk->seen[i]
                                                      : po->seen[i];
+
+            if (told) {
+                told[i].user_id = po->friends[i];
+                told[i].online = online;
+            }
 
             frame = ngx_chat_presence_frame(po->friends[i], online, seen);
             if (frame) {
@@ -347,6 +368,14 @@ ngx_chat_presence_opened(ngx_chat_presence_open_t *po,
             }
         }
 
+        if (told && !ws->done) {
+            ngx_qsort(told, po->nfriends, sizeof(ngx_chat_told_t),
+                      ngx_chat_told_cmp);
+            ws->told = told;
+            ws->ntold = po->nfriends;
+        }
+
+        ngx_chat_deliver_presence_release(ws);
     }
 
     if (po->online) {
@@ -357,6 +386,79 @@ ngx_chat_presence_opened(ngx_chat_presence_open_t *po,
 
     ngx_free(po->friends);
     ngx_free(po);
+}
+
+
+/*
+ * A friend's change, as published by its worker: a friend connecting at
+ * the same time as this connection may find it online in the state it was
+ * sent and be told of it again by the friend's own announcement; what the
+ * connection was told already is not said twice.  Users that were not
+ * friends at connect pass.
+ */
+
+ngx_uint_t
+ngx_chat_presence_filter(ngx_chat_ws_t *ws, const char *frame, size_t len)
+{
+    json_t           *json, *uid, *online;
+    uint64_t          id;
+    ngx_uint_t        lo, hi, mid, on;
+    ngx_chat_told_t  *told = ws->told;
+
+    if (ws->ntold == 0) {
+        return 1;
+    }
+
+    json = json_loadb(frame, len, 0, NULL);
+    uid = json ? json_object_get(json, "user_id") : NULL;
+    online = json ? json_object_get(json, "online") : NULL;
+
+    if (!json_is_integer(uid) || !json_is_boolean(online)) {
+        json_decref(json);
+        return 1;
+    }
+
+    id = (uint64_t) json_integer_value(uid);
+    on = json_is_true(online);
+    json_decref(json);
+
+    lo = 0;
+    hi = ws->ntold;
+
+    while (lo < hi) {
+        mid = lo + (hi - lo) / 2;
+
+        if (told[mid].user_id < id) {
+            lo = mid + 1;
+
+        } else {
+            hi = mid;
+        }
+    }
+
+    if (lo == ws->ntold || told[lo].user_id != id) {
+        return 1;
+    }
+
+    if (told[lo].online == on) {
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ws->request->connection->log, 0,
+                       "chat: presence: user %uL %s, told already", id,
+                       on ? "online" : "offline");
+        return 0;
+    }
+
+    told[lo].online = on;
+
+    return 1;
+}
+
+
+static int ngx_libc_cdecl
+ngx_chat_told_cmp(const void *a, const void *b)
+{
+    const ngx_chat_told_t  *x = a, *y = b;
+
+    return x->user_id < y->user_id ? -1 : x->user_id > y->user_id;
 }
 
 

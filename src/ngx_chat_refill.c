@@ -265,7 +265,10 @@ ngx_chat_refill_chunk(ngx_chat_refill_t *rf)
 
     argv[k++] = ttl;
     argv[k++] = grace;
-    argv[k++] = (first == 0 && rf->complete) ? "1" : "0";
+    /* an inbox that misses a message given up is never marked complete */
+    argv[k++] = (first == 0 && rf->complete
+                 && !ngx_chat_deliver_lost(rf->user_id))
+                ? "1" : "0";
 
     for (i = first; i < rf->next; i++) {
         argv[k++] = rf->entries[i].id;

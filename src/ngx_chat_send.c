@@ -4,8 +4,10 @@
  *
  * {"type":"send"}: from a client's frame to a durable acknowledgement.
  *
+ *   0. the connection's own meter (chat_send_rate, in memory), before any
+ *      backend work: a send to a user that does not exist counts too;
  *   1. the recipient must exist (PostgreSQL, remembered by the worker for
- *      a minute);
+ *      a minute, and that it does not for NGX_CHAT_USER_MISS_TTL);
  *   2. rate limit and dedup in one script on the sender's Redis server:
  *      chat:rate:{sender} (GCRA, chat_send_rate) and SET
  *      chat:dedup:{sender}:<client_id> "pending" NX; a key that exists
@@ -29,7 +31,9 @@
  * it, so seq and live delivery follow the order of sending.
  *
  * A send outlives its connection: if the client goes away, the steps
- * still finish and the ack is kept for the client's retry.
+ * still finish and the ack is kept for the client's retry.  It is metered
+ * all the same: the rate limit is taken when the send comes, not from
+ * the connection when it is claimed.
  */
 
 
@@ -47,16 +51,17 @@
 #define NGX_CHAT_SEND_DEDUP_TTL   86400
 #define NGX_CHAT_SEND_CLIENT_ID   CHAT_RECORD_CLIENT_ID
 #define NGX_CHAT_SEND_MAX_PENDING 1024     /* per connection */
-#define NGX_CHAT_SEND_REDIS_BACKLOG 8192   /* commands per Redis server */
 
-/* recipients known to exist, per worker */
+/* recipients known to exist or not, per worker */
 #define NGX_CHAT_USER_CACHE       4096
 #define NGX_CHAT_USER_CACHE_TTL   60
+#define NGX_CHAT_USER_MISS_TTL    5
 
 
 typedef struct {
     uint64_t                   user_id;
     time_t                     expires;
+    ngx_uint_t                 exists;      /* unsigned exists:1 */
 } ngx_chat_user_cache_t;
 
 
@@ -71,6 +76,8 @@ typedef struct {
     ngx_chat_op_t              op;          /* in ws->sends */
     ngx_log_t                 *log;
     ngx_chat_send_state_e      state;
+    ngx_uint_t                 interval;    /* chat_send_rate, as it came */
+    ngx_uint_t                 burst;
     uint64_t                   from;
     uint64_t                   to;
     int64_t                    seq;
@@ -126,13 +133,14 @@ ngx_chat_send(ngx_chat_ws_t *ws, chat_proto_msg_t *m)
 {
     u_char                  buf[NGX_INT64_LEN];
     uint64_t                to, lo, hi;
+    ngx_int_t               known;
     ngx_str_t               param;
+    ngx_msec_t              retry;
     ngx_time_t             *tp;
     const char             *refused;
     ngx_chat_send_t        *s;
     chat_record_msg_t       rm;
     ngx_chat_worker_t      *w = ngx_chat_worker;
-    ngx_chat_user_cache_t  *uc;
 
     /* the fields are checked (chat_proto_decode) */
 
@@ -162,10 +170,33 @@ ngx_chat_send(ngx_chat_ws_t *ws, chat_proto_msg_t *m)
      * new sends are refused instead, until it caught up.
      */
     if (ngx_chat_redis_pending(ngx_chat_redis_for_user(ws->user_id))
-        > NGX_CHAT_SEND_REDIS_BACKLOG)
+        > NGX_CHAT_REDIS_BACKLOG)
     {
         return ngx_chat_ws_error(ws, "busy", "the server is overloaded, "
                                  "send it again", m->client_id);
+    }
+
+    /*
+     * The connection's share of the limit, before any lookup: what the
+     * user's limit in Redis would refuse later is refused here for free,
+     * and sends to users that do not exist are counted too.
+     */
+    if (ngx_chat_ws_meter(&ws->send_tat, ws->conf->send_interval,
+                          ws->conf->send_burst, &retry)
+        != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_INFO, ws->request->connection->log, 0,
+                      "chat: user %uL sends too fast, a message refused",
+                      ws->user_id);
+        return ngx_chat_ws_rate_limited(ws, "too many messages, slow down",
+                                        retry, m->client_id);
+    }
+
+    known = ngx_chat_user_known(to);
+
+    if (known == 0) {
+        return ngx_chat_ws_error(ws, "not_found", "no such user",
+                                 m->client_id);
     }
 
     s = ngx_calloc(sizeof(ngx_chat_send_t), ws->request->connection->log);
@@ -175,6 +206,8 @@ ngx_chat_send(ngx_chat_ws_t *ws, chat_proto_msg_t *m)
 
     s->op.ws = ws;
     s->log = ngx_cycle->log;
+    s->interval = ws->conf->send_interval;
+    s->burst = ws->conf->send_burst;
     s->from = ws->user_id;
     s->to = to;
     ngx_memcpy(s->client_id, m->client_id, m->client_id_len);
@@ -208,9 +241,7 @@ ngx_chat_send(ngx_chat_ws_t *ws, chat_proto_msg_t *m)
     ngx_queue_insert_tail(&ws->sends, &s->op.queue);
     ws->nsends++;
 
-    uc = &ngx_chat_user_cache[to % NGX_CHAT_USER_CACHE];
-
-    if (uc->user_id == to && uc->expires > ngx_time()) {
+    if (known == 1) {
         s->state = NGX_CHAT_SEND_CHECKED;
         ngx_chat_send_pump(ws);
         return NGX_OK;
@@ -233,8 +264,7 @@ static void
 ngx_chat_send_user_checked(ngx_chat_store_rc_e rc, PGresult *res,
     void *data)
 {
-    ngx_chat_send_t        *s = data;
-    ngx_chat_user_cache_t  *uc;
+    ngx_chat_send_t  *s = data;
 
     s->query = NULL;
 
@@ -243,14 +273,12 @@ ngx_chat_send_user_checked(ngx_chat_store_rc_e rc, PGresult *res,
         return;
     }
 
+    ngx_chat_user_remember(s->to, PQntuples(res) > 0);
+
     if (PQntuples(res) == 0) {
         ngx_chat_send_fail(s, "not_found", "no such user");
         return;
     }
-
-    uc = &ngx_chat_user_cache[s->to % NGX_CHAT_USER_CACHE];
-    uc->user_id = s->to;
-    uc->expires = ngx_time() + NGX_CHAT_USER_CACHE_TTL;
 
     s->state = NGX_CHAT_SEND_CHECKED;
 
@@ -260,6 +288,42 @@ ngx_chat_send_user_checked(ngx_chat_store_rc_e rc, PGresult *res,
     }
 
     ngx_chat_send_pump(s->op.ws);
+}
+
+
+ngx_int_t
+ngx_chat_user_known(uint64_t user_id)
+{
+    ngx_chat_user_cache_t  *uc;
+
+    uc = &ngx_chat_user_cache[user_id % NGX_CHAT_USER_CACHE];
+
+    if (uc->user_id != user_id || uc->expires <= ngx_time()) {
+        return -1;
+    }
+
+    return uc->exists ? 1 : 0;
+}
+
+
+void
+ngx_chat_user_remember(uint64_t user_id, ngx_uint_t exists)
+{
+    ngx_chat_user_cache_t  *uc;
+
+    uc = &ngx_chat_user_cache[user_id % NGX_CHAT_USER_CACHE];
+
+    /* a miss does not push out a user known to exist */
+    if (!exists && uc->exists && uc->user_id != user_id
+        && uc->expires > ngx_time())
+    {
+        return;
+    }
+
+    uc->user_id = user_id;
+    uc->exists = exists;
+    uc->expires = ngx_time() + (exists ? NGX_CHAT_USER_CACHE_TTL
+                                       : NGX_CHAT_USER_MISS_TTL);
 }
 
 
@@ -305,14 +369,13 @@ ngx_chat_send_claim(ngx_chat_send_t *s)
 {
     const char           *sha;
     ngx_chat_redis_t     *rds;
-    ngx_chat_loc_conf_t  *clcf;
     unsigned long long    uid = s->from, interval, burst;
 
     s->state = NGX_CHAT_SEND_CLAIMING;
 
-    clcf = s->op.ws ? s->op.ws->conf : NULL;
-    interval = clcf ? clcf->send_interval : 0;
-    burst = clcf ? clcf->send_burst : 0;
+    /* metered whatever became of the connection */
+    interval = s->interval;
+    burst = s->burst;
     rds = ngx_chat_redis_for_user(s->from);
     sha = ngx_chat_script_sha(NGX_CHAT_SCRIPT_CLAIM);
 

@@ -433,6 +433,7 @@ ngx_chat_ws_read_event(ngx_event_t *ev)
 static void
 ngx_chat_ws_read_handler(ngx_http_request_t *r)
 {
+    size_t             budget;
     ssize_t            n;
     ngx_chat_ws_t     *ws;
     ngx_connection_t  *c;
@@ -453,8 +454,24 @@ ngx_chat_ws_read_handler(ngx_http_request_t *r)
         return;
     }
 
+    budget = NGX_CHAT_WS_READ_BUDGET;
+
     for ( ;; ) {
-        n = c->recv(c, ngx_chat_ws_rbuf, NGX_CHAT_WS_RBUF);
+        if (budget == 0) {
+            /*
+             * The other connections get their turn: the rest is read in
+             * the next round of the event loop, after what epoll reports
+             * ready then (ngx_posted_next_events; ngx_posted_events would
+             * run again before them).  Nothing else is read from this
+             * connection meanwhile, so its frames keep their order.
+             */
+            ngx_post_event(c->read, &ngx_posted_next_events);
+            ngx_add_timer(c->read, ws->conf->ws_idle_timeout);
+            return;
+        }
+
+        n = c->recv(c, ngx_chat_ws_rbuf,
+                    ngx_min(NGX_CHAT_WS_RBUF, budget));
 
         if (n == NGX_AGAIN) {
             break;
@@ -470,6 +487,8 @@ ngx_chat_ws_read_handler(ngx_http_request_t *r)
         if (ws->local) {
             ((ngx_chat_local_user_t *) ws->local)->beat = 1;
         }
+
+        budget -= n;
 
         if (ngx_chat_ws_process(ws, ngx_chat_ws_rbuf, n) != NGX_OK
             || ws->done)
@@ -622,6 +641,7 @@ ngx_chat_ws_message(ngx_chat_ws_t *ws)
 {
     json_t            *pong;
     ngx_int_t          rc;
+    ngx_msec_t         retry;
     const char        *code, *message;
     chat_proto_msg_t   m;
 
@@ -630,6 +650,21 @@ ngx_chat_ws_message(ngx_chat_ws_t *ws)
         != 0)
     {
         rc = ngx_chat_ws_error(ws, code, message, m.client_id);
+        chat_proto_free(&m);
+        return rc;
+    }
+
+    /* every frame is metered before it costs any backend work */
+    if (ngx_chat_ws_meter(&ws->frame_tat, ws->conf->frame_interval,
+                          ws->conf->frame_burst, &retry)
+        != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_INFO, ws->request->connection->log, 0,
+                      "chat: ws: user %uL sends frames too fast, a %s "
+                      "refused", ws->user_id,
+                      chat_proto_type_name(m.type));
+        rc = ngx_chat_ws_rate_limited(ws, "too many frames, slow down",
+                                      retry, m.client_id);
         chat_proto_free(&m);
         return rc;
     }
@@ -682,6 +717,63 @@ ngx_chat_ws_error(ngx_chat_ws_t *ws, const char *code, const char *message,
     }
 
     /* so that the client knows which of its sends failed */
+    if (client_id) {
+        (void) json_object_set_new(json, "client_id",
+                                   json_string(client_id));
+    }
+
+    rc = ngx_chat_ws_send_json(ws, json);
+    json_decref(json);
+
+    return rc;
+}
+
+
+/*
+ * GCRA at the resolution of the event loop's clock: the frames of one
+ * read all come at the same time, so a pipelined flood gets its burst
+ * and no more.
+ */
+
+ngx_int_t
+ngx_chat_ws_meter(uint64_t *tat, ngx_uint_t interval, ngx_uint_t burst,
+    ngx_msec_t *retry)
+{
+    uint64_t  now, t;
+
+    if (interval == 0) {
+        return NGX_OK;
+    }
+
+    now = (uint64_t) ngx_current_msec * 1000;
+    t = ngx_max(*tat, now);
+
+    if (t - now > (uint64_t) interval * burst) {
+        *retry = (ngx_msec_t) ((t - now - (uint64_t) interval * burst
+                                + 999) / 1000);
+        return NGX_DECLINED;
+    }
+
+    *tat = t + interval;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_chat_ws_rate_limited(ngx_chat_ws_t *ws, const char *message,
+    ngx_msec_t retry, const char *client_id)
+{
+    json_t     *json;
+    ngx_int_t   rc;
+
+    json = json_pack("{s:s, s:s, s:s, s:I}", "type", "error",
+                     "code", "rate_limited", "message", message,
+                     "retry_after", (json_int_t) ngx_max(retry, 1));
+    if (json == NULL) {
+        return NGX_ERROR;
+    }
+
     if (client_id) {
         (void) json_object_set_new(json, "client_id",
                                    json_string(client_id));

@@ -22,6 +22,12 @@
 #define NGX_CHAT_WS_RBUF          4096
 #define NGX_CHAT_WS_JSON_DEPTH    8
 
+/* bytes read from one connection before the others get their turn */
+#define NGX_CHAT_WS_READ_BUDGET   16384
+
+/* commands queued for a Redis server: over it, new work is refused */
+#define NGX_CHAT_REDIS_BACKLOG    8192
+
 
 typedef struct {
     ngx_chain_t                chain;
@@ -58,6 +64,17 @@ struct ngx_chat_ws_s {
     ngx_queue_t                sends;       /* ngx_chat_send_t in flight */
     ngx_uint_t                 nsends;
     ngx_queue_t                ops;         /* other ngx_chat_op_t */
+    ngx_uint_t                 nreceipts;   /* receipts in ops */
+
+    /* per connection limits, GCRA: theoretical arrival times in us */
+    uint64_t                   frame_tat;
+    uint64_t                   send_tat;
+
+    /* presence: what this connection was told of each friend */
+    void                      *told;        /* ngx_chat_told_t, sorted */
+    ngx_uint_t                 ntold;
+    ngx_queue_t                held;        /* presence before the state */
+    ngx_uint_t                 nheld;
 
     /* live delivery: ngx_chat_deliver.c */
     uint64_t                   conn_id;
@@ -80,6 +97,7 @@ struct ngx_chat_ws_s {
     unsigned                   sync_check:1;  /* is the inbox complete? */
     unsigned                   lost_live:1;
     unsigned                   registered:1;
+    unsigned                   presence_sent:1;  /* the friends' state */
 
     unsigned                   closing:1;   /* close frame queued */
     unsigned                   done:1;
@@ -95,9 +113,27 @@ ngx_int_t ngx_chat_ws_error(ngx_chat_ws_t *ws, const char *code,
 /* logout: close 1008 for the connections of token id (len bytes) */
 void ngx_chat_ws_revoke(ngx_chat_ws_t *ws, const char *id, size_t len);
 
+/*
+ * GCRA on a theoretical arrival time *tat (us): NGX_OK and one more taken,
+ * or NGX_DECLINED with *retry (ms) set; interval 0 is no limit.
+ */
+ngx_int_t ngx_chat_ws_meter(uint64_t *tat, ngx_uint_t interval,
+    ngx_uint_t burst, ngx_msec_t *retry);
+/* an error frame "rate_limited" with retry_after (ms) */
+ngx_int_t ngx_chat_ws_rate_limited(ngx_chat_ws_t *ws, const char *message,
+    ngx_msec_t retry, const char *client_id);
+
 /* ngx_chat_send.c: {"type":"send"} to a durable ack */
 ngx_int_t ngx_chat_send(ngx_chat_ws_t *ws, chat_proto_msg_t *m);
 void ngx_chat_send_orphan(ngx_chat_ws_t *ws);
+
+/*
+ * Does a user exist, as this worker remembers it: 1 yes, 0 no, -1 not
+ * known (ask PostgreSQL, then ngx_chat_user_remember()).  Bounded, per
+ * worker; "no" is remembered shortly.
+ */
+ngx_int_t ngx_chat_user_known(uint64_t user_id);
+void ngx_chat_user_remember(uint64_t user_id, ngx_uint_t exists);
 
 /* the connection ends: its ops go on without it */
 void ngx_chat_ops_orphan(ngx_queue_t *ops);

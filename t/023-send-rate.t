@@ -93,6 +93,34 @@ my ($again) = answers($eve[0], 1);
 is($again->{type}, 'ack', 'after retry_after the same client_id is acked')
     or diag explain $again;
 
+# sends whose connection is gone before their claim are metered all the
+# same: 150 sends and a close frame in one write store about the burst
+{
+    my %u = register_users('p', qw(gil hal));
+    my ($rhost, $rport) = split /:/, $ENV{TEST_NGINX_REDIS};
+    my ($lo, $hi) = sort { $a <=> $b } @u{qw(gil hal)};
+    my $seq = sub {
+        my $o = `redis-cli -h $rhost -p $rport GET chat:seq:{d:$lo:$hi}`;
+        chomp $o;
+        return $o =~ /^\d+$/ ? $o : 0;
+    };
+    my $gil = ws_connect(ChatTest::port(), $u{gil});
+    my $bytes = join '', map {
+        ChatWS::frame_bytes(1, encode_json({ type => 'send', to => $u{hal},
+                                             client_id => "p$_-$run",
+                                             body => "p$_" }))
+    } 1 .. 150;
+    $gil->send_all($bytes . ChatWS::frame_bytes(8, pack('n', 1000)));
+    ok($gil->eof_within(10), 'the connection closes after the pipeline');
+    my $last = -1;
+    ChatTest::wait_until(sub { my $n = $seq->(); my $same = $n == $last;
+                               $last = $n; $same && $n > 0 },
+                         timeout => 15, interval => 1);
+    cmp_ok($last, '>=', 1, 'some of the pipelined sends are stored');
+    cmp_ok($last, '<=', 3 + 1 + 2,
+           '... no more than the burst (and what the rate adds meanwhile)');
+}
+
 like(ChatTest::error_log(), qr/user $uid{eve} sends too fast/,
      'refusals are logged at info');
 unlike(ChatTest::error_log(), qr/\[(alert|crit|emerg)\]/, 'no alerts');

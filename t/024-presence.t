@@ -246,6 +246,47 @@ ok($p && !$p->{online}, 'b closes the device on node one: a hears offline, '
    . "the dead worker's route does not count") or diag explain $p;
 cmp_ok(time - $t_off, '<', 3, '... at once, not after the TTL');
 
+# --- friends connecting at the same moment: each told once ----------------
+
+# d connects on node one while e connects on node two: each may find the
+# other online in the state it gets on connect and hear the other's coming
+# online too; it is told once, whichever way
+{
+    my %q = register_users('q', qw(d e));
+    my ($st) = ChatTest::http_request(PUT => "/v1/friends/$q{e}",
+        { Authorization => 'Bearer ' . ChatJWT::token(sub => $q{d}) });
+    my ($st2) = ChatTest::http_request(PUT => "/v1/friends/$q{d}",
+        { Authorization => 'Bearer ' . ChatJWT::token(sub => $q{e}) });
+    is("$st $st2", '200 200', 'd and e are friends');
+    my ($rh, $rp) = split /:/, $ENV{TEST_NGINX_REDIS};
+    my $offline = sub {
+        !grep { `redis-cli -h $rh -p $rp ZSCORE chat:presence:live $_`
+                    =~ /\d/ } values %q
+    };
+    my $rounds = 20;
+    my @bad;
+    for my $round (1 .. $rounds) {
+        ChatTest::wait_until($offline, timeout => 10)
+            or push @bad, "round $round: still online from the last";
+        my $d = ws_connect($port{one}, $q{d});
+        my $e = ws_connect($port{two}, $q{e});
+        for ([$d, $q{e}, 'd'], [$e, $q{d}, 'e']) {
+            my ($ws, $other, $who) = @$_;
+            my @told;
+            while (defined(my $f = presence($ws, 0.8))) {
+                push @told, $f->{online} ? 1 : 0
+                    if $f->{user_id} == $other;
+            }
+            my $online = grep { $_ } @told;
+            push @bad, "round $round: $who told (@told)" if $online != 1;
+        }
+        $d->close;
+        $e->close;
+    }
+    is_deeply(\@bad, [], "$rounds rounds: each is told once that the "
+              . 'other is online');
+}
+
 for my $node ('', 'two') {
     my @alerts = grep { !/worker process (?:\Q$pid\E|\Q$pid2\E) exited on signal 9/ }
                  ChatTest::error_log($node) =~ /^.*\[(?:alert|crit|emerg)\].*$/mg;

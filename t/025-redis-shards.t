@@ -28,20 +28,9 @@ mkdir $dir;
 ChatTest::wait_until(sub { !IO::Socket::INET->new(PeerAddr => '127.0.0.1',
                                                   PeerPort => $port2) });
 # The same password as the stack's: chat_redis_password_file is one for
-# all servers.  In a mode-600 file, not on redis-server's command line.
-my $pwfile = $ENV{TEST_NGINX_REDIS_PASSWORD_FILE}
-    // BAIL_OUT('TEST_NGINX_REDIS_PASSWORD_FILE is not set');
-open my $pwin, '<', $pwfile or BAIL_OUT("$pwfile: $!");
-chomp(my $pw = <$pwin> // '');
-close $pwin;
-{
-    my $old = umask 077;
-    open my $conf, '>', "$dir/redis.conf" or BAIL_OUT("$dir/redis.conf: $!");
-    print $conf "requirepass $pw\n";
-    close $conf;
-    umask $old;
-}
-system('redis-server', "$dir/redis.conf", '--port', $port2,
+# all servers.
+my $conf = ChatTest::redis_auth_conf($dir);
+system('redis-server', $conf, '--port', $port2,
        '--bind', '127.0.0.1',
        '--save', '', '--appendonly', 'no', '--daemonize', 'yes',
        '--pidfile', "$dir/redis.pid", '--dir', $dir,

@@ -380,4 +380,24 @@ END {
     }
 }
 
+# A redis.conf in $dir (mode 600) that asks for the stack's password, so
+# that a second Redis started by a test takes chat_redis_password_file's
+# password too (one file for all servers); its path.  The password stays
+# off redis-server's command line.
+sub redis_auth_conf {
+    my $dir = shift;
+    my $file = $ENV{TEST_NGINX_REDIS_PASSWORD_FILE}
+        // die "ChatTest: TEST_NGINX_REDIS_PASSWORD_FILE is not set\n";
+    open my $in, '<', $file or die "ChatTest: $file: $!\n";
+    chomp(my $pw = <$in> // '');
+    close $in;
+    my $old = umask 077;
+    open my $conf, '>', "$dir/redis.conf"
+        or die "ChatTest: $dir/redis.conf: $!\n";
+    print $conf "requirepass $pw\n";
+    close $conf;
+    umask $old;
+    return "$dir/redis.conf";
+}
+
 1;

@@ -124,6 +124,37 @@ sub send_frame {
 
 sub send_text { $_[0]->send_frame(1, $_[1]) }
 
+# frame_bytes(opcode, payload): a masked, final frame as a client sends it,
+# for tests that pipeline many frames in one write (send_raw)
+sub frame_bytes {
+    my ($op, $payload) = @_;
+    my $len = length $payload;
+    my $hdr = chr(0x80 | $op);
+    if ($len < 126) {
+        $hdr .= chr(0x80 | $len);
+    } elsif ($len < 65536) {
+        $hdr .= chr(0x80 | 126) . pack('n', $len);
+    } else {
+        $hdr .= chr(0x80 | 127) . pack('Q>', $len);
+    }
+    my $key = pack 'N', int(rand(2**32));
+    my $k = $key x (int($len / 4) + 1);
+    return $hdr . $key . ($payload ^ substr($k, 0, $len));
+}
+
+# send_all(bytes): all of them, however many writes that takes
+sub send_all {
+    my ($self, $data) = @_;
+    local $SIG{PIPE} = 'IGNORE';
+    my $off = 0;
+    while ($off < length $data) {
+        my $n = syswrite $self->{sock}, $data, length($data) - $off, $off;
+        return 0 unless defined $n;
+        $off += $n;
+    }
+    return 1;
+}
+
 sub send_raw {
     my ($self, $bytes) = @_;
     local $SIG{PIPE} = 'IGNORE';
