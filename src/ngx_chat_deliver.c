@@ -906,7 +906,9 @@ ngx_chat_deliver_live(ngx_chat_shard_t *sh, const char *p, size_t len)
         }
 
         if (n == 0 && flen > sizeof(NGX_CHAT_REVOKE_FRAME) - 1
-            && frame[0] == '!')
+            && ngx_strncmp(frame, NGX_CHAT_REVOKE_FRAME,
+                           sizeof(NGX_CHAT_REVOKE_FRAME) - 1)
+               == 0)
         {
             /* not a frame: logout, "!revoke <token id>" */
             ngx_chat_ws_revoke(ws, frame + sizeof(NGX_CHAT_REVOKE_FRAME) - 1,
