@@ -24,6 +24,8 @@ COMMON_HDRS := $(wildcard src/common/*.h)
 COMMON_LIBS := -lcmocka -ljansson -lcrypto
 MODULE_SRCS := $(wildcard src/*.c src/*.h src/store/*.c src/store/*.h) \
                $(COMMON_SRCS) $(COMMON_HDRS) config
+LUA_SRCS    := $(wildcard src/store/lua/*.lua) src/store/lua/gen.sh
+LUA_TABLE   := nginx-src/objs/ngx_chat_lua_scripts.h
 UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
 UNIT_BINS   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
 UNIT_ASAN   := $(patsubst tests/unit/%.c,$(B)/asan/tests/%,$(UNIT_SRCS))
@@ -64,7 +66,13 @@ $(B)/nginx-src/.configured: config $(NGX_SRC)/conf_flags
 	    || { tail -20 configure.log; exit 1; }
 	touch $@
 
-$(B)/ngx_http_chat_module.so: $(B)/nginx-src/.configured $(MODULE_SRCS)
+# the Lua scripts' C table: made by config at ./configure time, and again
+# here when a script changes
+$(B)/$(LUA_TABLE): $(B)/nginx-src/.configured $(LUA_SRCS)
+	sh src/store/lua/gen.sh src/store/lua $@
+
+$(B)/ngx_http_chat_module.so: $(B)/nginx-src/.configured $(MODULE_SRCS) \
+                              $(B)/$(LUA_TABLE)
 	$(MAKE) -s -C $(B)/nginx-src -f objs/Makefile modules
 	cp $(B)/nginx-src/objs/ngx_http_chat_module.so $@.tmp && mv $@.tmp $@
 
@@ -86,8 +94,11 @@ $(B)/asan/nginx-src/.configured: config $(NGX_SRC)/conf_flags
 	    || { tail -20 configure.log; exit 1; }
 	touch $@
 
+$(B)/asan/$(LUA_TABLE): $(B)/asan/nginx-src/.configured $(LUA_SRCS)
+	sh src/store/lua/gen.sh src/store/lua $@
+
 $(B)/asan/ngx_http_chat_module.so: $(B)/asan/nginx-src/.configured \
-                                   $(MODULE_SRCS)
+                                   $(MODULE_SRCS) $(B)/asan/$(LUA_TABLE)
 	$(MAKE) -s -C $(B)/asan/nginx-src -f objs/Makefile modules
 	cp $(B)/asan/nginx-src/objs/ngx_http_chat_module.so $@.tmp && \
 	    mv $@.tmp $@

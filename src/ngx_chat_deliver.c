@@ -35,7 +35,7 @@
 #include "ngx_chat.h"
 #include "ngx_chat_ws.h"
 #include "ngx_chat_deliver.h"
-#include "chat_ws.h"
+#include "ngx_chat_lua.h"
 
 
 #define NGX_CHAT_CHANNEL_LEN   96
@@ -195,397 +195,12 @@ static void ngx_chat_typing_checked(ngx_chat_store_rc_e rc, PGresult *res,
 static ngx_int_t ngx_chat_typing_relay(ngx_chat_ws_t *ws, uint64_t to);
 
 
-/*
- * The scripts.  Times are Redis's own (TIME), so that nodes with
- * different clocks agree on route expiry.
- */
-
-#define NGX_CHAT_LUA_LIB                                                     \
-    "local function now_ms()\n"                                              \
-    "  local t = redis.call('TIME')\n"                                       \
-    "  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"   \
-    "end\n"                                                                  \
-    "local function publish(key, uid, n, frame, xch, xconn)\n"               \
-    "  redis.call('ZREMRANGEBYSCORE', key, '-inf', now_ms())\n"              \
-    "  local routes = redis.call('ZRANGE', key, 0, -1)\n"                    \
-    "  local subs, sent = {}, 0\n"                                           \
-    "  for _, r in ipairs(routes) do\n"                                      \
-    "    local ch = string.match(r, '^(%S+)')\n"                             \
-    "    if ch and subs[ch] == nil then\n"                                   \
-    "      local x = '0'\n"                                                  \
-    "      if ch == xch then x = xconn end\n"                                \
-    "      local msg = uid .. ' ' .. x .. ' ' .. n .. ' ' .. frame\n"         \
-    "      subs[ch] = redis.call('PUBLISH', ch, msg)\n"                       \
-    "      if subs[ch] > 0 then sent = sent + 1 end\n"                       \
-    "    end\n"                                                              \
-    "    if ch and subs[ch] == 0 then redis.call('ZREM', key, r) end\n"      \
-    "  end\n"                                                                \
-    "  return sent\n"                                                        \
-    "end\n"                                                                  \
-    "local function trim(zkey, hkey, max)\n"                                 \
-    "  local over = redis.call('ZCARD', zkey) - max\n"                       \
-    "  if over <= 0 then return 0 end\n"                                     \
-    "  local old = redis.call('ZRANGE', zkey, 0, over - 1)\n"                \
-    "  redis.call('ZREMRANGEBYRANK', zkey, 0, over - 1)\n"                   \
-    "  redis.call('HDEL', hkey, unpack(old))\n"                              \
-    "  return over\n"                                                        \
-    "end\n"                                                                  \
-    "local function inbox_n(key)\n"                                          \
-    "  if redis.call('EXISTS', key) == 0 then\n"                             \
-    "    local t = redis.call('TIME')\n"                                     \
-    "    redis.call('SET', key,\n"                                           \
-    "               t[1] .. string.format('%06d', tonumber(t[2])))\n"        \
-    "  end\n"                                                                \
-    "end\n"
-
-
-/*
- * DELIVER  KEYS routes inbox inboxq inboxn inboxok [sender-routes]
- *          ARGV uid id "<from> <seq> <conv>" frame max ttl
- *               [sender except-channel except-conn]
- * -1 when the message is in the inbox already, else the channels reached;
- * with the sender's routes on the same server, its other connections get
- * the frame too (one call instead of DELIVER + RELAY).  Inbox positions
- * start at Redis's clock in microseconds, so that they keep growing when
- * Redis lost the inbox (16 digits: Lua's numbers are doubles, exact up to
- * 2^53, and are formatted with %.0f, never by tostring()); an inbox that
- * overflows is no longer complete (inboxok goes: the next connection reads
- * PostgreSQL, ngx_chat_refill.c).
- */
-
-static const char  ngx_chat_lua_deliver[] =
-    NGX_CHAT_LUA_LIB
-    "if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return -1 end\n"
-    "inbox_n(KEYS[4])\n"
-    "local n = string.format('%.0f', redis.call('INCR', KEYS[4]))\n"
-    "redis.call('HSET', KEYS[2], ARGV[2],\n"
-    "           'u ' .. ARGV[3] .. ' ' .. ARGV[4])\n"
-    "redis.call('ZADD', KEYS[3], n, ARGV[2])\n"
-    "if trim(KEYS[3], KEYS[2], tonumber(ARGV[5])) > 0 then\n"
-    "  redis.call('DEL', KEYS[5])\n"
-    "end\n"
-    "for i = 2, 5 do redis.call('EXPIRE', KEYS[i], ARGV[6]) end\n"
-    "if KEYS[6] then\n"
-    "  publish(KEYS[6], ARGV[7], 0, ARGV[4], ARGV[8], ARGV[9])\n"
-    "end\n"
-    "return publish(KEYS[1], ARGV[1], n, ARGV[4], '', '0')\n";
-
-
-/*
- * RELAY  KEYS routes rbox
- *        ARGV uid frame except-channel except-conn store max ttl
- * the channels reached; with store=1 and none reached, kept in rbox
- */
-
-static const char  ngx_chat_lua_relay[] =
-    NGX_CHAT_LUA_LIB
-    "local sent = publish(KEYS[1], ARGV[1], 0, ARGV[2], ARGV[3], ARGV[4])\n"
-    "if sent == 0 and ARGV[5] == '1' then\n"
-    "  redis.call('RPUSH', KEYS[2], ARGV[2])\n"
-    "  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[6]), -1)\n"
-    "  redis.call('EXPIRE', KEYS[2], ARGV[7])\n"
-    "end\n"
-    "return sent\n";
-
-
-/*
- * SYNC  KEYS routes inbox inboxq rbox inboxok
- *       ARGV route-or-empty route-ttl-ms after limit drain-rbox check
- * {ids scanned, last n, {n, entry, n, entry...}, {receipt...}}; with
- * check=1 and an inbox that is not known complete: {-1, "0", {}, {}} and
- * nothing done (the connection refills it from PostgreSQL first)
- */
-
-static const char  ngx_chat_lua_sync[] =
-    NGX_CHAT_LUA_LIB
-    "if ARGV[6] == '1' and redis.call('EXISTS', KEYS[5]) == 0 then\n"
-    "  return {-1, '0', {}, {}}\n"
-    "end\n"
-    "if ARGV[1] ~= '' then\n"
-    "  redis.call('ZADD', KEYS[1], now_ms() + tonumber(ARGV[2]), ARGV[1])\n"
-    "  redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
-    "end\n"
-    "local ids = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. ARGV[3],\n"
-    "                       '+inf', 'WITHSCORES', 'LIMIT', 0, ARGV[4])\n"
-    "local out, names, last = {}, {}, ARGV[3]\n"
-    "for i = 1, #ids, 2 do names[#names + 1] = ids[i] end\n"
-    "if #names > 0 then\n"
-    "  local vals = redis.call('HMGET', KEYS[2], unpack(names))\n"
-    "  for i = 1, #names do\n"
-    "    last = ids[2 * i]\n"
-    "    if vals[i] then\n"
-    "      out[#out + 1] = ids[2 * i]\n"
-    "      out[#out + 1] = vals[i]\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    "local rcpt = {}\n"
-    "if ARGV[5] == '1' then\n"
-    "  rcpt = redis.call('LRANGE', KEYS[4], 0, -1)\n"
-    "  redis.call('DEL', KEYS[4])\n"
-    "end\n"
-    "return {#names, last, out, rcpt}\n";
-
-
-/*
- * REFILL  KEYS inbox inboxq inboxn inboxok epoch
- *         ARGV ttl grace-ms complete id head frame [id head frame...]
- * puts messages that PostgreSQL holds as undelivered (oldest first) into
- * the inbox, below everything there, unless the inbox has them (in any
- * state); with complete=1 the inbox is then known complete (inboxok),
- * but only once Redis has held its data for grace-ms (the epoch key is
- * as old as that): what was acknowledged just before Redis lost it may
- * not be in PostgreSQL yet.  The entries added.
- */
-
-static const char  ngx_chat_lua_refill[] =
-    NGX_CHAT_LUA_LIB
-    "inbox_n(KEYS[3])\n"
-    "local low = tonumber(redis.call('GET', KEYS[3])) + 1\n"
-    "local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')\n"
-    "if first[2] and tonumber(first[2]) < low then\n"
-    "  low = tonumber(first[2])\n"
-    "end\n"
-    "local new = {}\n"
-    "for i = 4, #ARGV - 2, 3 do\n"
-    "  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 0 then\n"
-    "    new[#new + 1] = i\n"
-    "  end\n"
-    "end\n"
-    "for k, i in ipairs(new) do\n"
-    "  redis.call('HSET', KEYS[1], ARGV[i],\n"
-    "             'u ' .. ARGV[i + 1] .. ' ' .. ARGV[i + 2])\n"
-    "  redis.call('ZADD', KEYS[2],\n"
-    "             string.format('%.0f', low - #new - 1 + k), ARGV[i])\n"
-    "end\n"
-    "for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[1]) end\n"
-    "if ARGV[3] == '1' then\n"
-    "  local now = now_ms()\n"
-    "  redis.call('SET', KEYS[5], now, 'NX')\n"
-    "  if now - tonumber(redis.call('GET', KEYS[5])) >= tonumber(ARGV[2])\n"
-    "  then\n"
-    "    redis.call('SET', KEYS[4], '1', 'EX', ARGV[1])\n"
-    "  end\n"
-    "end\n"
-    "return #new\n";
-
-
-/*
- * RECEIPT  KEYS inbox inboxq inboxd [sender-routes sender-rbox]
- *          ARGV id d|r seen-max ttl [sender frame rbox-max]
- * 1 when the message's state moved forward, else 0; with the sender's
- * keys on the same server, the receipt frame goes to the sender at once
- * (RELAY with store), and 2 says so
- */
-
-static const char  ngx_chat_lua_receipt[] =
-    NGX_CHAT_LUA_LIB
-    "local v = redis.call('HGET', KEYS[1], ARGV[1])\n"
-    "if not v then return 0 end\n"
-    "local st = string.sub(v, 1, 1)\n"
-    "if st == ARGV[2] or st == 'r' then return 0 end\n"
-    "local head = string.match(v, '^%a (%S+ %S+ %S+)')\n"
-    "local n = redis.call('ZSCORE', KEYS[2], ARGV[1])\n"
-    "if n then\n"
-    "  redis.call('ZREM', KEYS[2], ARGV[1])\n"
-    "else\n"
-    "  n = redis.call('ZSCORE', KEYS[3], ARGV[1]) or 0\n"
-    "end\n"
-    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. head)\n"
-    "redis.call('ZADD', KEYS[3], n, ARGV[1])\n"
-    "trim(KEYS[3], KEYS[1], tonumber(ARGV[3]))\n"
-    "for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[4]) end\n"
-    "if not KEYS[4] then return 1 end\n"
-    "if publish(KEYS[4], ARGV[5], 0, ARGV[6], '-', '0') == 0 then\n"
-    "  redis.call('RPUSH', KEYS[5], ARGV[6])\n"
-    "  redis.call('LTRIM', KEYS[5], -tonumber(ARGV[7]), -1)\n"
-    "  redis.call('EXPIRE', KEYS[5], ARGV[4])\n"
-    "end\n"
-    "return 2\n";
-
-
-/*
- * REFRESH  KEYS routes...  ARGV ttl-ms route...
- * the route ARGV[i + 1] in the set KEYS[i]: many connections in one call
- */
-
-static const char  ngx_chat_lua_refresh[] =
-    NGX_CHAT_LUA_LIB
-    "local exp = now_ms() + tonumber(ARGV[1])\n"
-    "for i = 1, #KEYS do\n"
-    "  redis.call('ZADD', KEYS[i], exp, ARGV[i + 1])\n"
-    "  redis.call('PEXPIRE', KEYS[i], ARGV[1])\n"
-    "end\n"
-    "return #KEYS\n";
-
-
-/*
- * CLAIM  KEYS rate dedup [seq]  ARGV interval-us(0: no limit) burst
- *        dedup-ttl
- * {"rate", retry-after-ms} | {"new"[, seq]} | {"dup", first ack or
- * "pending"} | {"seed"}; with the conversation's counter on the same
- * server (KEYS[3]) a new claim takes its seq at once, and when Redis has
- * no such counter nothing is taken ("seed": it is set from PostgreSQL
- * first).  The rate limit is GCRA: the key holds the theoretical arrival
- * time.
- */
-
-static const char  ngx_chat_lua_claim[] =
-    "if KEYS[3] and redis.call('EXISTS', KEYS[3]) == 0 then\n"
-    "  return {'seed'}\n"
-    "end\n"
-    "if ARGV[1] ~= '0' then\n"
-    "  local t = redis.call('TIME')\n"
-    "  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
-    "  local iv = tonumber(ARGV[1])\n"
-    "  local tat = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
-    "  if tat < now then tat = now end\n"
-    "  local over = tat - now - iv * tonumber(ARGV[2])\n"
-    "  if over > 0 then return {'rate', math.ceil(over / 1000)} end\n"
-    "  tat = tat + iv\n"
-    "  redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX',\n"
-    "             math.ceil((tat - now) / 1000) + 1000)\n"
-    "end\n"
-    "if redis.call('SET', KEYS[2], 'pending', 'NX', 'EX', ARGV[3]) then\n"
-    "  if KEYS[3] then return {'new', redis.call('INCR', KEYS[3])} end\n"
-    "  return {'new'}\n"
-    "end\n"
-    "return {'dup', redis.call('GET', KEYS[2])}\n";
-
-
-/*
- * SEQ  KEYS seq
- * the conversation's next seq; -1 when Redis has no counter for it (it is
- * set from PostgreSQL first: ngx_chat_send.c)
- */
-
-static const char  ngx_chat_lua_seq[] =
-    "if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end\n"
-    "return redis.call('INCR', KEYS[1])\n";
-
-
-/*
- * Presence (ngx_chat_presence.c).  chat:presence:live is one sorted set
- * per Redis server: the users of that server who are online, scored by
- * their last heartbeat; chat:seen:{user} is the last_seen of one who is
- * not.
- *
- * ONLINE  KEYS live  ARGV user
- * a heartbeat at connect: 1 when the user was not online before
- */
-
-static const char  ngx_chat_lua_online[] =
-    NGX_CHAT_LUA_LIB
-    "return redis.call('ZADD', KEYS[1], now_ms(), ARGV[1])\n";
-
-
-/*
- * OFFLINE  KEYS routes live seen  ARGV route user seen-ttl
- * removes a route; when it was the user's last: last_seen (ms), else 0.
- * Routes whose channel nobody is subscribed to (a dead worker's) do not
- * count and go too.
- */
-
-static const char  ngx_chat_lua_offline[] =
-    NGX_CHAT_LUA_LIB
-    "redis.call('ZREM', KEYS[1], ARGV[1])\n"
-    "local now = now_ms()\n"
-    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)\n"
-    "local live = 0\n"
-    "for _, r in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do\n"
-    "  local ch = string.match(r, '^(%S+)')\n"
-    "  if ch and redis.call('PUBSUB', 'NUMSUB', ch)[2] > 0 then\n"
-    "    live = live + 1\n"
-    "  else\n"
-    "    redis.call('ZREM', KEYS[1], r)\n"
-    "  end\n"
-    "end\n"
-    "if live > 0 then return 0 end\n"
-    "if redis.call('ZREM', KEYS[2], ARGV[2]) == 0 then return 0 end\n"
-    "redis.call('SET', KEYS[3], now, 'EX', ARGV[3])\n"
-    "return now\n";
-
-
-/*
- * BEAT  KEYS live  ARGV user...  heartbeats; the users new online.  One
- * ZMSCORE and one ZADD for all of them.
- */
-
-static const char  ngx_chat_lua_beat[] =
-    NGX_CHAT_LUA_LIB
-    "local now, new, args = now_ms(), {}, {}\n"
-    "local had = redis.call('ZMSCORE', KEYS[1], unpack(ARGV))\n"
-    "for i = 1, #ARGV do\n"
-    "  if not had[i] then new[#new + 1] = ARGV[i] end\n"
-    "  args[2 * i - 1] = now\n"
-    "  args[2 * i] = ARGV[i]\n"
-    "end\n"
-    "redis.call('ZADD', KEYS[1], unpack(args))\n"
-    "return new\n";
-
-
-/* STATE  KEYS live  ARGV user...  {heartbeat or '', last_seen or ''}... */
-
-static const char  ngx_chat_lua_state[] =
-    "local out = {}\n"
-    "for i = 1, #ARGV do\n"
-    "  out[#out + 1] = redis.call('ZSCORE', KEYS[1], ARGV[i]) or ''\n"
-    "  out[#out + 1] = redis.call('GET', 'chat:seen:{' .. ARGV[i] .. '}')\n"
-    "                  or ''\n"
-    "end\n"
-    "return out\n";
-
-
-/*
- * SWEEP  KEYS live  ARGV ttl-ms limit seen-ttl
- * takes out who has had no heartbeat for ttl: {user, last_seen}...
- */
-
-static const char  ngx_chat_lua_sweep[] =
-    NGX_CHAT_LUA_LIB
-    "local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf',\n"
-    "                       now_ms() - tonumber(ARGV[1]), 'WITHSCORES',\n"
-    "                       'LIMIT', 0, tonumber(ARGV[2]))\n"
-    "for i = 1, #old, 2 do\n"
-    "  redis.call('ZREM', KEYS[1], old[i])\n"
-    "  redis.call('SET', 'chat:seen:{' .. old[i] .. '}', old[i + 1],\n"
-    "             'EX', ARGV[3])\n"
-    "end\n"
-    "return old\n";
-
-
-static const char  *ngx_chat_scripts[NGX_CHAT_SCRIPT_N] = {
-    ngx_chat_lua_deliver,
-    ngx_chat_lua_relay,
-    ngx_chat_lua_sync,
-    ngx_chat_lua_receipt,
-    ngx_chat_lua_refresh,
-    ngx_chat_lua_claim,
-    ngx_chat_lua_online,
-    ngx_chat_lua_offline,
-    ngx_chat_lua_beat,
-    ngx_chat_lua_state,
-    ngx_chat_lua_sweep,
-    ngx_chat_lua_refill,
-    ngx_chat_lua_seq
-};
-
-static char  ngx_chat_shas[NGX_CHAT_SCRIPT_N][41];
-
 static ngx_chat_deliver_t  *ngx_chat_deliver;
-
-
-const char *
-ngx_chat_script_sha(ngx_chat_script_e script)
-{
-    return ngx_chat_shas[script];
-}
 
 
 ngx_int_t
 ngx_chat_deliver_init(ngx_chat_worker_t *w, ngx_cycle_t *cycle)
 {
-    u_char               digest[20];
     ngx_uint_t           i;
     ngx_chat_shard_t    *sh;
     ngx_chat_deliver_t  *d;
@@ -595,11 +210,8 @@ ngx_chat_deliver_init(ngx_chat_worker_t *w, ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    for (i = 0; i < NGX_CHAT_SCRIPT_N; i++) {
-        chat_ws_sha1(ngx_chat_scripts[i], ngx_strlen(ngx_chat_scripts[i]),
-                     digest);
-        ngx_hex_dump((u_char *) ngx_chat_shas[i], digest, 20);
-        ngx_chat_shas[i][40] = '\0';
+    if (ngx_chat_lua_init(cycle->log) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     d = ngx_calloc(sizeof(ngx_chat_deliver_t), cycle->log);
@@ -733,13 +345,9 @@ static void
 ngx_chat_deliver_connecting(ngx_chat_redis_t *rds, void *data)
 {
     ngx_chat_shard_t   *sh = data;
-    ngx_uint_t          i;
     ngx_chat_worker_t  *w = ngx_chat_worker;
 
-    for (i = 0; i < NGX_CHAT_SCRIPT_N; i++) {
-        (void) ngx_chat_redis_command(rds, NULL, NULL, "SCRIPT LOAD %s",
-                                      ngx_chat_scripts[i]);
-    }
+    ngx_chat_lua_load(rds);
 
     /* message ids: a worker number unique among the node's live ones */
     if (sh->index == 0 && w) {
@@ -1200,7 +808,7 @@ ngx_chat_refresh_send(ngx_chat_redis_t *rds, ngx_chat_refresh_t *rf)
                         (ngx_uint_t) NGX_CHAT_ROUTE_TTL);
 
     argv[0] = "EVALSHA";
-    argv[1] = ngx_chat_shas[NGX_CHAT_SCRIPT_REFRESH];
+    argv[1] = ngx_chat_script_sha(NGX_CHAT_SCRIPT_REFRESH);
     argv[2] = nkeys;
 
     for (i = 0; i < rf->n; i++) {
@@ -1458,7 +1066,7 @@ ngx_chat_sync_page(ngx_chat_ws_t *ws)
                                  "chat:inbox:{%llu} chat:inboxq:{%llu} "
                                  "chat:rbox:{%llu} chat:inboxok:{%llu} "
                                  "%s %d %llu %d %d %d",
-                                 ngx_chat_shas[NGX_CHAT_SCRIPT_SYNC],
+                                 ngx_chat_script_sha(NGX_CHAT_SCRIPT_SYNC),
                                  uid, uid, uid, uid, uid, route,
                                  (int) NGX_CHAT_ROUTE_TTL,
                                  (unsigned long long) ws->last_n,
@@ -1809,7 +1417,7 @@ ngx_chat_delivery_issue(ngx_chat_delivery_t *dv)
     ngx_chat_redis_cmd_t  *cmd;
 
     rds = ngx_chat_redis_for_user(dv->to);
-    sha = ngx_chat_shas[NGX_CHAT_SCRIPT_DELIVER];
+    sha = ngx_chat_script_sha(NGX_CHAT_SCRIPT_DELIVER);
 
     if (rds == NULL) {
         cmd = NULL;
@@ -2067,7 +1675,7 @@ ngx_chat_relay(uint64_t user_id, const char *frame, size_t len,
     return ngx_chat_redis_command(rds, handler, data,
                                   "EVALSHA %s 2 chat:routes:{%llu} "
                                   "chat:rbox:{%llu} %llu %b %s %llu %d %d %d",
-                                  ngx_chat_shas[NGX_CHAT_SCRIPT_RELAY],
+                                  ngx_chat_script_sha(NGX_CHAT_SCRIPT_RELAY),
                                   uid, uid, uid, frame, len,
                                   except ? d->channel : "-",
                                   (unsigned long long) except,
@@ -2248,7 +1856,7 @@ ngx_chat_receipt_stored(ngx_chat_store_rc_e rc, int32_t partition,
     }
 
     rds = ngx_chat_redis_for_user(rcp->by);
-    sha = ngx_chat_shas[NGX_CHAT_SCRIPT_RECEIPT];
+    sha = ngx_chat_script_sha(NGX_CHAT_SCRIPT_RECEIPT);
 
     if (rds == NULL) {
         rcp->cmd = NULL;

@@ -55,27 +55,6 @@ typedef struct {
 } ngx_chat_local_user_t;
 
 
-typedef enum {
-    NGX_CHAT_SCRIPT_DELIVER = 0,
-    NGX_CHAT_SCRIPT_RELAY,
-    NGX_CHAT_SCRIPT_SYNC,
-    NGX_CHAT_SCRIPT_RECEIPT,
-    NGX_CHAT_SCRIPT_REFRESH,
-    NGX_CHAT_SCRIPT_CLAIM,
-    NGX_CHAT_SCRIPT_ONLINE,
-    NGX_CHAT_SCRIPT_OFFLINE,
-    NGX_CHAT_SCRIPT_BEAT,
-    NGX_CHAT_SCRIPT_STATE,
-    NGX_CHAT_SCRIPT_SWEEP,
-    NGX_CHAT_SCRIPT_REFILL,
-    NGX_CHAT_SCRIPT_SEQ,
-    NGX_CHAT_SCRIPT_N
-} ngx_chat_script_e;
-
-
-/* the SHA1 of a Lua script, which every Redis connection has loaded */
-const char *ngx_chat_script_sha(ngx_chat_script_e script);
-
 ngx_int_t ngx_chat_deliver_init(ngx_chat_worker_t *w, ngx_cycle_t *cycle);
 void ngx_chat_deliver_exit(ngx_chat_worker_t *w);
 

@@ -29,6 +29,7 @@
 #include "ngx_chat.h"
 #include "ngx_chat_ws.h"
 #include "ngx_chat_deliver.h"
+#include "ngx_chat_lua.h"
 
 
 #define NGX_CHAT_PRESENCE_BATCH   256     /* users per BEAT */

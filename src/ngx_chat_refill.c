@@ -27,6 +27,7 @@
 #include "ngx_chat.h"
 #include "ngx_chat_ws.h"
 #include "ngx_chat_deliver.h"
+#include "ngx_chat_lua.h"
 
 
 #define NGX_CHAT_REFILL_SQL                                                  \

@@ -44,6 +44,7 @@
 #include "ngx_chat.h"
 #include "ngx_chat_ws.h"
 #include "ngx_chat_deliver.h"
+#include "ngx_chat_lua.h"
 #include "chat_id.h"
 #include "chat_record.h"
 
