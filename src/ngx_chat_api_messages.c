@@ -13,7 +13,6 @@
 #include "ngx_chat_api_messages.h"
 
 
-
 /* GET /v1/messages: in ngx_chat_history.c */
 
 ngx_int_t
