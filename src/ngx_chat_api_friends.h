@@ -1,0 +1,25 @@
+
+/*
+ * Copyright (C) ngx_chat authors
+ */
+
+
+#ifndef _NGX_CHAT_API_FRIENDS_H_INCLUDED_
+#define _NGX_CHAT_API_FRIENDS_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_chat_api_request.h"
+
+
+ngx_int_t ngx_chat_api_me(ngx_chat_api_ctx_t *ctx);
+ngx_int_t ngx_chat_api_friends(ngx_chat_api_ctx_t *ctx);
+ngx_int_t ngx_chat_api_presence_get(ngx_chat_api_ctx_t *ctx);
+ngx_int_t ngx_chat_api_friend_put(ngx_chat_api_ctx_t *ctx);
+ngx_int_t ngx_chat_api_friend_delete(ngx_chat_api_ctx_t *ctx);
+
+
+#endif /* _NGX_CHAT_API_FRIENDS_H_INCLUDED_ */
