@@ -131,7 +131,7 @@ typedef struct {
 struct chat_consume_lane_s {
     chat_consume_t                 *c;
     int                             index;
-    char                            tag[16];      /* "lane=1 " or "" */
+    char                            tag[24];      /* "lane=1 " or "" */
     PGconn                         *pg;           /* the writer's */
     char                            pg_error[512];
 
