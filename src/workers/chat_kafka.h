@@ -2,7 +2,7 @@
 /*
  * Copyright (C) ngx_chat authors
  *
- * chat-worker: what the consuming roles (persist, presence) share on the
+ * chat-worker: what the consume loop (chat_consume.c) needs on the
  * Kafka side: the consumer and the dead-letter producer made from the
  * options, dead letters, the assignment and its ends (for the drain).
  */
@@ -23,8 +23,8 @@ typedef void (*chat_kafka_rebalance_pt)(rd_kafka_t *rk,
 
 
 /*
- * The first member of a role's state: the librdkafka callbacks get the
- * role's state as opaque and find this at its start.
+ * The first member of the consume loop's state: the librdkafka callbacks
+ * get that state as opaque and find this at its start.
  */
 typedef struct {
     chat_worker_conf_t               *conf;

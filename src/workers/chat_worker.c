@@ -4,8 +4,8 @@
  *
  * chat-worker: options, configuration file, environment, logging,
  * signals and the pid file; the roles are in chat_persist.c,
- * chat_presence.c, chat_cleanup.c and chat_lag.c (chat_kafka.c and
- * chat_pg.c: what the consuming roles share).
+ * chat_presence.c, chat_cleanup.c and chat_lag.c (chat_consume.c: the
+ * consume loop the consuming roles share, on chat_kafka.c and chat_pg.c).
  *
  * Settings, later ones winning: built-in defaults, the environment
  * (KAFKA_BROKERS, PG_DSN), the --config file, the command line.
