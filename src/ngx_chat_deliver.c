@@ -31,6 +31,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+#include <openssl/sha.h>
 
 #include "ngx_chat.h"
 #include "ngx_chat_ws.h"
@@ -596,8 +597,13 @@ ngx_chat_deliver_init(ngx_chat_worker_t *w, ngx_cycle_t *cycle)
     }
 
     for (i = 0; i < NGX_CHAT_SCRIPT_N; i++) {
-        chat_ws_sha1(ngx_chat_scripts[i], ngx_strlen(ngx_chat_scripts[i]),
-                     digest);
+        if (SHA1((u_char *) ngx_chat_scripts[i],
+                 ngx_strlen(ngx_chat_scripts[i]), digest)
+            == NULL)
+        {
+            return NGX_ERROR;
+        }
+
         ngx_hex_dump((u_char *) ngx_chat_shas[i], digest, 20);
         ngx_chat_shas[i][40] = '\0';
     }

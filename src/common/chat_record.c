@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "chat_utf8.h"
 #include "chat_json.h"
 #include "chat_record.h"
 
