@@ -141,14 +141,14 @@ unit: $(UNIT_BINS) $(UNIT_ASAN)
 	@set -e; for t in $(UNIT_BINS) $(UNIT_ASAN); do \
 	    echo "== $$t"; $$t; done
 
-$(B)/tests/%: tests/unit/%.c $(COMMON_SRCS) $(COMMON_HDRS) $(BENCH_SRCS) \
-              $(BENCH_HDRS)
+$(B)/tests/%: tests/unit/%.c tests/unit/chat_test.h $(COMMON_SRCS) \
+              $(COMMON_HDRS) $(BENCH_SRCS) $(BENCH_HDRS)
 	@mkdir -p $(B)/tests
 	$(CC) $(CHAT_CFLAGS) -Isrc/tools -o $@ $< $(COMMON_SRCS) \
 	    $(BENCH_SRCS) $(COMMON_LIBS)
 
-$(B)/asan/tests/%: tests/unit/%.c $(COMMON_SRCS) $(COMMON_HDRS) \
-                   $(BENCH_SRCS) $(BENCH_HDRS)
+$(B)/asan/tests/%: tests/unit/%.c tests/unit/chat_test.h $(COMMON_SRCS) \
+                   $(COMMON_HDRS) $(BENCH_SRCS) $(BENCH_HDRS)
 	@mkdir -p $(B)/asan/tests
 	$(CC) $(CHAT_CFLAGS) $(SAN) -Isrc/tools -o $@ $< $(COMMON_SRCS) \
 	    $(BENCH_SRCS) $(COMMON_LIBS)

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "chat_test.h"
 #include "chat_utf8.h"
 
 
@@ -21,24 +22,6 @@
 
 #define chat_test_utf8(s)                                                     \
     chat_utf8_valid((const unsigned char *) s, CHAT_TEST_LEN(s))
-
-
-static uint64_t  chat_test_rng_state;
-
-
-/* splitmix64: a deterministic source of test values */
-static uint64_t
-chat_test_rand(void)
-{
-    uint64_t  z;
-
-    chat_test_rng_state += 0x9e3779b97f4a7c15ULL;
-    z = chat_test_rng_state;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-
-    return z ^ (z >> 31);
-}
 
 
 /*
@@ -110,6 +93,37 @@ chat_test_ref_utf8(const unsigned char *s, size_t len)
     }
 
     return 0;
+}
+
+
+/*
+ * The strings the exhaustive tests walk: every one of 1 and 2 bytes, and
+ * those of 3 bytes that start with a lead of 0xC0 or more.  *i is where
+ * the walk is, from 0.  Writes the next string to s and returns its
+ * length, or 0 at the end.
+ */
+static size_t
+chat_test_next(size_t *i, unsigned char *s)
+{
+    size_t  k, len;
+
+    if (*i == 0x10000) {
+        *i = 0xc00000;
+    }
+
+    if (*i >= 0x1000000) {
+        return 0;
+    }
+
+    len = (*i < 0x100) ? 1 : (*i < 0x10000) ? 2 : 3;
+
+    for (k = 0; k < len; k++) {
+        s[k] = (unsigned char) (*i >> (8 * (len - 1 - k)));
+    }
+
+    (*i)++;
+
+    return len;
 }
 
 
@@ -274,18 +288,9 @@ chat_test_utf8_step(void **state)
     (void) state;
 
     /* every 1- and 2-byte string, and 3-byte ones with a lead >= 0xC0 */
-    for (i = 0; i < 0x1000000; i++) {
-        if (i >= 0x10000 && (i >> 16) < 0xc0) {
-            i = 0xc00000 - 1;
-            continue;
-        }
+    i = 0;
 
-        len = (i < 0x100) ? 1 : (i < 0x10000) ? 2 : 3;
-
-        for (k = 0; k < len; k++) {
-            s[k] = (unsigned char) (i >> (8 * (len - 1 - k)));
-        }
-
+    while ((len = chat_test_next(&i, s)) != 0) {
         ok = (chat_test_ref_utf8(s, len) == 0);
         assert_int_equal(chat_utf8_valid(s, len) == 0, ok);
 
@@ -353,18 +358,9 @@ chat_test_utf8_prefix(void **state)
 
     (void) state;
 
-    for (i = 0; i < 0x1000000; i++) {
-        if (i >= 0x10000 && (i >> 16) < 0xc0) {
-            i = 0xc00000 - 1;
-            continue;
-        }
+    i = 0;
 
-        len = (i < 0x100) ? 1 : (i < 0x10000) ? 2 : 3;
-
-        for (k = 0; k < len; k++) {
-            s[k] = (unsigned char) (i >> (8 * (len - 1 - k)));
-        }
-
+    while ((len = chat_test_next(&i, s)) != 0) {
         can = 0;
 
         for (more = 0; more <= 3 && !can; more++) {
@@ -389,7 +385,7 @@ chat_test_utf8_prefix(void **state)
         st = 0;
 
         if ((chat_utf8_step(&st, s, len) == 0) != can) {
-            fail_msg("%zu bytes from %06zx: step %s", len, i,
+            fail_msg("%zu bytes from %06zx: step %s", len, i - 1,
                      can ? "refused a valid prefix" : "passed a dead end");
         }
     }
