@@ -152,14 +152,14 @@ unit: $(UNIT_BINS) $(UNIT_ASAN)
 	@set -e; for t in $(UNIT_BINS) $(UNIT_ASAN); do \
 	    echo "== $$t"; $$t; done
 
-$(B)/tests/%: tests/unit/%.c $(COMMON_SRCS) $(COMMON_HDRS) $(BENCH_SRCS) \
-              $(BENCH_HDRS)
+$(B)/tests/%: tests/unit/%.c tests/unit/chat_test.h $(COMMON_SRCS) \
+              $(COMMON_HDRS) $(BENCH_SRCS) $(BENCH_HDRS)
 	@mkdir -p $(B)/tests
 	$(CC) $(CHAT_CFLAGS) -Isrc/tools -o $@ $< $(COMMON_SRCS) \
 	    $(BENCH_SRCS) $(COMMON_LIBS)
 
-$(B)/asan/tests/%: tests/unit/%.c $(COMMON_SRCS) $(COMMON_HDRS) \
-                   $(BENCH_SRCS) $(BENCH_HDRS)
+$(B)/asan/tests/%: tests/unit/%.c tests/unit/chat_test.h $(COMMON_SRCS) \
+                   $(COMMON_HDRS) $(BENCH_SRCS) $(BENCH_HDRS)
 	@mkdir -p $(B)/asan/tests
 	$(CC) $(CHAT_CFLAGS) $(SAN) -Isrc/tools -o $@ $< $(COMMON_SRCS) \
 	    $(BENCH_SRCS) $(COMMON_LIBS)
@@ -191,7 +191,8 @@ clean:
 #   proto   the client message decoder (chat_proto.c)
 #   record  the message record: acked by the gateway => stored by the
 #           worker (chat_record.c)
-#   json    the JSON body guard (chat_json.c)
+#   json    the JSON body guard (chat_json.c) and the UTF-8 validator
+#           (chat_utf8.c)
 #   jwt     the JWT parser and verifier (chat_jwt.c)
 
 FUZZ_TARGETS := ws proto record json jwt
@@ -211,12 +212,15 @@ FUZZ_DICT_proto  := tests/fuzz/proto.dict
 FUZZ_DICT_record := tests/fuzz/record.dict
 FUZZ_DICT_json   := tests/fuzz/proto.dict
 FUZZ_DICT_jwt    := tests/fuzz/jwt.dict
-FUZZ_SRCS_ws     := src/common/chat_ws.c src/common/chat_json.c
+FUZZ_SRCS_ws     := src/common/chat_ws.c src/common/chat_utf8.c \
+                    src/common/chat_base64.c
 FUZZ_SRCS_proto  := src/common/chat_proto.c src/common/chat_json.c \
-                    src/common/chat_record.c src/common/chat_id.c
+                    src/common/chat_utf8.c src/common/chat_record.c \
+                    src/common/chat_id.c
 FUZZ_SRCS_record := $(FUZZ_SRCS_proto)
-FUZZ_SRCS_json   := src/common/chat_json.c
-FUZZ_SRCS_jwt    := src/common/chat_jwt.c src/common/chat_json.c
+FUZZ_SRCS_json   := src/common/chat_json.c src/common/chat_utf8.c
+FUZZ_SRCS_jwt    := src/common/chat_jwt.c src/common/chat_json.c \
+                    src/common/chat_utf8.c src/common/chat_base64.c
 
 .PHONY: fuzz $(addprefix fuzz-,$(FUZZ_TARGETS))
 

@@ -36,13 +36,14 @@
 #include "ngx_chat_ws.h"
 #include "ngx_chat_deliver.h"
 #include "ngx_chat_lua.h"
+#include "chat_frame.h"
 
 
 #define NGX_CHAT_CHANNEL_LEN   96
 #define NGX_CHAT_RECEIPT_ID    64
 #define NGX_CHAT_REFRESH_BATCH 256
 
-/* as ngx_chat_presence_frame() has it */
+/* as chat_frame_presence() has it */
 #define NGX_CHAT_PRESENCE_PREFIX  "{\"type\":\"presence\","
 
 
@@ -1331,7 +1332,6 @@ ngx_chat_deliver_message(uint64_t from, uint64_t to, const char *id,
 {
     char                  *text, head[96];
     size_t                 len;
-    json_t                *frame;
     uint64_t               except;
     ngx_uint_t             both;
     ngx_chat_redis_t      *rds;
@@ -1346,16 +1346,7 @@ ngx_chat_deliver_message(uint64_t from, uint64_t to, const char *id,
                         from, seq, conv);
     except = ws ? ws->conn_id : 0;
 
-    frame = json_pack("{s:s}", "type", "message");
-    if (frame == NULL || json_object_update(frame, msg) != 0) {
-        json_decref(frame);
-        return;
-    }
-
-    (void) json_object_set_new(frame, "status", json_string("sent"));
-
-    text = json_dumps(frame, JSON_COMPACT|JSON_PRESERVE_ORDER);
-    json_decref(frame);
+    text = chat_frame_message(msg);
 
     if (text == NULL) {
         return;
@@ -2067,8 +2058,7 @@ ngx_chat_typing_checked(ngx_chat_store_rc_e rc, PGresult *res, void *data)
 static ngx_int_t
 ngx_chat_typing_relay(ngx_chat_ws_t *ws, uint64_t to)
 {
-    char    *text;
-    json_t  *frame;
+    char  *text;
 
     if (ws->typing_at && ngx_current_msec - ws->typing_at < 1000) {
         return NGX_OK;
@@ -2076,12 +2066,7 @@ ngx_chat_typing_relay(ngx_chat_ws_t *ws, uint64_t to)
 
     ws->typing_at = ngx_current_msec ? ngx_current_msec : 1;
 
-    frame = json_pack("{s:s, s:I, s:I}", "type", "typing",
-                      "from", (json_int_t) ws->user_id,
-                      "to", (json_int_t) to);
-    text = frame ? json_dumps(frame, JSON_COMPACT|JSON_PRESERVE_ORDER)
-                 : NULL;
-    json_decref(frame);
+    text = chat_frame_typing((int64_t) ws->user_id, (int64_t) to);
 
     if (text == NULL) {
         return NGX_ERROR;

@@ -30,6 +30,8 @@
 #include "ngx_chat_ws.h"
 #include "ngx_chat_deliver.h"
 #include "ngx_chat_lua.h"
+#include "chat_frame.h"
+#include "chat_record.h"
 
 
 #define NGX_CHAT_PRESENCE_BATCH   256     /* users per BEAT */
@@ -135,8 +137,6 @@ static void ngx_chat_presence_announce_friends(ngx_chat_store_rc_e rc,
     PGresult *res, void *data);
 static void ngx_chat_presence_tell(uint64_t friend_id, uint64_t user_id,
     ngx_uint_t online, int64_t last_seen);
-static json_t *ngx_chat_presence_frame(uint64_t user_id, ngx_uint_t online,
-    int64_t last_seen);
 static void ngx_chat_presence_tick(ngx_event_t *ev);
 static void ngx_chat_presence_beat_reply(ngx_chat_store_rc_e rc,
     redisReply *reply, void *data);
@@ -336,7 +336,7 @@ static void
 ngx_chat_presence_opened(ngx_chat_presence_open_t *po,
     ngx_chat_presence_lookup_t *lk)
 {
-    json_t           *frame;
+    char             *frame;
     int64_t           seen;
     ngx_uint_t        i, online;
     ngx_chat_ws_t    *ws = po->op.ws;
@@ -362,10 +362,12 @@ ngx_chat_presence_opened(ngx_chat_presence_open_t *po,
                 told[i].online = online;
             }
 
-            frame = ngx_chat_presence_frame(po->friends[i], online, seen);
+            frame = chat_frame_presence((int64_t) po->friends[i], online,
+                                        seen);
             if (frame) {
-                (void) ngx_chat_ws_send_json(ws, frame);
-                json_decref(frame);
+                (void) ngx_chat_ws_send_text(ws, (u_char *) frame,
+                                             ngx_strlen(frame));
+                free(frame);
             }
         }
 
@@ -644,7 +646,6 @@ ngx_chat_presence_announce(uint64_t user_id, ngx_uint_t online,
     int64_t last_seen)
 {
     char                        *text;
-    json_t                      *rec;
     u_char                       buf[NGX_INT64_LEN];
     ngx_uint_t                   cap;
     ngx_str_t                    key, value;
@@ -661,11 +662,7 @@ ngx_chat_presence_announce(uint64_t user_id, ngx_uint_t online,
                    online ? "online" : "offline", last_seen);
 
     if (!online && w->kafka) {
-        rec = json_pack("{s:I, s:b, s:I}", "user_id", (json_int_t) user_id,
-                        "online", 0, "last_seen", (json_int_t) last_seen);
-        text = rec ? json_dumps(rec, JSON_COMPACT|JSON_PRESERVE_ORDER)
-                   : NULL;
-        json_decref(rec);
+        text = chat_record_presence_dump((int64_t) user_id, 0, last_seen);
 
         if (text) {
             key.data = buf;
@@ -845,30 +842,15 @@ static void
 ngx_chat_presence_tell(uint64_t friend_id, uint64_t user_id,
     ngx_uint_t online, int64_t last_seen)
 {
-    char    *text;
-    json_t  *frame;
+    char  *text;
 
-    frame = ngx_chat_presence_frame(user_id, online, last_seen);
-    text = frame ? json_dumps(frame, JSON_COMPACT|JSON_PRESERVE_ORDER)
-                 : NULL;
-    json_decref(frame);
+    text = chat_frame_presence((int64_t) user_id, online, last_seen);
 
     if (text) {
         (void) ngx_chat_relay(friend_id, text, ngx_strlen(text), 0, 0,
                               NULL, NULL);
         free(text);
     }
-}
-
-
-static json_t *
-ngx_chat_presence_frame(uint64_t user_id, ngx_uint_t online,
-    int64_t last_seen)
-{
-    return json_pack("{s:s, s:I, s:b, s:o}", "type", "presence",
-                     "user_id", (json_int_t) user_id, "online", (int) online,
-                     "last_seen", last_seen >= 0
-                                  ? json_integer(last_seen) : json_null());
 }
 
 

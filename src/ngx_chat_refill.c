@@ -28,6 +28,7 @@
 #include "ngx_chat_ws.h"
 #include "ngx_chat_deliver.h"
 #include "ngx_chat_lua.h"
+#include "chat_frame.h"
 
 
 #define NGX_CHAT_REFILL_SQL                                                  \
@@ -151,7 +152,7 @@ static ngx_int_t
 ngx_chat_refill_entry(ngx_chat_refill_entry_t *e, PGresult *res, int row)
 {
     char      *id, *conv;
-    json_t    *frame;
+    json_t    *msg;
     int64_t    seq, from;
     ngx_int_t  group;
 
@@ -165,34 +166,33 @@ ngx_chat_refill_entry(ngx_chat_refill_entry_t *e, PGresult *res, int row)
     from = ngx_chat_int(3);
     group = PQgetisnull(res, row, 4);
 
-    frame = json_pack("{s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:I}",
-                      "type", "message", "id", id, "seq", (json_int_t) seq,
-                      "from", (json_int_t) from,
-                      group ? "group" : "to",
-                      (json_int_t) ngx_chat_int(group ? 5 : 4),
-                      "body", ngx_chat_col(6), "client_id", ngx_chat_col(9),
-                      "ts", (json_int_t) ngx_chat_int(10));
-    if (frame == NULL) {
+    /* the record as the history has it; the frame is chat_frame's */
+    msg = json_pack("{s:s, s:I, s:I, s:I, s:s, s:s, s:I}",
+                    "id", id, "seq", (json_int_t) seq,
+                    "from", (json_int_t) from,
+                    group ? "group" : "to",
+                    (json_int_t) ngx_chat_int(group ? 5 : 4),
+                    "body", ngx_chat_col(6), "client_id", ngx_chat_col(9),
+                    "ts", (json_int_t) ngx_chat_int(10));
+    if (msg == NULL) {
         return NGX_ERROR;
     }
 
     if (!PQgetisnull(res, row, 7)) {
-        (void) json_object_set_new(frame, "media",
+        (void) json_object_set_new(msg, "media",
                                    json_string(ngx_chat_col(7)));
     }
 
     /* as GET /v1/messages has it: false is not stored apart from absent */
     if (ngx_chat_col(8)[0] == 't') {
-        (void) json_object_set_new(frame, "e2e", json_true());
+        (void) json_object_set_new(msg, "e2e", json_true());
     }
-
-    (void) json_object_set_new(frame, "status", json_string("sent"));
 
 #undef ngx_chat_col
 #undef ngx_chat_int
 
-    e->frame = json_dumps(frame, JSON_COMPACT|JSON_PRESERVE_ORDER);
-    json_decref(frame);
+    e->frame = chat_frame_message(msg);
+    json_decref(msg);
 
     e->id = ngx_alloc(ngx_strlen(id) + 1, ngx_cycle->log);
     e->head = ngx_alloc(NGX_INT64_LEN * 2 + ngx_strlen(conv) + 3,

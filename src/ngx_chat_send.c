@@ -45,6 +45,7 @@
 #include "ngx_chat_ws.h"
 #include "ngx_chat_deliver.h"
 #include "ngx_chat_lua.h"
+#include "chat_frame.h"
 #include "chat_id.h"
 #include "chat_record.h"
 
@@ -411,7 +412,8 @@ ngx_chat_send_claimed(ngx_chat_store_rc_e rc, redisReply *reply, void *data)
 {
     ngx_chat_send_t  *s = data;
 
-    json_t           *ack, *err;
+    char             *err;
+    json_t           *ack;
     redisReply       *kind, *v;
 
     s->cmd = NULL;
@@ -433,16 +435,15 @@ ngx_chat_send_claimed(ngx_chat_store_rc_e rc, redisReply *reply, void *data)
                       s->from);
 
         if (s->op.ws) {
-            err = json_pack("{s:s, s:s, s:s, s:s, s:I}", "type", "error",
-                            "code", "rate_limited",
-                            "message", "too many messages, slow down",
-                            "client_id", s->client_id, "retry_after",
-                            (json_int_t) (v && v->type
-                                          == REDIS_REPLY_INTEGER
-                                          ? v->integer : 1000));
+            err = chat_frame_error("rate_limited",
+                                   "too many messages, slow down",
+                                   s->client_id, NULL,
+                                   (v && v->type == REDIS_REPLY_INTEGER)
+                                   ? (int64_t) v->integer : 1000);
             if (err) {
-                (void) ngx_chat_ws_send_json(s->op.ws, err);
-                json_decref(err);
+                (void) ngx_chat_ws_send_text(s->op.ws, (u_char *) err,
+                                             ngx_strlen(err));
+                free(err);
             }
         }
 
@@ -685,8 +686,7 @@ static void
 ngx_chat_send_delivered(ngx_chat_store_rc_e rc, int32_t partition,
     int64_t offset, void *data)
 {
-    char              *text;
-    json_t            *ack;
+    char              *ack;
     ngx_chat_send_t   *s = data;
     ngx_chat_redis_t  *rds;
 
@@ -698,33 +698,30 @@ ngx_chat_send_delivered(ngx_chat_store_rc_e rc, int32_t partition,
         return;
     }
 
-    ack = json_pack("{s:s, s:s, s:s, s:I, s:I}", "type", "ack",
-                    "client_id", s->client_id, "id", s->id,
-                    "seq", (json_int_t) s->seq, "ts", (json_int_t) s->ts);
+    ack = chat_frame_ack(s->client_id, s->id, s->seq, s->ts);
     if (ack == NULL) {
         ngx_chat_send_done(s);
         return;
     }
 
     if (s->op.ws) {
-        (void) ngx_chat_ws_send_json(s->op.ws, ack);
+        (void) ngx_chat_ws_send_text(s->op.ws, (u_char *) ack,
+                                     ngx_strlen(ack));
     }
 
     ngx_chat_deliver_message(s->from, s->to, s->id, s->seq, s->conv, s->msg,
                              s->op.ws);
 
     /* the same ack for a retry of this client_id; the reply is not needed */
-    text = json_dumps(ack, JSON_COMPACT|JSON_PRESERVE_ORDER);
     rds = ngx_chat_redis_for_user(s->from);
 
-    if (text && rds) {
+    if (rds) {
         (void) ngx_chat_redis_command(rds, NULL, NULL, "SET %s %s EX %d",
-                                      s->dedup, text,
+                                      s->dedup, ack,
                                       NGX_CHAT_SEND_DEDUP_TTL);
     }
 
-    free(text);
-    json_decref(ack);
+    free(ack);
 
     s->claimed = 0;
     ngx_chat_send_done(s);
@@ -735,7 +732,7 @@ static void
 ngx_chat_send_fail(ngx_chat_send_t *s, const char *code,
     const char *message)
 {
-    json_t            *err;
+    char              *err;
     ngx_chat_redis_t  *rds;
 
     ngx_log_error(NGX_LOG_INFO, s->log, 0,
@@ -743,12 +740,11 @@ ngx_chat_send_fail(ngx_chat_send_t *s, const char *code,
                   s->from, s->to, s->client_id, message);
 
     if (s->op.ws) {
-        err = json_pack("{s:s, s:s, s:s, s:s}", "type", "error",
-                        "code", code, "message", message,
-                        "client_id", s->client_id);
+        err = chat_frame_error(code, message, s->client_id, NULL, -1);
         if (err) {
-            (void) ngx_chat_ws_send_json(s->op.ws, err);
-            json_decref(err);
+            (void) ngx_chat_ws_send_text(s->op.ws, (u_char *) err,
+                                         ngx_strlen(err));
+            free(err);
         }
     }
 

@@ -6,6 +6,7 @@
 
 #include <string.h>
 
+#include "chat_utf8.h"
 #include "chat_json.h"
 
 
@@ -74,88 +75,6 @@ chat_json_depth(const char *text, size_t len, unsigned max_depth)
     }
 
     return depth == 0 ? 0 : CHAT_JSON_UNBALANCED;
-}
-
-
-int
-chat_utf8_valid(const unsigned char *s, size_t len)
-{
-    size_t         i, k, n;
-    unsigned char  c, lo, hi;
-
-    if (s == NULL) {
-        return len == 0 ? 0 : -1;
-    }
-
-    i = 0;
-
-    while (i < len) {
-        c = s[i];
-
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-
-        /*
-         * The ranges of RFC 3629 section 4: the bounds on the second byte
-         * exclude overlongs (E0, F0), surrogates (ED) and code points
-         * above U+10FFFF (F4); C0, C1 and F5..FF never start a sequence,
-         * and neither does a continuation byte (80..BF).
-         */
-
-        if (c < 0xc2) {
-            return -1;
-        }
-
-        lo = 0x80;
-        hi = 0xbf;
-
-        if (c < 0xe0) {
-            n = 1;
-
-        } else if (c < 0xf0) {
-            n = 2;
-
-            if (c == 0xe0) {
-                lo = 0xa0;
-
-            } else if (c == 0xed) {
-                hi = 0x9f;
-            }
-
-        } else if (c < 0xf5) {
-            n = 3;
-
-            if (c == 0xf0) {
-                lo = 0x90;
-
-            } else if (c == 0xf4) {
-                hi = 0x8f;
-            }
-
-        } else {
-            return -1;
-        }
-
-        if (len - i <= n) {
-            return -1;
-        }
-
-        if (s[i + 1] < lo || s[i + 1] > hi) {
-            return -1;
-        }
-
-        for (k = 2; k <= n; k++) {
-            if ((s[i + k] & 0xc0) != 0x80) {
-                return -1;
-            }
-        }
-
-        i += n + 1;
-    }
-
-    return 0;
 }
 
 

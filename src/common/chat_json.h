@@ -26,6 +26,9 @@
 #include <stdint.h>
 #include <jansson.h>
 
+/* chat_utf8_valid(), which callers of this file have long found here */
+#include "chat_utf8.h"
+
 
 /*
  * 0 when text (len bytes) nests objects and arrays at most max_depth
@@ -35,12 +38,6 @@
  * strings, escaped quotes included, do not count.
  */
 int chat_json_check_depth(const char *text, size_t len, unsigned max_depth);
-
-/*
- * 0 when s is valid UTF-8 (RFC 3629: no overlongs, no surrogates, at most
- * U+10FFFF), -1 otherwise.  NUL bytes are valid UTF-8.
- */
-int chat_utf8_valid(const unsigned char *s, size_t len);
 
 /*
  * Parses a request body that must be a JSON object: UTF-8 checked, depth

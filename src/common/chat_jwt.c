@@ -14,6 +14,7 @@
 #include <openssl/hmac.h>
 #include <jansson.h>
 
+#include "chat_base64.h"
 #include "chat_json.h"
 #include "chat_jwt.h"
 
@@ -31,16 +32,6 @@
 #define CHAT_JWT_HEADER_B64   "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"
 
 
-static const char  chat_jwt_b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-
-static int chat_jwt_b64_value(unsigned char c);
-static int chat_jwt_b64_check(const char *s, size_t len);
-static size_t chat_jwt_b64_decode(const char *s, size_t len,
-    unsigned char *out);
-static size_t chat_jwt_b64_encode(const unsigned char *in, size_t len,
-    char *out);
 static json_t *chat_jwt_load(const char *b64, size_t len,
     unsigned char *buf);
 static chat_jwt_rc_e chat_jwt_check_header(const char *b64, size_t len,
@@ -113,7 +104,7 @@ chat_jwt_sign_jti(const unsigned char *key, size_t keylen, uint64_t sub,
     }
 
     for (i = 0; jti[i]; i++) {
-        if (i == CHAT_JWT_JTI_MAX || chat_jwt_b64_value(jti[i]) < 0) {
+        if (i == CHAT_JWT_JTI_MAX || chat_base64url_value(jti[i]) < 0) {
             return -1;
         }
     }
@@ -132,7 +123,7 @@ chat_jwt_sign_jti(const unsigned char *key, size_t keylen, uint64_t sub,
     }
 
     hlen = sizeof(CHAT_JWT_HEADER_B64) - 1;
-    plen = ((size_t) n * 4 + 2) / 3;
+    plen = chat_base64url_len((size_t) n);
     need = hlen + 1 + plen + 1 + CHAT_JWT_SIG_B64_LEN + 1;
 
     if (need > outlen) {
@@ -141,7 +132,8 @@ chat_jwt_sign_jti(const unsigned char *key, size_t keylen, uint64_t sub,
 
     memcpy(out, CHAT_JWT_HEADER_B64, hlen);
     out[hlen] = '.';
-    chat_jwt_b64_encode((unsigned char *) payload, (size_t) n, out + hlen + 1);
+    chat_base64url_encode(out + hlen + 1, (unsigned char *) payload,
+                          (size_t) n);
 
     if (HMAC(EVP_sha256(), key, (int) keylen, (unsigned char *) out,
              hlen + 1 + plen, mac, &maclen)
@@ -152,7 +144,7 @@ chat_jwt_sign_jti(const unsigned char *key, size_t keylen, uint64_t sub,
     }
 
     out[hlen + 1 + plen] = '.';
-    chat_jwt_b64_encode(mac, CHAT_JWT_SIG_LEN, out + hlen + 1 + plen + 1);
+    chat_base64url_encode(out + hlen + 1 + plen + 1, mac, CHAT_JWT_SIG_LEN);
     out[need - 1] = '\0';
 
     return (int) (need - 1);
@@ -206,9 +198,9 @@ chat_jwt_verify(const unsigned char *key, size_t keylen, const char *token,
 
     /* the signature may be empty here, so that "alg":"none" says so */
     if (hlen == 0 || plen == 0
-        || chat_jwt_b64_check(token, hlen) != 0
-        || chat_jwt_b64_check(token + d1 + 1, plen) != 0
-        || chat_jwt_b64_check(token + d2 + 1, slen) != 0)
+        || chat_base64url_check(token, hlen) != 0
+        || chat_base64url_check(token + d1 + 1, plen) != 0
+        || chat_base64url_check(token + d2 + 1, slen) != 0)
     {
         return CHAT_JWT_MALFORMED;
     }
@@ -228,7 +220,7 @@ chat_jwt_verify(const unsigned char *key, size_t keylen, const char *token,
         return CHAT_JWT_BAD_SIGNATURE;
     }
 
-    chat_jwt_b64_decode(token + d2 + 1, slen, sig);
+    chat_base64url_decode(token + d2 + 1, slen, sig);
 
     if (HMAC(EVP_sha256(), key, (int) keylen, (const unsigned char *) token,
              d2, mac, &maclen)
@@ -386,7 +378,7 @@ chat_jwt_load(const char *b64, size_t len, unsigned char *buf)
     json_t        *root;
     json_error_t   error;
 
-    n = chat_jwt_b64_decode(b64, len, buf);
+    n = chat_base64url_decode(b64, len, buf);
 
     if (chat_json_check_depth((const char *) buf, n, CHAT_JWT_MAX_DEPTH)
         != 0)
@@ -402,122 +394,4 @@ chat_jwt_load(const char *b64, size_t len, unsigned char *buf)
     }
 
     return root;
-}
-
-
-static int
-chat_jwt_b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
-    }
-
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-
-    if (c == '-') {
-        return 62;
-    }
-
-    if (c == '_') {
-        return 63;
-    }
-
-    return -1;
-}
-
-
-/*
- * 0 when s is canonical unpadded base64url: only alphabet characters, no
- * length of 4n + 1, and the unused low bits of the last character zero
- * (otherwise "xA" and "xB" would decode alike).
- */
-static int
-chat_jwt_b64_check(const char *s, size_t len)
-{
-    int     v;
-    size_t  i;
-
-    if (len % 4 == 1) {
-        return -1;
-    }
-
-    v = 0;
-
-    for (i = 0; i < len; i++) {
-        v = chat_jwt_b64_value((unsigned char) s[i]);
-
-        if (v < 0) {
-            return -1;
-        }
-    }
-
-    if ((len % 4 == 2 && (v & 0x0f) != 0)
-        || (len % 4 == 3 && (v & 0x03) != 0))
-    {
-        return -1;
-    }
-
-    return 0;
-}
-
-
-/* s must have passed chat_jwt_b64_check(); out gets len * 3 / 4 bytes */
-static size_t
-chat_jwt_b64_decode(const char *s, size_t len, unsigned char *out)
-{
-    size_t    i, n;
-    uint32_t  acc;
-    unsigned  bits;
-
-    acc = 0;
-    bits = 0;
-    n = 0;
-
-    for (i = 0; i < len; i++) {
-        acc = (acc << 6) | (uint32_t) chat_jwt_b64_value((unsigned char) s[i]);
-        bits += 6;
-
-        if (bits >= 8) {
-            bits -= 8;
-            out[n++] = (unsigned char) (acc >> bits);
-        }
-    }
-
-    return n;
-}
-
-
-/* writes (len * 4 + 2) / 3 characters, no padding, no NUL */
-static size_t
-chat_jwt_b64_encode(const unsigned char *in, size_t len, char *out)
-{
-    size_t    i, n;
-    uint32_t  acc;
-    unsigned  bits;
-
-    acc = 0;
-    bits = 0;
-    n = 0;
-
-    for (i = 0; i < len; i++) {
-        acc = (acc << 8) | in[i];
-        bits += 8;
-
-        while (bits >= 6) {
-            bits -= 6;
-            out[n++] = chat_jwt_b64_alphabet[(acc >> bits) & 0x3f];
-        }
-    }
-
-    if (bits > 0) {
-        out[n++] = chat_jwt_b64_alphabet[(acc << (6 - bits)) & 0x3f];
-    }
-
-    return n;
 }

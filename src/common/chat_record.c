@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "chat_utf8.h"
 #include "chat_json.h"
 #include "chat_record.h"
 
@@ -206,6 +207,50 @@ chat_record_message_dump(json_t *msg, const char *id, int64_t seq)
     }
 
     return json_dumps(msg, JSON_COMPACT|JSON_PRESERVE_ORDER);
+}
+
+
+char *
+chat_record_receipt_dump(const chat_record_t *rec)
+{
+    char    *text;
+    json_t  *v;
+
+    v = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:I}",
+                  "type", "receipt", "id", rec->id, "conv", rec->conv,
+                  "seq", (json_int_t) rec->seq,
+                  "from", (json_int_t) rec->from,
+                  "by", (json_int_t) rec->by,
+                  "status", rec->read ? "read" : "delivered",
+                  "ts", (json_int_t) rec->ts);
+    if (v == NULL) {
+        return NULL;
+    }
+
+    text = json_dumps(v, JSON_COMPACT|JSON_PRESERVE_ORDER);
+    json_decref(v);
+
+    return text;
+}
+
+
+char *
+chat_record_presence_dump(int64_t user_id, int online, int64_t last_seen)
+{
+    char    *text;
+    json_t  *v;
+
+    v = json_pack("{s:I, s:b, s:I}", "user_id", (json_int_t) user_id,
+                  "online", online ? 1 : 0,
+                  "last_seen", (json_int_t) last_seen);
+    if (v == NULL) {
+        return NULL;
+    }
+
+    text = json_dumps(v, JSON_COMPACT|JSON_PRESERVE_ORDER);
+    json_decref(v);
+
+    return text;
 }
 
 

@@ -1,7 +1,8 @@
 
 /*
- * ngx_chat: the Kafka records of chat.messages and chat.receipts, as the
- * gateway writes them (src/ngx_chat_send.c), read and checked.
+ * ngx_chat: the Kafka records of chat.messages, chat.receipts and
+ * chat.presence: written as the gateway produces them, read and checked
+ * as the workers consume them.
  *
  *   key    the conversation: "d:<lo>:<hi>" (one-to-one, lower user id
  *          first) or "g:<gid>"
@@ -154,6 +155,22 @@ json_t *chat_record_message_new(const chat_record_msg_t *m, int64_t ts,
  * out of memory.
  */
 char *chat_record_message_dump(json_t *msg, const char *id, int64_t seq);
+
+/*
+ * The value of a receipt's record, from rec's id, conv, seq, from, by,
+ * read and ts: {"type":"receipt","id","conv","seq","from","by",
+ * "status":"delivered"|"read","ts"}, compact, what chat_record_parse()
+ * reads back.  Returns it (free() it), or NULL when out of memory.
+ */
+char *chat_record_receipt_dump(const chat_record_t *rec);
+
+/*
+ * The value of a chat.presence record, {"user_id","online","last_seen"}
+ * (keyed by the user id), what chat_record_presence() reads back.
+ * Returns it (free() it), or NULL when out of memory.
+ */
+char *chat_record_presence_dump(int64_t user_id, int online,
+    int64_t last_seen);
 
 /*
  * Parses one record.  Returns the parsed JSON, which the strings of rec

@@ -5,8 +5,10 @@
 
 
 #include <string.h>
+#include <openssl/sha.h>
 
-#include "chat_json.h"
+#include "chat_base64.h"
+#include "chat_utf8.h"
 #include "chat_ws.h"
 
 
@@ -21,7 +23,6 @@
 
 #define chat_ws_is_control(op)  (((op) & 0x8) != 0)
 #define chat_ws_lower(c)        (((c) >= 'A' && (c) <= 'Z') ? ((c) | 32) : (c))
-#define chat_ws_rol(x, n)       (((x) << (n)) | ((x) >> (32 - (n))))
 
 
 static long chat_ws_fail(chat_ws_parser_t *p, chat_ws_event_t *ev,
@@ -36,12 +37,6 @@ static long chat_ws_message_end(chat_ws_parser_t *p, chat_ws_event_t *ev,
     size_t pos);
 static long chat_ws_control(chat_ws_parser_t *p, chat_ws_event_t *ev,
     const unsigned char *data, size_t len, size_t pos);
-static void chat_ws_sha1_block(uint32_t h[5], const unsigned char *b);
-static int chat_ws_base64_char(int c);
-
-
-static const char  chat_ws_base64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 
 void
@@ -133,7 +128,7 @@ chat_ws_parse(chat_ws_parser_t *p, unsigned char *buf, size_t len,
             }
 
             if (p->message == CHAT_WS_OP_TEXT
-                && chat_ws_utf8_step(&p->utf8, buf + pos, n) != 0)
+                && chat_utf8_step(&p->utf8, buf + pos, n) != 0)
             {
                 return chat_ws_fail(p, ev, CHAT_WS_CLOSE_INVALID,
                                     "text is not UTF-8");
@@ -613,107 +608,11 @@ chat_ws_close_payload(unsigned char *out, uint16_t code, const char *reason,
 
 
 int
-chat_ws_utf8_step(uint32_t *state, const unsigned char *s, size_t len)
-{
-    size_t         i;
-    uint32_t       need, lo, hi;
-    uint64_t       w;
-    unsigned char  c;
-
-    /* state: bytes still needed, and the range of the next one */
-    need = *state & 3;
-    lo = (*state >> 8) & 0xff;
-    hi = (*state >> 16) & 0xff;
-
-    i = 0;
-
-    while (i < len) {
-        c = s[i];
-
-        if (need != 0) {
-            if (c < lo || c > hi) {
-                return -1;
-            }
-
-            need--;
-            lo = 0x80;
-            hi = 0xbf;
-            i++;
-            continue;
-        }
-
-        if (c < 0x80) {
-            i++;
-
-            /* chat messages are mostly ASCII: skip 8 bytes at a time */
-            while (i + 8 <= len) {
-                memcpy(&w, s + i, 8);
-
-                if (w & 0x8080808080808080ULL) {
-                    break;
-                }
-
-                i += 8;
-            }
-
-            continue;
-        }
-
-        /*
-         * RFC 3629 section 4, as chat_utf8_valid(): the bounds on the
-         * second byte exclude overlongs (E0, F0), surrogates (ED) and
-         * code points above U+10FFFF (F4).
-         */
-
-        if (c < 0xc2) {
-            return -1;
-        }
-
-        lo = 0x80;
-        hi = 0xbf;
-
-        if (c < 0xe0) {
-            need = 1;
-
-        } else if (c < 0xf0) {
-            need = 2;
-
-            if (c == 0xe0) {
-                lo = 0xa0;
-
-            } else if (c == 0xed) {
-                hi = 0x9f;
-            }
-
-        } else if (c < 0xf5) {
-            need = 3;
-
-            if (c == 0xf0) {
-                lo = 0x90;
-
-            } else if (c == 0xf4) {
-                hi = 0x8f;
-            }
-
-        } else {
-            return -1;
-        }
-
-        i++;
-    }
-
-    *state = (need == 0) ? 0 : (need | (lo << 8) | (hi << 16));
-
-    return 0;
-}
-
-
-int
 chat_ws_accept_key(const char *key, size_t len,
     char out[CHAT_WS_ACCEPT_LEN + 1])
 {
     size_t         i;
-    unsigned char  digest[20];
+    unsigned char  digest[SHA_DIGEST_LENGTH];
     char           buf[CHAT_WS_KEY_LEN + sizeof(CHAT_WS_GUID) - 1];
 
     if (key == NULL || len != CHAT_WS_KEY_LEN
@@ -723,7 +622,7 @@ chat_ws_accept_key(const char *key, size_t len,
     }
 
     for (i = 0; i < 22; i++) {
-        if (chat_ws_base64_char((unsigned char) key[i]) < 0) {
+        if (chat_base64_value((unsigned char) key[i]) < 0) {
             return -1;
         }
     }
@@ -731,8 +630,11 @@ chat_ws_accept_key(const char *key, size_t len,
     memcpy(buf, key, CHAT_WS_KEY_LEN);
     memcpy(buf + CHAT_WS_KEY_LEN, CHAT_WS_GUID, sizeof(CHAT_WS_GUID) - 1);
 
-    chat_ws_sha1(buf, sizeof(buf), digest);
-    chat_ws_base64(out, digest, sizeof(digest));
+    if (SHA1((const unsigned char *) buf, sizeof(buf), digest) == NULL) {
+        return -1;
+    }
+
+    out[chat_base64_encode(out, digest, SHA_DIGEST_LENGTH)] = '\0';
 
     return 0;
 }
@@ -791,174 +693,4 @@ chat_ws_header_has_token(const char *value, size_t len, const char *token)
     }
 
     return 0;
-}
-
-
-void
-chat_ws_sha1(const void *data, size_t len, unsigned char out[20])
-{
-    size_t                i, n, tail;
-    uint32_t              h[5];
-    uint64_t              bits;
-    unsigned char         last[128];
-    const unsigned char  *p;
-
-    h[0] = 0x67452301;
-    h[1] = 0xefcdab89;
-    h[2] = 0x98badcfe;
-    h[3] = 0x10325476;
-    h[4] = 0xc3d2e1f0;
-
-    p = data;
-    n = len;
-
-    while (n >= 64) {
-        chat_ws_sha1_block(h, p);
-        p += 64;
-        n -= 64;
-    }
-
-    /* the rest, 0x80, zeros and the bit length: one or two blocks */
-    memset(last, 0, sizeof(last));
-
-    if (n > 0) {
-        memcpy(last, p, n);
-    }
-
-    last[n] = 0x80;
-    tail = (n < 56) ? 64 : 128;
-    bits = (uint64_t) len * 8;
-
-    for (i = 0; i < 8; i++) {
-        last[tail - 1 - i] = (unsigned char) (bits >> (8 * i));
-    }
-
-    chat_ws_sha1_block(h, last);
-
-    if (tail == 128) {
-        chat_ws_sha1_block(h, last + 64);
-    }
-
-    for (i = 0; i < 20; i++) {
-        out[i] = (unsigned char) (h[i / 4] >> (24 - 8 * (i % 4)));
-    }
-}
-
-
-static void
-chat_ws_sha1_block(uint32_t h[5], const unsigned char *b)
-{
-    int       t;
-    uint32_t  w[80], a, bb, c, d, e, f, k, tmp;
-
-    for (t = 0; t < 16; t++) {
-        w[t] = ((uint32_t) b[4 * t] << 24) | ((uint32_t) b[4 * t + 1] << 16)
-               | ((uint32_t) b[4 * t + 2] << 8) | b[4 * t + 3];
-    }
-
-    for (t = 16; t < 80; t++) {
-        tmp = w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16];
-        w[t] = chat_ws_rol(tmp, 1);
-    }
-
-    a = h[0];
-    bb = h[1];
-    c = h[2];
-    d = h[3];
-    e = h[4];
-
-    for (t = 0; t < 80; t++) {
-        if (t < 20) {
-            f = (bb & c) | (~bb & d);
-            k = 0x5a827999;
-
-        } else if (t < 40) {
-            f = bb ^ c ^ d;
-            k = 0x6ed9eba1;
-
-        } else if (t < 60) {
-            f = (bb & c) | (bb & d) | (c & d);
-            k = 0x8f1bbcdc;
-
-        } else {
-            f = bb ^ c ^ d;
-            k = 0xca62c1d6;
-        }
-
-        tmp = chat_ws_rol(a, 5) + f + e + k + w[t];
-        e = d;
-        d = c;
-        c = chat_ws_rol(bb, 30);
-        bb = a;
-        a = tmp;
-    }
-
-    h[0] += a;
-    h[1] += bb;
-    h[2] += c;
-    h[3] += d;
-    h[4] += e;
-}
-
-
-size_t
-chat_ws_base64(char *out, const unsigned char *in, size_t len)
-{
-    size_t    i, n;
-    uint32_t  v;
-
-    n = 0;
-
-    for (i = 0; i + 3 <= len; i += 3) {
-        v = ((uint32_t) in[i] << 16) | ((uint32_t) in[i + 1] << 8) | in[i + 2];
-        out[n++] = chat_ws_base64_alphabet[(v >> 18) & 0x3f];
-        out[n++] = chat_ws_base64_alphabet[(v >> 12) & 0x3f];
-        out[n++] = chat_ws_base64_alphabet[(v >> 6) & 0x3f];
-        out[n++] = chat_ws_base64_alphabet[v & 0x3f];
-    }
-
-    if (i < len) {
-        v = (uint32_t) in[i] << 16;
-
-        if (i + 1 < len) {
-            v |= (uint32_t) in[i + 1] << 8;
-        }
-
-        out[n++] = chat_ws_base64_alphabet[(v >> 18) & 0x3f];
-        out[n++] = chat_ws_base64_alphabet[(v >> 12) & 0x3f];
-        out[n++] = (i + 1 < len) ? chat_ws_base64_alphabet[(v >> 6) & 0x3f]
-                                 : '=';
-        out[n++] = '=';
-    }
-
-    out[n] = '\0';
-
-    return n;
-}
-
-
-static int
-chat_ws_base64_char(int c)
-{
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
-    }
-
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-
-    if (c == '+') {
-        return 62;
-    }
-
-    if (c == '/') {
-        return 63;
-    }
-
-    return -1;
 }

@@ -136,7 +136,7 @@ typedef struct {
     uint64_t              message_len;   /* announced so far, all frames */
     uint64_t              payload_len;   /* of the current frame */
     uint64_t              payload_off;
-    uint32_t              utf8;          /* chat_ws_utf8_step() state */
+    uint32_t              utf8;          /* chat_utf8_step() state */
     uint16_t              error_code;
     const char           *error;
     unsigned char         server;
@@ -202,15 +202,6 @@ size_t chat_ws_close_payload(unsigned char *out, uint16_t code,
 int chat_ws_close_code_valid(unsigned code);
 
 /*
- * Incremental UTF-8 validation (RFC 3629, as chat_utf8_valid()): *state
- * starts at 0 and is carried from piece to piece.  Returns 0 while the
- * bytes so far can start valid UTF-8, -1 at the first byte that cannot
- * (the state is then meaningless).  The text is complete and valid when
- * the state is 0 after the last piece.
- */
-int chat_ws_utf8_step(uint32_t *state, const unsigned char *s, size_t len);
-
-/*
  * Sec-WebSocket-Accept for a Sec-WebSocket-Key of len bytes: out gets the
  * 28 characters and a NUL.  Returns 0, or -1 when the key is not the
  * base64 of 16 bytes (24 characters of the base64 alphabet, the last two
@@ -226,12 +217,6 @@ int chat_ws_accept_key(const char *key, size_t len,
  */
 int chat_ws_header_has_token(const char *value, size_t len,
     const char *token);
-
-/* SHA-1 (FIPS 180-4), for the handshake only */
-void chat_ws_sha1(const void *data, size_t len, unsigned char out[20]);
-
-/* base64 (RFC 4648, padded): writes 4 * ((len + 2) / 3) chars and a NUL */
-size_t chat_ws_base64(char *out, const unsigned char *in, size_t len);
 
 
 #endif /* _CHAT_WS_H_INCLUDED_ */

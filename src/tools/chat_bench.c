@@ -74,6 +74,7 @@
 #include <sys/timerfd.h>
 #include <sys/wait.h>
 
+#include "chat_base64.h"
 #include "chat_jwt.h"
 #include "chat_ws.h"
 #include "bench_hist.h"
@@ -1348,7 +1349,7 @@ bench_conn_connected(bench_conn_t *c)
     r2 = bench_rand();
     memcpy(raw, &r1, 8);
     memcpy(raw + 8, &r2, 8);
-    chat_ws_base64(c->key, raw, 16);
+    c->key[chat_base64_encode(c->key, raw, 16)] = '\0';
 
     auth[0] = '\0';
 

@@ -1,13 +1,14 @@
 
 /*
- * libFuzzer target for the JSON body guard, src/common/chat_json.c: what
- * every HTTP request body and WebSocket message goes through before a
- * handler sees it.
+ * libFuzzer target for the JSON body guard, src/common/chat_json.c, and
+ * the UTF-8 validator, src/common/chat_utf8.c: what every HTTP request
+ * body and WebSocket message goes through before a handler sees it.
  *
  * For each input:
  *
- *   - chat_utf8_valid() agrees with a plain decoder written here from
- *     RFC 3629 (code points, not byte ranges);
+ *   - chat_utf8_valid(), and chat_utf8_step() over the input cut in
+ *     three, agree with chat_fuzz_utf8_ref() (chat_fuzz.h), a plain
+ *     decoder written from RFC 3629 (code points, not byte ranges);
  *   - chat_json_check_depth() is monotonic in the depth allowed;
  *   - chat_json_load_object() either gives an object, and then the input
  *     was valid UTF-8 without NUL and within the depth, and the object
@@ -24,6 +25,7 @@
 #include <string.h>
 
 #include "chat_json.h"
+#include "chat_utf8.h"
 #include "chat_fuzz.h"
 
 
@@ -47,59 +49,6 @@ chat_fuzz_in(const char *s, const char **list)
     for ( /* void */ ; *list; list++) {
         if (strcmp(s, *list) == 0) {
             return 1;
-        }
-    }
-
-    return 0;
-}
-
-
-/* RFC 3629 by code point: the shortest form, no surrogate, <= U+10FFFF */
-static int
-chat_fuzz_utf8(const uint8_t *s, size_t len)
-{
-    size_t    i, k, n;
-    uint32_t  cp, min;
-
-    for (i = 0; i < len; i += n) {
-        if (s[i] < 0x80) {
-            n = 1;
-            continue;
-        }
-
-        if ((s[i] & 0xe0) == 0xc0) {
-            n = 2;
-            cp = s[i] & 0x1f;
-            min = 0x80;
-
-        } else if ((s[i] & 0xf0) == 0xe0) {
-            n = 3;
-            cp = s[i] & 0x0f;
-            min = 0x800;
-
-        } else if ((s[i] & 0xf8) == 0xf0) {
-            n = 4;
-            cp = s[i] & 0x07;
-            min = 0x10000;
-
-        } else {
-            return -1;
-        }
-
-        if (len - i < n) {
-            return -1;
-        }
-
-        for (k = 1; k < n; k++) {
-            if ((s[i + k] & 0xc0) != 0x80) {
-                return -1;
-            }
-
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-            return -1;
         }
     }
 
@@ -143,12 +92,24 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     int          utf8;
     char        *text;
+    size_t       a, b;
+    uint32_t     st;
     json_t      *root, *again;
     unsigned     d;
     const char  *err;
 
     utf8 = chat_utf8_valid(data, size);
-    chat_fuzz_check(utf8 == chat_fuzz_utf8(data, size));
+    chat_fuzz_check(utf8 == chat_fuzz_utf8_ref(data, size));
+
+    /* in three pieces, cut where the first two bytes say */
+    a = (size > 0) ? data[0] % (size + 1) : 0;
+    b = (size > 1) ? a + data[1] % (size - a + 1) : a;
+    st = 0;
+    chat_fuzz_check((chat_utf8_step(&st, data, a) == 0
+                     && chat_utf8_step(&st, data + a, b - a) == 0
+                     && chat_utf8_step(&st, data + b, size - b) == 0
+                     && st == 0)
+                    == (utf8 == 0));
 
     for (d = 0; d < CHAT_FUZZ_DEPTH + 2; d++) {
         if (chat_json_check_depth((const char *) data, size, d) == 0) {

@@ -78,7 +78,7 @@ chat_fuzz_string(const char *s, size_t len, json_t *json, const char *key)
     }
 
     chat_fuzz_check(strlen(s) == len);
-    chat_fuzz_check(chat_utf8_valid((const unsigned char *) s, len) == 0);
+    chat_fuzz_check(chat_fuzz_utf8_ref((const unsigned char *) s, len) == 0);
 
     /* the very string of the JSON, not a copy that could go stale */
     v = json_object_get(json, key);

@@ -8,13 +8,15 @@
  *
  * The stream is parsed three ways: in the chunks given, in one chunk,
  * and by a reference parser below that sees the whole input at once and
- * shares no code with the one under test (UTF-8 comes from
- * chat_utf8_valid()).  All three must report the same messages, control
- * frames and error, in the same order.  Each call is also checked
- * against the calling contract in chat_ws.h.
+ * shares no code with the one under test (UTF-8 is judged by
+ * chat_fuzz_utf8_ref(), chat_fuzz.h).  All three must report the same
+ * messages, control frames and error, in the same order.  Each call is
+ * also checked against the calling contract in chat_ws.h.
  *
- * The handshake helpers get the raw input too, SHA-1 and base64 checked
- * against OpenSSL.
+ * The handshake helpers get the raw input too, the accept key checked
+ * against OpenSSL's SHA-1 and base64; so do chat_base64.c's encoders,
+ * and its base64url decoder must take the input back exactly when it is
+ * canonical.
  */
 
 
@@ -24,7 +26,7 @@
 #include <string.h>
 #include <openssl/evp.h>
 
-#include "chat_json.h"
+#include "chat_base64.h"
 #include "chat_ws.h"
 #include "chat_fuzz.h"
 
@@ -117,7 +119,7 @@ chat_fuzz_utf8_add(chat_fuzz_utf8_t *u, unsigned char c)
 
     if (u->n == need) {
         u->n = 0;
-        return chat_utf8_valid(u->part, need);
+        return chat_fuzz_utf8_ref(u->part, need);
     }
 
     /* a prefix is fine when some completion is valid: try two */
@@ -128,7 +130,7 @@ chat_fuzz_utf8_add(chat_fuzz_utf8_t *u, unsigned char c)
             tmp[i] = fill[k];
         }
 
-        if (chat_utf8_valid(tmp, need) == 0) {
+        if (chat_fuzz_utf8_ref(tmp, need) == 0) {
             return 0;
         }
     }
@@ -274,7 +276,7 @@ chat_fuzz_reference(int server, uint64_t max, const unsigned char *d,
                 break;
             }
 
-            if (avail && chat_utf8_valid(ctl + 2, avail - 2) != 0) {
+            if (avail && chat_fuzz_utf8_ref(ctl + 2, avail - 2) != 0) {
                 err = 1007;
                 break;
             }
@@ -411,7 +413,8 @@ chat_fuzz_feed(chat_fuzz_run_t *r, unsigned char *buf, size_t len)
             chat_fuzz_check(r->msg_op == 0 || r->msg_op == ev.opcode);
 
             if (ev.opcode == CHAT_WS_OP_TEXT) {
-                chat_fuzz_check(chat_utf8_valid(r->msg, r->msg_len) == 0);
+                chat_fuzz_check(chat_fuzz_utf8_ref(r->msg, r->msg_len)
+                                == 0);
             }
 
             chat_fuzz_log(r->log, ev.opcode, 0, r->msg, r->msg_len);
@@ -451,7 +454,7 @@ chat_fuzz_feed(chat_fuzz_run_t *r, unsigned char *buf, size_t len)
                 chat_fuzz_check((const unsigned char *) ev.close_reason
                                 == ev.data + 2);
                 chat_fuzz_check(ev.close_reason_len == ev.len - 2);
-                chat_fuzz_check(chat_utf8_valid(
+                chat_fuzz_check(chat_fuzz_utf8_ref(
                                     (const unsigned char *) ev.close_reason,
                                     ev.close_reason_len) == 0);
             }
@@ -541,6 +544,51 @@ chat_fuzz_token_ref(const unsigned char *v, size_t len, const char *tok)
 }
 
 
+/*
+ * Canonical unpadded base64url by OpenSSL: the alphabet swapped for
+ * base64's, padded, decoded and encoded again gives the same text.
+ */
+static int
+chat_fuzz_base64url_ref(const uint8_t *s, size_t len)
+{
+    int             k;
+    size_t          i, n;
+    char            std[72], again[72];
+    unsigned char   bin[64];
+
+    static const char  url[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+    if (len % 4 == 1 || len > 64) {
+        return -1;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (s[i] == '\0' || strchr(url, s[i]) == NULL) {
+            return -1;
+        }
+
+        std[i] = (s[i] == '-') ? '+' : (s[i] == '_') ? '/' : (char) s[i];
+    }
+
+    for (n = len; n % 4 != 0; n++) {
+        std[n] = '=';
+    }
+
+    k = EVP_DecodeBlock(bin, (unsigned char *) std, (int) n);
+
+    if (k < 0) {
+        return -1;
+    }
+
+    /* EVP_DecodeBlock() counts the bytes of the padding too */
+    k -= (int) (n - len);
+    EVP_EncodeBlock((unsigned char *) again, bin, k);
+
+    return memcmp(again, std, n) == 0 ? 0 : -1;
+}
+
+
 static void
 chat_fuzz_handshake(const uint8_t *data, size_t size)
 {
@@ -550,7 +598,7 @@ chat_fuzz_handshake(const uint8_t *data, size_t size)
     size_t                 i, n, m, hl;
     uint64_t               len;
     unsigned int           olen;
-    unsigned char          mine[20], ref[20], out[CHAT_WS_MAX_CONTROL];
+    unsigned char          ref[20], back[48], out[CHAT_WS_MAX_CONTROL];
     unsigned char          pre[CHAT_WS_MAX_HEADER];
     unsigned char          frame[CHAT_WS_MAX_HEADER + CHAT_WS_MAX_CONTROL];
     const unsigned char   *mask;
@@ -580,15 +628,29 @@ chat_fuzz_handshake(const uint8_t *data, size_t size)
         chat_fuzz_check(strcmp(accept, ref64) == 0);
     }
 
-    /* SHA-1 and base64 themselves */
-    chat_ws_sha1(data, size, mine);
-    EVP_Digest(data, size, ref, &olen, EVP_sha1(), NULL);
-    chat_fuzz_check(memcmp(mine, ref, 20) == 0);
-
+    /* base64 and base64url of the first bytes, and back */
     m = size < 48 ? size : 48;
-    n = chat_ws_base64(b64, data, m);
+    n = chat_base64_encode(b64, data, m);
     EVP_EncodeBlock((unsigned char *) ref64, data, (int) m);
-    chat_fuzz_check(n == strlen(ref64) && strcmp(b64, ref64) == 0);
+    chat_fuzz_check(n == strlen(ref64) && memcmp(b64, ref64, n) == 0);
+
+    n = chat_base64url_encode(b64, data, m);
+    chat_fuzz_check(n == chat_base64url_len(m));
+    chat_fuzz_check(chat_base64url_check(b64, n) == 0);
+    chat_fuzz_check(chat_base64url_decode(b64, n, back) == m);
+    chat_fuzz_check(memcmp(back, data, m) == 0);
+
+    /* the first bytes as base64url: taken exactly when canonical */
+    m = size < 64 ? size : 64;
+    rc = chat_base64url_check((const char *) data, m);
+    chat_fuzz_check(rc == chat_fuzz_base64url_ref(data, m));
+
+    if (rc == 0) {
+        n = chat_base64url_decode((const char *) data, m, back);
+        chat_fuzz_check(n == m * 3 / 4);
+        chat_fuzz_check(chat_base64url_encode(b64, back, n) == m);
+        chat_fuzz_check(memcmp(b64, data, m) == 0);
+    }
 
     /* header tokens: fixed ones, and one from the input */
     chat_fuzz_check(chat_ws_header_has_token((const char *) data, size,
@@ -635,9 +697,9 @@ chat_fuzz_handshake(const uint8_t *data, size_t size)
 
     chat_fuzz_check(n >= 2 && n <= CHAT_WS_MAX_CONTROL);
     chat_fuzz_check(memcmp(out, data, n) == 0);
-    chat_fuzz_check(chat_utf8_valid(out + 2, n - 2) == 0);
+    chat_fuzz_check(chat_fuzz_utf8_ref(out + 2, n - 2) == 0);
 
-    if (chat_utf8_valid(data + 2, size - 2) == 0) {
+    if (chat_fuzz_utf8_ref(data + 2, size - 2) == 0) {
         chat_fuzz_check(size - 2 <= CHAT_WS_MAX_REASON
                         ? n == size : n - 2 > CHAT_WS_MAX_REASON - 4);
     }

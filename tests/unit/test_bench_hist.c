@@ -13,24 +13,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "chat_test.h"
 #include "bench_hist.h"
-
-
-static uint64_t  bench_test_rng = 42;
-
-
-static uint64_t
-bench_test_rand(void)
-{
-    uint64_t  z;
-
-    bench_test_rng += 0x9e3779b97f4a7c15ULL;
-    z = bench_test_rng;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-
-    return z ^ (z >> 31);
-}
 
 
 static int
@@ -73,8 +57,8 @@ test_index_in_range(void **state)
     (void) state;
 
     for (i = 0; i < 100000; i++) {
-        b = (int) (bench_test_rand() % 64);
-        v = bench_test_rand() >> b;
+        b = (int) (chat_test_rand() % 64);
+        v = chat_test_rand() >> b;
         idx = bench_hist_index(v);
 
         assert_true(idx < BENCH_HIST_BUCKETS);
@@ -161,8 +145,8 @@ test_quantiles_against_sort(void **state)
 
     /* log-uniform from 1 us to 1 s, like latencies */
     for (i = 0; i < N; i++) {
-        vals[i] = 1000 + (bench_test_rand() % 1000)
-                  * (1ULL << (bench_test_rand() % 20));
+        vals[i] = 1000 + (chat_test_rand() % 1000)
+                  * (1ULL << (chat_test_rand() % 20));
         bench_hist_record(h, vals[i]);
     }
 
@@ -210,7 +194,7 @@ test_merge(void **state)
     bench_hist_init(all);
 
     for (i = 0; i < 10000; i++) {
-        v = bench_test_rand() % 50000000;
+        v = chat_test_rand() % 50000000;
         bench_hist_record(i % 3 ? a : b, v);
         bench_hist_record(all, v);
     }
@@ -240,6 +224,9 @@ main(void)
         cmocka_unit_test(test_quantiles_against_sort),
         cmocka_unit_test(test_merge),
     };
+
+    /* the sequence the tests were written against */
+    chat_test_rng_state = 42;
 
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

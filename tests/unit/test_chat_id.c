@@ -12,6 +12,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "chat_test.h"
 #include "chat_id.h"
 
 
@@ -24,24 +25,6 @@ typedef char  chat_test_id_t[CHAT_ID_LEN + 1];
 
 /* Crockford's excluded letters in both cases, punctuation, non-ASCII */
 static const char  chat_test_bad_chars[] = "ILOUilou-_ .*+/:=\x80\xff";
-
-static uint64_t    chat_test_rng_state;
-
-
-/* splitmix64: a deterministic source of test values */
-static uint64_t
-chat_test_rand(void)
-{
-    uint64_t  z;
-
-    chat_test_rng_state += 0x9e3779b97f4a7c15ULL;
-    z = chat_test_rng_state;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-
-    return z ^ (z >> 31);
-}
-
 
 static void
 chat_test_parse_ok(const char *id, chat_id_parts_t *p)

@@ -21,9 +21,6 @@
 #define chat_test_depth(s, max)                                               \
     chat_json_check_depth(s, CHAT_TEST_LEN(s), max)
 
-#define chat_test_utf8(s)                                                     \
-    chat_utf8_valid((const unsigned char *) s, CHAT_TEST_LEN(s))
-
 
 typedef struct {
     const char  *text;
@@ -40,78 +37,6 @@ static const char  chat_test_fields[] =
     "\"max\":9223372036854775807,\"min\":-9223372036854775808,"
     "\"r\":1.0,\"big\":1e3,\"t\":true,\"f\":false,\"a\":[1],\"o\":{},"
     "\"u\":\"\xc3\xa9\\u00e9\",\"is\":\"42\"}";
-
-
-/*
- * A reference decoder written the other way round from the one under
- * test: decode first, then judge the code point and its length.
- * Returns the sequence length, or 0 when s does not start with a valid
- * sequence.
- */
-static size_t
-chat_test_ref_utf8_one(const unsigned char *s, size_t len)
-{
-    size_t    n, i;
-    uint32_t  cp, min;
-
-    if (s[0] < 0x80) {
-        return 1;
-    }
-
-    if ((s[0] & 0xe0) == 0xc0) {
-        n = 2;
-        cp = s[0] & 0x1f;
-        min = 0x80;
-
-    } else if ((s[0] & 0xf0) == 0xe0) {
-        n = 3;
-        cp = s[0] & 0x0f;
-        min = 0x800;
-
-    } else if ((s[0] & 0xf8) == 0xf0) {
-        n = 4;
-        cp = s[0] & 0x07;
-        min = 0x10000;
-
-    } else {
-        return 0;
-    }
-
-    if (len < n) {
-        return 0;
-    }
-
-    for (i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-        return 0;
-    }
-
-    return n;
-}
-
-
-static int
-chat_test_ref_utf8(const unsigned char *s, size_t len)
-{
-    size_t  i, n;
-
-    for (i = 0; i < len; i += n) {
-        n = chat_test_ref_utf8_one(s + i, len - i);
-
-        if (n == 0) {
-            return -1;
-        }
-    }
-
-    return 0;
-}
 
 
 static void
@@ -227,146 +152,6 @@ chat_test_depth_unbalanced(void **state)
     assert_int_equal(chat_json_check_depth(deep, n, 64), -1);
     assert_int_equal(chat_json_check_depth(deep, n, UINT32_MAX), -1);
     free(deep);
-}
-
-
-static void
-chat_test_utf8_valid(void **state)
-{
-    (void) state;
-
-    assert_int_equal(chat_utf8_valid(NULL, 0), 0);
-    assert_int_equal(chat_test_utf8(""), 0);
-    assert_int_equal(chat_test_utf8("plain ASCII \x01\x7f"), 0);
-    assert_int_equal(chat_test_utf8("nul \0 inside"), 0);
-    assert_int_equal(chat_test_utf8("\xc2\x80"), 0);               /* 80 */
-    assert_int_equal(chat_test_utf8("\xc3\xa9t\xc3\xa9"), 0);      /* été */
-    assert_int_equal(chat_test_utf8("\xdf\xbf"), 0);               /* 7FF */
-    assert_int_equal(chat_test_utf8("\xe0\xa0\x80"), 0);           /* 800 */
-    assert_int_equal(chat_test_utf8("\xe2\x82\xac"), 0);           /* euro */
-    assert_int_equal(chat_test_utf8("\xed\x9f\xbf"), 0);           /* D7FF */
-    assert_int_equal(chat_test_utf8("\xee\x80\x80"), 0);           /* E000 */
-    assert_int_equal(chat_test_utf8("\xef\xbf\xbf"), 0);           /* FFFF */
-    assert_int_equal(chat_test_utf8("\xf0\x90\x80\x80"), 0);       /* 10000 */
-    assert_int_equal(chat_test_utf8("\xf0\x9f\x98\x80"), 0);       /* emoji */
-    assert_int_equal(chat_test_utf8("\xf3\xbf\xbf\xbf"), 0);       /* FFFFF */
-    assert_int_equal(chat_test_utf8("\xf4\x8f\xbf\xbf"), 0);       /* max */
-    assert_int_equal(chat_test_utf8("a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80z"),
-                     0);
-}
-
-
-static void
-chat_test_utf8_invalid(void **state)
-{
-    (void) state;
-
-    /* overlong forms */
-    assert_int_equal(chat_test_utf8("\xc0\x80"), -1);
-    assert_int_equal(chat_test_utf8("\xc0\xaf"), -1);
-    assert_int_equal(chat_test_utf8("\xc1\xbf"), -1);
-    assert_int_equal(chat_test_utf8("\xe0\x80\x80"), -1);
-    assert_int_equal(chat_test_utf8("\xe0\x80\xaf"), -1);
-    assert_int_equal(chat_test_utf8("\xe0\x9f\xbf"), -1);
-    assert_int_equal(chat_test_utf8("\xf0\x80\x80\x80"), -1);
-    assert_int_equal(chat_test_utf8("\xf0\x80\x80\xaf"), -1);
-    assert_int_equal(chat_test_utf8("\xf0\x8f\xbf\xbf"), -1);
-
-    /* surrogates, alone and paired */
-    assert_int_equal(chat_test_utf8("\xed\xa0\x80"), -1);
-    assert_int_equal(chat_test_utf8("\xed\xaf\xbf"), -1);
-    assert_int_equal(chat_test_utf8("\xed\xb0\x80"), -1);
-    assert_int_equal(chat_test_utf8("\xed\xbf\xbf"), -1);
-    assert_int_equal(chat_test_utf8("\xed\xa0\xbd\xed\xb8\x80"), -1);
-
-    /* beyond U+10FFFF, and bytes that never occur */
-    assert_int_equal(chat_test_utf8("\xf4\x90\x80\x80"), -1);
-    assert_int_equal(chat_test_utf8("\xf4\xbf\xbf\xbf"), -1);
-    assert_int_equal(chat_test_utf8("\xf5\x80\x80\x80"), -1);
-    assert_int_equal(chat_test_utf8("\xf7\xbf\xbf\xbf"), -1);
-    assert_int_equal(chat_test_utf8("\xf8\x88\x80\x80\x80"), -1);
-    assert_int_equal(chat_test_utf8("\xfc\x84\x80\x80\x80\x80"), -1);
-    assert_int_equal(chat_test_utf8("\xfe"), -1);
-    assert_int_equal(chat_test_utf8("\xff"), -1);
-
-    /* truncated: at the end, and followed by ASCII */
-    assert_int_equal(chat_test_utf8("\xc3"), -1);
-    assert_int_equal(chat_test_utf8("\xe2\x82"), -1);
-    assert_int_equal(chat_test_utf8("\xe2"), -1);
-    assert_int_equal(chat_test_utf8("\xf0\x9f\x98"), -1);
-    assert_int_equal(chat_test_utf8("\xf0\x9f"), -1);
-    assert_int_equal(chat_test_utf8("\xf0"), -1);
-    assert_int_equal(chat_test_utf8("ab\xc3"), -1);
-    assert_int_equal(chat_test_utf8("\xc3z"), -1);
-    assert_int_equal(chat_test_utf8("\xe2\x82z"), -1);
-    assert_int_equal(chat_test_utf8("\xf0\x9f\x98z"), -1);
-    assert_int_equal(chat_test_utf8("\xe2\xc3\xa9"), -1);
-
-    /* only len bytes count */
-    assert_int_equal(chat_utf8_valid((const unsigned char *) "\xc3\xa9", 1),
-                     -1);
-
-    /* continuation bytes alone */
-    assert_int_equal(chat_test_utf8("\x80"), -1);
-    assert_int_equal(chat_test_utf8("\xbf"), -1);
-    assert_int_equal(chat_test_utf8("a\x80z"), -1);
-    assert_int_equal(chat_test_utf8("\xc3\xa9\xa9"), -1);
-    assert_int_equal(chat_test_utf8("\xf0\x9f\x98\x80\x80"), -1);
-}
-
-
-static void
-chat_test_utf8_exhaustive(void **state)
-{
-    unsigned                    a, b, c, d;
-    unsigned char               s[4];
-    static const unsigned char  tails[] = {
-        0x00, 0x41, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc3,
-        0xe2, 0xf0, 0xff
-    };
-
-    (void) state;
-
-    /* every string of 1 to 3 bytes against the reference decoder */
-    for (a = 0; a < 256; a++) {
-        s[0] = a;
-        assert_int_equal(chat_utf8_valid(s, 1), chat_test_ref_utf8(s, 1));
-
-        for (b = 0; b < 256; b++) {
-            s[1] = b;
-            assert_int_equal(chat_utf8_valid(s, 2),
-                             chat_test_ref_utf8(s, 2));
-
-            for (c = 0; c < 256; c++) {
-                s[2] = c;
-
-                if (chat_utf8_valid(s, 3) != chat_test_ref_utf8(s, 3)) {
-                    fail_msg("%02x %02x %02x", a, b, c);
-                }
-            }
-        }
-    }
-
-    /* 4 bytes: every first two, a sample of the last two */
-    for (a = 0xc0; a < 256; a++) {
-        s[0] = a;
-
-        for (b = 0; b < 256; b++) {
-            s[1] = b;
-
-            for (c = 0; c < sizeof(tails); c++) {
-                s[2] = tails[c];
-
-                for (d = 0; d < sizeof(tails); d++) {
-                    s[3] = tails[d];
-
-                    if (chat_utf8_valid(s, 4) != chat_test_ref_utf8(s, 4)) {
-                        fail_msg("%02x %02x %02x %02x", a, b, s[2], s[3]);
-                    }
-                }
-            }
-        }
-    }
 }
 
 
@@ -809,9 +594,6 @@ main(void)
         cmocka_unit_test(chat_test_depth_boundary),
         cmocka_unit_test(chat_test_depth_strings),
         cmocka_unit_test(chat_test_depth_unbalanced),
-        cmocka_unit_test(chat_test_utf8_valid),
-        cmocka_unit_test(chat_test_utf8_invalid),
-        cmocka_unit_test(chat_test_utf8_exhaustive),
         cmocka_unit_test(chat_test_parse_object),
         cmocka_unit_test(chat_test_parse_object_edges),
         cmocka_unit_test(chat_test_get_string),

@@ -1,7 +1,8 @@
 
 /*
- * Unit tests for src/common/chat_record.c: the records of chat.messages
- * and chat.receipts as the persistence worker reads them.
+ * Unit tests for src/common/chat_record.c: the records of chat.messages,
+ * chat.receipts and chat.presence as the gateway writes them and the
+ * workers read them.
  */
 
 
@@ -374,6 +375,81 @@ chat_test_presence(void **state)
 }
 
 
+/* the gateway's receipt and presence records, read back by the workers */
+static void
+chat_test_dumps(void **state)
+{
+    int            online;
+    char          *text, err[128];
+    json_t        *v;
+    int64_t        uid, seen;
+    chat_record_t  in, out;
+
+    (void) state;
+
+    memset(&in, 0, sizeof(in));
+    in.type = CHAT_RECORD_RECEIPT;
+    strcpy(in.id, CHAT_TEST_ID);
+    chat_record_conv(in.conv, 9, 2, 0);
+    in.seq = 4;
+    in.from = 2;
+    in.by = 9;
+    in.read = 1;
+    in.ts = 1700000000123LL;
+
+    text = chat_record_receipt_dump(&in);
+    assert_non_null(text);
+    assert_string_equal(text,
+                        "{\"type\":\"receipt\",\"id\":\"" CHAT_TEST_ID "\","
+                        "\"conv\":\"d:2:9\",\"seq\":4,\"from\":2,\"by\":9,"
+                        "\"status\":\"read\",\"ts\":1700000000123}");
+
+    v = chat_test_parse(in.conv, text, &out, err);
+    assert_non_null(v);
+    assert_int_equal(out.type, CHAT_RECORD_RECEIPT);
+    assert_string_equal(out.id, in.id);
+    assert_string_equal(out.conv, in.conv);
+    assert_int_equal(out.seq, in.seq);
+    assert_int_equal(out.from, in.from);
+    assert_int_equal(out.by, in.by);
+    assert_int_equal(out.read, 1);
+    assert_int_equal(out.ts, in.ts);
+    json_decref(v);
+    free(text);
+
+    in.read = 0;
+    chat_record_conv(in.conv, 0, 0, 77);
+    text = chat_record_receipt_dump(&in);
+    assert_non_null(text);
+    v = chat_test_parse("g:77", text, &out, err);
+    assert_non_null(v);
+    assert_int_equal(out.read, 0);
+    assert_string_equal(out.conv, "g:77");
+    json_decref(v);
+    free(text);
+
+    text = chat_record_presence_dump(42, 0, 1700000000123LL);
+    assert_non_null(text);
+    assert_string_equal(text, "{\"user_id\":42,\"online\":false,"
+                        "\"last_seen\":1700000000123}");
+    assert_int_equal(chat_record_presence("42", 2, text, strlen(text), &uid,
+                                          &online, &seen, err, sizeof(err)),
+                     0);
+    assert_int_equal(uid, 42);
+    assert_int_equal(online, 0);
+    assert_int_equal(seen, 1700000000123LL);
+    free(text);
+
+    text = chat_record_presence_dump(5, 1, 1);
+    assert_non_null(text);
+    assert_int_equal(chat_record_presence("5", 1, text, strlen(text), &uid,
+                                          &online, &seen, err, sizeof(err)),
+                     0);
+    assert_int_equal(online, 1);
+    free(text);
+}
+
+
 int
 main(void)
 {
@@ -384,6 +460,7 @@ main(void)
         cmocka_unit_test(chat_test_conv),
         cmocka_unit_test(chat_test_large),
         cmocka_unit_test(chat_test_presence),
+        cmocka_unit_test(chat_test_dumps),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

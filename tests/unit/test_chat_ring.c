@@ -14,6 +14,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "chat_test.h"
 #include "chat_ring.h"
 
 
@@ -43,24 +44,6 @@ static const char  *chat_test_clash[] = {
 };
 
 #define CHAT_TEST_CLASH_HASH  0x32ff4f39
-
-
-static uint64_t  chat_test_rng_state;
-
-
-/* splitmix64: a deterministic source of test values */
-static uint64_t
-chat_test_rand(void)
-{
-    uint64_t  z;
-
-    chat_test_rng_state += 0x9e3779b97f4a7c15ULL;
-    z = chat_test_rng_state;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-
-    return z ^ (z >> 31);
-}
 
 
 static void

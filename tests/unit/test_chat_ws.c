@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
-#include <openssl/evp.h>
 
-#include "chat_json.h"
+#include "chat_test.h"
+#include "chat_utf8.h"
 #include "chat_ws.h"
 
 
@@ -135,24 +135,6 @@ static const char  chat_test_utf8_chars[][5] = {
     "\xe2\x82\xac",           /* U+20AC */
     "\xf0\x9f\x98\x80",       /* U+1F600 */
 };
-
-
-static uint64_t  chat_test_rng_state;
-
-
-/* splitmix64: a deterministic source of test values */
-static uint64_t
-chat_test_rand(void)
-{
-    uint64_t  z;
-
-    chat_test_rng_state += 0x9e3779b97f4a7c15ULL;
-    z = chat_test_rng_state;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-
-    return z ^ (z >> 31);
-}
 
 
 static void
@@ -442,23 +424,6 @@ chat_test_raw(chat_test_stream_t *s, const void *data, size_t len)
 
 
 static void
-chat_test_sha1_hex(const char *data, size_t len, const char *hex)
-{
-    size_t         i;
-    char           out[41];
-    unsigned char  digest[20];
-
-    chat_ws_sha1(data, len, digest);
-
-    for (i = 0; i < 20; i++) {
-        snprintf(out + 2 * i, 3, "%02x", digest[i]);
-    }
-
-    assert_string_equal(out, hex);
-}
-
-
-static void
 chat_test_rfc_examples(void **state)
 {
     size_t               i, n;
@@ -649,79 +614,6 @@ chat_test_handshake(void **state)
         key[i] = (i & 1) ? '+' : '/';
         assert_int_equal(chat_ws_accept_key(key, 24, out), 0);
     }
-}
-
-
-static void
-chat_test_sha1(void **state)
-{
-    char           *a;
-    size_t          len;
-    unsigned int    olen;
-    unsigned char   mine[20], ref[20], data[300];
-
-    (void) state;
-
-    chat_test_sha1_hex("", 0, "da39a3ee5e6b4b0d3255bfef95601890afd80709");
-    chat_test_sha1_hex("abc", 3, "a9993e364706816aba3e25717850c26c9cd0d89d");
-    chat_test_sha1_hex(
-        "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 56,
-        "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
-    chat_test_sha1_hex(
-        "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmn"
-        "hijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu", 112,
-        "a49b2446a02c645bf419f995b67091253a04a259");
-
-    /* one million 'a' (FIPS 180 example), and 1 MiB of them */
-    a = malloc(1024 * 1024);
-    assert_non_null(a);
-    memset(a, 'a', 1024 * 1024);
-    chat_test_sha1_hex(a, 1000000, "34aa973cd4c4daa4f61eeb2bdbad27316534016f");
-
-    EVP_Digest(a, 1024 * 1024, ref, &olen, EVP_sha1(), NULL);
-    chat_ws_sha1(a, 1024 * 1024, mine);
-    assert_memory_equal(mine, ref, 20);
-    free(a);
-
-    /* every length around the padding boundaries, against OpenSSL */
-    for (len = 0; len < sizeof(data); len++) {
-        data[len] = (unsigned char) chat_test_rand();
-    }
-
-    for (len = 0; len <= sizeof(data); len++) {
-        EVP_Digest(data, len, ref, &olen, EVP_sha1(), NULL);
-        assert_int_equal(olen, 20);
-        chat_ws_sha1(data, len, mine);
-        assert_memory_equal(mine, ref, 20);
-    }
-}
-
-
-static void
-chat_test_base64(void **state)
-{
-    char  out[16];
-
-    (void) state;
-
-    /* RFC 4648 section 10 */
-    assert_int_equal(chat_ws_base64(out, (const unsigned char *) "", 0), 0);
-    assert_string_equal(out, "");
-    assert_int_equal(chat_ws_base64(out, (const unsigned char *) "f", 1), 4);
-    assert_string_equal(out, "Zg==");
-    chat_ws_base64(out, (const unsigned char *) "fo", 2);
-    assert_string_equal(out, "Zm8=");
-    chat_ws_base64(out, (const unsigned char *) "foo", 3);
-    assert_string_equal(out, "Zm9v");
-    chat_ws_base64(out, (const unsigned char *) "foob", 4);
-    assert_string_equal(out, "Zm9vYg==");
-    chat_ws_base64(out, (const unsigned char *) "fooba", 5);
-    assert_string_equal(out, "Zm9vYmE=");
-    assert_int_equal(chat_ws_base64(out, (const unsigned char *) "foobar",
-                                    6), 8);
-    assert_string_equal(out, "Zm9vYmFy");
-    chat_ws_base64(out, (const unsigned char *) "\xfb\xff\xbf", 3);
-    assert_string_equal(out, "+/+/");
 }
 
 
@@ -1138,79 +1030,6 @@ chat_test_utf8_splits(void **state)
 }
 
 
-/* the incremental validator agrees with chat_utf8_valid(), split anywhere */
-static void
-chat_test_utf8_step(void **state)
-{
-    int            ok;
-    size_t         i, k, len;
-    uint32_t       st;
-    unsigned char  s[8];
-
-    static const unsigned char  bytes[] = {
-        0x00, 0x41, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc1,
-        0xc2, 0xdf, 0xe0, 0xe1, 0xec, 0xed, 0xee, 0xef, 0xf0, 0xf1, 0xf3,
-        0xf4, 0xf5, 0xf7, 0xf8, 0xfe, 0xff
-    };
-
-    (void) state;
-
-    /* every 1- and 2-byte string, and 3-byte ones with a lead >= 0xC0 */
-    for (i = 0; i < 0x1000000; i++) {
-        if (i >= 0x10000 && (i >> 16) < 0xc0) {
-            i = 0xc00000 - 1;
-            continue;
-        }
-
-        len = (i < 0x100) ? 1 : (i < 0x10000) ? 2 : 3;
-
-        for (k = 0; k < len; k++) {
-            s[k] = (unsigned char) (i >> (8 * (len - 1 - k)));
-        }
-
-        ok = (chat_utf8_valid(s, len) == 0);
-
-        st = 0;
-        assert_int_equal(chat_ws_utf8_step(&st, s, len) == 0 && st == 0,
-                         ok);
-
-        if (len == 3) {
-            st = 0;
-            assert_int_equal(chat_ws_utf8_step(&st, s, 1) == 0
-                             && chat_ws_utf8_step(&st, s + 1, 2) == 0
-                             && st == 0, ok);
-        }
-    }
-
-    /* random strings of interesting bytes, 8 bytes split at random */
-    for (i = 0; i < 2000000; i++) {
-        len = chat_test_rand() % 9;
-
-        for (k = 0; k < len; k++) {
-            s[k] = bytes[chat_test_rand() % sizeof(bytes)];
-        }
-
-        k = len ? chat_test_rand() % (len + 1) : 0;
-
-        st = 0;
-        ok = chat_ws_utf8_step(&st, s, k) == 0
-             && chat_ws_utf8_step(&st, s + k, len - k) == 0 && st == 0;
-        assert_int_equal(ok, chat_utf8_valid(s, len) == 0);
-    }
-
-    /* the ASCII fast path next to multi-byte characters */
-    st = 0;
-    assert_int_equal(chat_ws_utf8_step(&st, (const unsigned char *)
-                                       "0123456789abcdef\xc3\xa9xyz", 21), 0);
-    assert_int_equal(st, 0);
-    assert_int_equal(chat_ws_utf8_step(&st, (const unsigned char *)
-                                       "0123456789abcdef\xe2\x82", 18), 0);
-    assert_true(st != 0);
-    assert_int_equal(chat_ws_utf8_step(&st, (const unsigned char *)
-                                       "0123456789", 10), -1);
-}
-
-
 static void
 chat_test_max_message(void **state)
 {
@@ -1541,15 +1360,12 @@ main(void)
     const struct CMUnitTest  tests[] = {
         cmocka_unit_test(chat_test_rfc_examples),
         cmocka_unit_test(chat_test_handshake),
-        cmocka_unit_test(chat_test_sha1),
-        cmocka_unit_test(chat_test_base64),
         cmocka_unit_test(chat_test_header_token),
         cmocka_unit_test(chat_test_rule_violations),
         cmocka_unit_test(chat_test_opcodes),
         cmocka_unit_test(chat_test_close_codes),
         cmocka_unit_test(chat_test_every_split),
         cmocka_unit_test(chat_test_utf8_splits),
-        cmocka_unit_test(chat_test_utf8_step),
         cmocka_unit_test(chat_test_max_message),
         cmocka_unit_test(chat_test_writer),
         cmocka_unit_test(chat_test_close_payload),
