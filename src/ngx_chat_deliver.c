@@ -182,6 +182,10 @@ static ngx_int_t ngx_chat_send_entry(ngx_chat_ws_t *ws, const char *v,
     size_t len);
 static void ngx_chat_script_reply(ngx_chat_store_rc_e rc, redisReply *reply,
     void *data);
+static ngx_int_t ngx_chat_receipt_one(ngx_chat_ws_t *ws, const char *id,
+    size_t len, ngx_uint_t read);
+static ngx_int_t ngx_chat_receipt_error(ngx_chat_ws_t *ws, const char *code,
+    const char *message, const char *id);
 static void ngx_chat_receipt_checked(ngx_chat_store_rc_e rc,
     redisReply *reply, void *data);
 static void ngx_chat_receipt_stored(ngx_chat_store_rc_e rc,
@@ -1680,32 +1684,57 @@ ngx_chat_relay(uint64_t user_id, const char *frame, size_t len,
  * message in the user's inbox; the receipt goes to Kafka first, then the
  * inbox moves on and the sender's devices hear of it (or find it on
  * their next connect).  A receipt that changes nothing is not sent on.
+ *
+ * "ids":[...] instead of "id" (CONTRACT v1.1, up to 100, checked by
+ * chat_proto_decode()) is answered as if each id came in a receipt of its
+ * own: each is checked, stored and told on its own, each failure is an
+ * error frame carrying its id, and each counts towards the receipts
+ * under way on the connection (the frame itself was metered once).
  */
 
 ngx_int_t
 ngx_chat_receipt(ngx_chat_ws_t *ws, chat_proto_msg_t *m)
 {
+    size_t     i;
+    ngx_int_t  rc;
+
+    for (i = 0; i < m->nids; i++) {
+        rc = ngx_chat_receipt_one(ws, m->ids[i], m->ids_len[i], m->read);
+
+        if (rc != NGX_OK || ws->done) {
+            return rc;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_chat_receipt_one(ngx_chat_ws_t *ws, const char *id, size_t len,
+    ngx_uint_t read)
+{
     ngx_chat_redis_t    *rds;
     ngx_chat_receipt_t  *rcp;
     ngx_chat_worker_t   *w = ngx_chat_worker;
 
-    /* the fields are checked (chat_proto_decode) */
+    /* the id is checked (chat_proto_decode): 1..NGX_CHAT_RECEIPT_ID */
 
     if (ngx_chat_deliver == NULL || w->kafka == NULL) {
-        return ngx_chat_ws_error(ws, "unavailable", "this node has no "
-                                 "Redis or Kafka configured", NULL);
+        return ngx_chat_receipt_error(ws, "unavailable", "this node has no "
+                                      "Redis or Kafka configured", id);
     }
 
     rds = ngx_chat_redis_for_user(ws->user_id);
 
     if (ws->nreceipts >= NGX_CHAT_RECEIPT_MAX_PENDING) {
-        return ngx_chat_ws_error(ws, "busy", "too many receipts under way "
-                                 "on this connection", NULL);
+        return ngx_chat_receipt_error(ws, "busy", "too many receipts under "
+                                      "way on this connection", id);
     }
 
     if (ngx_chat_redis_pending(rds) > NGX_CHAT_REDIS_BACKLOG) {
-        return ngx_chat_ws_error(ws, "busy", "the server is overloaded, "
-                                 "send it again", NULL);
+        return ngx_chat_receipt_error(ws, "busy", "the server is "
+                                      "overloaded, send it again", id);
     }
 
     rcp = ngx_calloc(sizeof(ngx_chat_receipt_t), ngx_cycle->log);
@@ -1715,9 +1744,9 @@ ngx_chat_receipt(ngx_chat_ws_t *ws, chat_proto_msg_t *m)
 
     rcp->op.ws = ws;
     rcp->by = ws->user_id;
-    rcp->read = m->read;
-    ngx_memcpy(rcp->id, m->id, m->id_len);
-    rcp->id[m->id_len] = '\0';
+    rcp->read = read;
+    ngx_memcpy(rcp->id, id, len);
+    rcp->id[len] = '\0';
     ngx_queue_insert_tail(&ws->ops, &rcp->op.queue);
     ws->nreceipts++;
 
@@ -1920,18 +1949,33 @@ static void
 ngx_chat_receipt_fail(ngx_chat_receipt_t *rcp, const char *code,
     const char *message)
 {
-    json_t  *err;
-
     if (rcp->op.ws) {
-        err = json_pack("{s:s, s:s, s:s, s:s}", "type", "error",
-                        "code", code, "message", message, "id", rcp->id);
-        if (err) {
-            (void) ngx_chat_ws_send_json(rcp->op.ws, err);
-            json_decref(err);
-        }
+        (void) ngx_chat_receipt_error(rcp->op.ws, code, message, rcp->id);
     }
 
     ngx_chat_receipt_done(rcp);
+}
+
+
+/* an error frame about the receipt for message id */
+
+static ngx_int_t
+ngx_chat_receipt_error(ngx_chat_ws_t *ws, const char *code,
+    const char *message, const char *id)
+{
+    json_t     *err;
+    ngx_int_t   rc;
+
+    err = json_pack("{s:s, s:s, s:s, s:s}", "type", "error",
+                    "code", code, "message", message, "id", id);
+    if (err == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_chat_ws_send_json(ws, err);
+    json_decref(err);
+
+    return rc;
 }
 
 

@@ -45,6 +45,7 @@ static ngx_int_t ngx_chat_ws_send(ngx_chat_ws_t *ws, int opcode,
 static void ngx_chat_ws_close(ngx_chat_ws_t *ws, uint16_t code,
     const char *reason);
 static void ngx_chat_ws_flush(ngx_chat_ws_t *ws);
+static void ngx_chat_ws_flush_handler(ngx_event_t *ev);
 static void ngx_chat_ws_finish(ngx_chat_ws_t *ws);
 static void ngx_chat_ws_end_handler(ngx_event_t *ev);
 static void ngx_chat_ws_hide_token(ngx_http_request_t *r);
@@ -90,10 +91,11 @@ ngx_chat_ws_handler(ngx_http_request_t *r)
     ngx_int_t             rc;
     ngx_str_t             key;
     const char           *reason, *code, *msg;
-    ngx_chat_ws_t        *ws;
-    ngx_connection_t     *c;
-    ngx_pool_cleanup_t   *cln;
-    ngx_chat_loc_conf_t  *clcf;
+    ngx_chat_ws_t             *ws;
+    ngx_connection_t          *c;
+    ngx_pool_cleanup_t        *cln;
+    ngx_chat_loc_conf_t       *clcf;
+    ngx_http_core_loc_conf_t  *hclcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_chat_module);
 
@@ -135,6 +137,9 @@ ngx_chat_ws_handler(ngx_http_request_t *r)
     ws->conf = clcf;
     ngx_queue_init(&ws->sends);
     ngx_queue_init(&ws->ops);
+    ws->flush.handler = ngx_chat_ws_flush_handler;
+    ws->flush.data = ws;
+    ws->flush.log = r->connection->log;
     ws->end.handler = ngx_chat_ws_end_handler;
     ws->end.data = ws;
     ws->end.log = r->connection->log;
@@ -167,6 +172,18 @@ ngx_chat_ws_handler(ngx_http_request_t *r)
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "chat: ws: user %uL connected", uid);
+
+    /*
+     * Small frames both ways: Nagle's algorithm would hold a frame back
+     * until the peer's delayed ACK of the one before (up to 40 ms on
+     * Linux).  As nginx's proxied upgrades do, and as it does itself for
+     * keepalive connections, which this one never becomes.
+     */
+    hclcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (hclcf->tcp_nodelay && ngx_tcp_nodelay(r->connection) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     /* the connection is ours from here: the request ends when it closes */
     c = r->connection;
@@ -815,6 +832,13 @@ ngx_chat_ws_send_json(ngx_chat_ws_t *ws, json_t *json)
 /*
  * Queues one frame.  A peer that does not read what it is sent is closed
  * once chat_ws_send_queue bytes are waiting for it.
+ *
+ * The frames are written by a posted event, which runs after the I/O
+ * handlers of this round of the event loop: all the frames one round
+ * makes for a connection (acks, messages, receipts from any number of
+ * Redis replies and Kafka reports) go out together, in one writev()
+ * (nginx gives it at most 64 frames; more take one writev() each 64).
+ * Once a quarter of chat_ws_send_queue waits, it is written at once.
  */
 
 static ngx_int_t
@@ -868,9 +892,17 @@ ngx_chat_ws_send(ngx_chat_ws_t *ws, int opcode, const u_char *data,
     ws->last_out = &f->chain.next;
     ws->queued += hlen + len;
 
-    ngx_chat_ws_flush(ws);
+    if (ws->queued > ws->conf->ws_send_queue / 4) {
+        /* a big round (a sync page of long messages) goes out as it comes */
+        ngx_chat_ws_flush(ws);
+        return ws->done ? NGX_ERROR : NGX_OK;
+    }
 
-    return ws->done ? NGX_ERROR : NGX_OK;
+    if (!ws->flush.posted) {
+        ngx_post_event(&ws->flush, &ngx_posted_events);
+    }
+
+    return NGX_OK;
 }
 
 
@@ -908,6 +940,17 @@ ngx_chat_ws_close(ngx_chat_ws_t *ws, uint16_t code, const char *reason)
 
     /* the peer has the send timeout to take it, then we close anyway */
     ngx_chat_ws_flush(ws);
+}
+
+
+static void
+ngx_chat_ws_flush_handler(ngx_event_t *ev)
+{
+    ngx_chat_ws_t  *ws = ev->data;
+
+    if (!ws->done) {
+        ngx_chat_ws_flush(ws);
+    }
 }
 
 
@@ -1044,6 +1087,10 @@ ngx_chat_ws_cleanup(void *data)
     ngx_chat_send_orphan(ws);
     ngx_chat_ops_orphan(&ws->ops);
     ngx_chat_deliver_close(ws);
+
+    if (ws->flush.posted) {
+        ngx_delete_posted_event(&ws->flush);
+    }
 
     if (ws->end.posted) {
         ngx_delete_posted_event(&ws->end);

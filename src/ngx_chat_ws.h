@@ -60,6 +60,7 @@ struct ngx_chat_ws_s {
     ngx_chain_t              **last_out;
     size_t                     queued;
 
+    ngx_event_t                flush;       /* writes out, posted */
     ngx_event_t                end;         /* finalizes, posted */
     ngx_queue_t                sends;       /* ngx_chat_send_t in flight */
     ngx_uint_t                 nsends;

@@ -14,6 +14,8 @@
 static int chat_proto_target(chat_proto_msg_t *m, const char **message);
 static int chat_proto_send(chat_proto_msg_t *m, const char **message);
 static int chat_proto_receipt(chat_proto_msg_t *m, const char **message);
+static int chat_proto_receipt_ids(chat_proto_msg_t *m, json_t *ids,
+    const char **message);
 
 
 /* indexed by chat_proto_type_e */
@@ -212,14 +214,35 @@ chat_proto_record(const chat_proto_msg_t *m, int64_t from,
 static int
 chat_proto_receipt(chat_proto_msg_t *m, const char **message)
 {
+    int          rc;
     size_t       len;
+    json_t      *ids;
     const char  *status;
 
-    if (chat_json_get_string(m->json, "id", &m->id, &m->id_len) != 0
-        || m->id_len == 0 || m->id_len > CHAT_PROTO_ID_MAX)
-    {
-        *message = "\"id\" must be a message id";
-        return -1;
+    ids = json_object_get(m->json, "ids");
+
+    if (ids != NULL) {
+        if (json_object_get(m->json, "id") != NULL) {
+            *message = "\"id\" and \"ids\" cannot both be given";
+            return -1;
+        }
+
+        rc = chat_proto_receipt_ids(m, ids, message);
+        if (rc != 0) {
+            return rc;
+        }
+
+    } else {
+        if (chat_json_get_string(m->json, "id", &m->id, &m->id_len) != 0
+            || m->id_len == 0 || m->id_len > CHAT_PROTO_ID_MAX)
+        {
+            *message = "\"id\" must be a message id";
+            return -1;
+        }
+
+        m->ids[0] = m->id;
+        m->ids_len[0] = m->id_len;
+        m->nids = 1;
     }
 
     if (chat_json_get_string(m->json, "status", &status, &len) != 0
@@ -230,6 +253,63 @@ chat_proto_receipt(chat_proto_msg_t *m, const char **message)
     }
 
     m->read = (status[0] == 'r');
+
+    return 0;
+}
+
+
+/*
+ * "ids": 1 to CHAT_PROTO_IDS_MAX message ids, each once: a duplicate
+ * would be answered twice, and is most likely a client's mistake.
+ */
+static int
+chat_proto_receipt_ids(chat_proto_msg_t *m, json_t *ids,
+    const char **message)
+{
+    size_t       i, j, n, len;
+    json_t      *v;
+    const char  *id;
+
+    if (!json_is_array(ids)) {
+        *message = "\"ids\" must be an array of message ids";
+        return -1;
+    }
+
+    n = json_array_size(ids);
+
+    if (n == 0 || n > CHAT_PROTO_IDS_MAX) {
+        *message = "\"ids\" must have 1 to 100 message ids";
+        return -1;
+    }
+
+    for (i = 0; i < n; i++) {
+        v = json_array_get(ids, i);
+
+        if (!json_is_string(v)) {
+            *message = "\"ids\" must be an array of message ids";
+            return -1;
+        }
+
+        id = json_string_value(v);
+        len = json_string_length(v);
+
+        if (len == 0 || len > CHAT_PROTO_ID_MAX) {
+            *message = "\"ids\" must be an array of message ids";
+            return -1;
+        }
+
+        for (j = 0; j < i; j++) {
+            if (m->ids_len[j] == len && memcmp(m->ids[j], id, len) == 0) {
+                *message = "\"ids\" has the same id twice";
+                return -1;
+            }
+        }
+
+        m->ids[i] = id;
+        m->ids_len[i] = len;
+    }
+
+    m->nids = n;
 
     return 0;
 }

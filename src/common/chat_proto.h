@@ -18,8 +18,9 @@
  *              of chat.messages applies too: "client_id" 1 to
  *              CHAT_PROTO_CLIENT_ID_MAX bytes, "body" at most
  *              CHAT_PROTO_BODY_MAX bytes, "media" a media id
- *   receipt    "id" a string of 1 to CHAT_PROTO_ID_MAX bytes; "status"
- *              "delivered" or "read"
+ *   receipt    "id" a string of 1 to CHAT_PROTO_ID_MAX bytes, or "ids"
+ *              an array of 1 to CHAT_PROTO_IDS_MAX such strings, all
+ *              different (not both); "status" "delivered" or "read"
  *   typing     "to" or "group", not both, as for send
  *   ping, sync nothing more
  *
@@ -49,6 +50,7 @@
 #define CHAT_PROTO_CLIENT_ID_MAX  CHAT_RECORD_CLIENT_ID     /* bytes */
 #define CHAT_PROTO_BODY_MAX       CHAT_RECORD_BODY          /* bytes */
 #define CHAT_PROTO_ID_MAX         64       /* bytes, a message id */
+#define CHAT_PROTO_IDS_MAX        100      /* ids in one receipt */
 
 /* the codes chat_proto_decode() gives */
 #define CHAT_PROTO_BAD_REQUEST    "bad_request"
@@ -90,9 +92,15 @@ typedef struct {
     size_t              media_len;
     int                 e2e;               /* -1 absent, 0 false, 1 true */
 
-    /* receipt */
+    /*
+     * receipt: the ids it is about, nids of them, in the input's order;
+     * "id" is also in id (NULL when "ids" was given)
+     */
     const char         *id;
     size_t              id_len;
+    size_t              nids;
+    const char         *ids[CHAT_PROTO_IDS_MAX];
+    size_t              ids_len[CHAT_PROTO_IDS_MAX];
     unsigned            read:1;            /* "read", else "delivered" */
 
     json_t             *json;              /* owns the strings above */

@@ -48,6 +48,10 @@ static const char  *chat_fuzz_field_errors[] = {
     "\"e2e\" must be true or false",
     "\"media\" must be a media id",
     "\"id\" must be a message id",
+    "\"id\" and \"ids\" cannot both be given",
+    "\"ids\" must be an array of message ids",
+    "\"ids\" must have 1 to 100 message ids",
+    "\"ids\" has the same id twice",
     "\"status\" must be \"delivered\" or \"read\"",
     NULL
 };
@@ -119,7 +123,8 @@ chat_fuzz_id(uint64_t id, json_t *json, const char *key)
 static void
 chat_fuzz_ok(chat_proto_msg_t *m)
 {
-    json_t      *v;
+    size_t       i, j;
+    json_t      *v, *ids;
     const char  *name;
 
     chat_fuzz_check(json_is_object(m->json));
@@ -170,15 +175,34 @@ chat_fuzz_ok(chat_proto_msg_t *m)
     }
 
     if (m->type == CHAT_PROTO_RECEIPT) {
-        chat_fuzz_check(m->id != NULL);
-        chat_fuzz_check(m->id_len >= 1 && m->id_len <= CHAT_PROTO_ID_MAX);
+        /* "id", or "ids": 1..100 different ids, the JSON's own strings */
+        ids = json_object_get(m->json, "ids");
+        chat_fuzz_check((m->id != NULL) == (ids == NULL));
+        chat_fuzz_check(m->nids >= 1 && m->nids <= CHAT_PROTO_IDS_MAX);
+        chat_fuzz_check(ids == NULL ? m->nids == 1 && m->ids[0] == m->id
+                                    : json_array_size(ids) == m->nids);
+
+        for (i = 0; i < m->nids; i++) {
+            chat_fuzz_check(m->ids_len[i] >= 1
+                            && m->ids_len[i] <= CHAT_PROTO_ID_MAX);
+            chat_fuzz_check(strlen(m->ids[i]) == m->ids_len[i]);
+
+            if (ids != NULL) {
+                chat_fuzz_check(json_string_value(json_array_get(ids, i))
+                                == m->ids[i]);
+            }
+
+            for (j = 0; j < i; j++) {
+                chat_fuzz_check(strcmp(m->ids[i], m->ids[j]) != 0);
+            }
+        }
 
         v = json_object_get(m->json, "status");
         chat_fuzz_check(strcmp(json_string_value(v),
                                m->read ? "read" : "delivered") == 0);
 
     } else {
-        chat_fuzz_check(m->id == NULL && m->read == 0);
+        chat_fuzz_check(m->id == NULL && m->read == 0 && m->nids == 0);
     }
 }
 
@@ -215,7 +239,7 @@ chat_fuzz_error(chat_proto_msg_t *m, const char *code, const char *message)
     chat_fuzz_check(m->type == 0 && m->to == 0 && m->group == 0);
     chat_fuzz_check(m->body == NULL && m->body_len == 0);
     chat_fuzz_check(m->media == NULL && m->media_len == 0);
-    chat_fuzz_check(m->id == NULL && m->id_len == 0);
+    chat_fuzz_check(m->id == NULL && m->id_len == 0 && m->nids == 0);
     chat_fuzz_check(m->e2e == -1 && m->read == 0);
 }
 

@@ -41,6 +41,13 @@
 #define CHAT_TEST_MEDIA     "\"media\" must be a media id"
 #define CHAT_TEST_ID        "\"id\" must be a message id"
 #define CHAT_TEST_STATUS    "\"status\" must be \"delivered\" or \"read\""
+#define CHAT_TEST_ID_IDS    "\"id\" and \"ids\" cannot both be given"
+#define CHAT_TEST_IDS       "\"ids\" must be an array of message ids"
+#define CHAT_TEST_IDS_N     "\"ids\" must have 1 to 100 message ids"
+#define CHAT_TEST_IDS_DUP   "\"ids\" has the same id twice"
+
+#define CHAT_TEST_IDS_MSG(ids)                                                \
+    "{\"type\":\"receipt\",\"ids\":" ids ",\"status\":\"read\"}"
 
 
 typedef struct {
@@ -94,6 +101,7 @@ chat_test_decode(const char *text, size_t len, chat_proto_msg_t *m,
         assert_int_equal(m->type, 0);
         assert_true(m->to == 0 && m->group == 0);
         assert_true(m->body == NULL && m->media == NULL && m->id == NULL);
+        assert_int_equal(m->nids, 0);
         assert_int_equal(m->e2e, -1);
         return rc;
     }
@@ -770,6 +778,112 @@ chat_test_receipt(void **state)
     chat_test_ok("{\"type\":\"receipt\",\"id\":\"m1\","
                  "\"status\":\"delivered\"}", &m);
     assert_int_equal(m.read, 0);
+    /* "id" alone is a list of one */
+    assert_int_equal(m.nids, 1);
+    assert_ptr_equal(m.ids[0], m.id);
+    assert_int_equal(m.ids_len[0], 2);
+    chat_proto_free(&m);
+}
+
+
+/* a read receipt for n ids "00..0", "00..1", ... of width bytes */
+static void
+chat_test_ids(char *text, size_t n, int width)
+{
+    char    *p;
+    size_t   i;
+
+    p = text + sprintf(text, "{\"type\":\"receipt\",\"status\":\"read\","
+                       "\"ids\":[");
+    for (i = 0; i < n; i++) {
+        p += sprintf(p, "%s\"%0*zu\"", i ? "," : "", width, i);
+    }
+
+    strcpy(p, "]}");
+}
+
+
+/* {"type":"receipt","ids":[...]}: CONTRACT.md v1.1 */
+static void
+chat_test_receipt_ids(void **state)
+{
+    char               text[8192];
+    const char        *code, *message;
+    chat_proto_msg_t   m;
+    static const chat_test_case_t  cases[] = {
+        CHAT_TEST_OK(CHAT_TEST_IDS_MSG("[\"a\"]")),
+        CHAT_TEST_OK(CHAT_TEST_IDS_MSG("[\"a\",\"b\",\"ab\"]")),
+
+        CHAT_TEST_ERR("{\"type\":\"receipt\",\"id\":\"a\",\"ids\":[\"b\"],"
+                      "\"status\":\"read\"}", CHAT_TEST_BAD,
+                      CHAT_TEST_ID_IDS),
+        CHAT_TEST_ERR("{\"type\":\"receipt\",\"id\":null,\"ids\":[\"b\"],"
+                      "\"status\":\"read\"}", CHAT_TEST_BAD,
+                      CHAT_TEST_ID_IDS),
+        CHAT_TEST_ERR(CHAT_TEST_IDS_MSG("[]"), CHAT_TEST_BAD,
+                      CHAT_TEST_IDS_N),
+        CHAT_TEST_ERR(CHAT_TEST_IDS_MSG("\"a\""), CHAT_TEST_BAD,
+                      CHAT_TEST_IDS),
+        CHAT_TEST_ERR(CHAT_TEST_IDS_MSG("null"), CHAT_TEST_BAD,
+                      CHAT_TEST_IDS),
+        CHAT_TEST_ERR(CHAT_TEST_IDS_MSG("{\"a\":\"b\"}"), CHAT_TEST_BAD,
+                      CHAT_TEST_IDS),
+        CHAT_TEST_ERR(CHAT_TEST_IDS_MSG("[\"a\",5]"), CHAT_TEST_BAD,
+                      CHAT_TEST_IDS),
+        CHAT_TEST_ERR(CHAT_TEST_IDS_MSG("[\"a\",null]"), CHAT_TEST_BAD,
+                      CHAT_TEST_IDS),
+        CHAT_TEST_ERR(CHAT_TEST_IDS_MSG("[[\"a\"]]"), CHAT_TEST_BAD,
+                      CHAT_TEST_IDS),
+        CHAT_TEST_ERR(CHAT_TEST_IDS_MSG("[\"a\",\"\"]"), CHAT_TEST_BAD,
+                      CHAT_TEST_IDS),
+        CHAT_TEST_ERR(CHAT_TEST_IDS_MSG("[\"a\",\"b\",\"a\"]"), CHAT_TEST_BAD,
+                      CHAT_TEST_IDS_DUP),
+
+        /* ids first, as for "id" */
+        CHAT_TEST_ERR("{\"type\":\"receipt\",\"ids\":[],\"status\":5}",
+                      CHAT_TEST_BAD, CHAT_TEST_IDS_N),
+        CHAT_TEST_ERR("{\"type\":\"receipt\",\"ids\":[\"a\"],\"status\":5}",
+                      CHAT_TEST_BAD, CHAT_TEST_STATUS),
+        CHAT_TEST_CID_ERR("{\"type\":\"receipt\",\"client_id\":\"r\","
+                          "\"ids\":[1],\"status\":\"read\"}",
+                          CHAT_TEST_BAD, CHAT_TEST_IDS, "r"),
+    };
+
+    (void) state;
+
+    chat_test_table(cases, sizeof(cases) / sizeof(cases[0]));
+
+    chat_test_ok(CHAT_TEST_IDS_MSG("[\"m1\",\"m22\",\"m1 \"]"), &m);
+    assert_int_equal(m.type, CHAT_PROTO_RECEIPT);
+    assert_null(m.id);
+    assert_int_equal(m.nids, 3);
+    assert_string_equal(m.ids[0], "m1");
+    assert_int_equal(m.ids_len[0], 2);
+    assert_string_equal(m.ids[1], "m22");
+    assert_int_equal(m.ids_len[1], 3);
+    assert_string_equal(m.ids[2], "m1 ");
+    assert_int_equal(m.ids_len[2], 3);
+    assert_int_equal(m.read, 1);
+    chat_proto_free(&m);
+
+    /* 100 ids of 64 bytes: the most there may be; then 101, and 65 bytes */
+    chat_test_ids(text, CHAT_PROTO_IDS_MAX, CHAT_PROTO_ID_MAX);
+    chat_test_ok(text, &m);
+    assert_int_equal(m.nids, CHAT_PROTO_IDS_MAX);
+    assert_int_equal(m.ids_len[99], CHAT_PROTO_ID_MAX);
+    assert_int_equal(strtoul(m.ids[99], NULL, 10), 99);
+    chat_proto_free(&m);
+
+    chat_test_ids(text, CHAT_PROTO_IDS_MAX + 1, CHAT_PROTO_ID_MAX);
+    assert_int_equal(chat_test_decode(text, strlen(text), &m, &code,
+                                      &message), -1);
+    assert_string_equal(message, CHAT_TEST_IDS_N);
+    chat_proto_free(&m);
+
+    chat_test_ids(text, 3, CHAT_PROTO_ID_MAX + 1);
+    assert_int_equal(chat_test_decode(text, strlen(text), &m, &code,
+                                      &message), -1);
+    assert_string_equal(message, CHAT_TEST_IDS);
     chat_proto_free(&m);
 }
 
@@ -901,6 +1015,7 @@ main(void)
         cmocka_unit_test(chat_test_send_errors),
         cmocka_unit_test(chat_test_limits),
         cmocka_unit_test(chat_test_receipt),
+        cmocka_unit_test(chat_test_receipt_ids),
         cmocka_unit_test(chat_test_typing),
         cmocka_unit_test(chat_test_edges),
     };
