@@ -37,6 +37,7 @@
 #include "ngx_chat_deliver.h"
 #include "ngx_chat_lua.h"
 #include "chat_frame.h"
+#include "chat_record.h"
 
 
 #define NGX_CHAT_CHANNEL_LEN   96
@@ -1770,8 +1771,8 @@ ngx_chat_receipt_checked(ngx_chat_store_rc_e rc, redisReply *reply,
 
     char                 state, conv[48];
     char                *payload;
-    json_t              *rec;
     long long            seq;
+    chat_record_t        rec;
     ngx_str_t            key, value;
     unsigned long long   from;
     ngx_time_t          *tp;
@@ -1810,15 +1811,17 @@ ngx_chat_receipt_checked(ngx_chat_store_rc_e rc, redisReply *reply,
     tp = ngx_timeofday();
     rcp->ts = (int64_t) tp->sec * 1000 + tp->msec;
 
-    rec = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:I}",
-                    "type", "receipt", "id", rcp->id, "conv", rcp->conv,
-                    "seq", (json_int_t) rcp->seq,
-                    "from", (json_int_t) rcp->from,
-                    "by", (json_int_t) rcp->by,
-                    "status", rcp->read ? "read" : "delivered",
-                    "ts", (json_int_t) rcp->ts);
-    payload = rec ? json_dumps(rec, JSON_COMPACT|JSON_PRESERVE_ORDER) : NULL;
-    json_decref(rec);
+    ngx_memzero(&rec, sizeof(chat_record_t));
+    (void) ngx_cpystrn((u_char *) rec.id, (u_char *) rcp->id, sizeof(rec.id));
+    (void) ngx_cpystrn((u_char *) rec.conv, (u_char *) rcp->conv,
+                       sizeof(rec.conv));
+    rec.seq = rcp->seq;
+    rec.from = (int64_t) rcp->from;
+    rec.by = (int64_t) rcp->by;
+    rec.read = rcp->read;
+    rec.ts = rcp->ts;
+
+    payload = chat_record_receipt_dump(&rec);
 
     if (payload == NULL) {
         ngx_chat_receipt_fail(rcp, "internal", "out of memory");
@@ -1849,7 +1852,6 @@ ngx_chat_receipt_stored(ngx_chat_store_rc_e rc, int32_t partition,
     ngx_chat_receipt_t  *rcp = data;
 
     char                *text;
-    json_t              *frame;
     const char          *sha;
     ngx_chat_redis_t    *rds;
     unsigned long long   by = rcp->by, from = rcp->from;
@@ -1862,13 +1864,8 @@ ngx_chat_receipt_stored(ngx_chat_store_rc_e rc, int32_t partition,
         return;
     }
 
-    frame = json_pack("{s:s, s:s, s:I, s:s, s:I}", "type", "receipt",
-                      "id", rcp->id, "by", (json_int_t) rcp->by,
-                      "status", rcp->read ? "read" : "delivered",
-                      "ts", (json_int_t) rcp->ts);
-    text = frame ? json_dumps(frame, JSON_COMPACT|JSON_PRESERVE_ORDER)
-                 : NULL;
-    json_decref(frame);
+    text = chat_frame_receipt(rcp->id, (int64_t) rcp->by, rcp->read,
+                              rcp->ts);
 
     if (text == NULL) {
         ngx_chat_receipt_done(rcp);
@@ -1963,17 +1960,16 @@ static ngx_int_t
 ngx_chat_receipt_error(ngx_chat_ws_t *ws, const char *code,
     const char *message, const char *id)
 {
-    json_t     *err;
+    char       *err;
     ngx_int_t   rc;
 
-    err = json_pack("{s:s, s:s, s:s, s:s}", "type", "error",
-                    "code", code, "message", message, "id", id);
+    err = chat_frame_error(code, message, NULL, id, -1);
     if (err == NULL) {
         return NGX_ERROR;
     }
 
-    rc = ngx_chat_ws_send_json(ws, err);
-    json_decref(err);
+    rc = ngx_chat_ws_send_text(ws, (u_char *) err, ngx_strlen(err));
+    free(err);
 
     return rc;
 }

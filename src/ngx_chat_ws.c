@@ -24,6 +24,7 @@
 #include "ngx_chat_ws.h"
 #include "ngx_chat_deliver.h"
 #include "chat_json.h"
+#include "chat_frame.h"
 
 
 static ngx_int_t ngx_chat_ws_handler(ngx_http_request_t *r);
@@ -42,6 +43,7 @@ static ngx_int_t ngx_chat_ws_process(ngx_chat_ws_t *ws, u_char *p,
 static ngx_int_t ngx_chat_ws_message(ngx_chat_ws_t *ws);
 static ngx_int_t ngx_chat_ws_send(ngx_chat_ws_t *ws, int opcode,
     const u_char *data, size_t len);
+static ngx_int_t ngx_chat_ws_send_frame(ngx_chat_ws_t *ws, char *frame);
 static void ngx_chat_ws_close(ngx_chat_ws_t *ws, uint16_t code,
     const char *reason);
 static void ngx_chat_ws_flush(ngx_chat_ws_t *ws);
@@ -656,7 +658,6 @@ ngx_chat_ws_process(ngx_chat_ws_t *ws, u_char *p, size_t len)
 static ngx_int_t
 ngx_chat_ws_message(ngx_chat_ws_t *ws)
 {
-    json_t            *pong;
     ngx_int_t          rc;
     ngx_msec_t         retry;
     const char        *code, *message;
@@ -689,9 +690,8 @@ ngx_chat_ws_message(ngx_chat_ws_t *ws)
     switch (m.type) {
 
     case CHAT_PROTO_PING:
-        pong = json_pack("{s:s}", "type", "pong");
-        rc = pong ? ngx_chat_ws_send_json(ws, pong) : NGX_ERROR;
-        json_decref(pong);
+        rc = ngx_chat_ws_send_text(ws, (u_char *) "{\"type\":\"pong\"}",
+                                   sizeof("{\"type\":\"pong\"}") - 1);
         break;
 
     case CHAT_PROTO_SEND:
@@ -724,25 +724,9 @@ ngx_int_t
 ngx_chat_ws_error(ngx_chat_ws_t *ws, const char *code, const char *message,
     const char *client_id)
 {
-    json_t     *json;
-    ngx_int_t   rc;
-
-    json = json_pack("{s:s, s:s, s:s}", "type", "error", "code", code,
-                     "message", message);
-    if (json == NULL) {
-        return NGX_ERROR;
-    }
-
-    /* so that the client knows which of its sends failed */
-    if (client_id) {
-        (void) json_object_set_new(json, "client_id",
-                                   json_string(client_id));
-    }
-
-    rc = ngx_chat_ws_send_json(ws, json);
-    json_decref(json);
-
-    return rc;
+    /* client_id: so that the client knows which of its sends failed */
+    return ngx_chat_ws_send_frame(ws, chat_frame_error(code, message,
+                                                       client_id, NULL, -1));
 }
 
 
@@ -781,23 +765,26 @@ ngx_int_t
 ngx_chat_ws_rate_limited(ngx_chat_ws_t *ws, const char *message,
     ngx_msec_t retry, const char *client_id)
 {
-    json_t     *json;
-    ngx_int_t   rc;
+    return ngx_chat_ws_send_frame(ws,
+                                  chat_frame_error("rate_limited", message,
+                                                   client_id, NULL,
+                                                   ngx_max(retry, 1)));
+}
 
-    json = json_pack("{s:s, s:s, s:s, s:I}", "type", "error",
-                     "code", "rate_limited", "message", message,
-                     "retry_after", (json_int_t) ngx_max(retry, 1));
-    if (json == NULL) {
+
+/* sends a frame of chat_frame.h and frees it; NULL (out of memory) fails */
+
+static ngx_int_t
+ngx_chat_ws_send_frame(ngx_chat_ws_t *ws, char *frame)
+{
+    ngx_int_t  rc;
+
+    if (frame == NULL) {
         return NGX_ERROR;
     }
 
-    if (client_id) {
-        (void) json_object_set_new(json, "client_id",
-                                   json_string(client_id));
-    }
-
-    rc = ngx_chat_ws_send_json(ws, json);
-    json_decref(json);
+    rc = ngx_chat_ws_send_text(ws, (u_char *) frame, ngx_strlen(frame));
+    free(frame);
 
     return rc;
 }
