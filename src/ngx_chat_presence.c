@@ -521,7 +521,7 @@ ngx_chat_presence_lookup(uint64_t *ids, ngx_uint_t n,
         st->idx = (ngx_uint_t *) (st + 1);
 
         for (i = 0; i < n; i++) {
-            if (chat_ring_lookup_u64(&w->conf->redis_ring, ids[i]) == shard) {
+            if (ngx_chat_shard_of_user(ids[i]) == shard) {
                 sids[st->nidx] = ids[i];
                 st->idx[st->nidx++] = i;
             }
@@ -877,10 +877,7 @@ ngx_chat_presence_tick(ngx_event_t *ev)
 
         for (lu = ngx_chat_local_next(NULL); lu; lu = ngx_chat_local_next(lu))
         {
-            if (!lu->beat
-                || chat_ring_lookup_u64(&w->conf->redis_ring, lu->node.key)
-                   != shard)
-            {
+            if (!lu->beat || ngx_chat_shard_of_user(lu->node.key) != shard) {
                 continue;
             }
 
