@@ -28,6 +28,7 @@
 
 #include "ngx_chat.h"
 #include "ngx_chat_ws.h"
+#include "ngx_chat_presence.h"
 #include "ngx_chat_deliver.h"
 #include "ngx_chat_lua.h"
 #include "chat_frame.h"
@@ -39,6 +40,7 @@
 
 #define NGX_CHAT_PRESENCE_FLUSH   20      /* ms: changes gathered */
 #define NGX_CHAT_PRESENCE_QUERY   2000    /* changes per query */
+#define NGX_CHAT_SEEN_TTL         2592000 /* last_seen in Redis, 30 days */
 
 #define NGX_CHAT_FRIENDS_OF_SQL                                              \
     "SELECT user_id, friend_id FROM friends "                               \
