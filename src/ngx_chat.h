@@ -20,9 +20,9 @@
 #endif
 
 #include "ngx_chat_redis.h"
+#include "ngx_chat_shard.h"
 #include "ngx_chat_pg.h"
 #include "ngx_chat_kafka.h"
-#include "chat_ring.h"
 #include "chat_id.h"
 
 
@@ -37,7 +37,7 @@ typedef struct {
 
     ngx_array_t               *redis_addrs;     /* ngx_chat_redis_addr_t */
     ngx_msec_t                 redis_timeout;
-    chat_ring_t                redis_ring;
+    chat_ring_t                redis_ring;      /* ngx_chat_shard.h */
     ngx_str_t                  redis_user;      /* AUTH user, or empty */
     ngx_str_t                  redis_password;  /* from a file; secret */
 
@@ -120,10 +120,6 @@ typedef struct {
     chat_id_gen_t              ids;             /* message ids */
 } ngx_chat_worker_t;
 
-
-ngx_chat_redis_t *ngx_chat_redis_for_user(uint64_t user_id);
-
-ngx_chat_redis_t *ngx_chat_redis_for_key(u_char *key, size_t len);
 
 char *ngx_chat_healthz(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_chat_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);

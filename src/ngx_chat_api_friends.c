@@ -14,7 +14,7 @@
 #include <ngx_http.h>
 
 #include "ngx_chat_api_friends.h"
-#include "ngx_chat_deliver.h"
+#include "ngx_chat_presence.h"
 #include "chat_json.h"
 
 

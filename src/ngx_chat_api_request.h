@@ -22,7 +22,7 @@
 
 #include "ngx_chat.h"
 #include "ngx_chat_password.h"
-#include "ngx_chat_deliver.h"
+#include "ngx_chat_presence.h"
 
 
 #define NGX_CHAT_API_MAX_IDS  2

@@ -37,7 +37,6 @@
 #define NGX_CHAT_REFILL_GRACE     60000    /* ms of Redis data: see REFILL */
 #define NGX_CHAT_LIVE_MAX         256      /* buffered while syncing */
 #define NGX_CHAT_HELD_MAX         256      /* presence, before the state */
-#define NGX_CHAT_SEEN_TTL         2592000  /* last_seen in Redis, 30 days */
 
 #define NGX_CHAT_DELIVERY_RETRY   250      /* ms between rounds */
 #define NGX_CHAT_LOST_MAX         4096     /* users, per worker */
@@ -94,11 +93,11 @@ void ngx_chat_sync_resume(ngx_chat_ws_t *ws);
 /* ngx_chat_refill.c: the inbox from PostgreSQL, then the sync goes on */
 void ngx_chat_refill_start(ngx_chat_ws_t *ws);
 
-/* ngx_chat_presence.c */
-typedef struct ngx_chat_presence_lookup_s  ngx_chat_presence_lookup_t;
-typedef void (*ngx_chat_presence_lookup_pt)(void *data,
-    ngx_chat_presence_lookup_t *lk);
-
+/*
+ * ngx_chat_presence.c, as delivery drives it: declared here, not in
+ * ngx_chat_presence.h, as long as the two files call each other (in
+ * ngx_chat_presence.h they would include each other's header).
+ */
 ngx_int_t ngx_chat_presence_init(ngx_chat_worker_t *w, ngx_cycle_t *cycle);
 void ngx_chat_presence_exit(void);
 void ngx_chat_presence_open(ngx_chat_ws_t *ws);
@@ -108,23 +107,10 @@ void ngx_chat_presence_open(ngx_chat_ws_t *ws);
  */
 ngx_uint_t ngx_chat_presence_filter(ngx_chat_ws_t *ws, const char *frame,
     size_t len);
-/* the friends' state is sent: presence frames held meanwhile go out */
-void ngx_chat_deliver_presence_release(ngx_chat_ws_t *ws);
 void ngx_chat_presence_close(uint64_t user_id, const char *route);
 
-/*
- * The presence of n users from Redis: the handler gets, for each ids[i],
- * ngx_chat_presence_beat(lk, i) (last heartbeat in ms; -1: offline) and
- * ngx_chat_presence_seen(lk, i) (last_seen in Redis; -1: not there).
- * NULL: nothing could be asked, the handler will not be called.
- */
-ngx_chat_presence_lookup_t *ngx_chat_presence_lookup(uint64_t *ids,
-    ngx_uint_t n, ngx_chat_presence_lookup_pt handler, void *data);
-void ngx_chat_presence_lookup_cancel(ngx_chat_presence_lookup_t *lk);
-int64_t ngx_chat_presence_beat(ngx_chat_presence_lookup_t *lk,
-    ngx_uint_t i);
-int64_t ngx_chat_presence_seen(ngx_chat_presence_lookup_t *lk,
-    ngx_uint_t i);
+/* the friends' state is sent: presence frames held meanwhile go out */
+void ngx_chat_deliver_presence_release(ngx_chat_ws_t *ws);
 
 /* {"type":"sync"} */
 ngx_int_t ngx_chat_deliver_sync(ngx_chat_ws_t *ws);

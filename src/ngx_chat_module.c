@@ -387,11 +387,8 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_chat_main_conf_t *cmcf = conf;
 
-    size_t                  *lens;
     u_char                  *p;
     ngx_uint_t               i, n;
-    const char             **names;
-    chat_ring_point_t       *points;
     ngx_chat_redis_addr_t   *addr;
 
     ngx_conf_init_msec_value(cmcf->redis_timeout, 1000);
@@ -476,23 +473,8 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
         addr[i].password = cmcf->redis_password;
     }
 
-    names = ngx_palloc(cf->pool, n * sizeof(char *));
-    lens = ngx_palloc(cf->pool, n * sizeof(size_t));
-    points = ngx_palloc(cf->pool, chat_ring_points_needed(n, CHAT_RING_VNODES)
-                                  * sizeof(chat_ring_point_t));
-
-    if (names == NULL || lens == NULL || points == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    for (i = 0; i < n; i++) {
-        names[i] = (const char *) addr[i].name.data;
-        lens[i] = addr[i].name.len;
-    }
-
-    if (chat_ring_init(&cmcf->redis_ring, points, names, lens, n,
-                       CHAT_RING_VNODES)
-        != 0)
+    if (ngx_chat_shard_ring_init(&cmcf->redis_ring, addr, n, cf->pool)
+        != NGX_OK)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "chat: cannot build the Redis hash ring");
@@ -1225,11 +1207,9 @@ ngx_chat_kafka_option_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 static ngx_int_t
 ngx_chat_init_process(ngx_cycle_t *cycle)
 {
-    ngx_uint_t              i;
     ngx_chat_worker_t      *w;
     ngx_chat_main_conf_t   *cmcf;
     ngx_chat_kafka_conf_t   kc;
-    ngx_chat_redis_addr_t  *addr;
 
     cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_chat_module);
 
@@ -1260,21 +1240,10 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
 
     if (cmcf->redis_addrs) {
         w->nredis = cmcf->redis_addrs->nelts;
-        w->redis = ngx_calloc(w->nredis * sizeof(ngx_chat_redis_t *),
-                              cycle->log);
+        w->redis = ngx_chat_shard_connect(cmcf->redis_addrs->elts, w->nredis,
+                                          cmcf->redis_timeout, cycle->log);
         if (w->redis == NULL) {
             return NGX_ERROR;
-        }
-
-        addr = cmcf->redis_addrs->elts;
-
-        for (i = 0; i < w->nredis; i++) {
-            w->redis[i] = ngx_chat_redis_create(&addr[i],
-                                                cmcf->redis_timeout,
-                                                cycle->log);
-            if (w->redis[i] == NULL) {
-                return NGX_ERROR;
-            }
         }
     }
 
@@ -1300,6 +1269,7 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
     }
 
     ngx_chat_worker = w;
+    ngx_chat_shard_use(w->redis, w->nredis, &cmcf->redis_ring);
 
     if (cmcf->websocket && ngx_chat_deliver_init(w, cycle) != NGX_OK) {
         return NGX_ERROR;
@@ -1312,7 +1282,6 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
 static void
 ngx_chat_exit_process(ngx_cycle_t *cycle)
 {
-    ngx_uint_t          i;
     ngx_chat_worker_t  *w;
 
     w = ngx_chat_worker;
@@ -1324,6 +1293,7 @@ ngx_chat_exit_process(ngx_cycle_t *cycle)
     ngx_chat_deliver_exit(w);
 
     ngx_chat_worker = NULL;
+    ngx_chat_shard_use(NULL, 0, NULL);
 
     if (w->kafka) {
         ngx_chat_kafka_destroy(w->kafka,
@@ -1335,40 +1305,9 @@ ngx_chat_exit_process(ngx_cycle_t *cycle)
         ngx_chat_pg_pool_destroy(w->pg);
     }
 
-    for (i = 0; i < w->nredis; i++) {
-        if (w->redis[i]) {
-            ngx_chat_redis_destroy(w->redis[i]);
-        }
-    }
+    ngx_chat_shard_disconnect(w->redis, w->nredis);
 
-    ngx_free(w->redis);
     ngx_free(w);
-}
-
-
-ngx_chat_redis_t *
-ngx_chat_redis_for_key(u_char *key, size_t len)
-{
-    ngx_chat_worker_t  *w = ngx_chat_worker;
-
-    if (w == NULL || w->nredis == 0) {
-        return NULL;
-    }
-
-    return w->redis[chat_ring_lookup(&w->conf->redis_ring, key, len)];
-}
-
-
-ngx_chat_redis_t *
-ngx_chat_redis_for_user(uint64_t user_id)
-{
-    ngx_chat_worker_t  *w = ngx_chat_worker;
-
-    if (w == NULL || w->nredis == 0) {
-        return NULL;
-    }
-
-    return w->redis[chat_ring_lookup_u64(&w->conf->redis_ring, user_id)];
 }
 
 

@@ -28,6 +28,7 @@
 
 #include "ngx_chat.h"
 #include "ngx_chat_ws.h"
+#include "ngx_chat_presence.h"
 #include "ngx_chat_deliver.h"
 #include "ngx_chat_lua.h"
 #include "chat_frame.h"
@@ -39,6 +40,7 @@
 
 #define NGX_CHAT_PRESENCE_FLUSH   20      /* ms: changes gathered */
 #define NGX_CHAT_PRESENCE_QUERY   2000    /* changes per query */
+#define NGX_CHAT_SEEN_TTL         2592000 /* last_seen in Redis, 30 days */
 
 #define NGX_CHAT_FRIENDS_OF_SQL                                              \
     "SELECT user_id, friend_id FROM friends "                               \
@@ -521,7 +523,7 @@ ngx_chat_presence_lookup(uint64_t *ids, ngx_uint_t n,
         st->idx = (ngx_uint_t *) (st + 1);
 
         for (i = 0; i < n; i++) {
-            if (chat_ring_lookup_u64(&w->conf->redis_ring, ids[i]) == shard) {
+            if (ngx_chat_shard_of_user(ids[i]) == shard) {
                 sids[st->nidx] = ids[i];
                 st->idx[st->nidx++] = i;
             }
@@ -877,10 +879,7 @@ ngx_chat_presence_tick(ngx_event_t *ev)
 
         for (lu = ngx_chat_local_next(NULL); lu; lu = ngx_chat_local_next(lu))
         {
-            if (!lu->beat
-                || chat_ring_lookup_u64(&w->conf->redis_ring, lu->node.key)
-                   != shard)
-            {
+            if (!lu->beat || ngx_chat_shard_of_user(lu->node.key) != shard) {
                 continue;
             }
 

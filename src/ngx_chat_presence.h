@@ -1,0 +1,34 @@
+
+/*
+ * Copyright (C) ngx_chat authors
+ */
+
+
+#ifndef _NGX_CHAT_PRESENCE_H_INCLUDED_
+#define _NGX_CHAT_PRESENCE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+
+typedef struct ngx_chat_presence_lookup_s  ngx_chat_presence_lookup_t;
+typedef void (*ngx_chat_presence_lookup_pt)(void *data,
+    ngx_chat_presence_lookup_t *lk);
+
+/*
+ * The presence of n users from Redis: the handler gets, for each ids[i],
+ * ngx_chat_presence_beat(lk, i) (last heartbeat in ms; -1: offline) and
+ * ngx_chat_presence_seen(lk, i) (last_seen in Redis; -1: not there).
+ * NULL: nothing could be asked, the handler will not be called.
+ */
+ngx_chat_presence_lookup_t *ngx_chat_presence_lookup(uint64_t *ids,
+    ngx_uint_t n, ngx_chat_presence_lookup_pt handler, void *data);
+void ngx_chat_presence_lookup_cancel(ngx_chat_presence_lookup_t *lk);
+int64_t ngx_chat_presence_beat(ngx_chat_presence_lookup_t *lk,
+    ngx_uint_t i);
+int64_t ngx_chat_presence_seen(ngx_chat_presence_lookup_t *lk,
+    ngx_uint_t i);
+
+
+#endif /* _NGX_CHAT_PRESENCE_H_INCLUDED_ */
