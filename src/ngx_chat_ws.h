@@ -105,6 +105,20 @@ struct ngx_chat_ws_s {
 };
 
 
+/*
+ * What the layer above (ngx_chat_session.c) does with a connection: the
+ * transport calls up only through these.
+ */
+typedef struct {
+    void                     (*open)(ngx_chat_ws_t *ws);
+    ngx_int_t                (*message)(ngx_chat_ws_t *ws); /* ws->msg */
+    void                     (*beat)(ngx_chat_ws_t *ws);    /* a frame */
+    void                     (*close)(ngx_chat_ws_t *ws);
+} ngx_chat_ws_hooks_t;
+
+
+void ngx_chat_ws_set_hooks(const ngx_chat_ws_hooks_t *hooks);
+
 ngx_int_t ngx_chat_ws_send_json(ngx_chat_ws_t *ws, json_t *json);
 ngx_int_t ngx_chat_ws_send_text(ngx_chat_ws_t *ws, const u_char *data,
     size_t len);
