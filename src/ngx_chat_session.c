@@ -16,7 +16,11 @@
 #include "ngx_chat.h"
 #include "ngx_chat_ws.h"
 #include "ngx_chat_session.h"
-#include "ngx_chat_deliver.h"
+#include "ngx_chat_route.h"
+#include "ngx_chat_channel.h"
+#include "ngx_chat_sync.h"
+#include "ngx_chat_receipt.h"
+#include "ngx_chat_presence.h"
 
 
 static void ngx_chat_session_open(ngx_chat_ws_t *ws);
@@ -38,14 +42,14 @@ ngx_chat_session_init(ngx_chat_worker_t *w, ngx_cycle_t *cycle)
 {
     ngx_chat_ws_set_hooks(&ngx_chat_session_hooks);
 
-    return ngx_chat_deliver_init(w, cycle);
+    return ngx_chat_channel_init(w, cycle);
 }
 
 
 void
 ngx_chat_session_exit(ngx_chat_worker_t *w)
 {
-    ngx_chat_deliver_exit(w);
+    ngx_chat_channel_exit(w);
 }
 
 
@@ -54,7 +58,20 @@ ngx_chat_session_exit(ngx_chat_worker_t *w)
 static void
 ngx_chat_session_open(ngx_chat_ws_t *ws)
 {
-    ngx_chat_deliver_open(ws);
+    ngx_queue_init(&ws->peers);
+    ngx_chat_sync_open(ws);
+
+    if (ngx_chat_local_add(ws) != NGX_OK) {
+        return;
+    }
+
+    /*
+     * The route and what waited in the inbox, atomically (SYNC); presence
+     * (the friends' state, and the user's coming online) goes alongside,
+     * so that messages never wait for the friends list.
+     */
+    ngx_chat_sync_start(ws, 1, 1, 0);
+    ngx_chat_presence_open(ws);
 }
 
 
@@ -112,7 +129,7 @@ ngx_chat_session_message(ngx_chat_ws_t *ws)
         break;
 
     case CHAT_PROTO_SYNC:
-        rc = ngx_chat_deliver_sync(ws);
+        rc = ngx_chat_sync(ws);
         break;
 
     default:
@@ -137,7 +154,39 @@ ngx_chat_session_beat(ngx_chat_ws_t *ws)
 static void
 ngx_chat_session_close(ngx_chat_ws_t *ws)
 {
+    char  route[NGX_CHAT_ROUTE_LEN];
+
     ngx_chat_send_orphan(ws);
     ngx_chat_ops_orphan(&ws->ops);
-    ngx_chat_deliver_close(ws);
+    ngx_chat_sync_close(ws);
+
+    if (ngx_chat_local_remove(ws) != NGX_OK) {
+        return;
+    }
+
+    if (ws->registered) {
+        ngx_chat_route_name(ws, route);
+        ngx_chat_presence_close(ws->user_id, route);
+        ws->registered = 0;
+    }
+}
+
+
+void
+ngx_chat_ops_orphan(ngx_queue_t *ops)
+{
+    ngx_queue_t    *q;
+    ngx_chat_op_t  *op;
+
+    if (ops->next == NULL) {
+        return;
+    }
+
+    while (!ngx_queue_empty(ops)) {
+        q = ngx_queue_head(ops);
+        ngx_queue_remove(q);
+
+        op = ngx_queue_data(q, ngx_chat_op_t, queue);
+        op->ws = NULL;
+    }
 }
