@@ -13,6 +13,7 @@
 
 #include "ngx_chat.h"
 #include "ngx_chat_ws.h"
+#include "ngx_chat_send.h"
 #include "ngx_chat_route.h"
 #include "ngx_chat_receipt.h"
 #include "ngx_chat_lua.h"

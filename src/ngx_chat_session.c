@@ -16,6 +16,7 @@
 #include "ngx_chat.h"
 #include "ngx_chat_ws.h"
 #include "ngx_chat_session.h"
+#include "ngx_chat_send.h"
 #include "ngx_chat_route.h"
 #include "ngx_chat_channel.h"
 #include "ngx_chat_sync.h"
@@ -27,6 +28,7 @@ static void ngx_chat_session_open(ngx_chat_ws_t *ws);
 static ngx_int_t ngx_chat_session_message(ngx_chat_ws_t *ws);
 static void ngx_chat_session_beat(ngx_chat_ws_t *ws);
 static void ngx_chat_session_close(ngx_chat_ws_t *ws);
+static void ngx_chat_ops_orphan(ngx_queue_t *ops);
 
 
 static const ngx_chat_ws_hooks_t  ngx_chat_session_hooks = {
@@ -172,7 +174,9 @@ ngx_chat_session_close(ngx_chat_ws_t *ws)
 }
 
 
-void
+/* the connection ends: its ops go on without it */
+
+static void
 ngx_chat_ops_orphan(ngx_queue_t *ops)
 {
     ngx_queue_t    *q;

@@ -138,20 +138,5 @@ ngx_int_t ngx_chat_ws_meter(uint64_t *tat, ngx_uint_t interval,
 ngx_int_t ngx_chat_ws_rate_limited(ngx_chat_ws_t *ws, const char *message,
     ngx_msec_t retry, const char *client_id);
 
-/* ngx_chat_send.c: {"type":"send"} to a durable ack */
-ngx_int_t ngx_chat_send(ngx_chat_ws_t *ws, chat_proto_msg_t *m);
-void ngx_chat_send_orphan(ngx_chat_ws_t *ws);
-
-/*
- * Does a user exist, as this worker remembers it: 1 yes, 0 no, -1 not
- * known (ask PostgreSQL, then ngx_chat_user_remember()).  Bounded, per
- * worker; "no" is remembered shortly.
- */
-ngx_int_t ngx_chat_user_known(uint64_t user_id);
-void ngx_chat_user_remember(uint64_t user_id, ngx_uint_t exists);
-
-/* the connection ends: its ops go on without it */
-void ngx_chat_ops_orphan(ngx_queue_t *ops);
-
 
 #endif /* _NGX_CHAT_WS_H_INCLUDED_ */
