@@ -12,7 +12,10 @@
 #include <ngx_core.h>
 
 #include "ngx_chat.h"
-#include "ngx_chat_ws.h"
+
+
+/* as ngx_chat_ws.h has it: the API's files do not include the transport */
+typedef struct ngx_chat_ws_s  ngx_chat_ws_t;
 
 
 typedef struct ngx_chat_presence_lookup_s  ngx_chat_presence_lookup_t;
