@@ -5,8 +5,8 @@
  * GET /v1/ws: the RFC 6455 server.  The bearer token is checked before the
  * upgrade (no token, no upgrade: 401); then the connection is ours: frames
  * are parsed as they arrive (src/common/chat_ws.c), each text message goes
- * up to the session (ngx_chat_session.c, through the hooks it sets: this
- * file knows nothing of the chat protocol), answers are queued per
+ * up to the session (ngx_chat_session.c, through the hooks it sets) that
+ * speaks the chat protocol (docs/PROTOCOL.md); answers are queued per
  * connection with a bound, so that a slow reader is closed instead of
  * growing memory.
  *
