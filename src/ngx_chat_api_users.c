@@ -16,7 +16,7 @@
 
 #include "ngx_chat_api_users.h"
 #include "ngx_chat_password.h"
-#include "ngx_chat_deliver.h"
+#include "ngx_chat_route.h"
 #include "chat_jwt.h"
 
 

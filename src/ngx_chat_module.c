@@ -14,7 +14,7 @@
 
 #include "ngx_chat.h"
 #include "ngx_chat_password.h"
-#include "ngx_chat_deliver.h"
+#include "ngx_chat_session.h"
 
 
 #define NGX_CHAT_EXIT_FLUSH  3000
@@ -1271,7 +1271,7 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
     ngx_chat_worker = w;
     ngx_chat_shard_use(w->redis, w->nredis, &cmcf->redis_ring);
 
-    if (cmcf->websocket && ngx_chat_deliver_init(w, cycle) != NGX_OK) {
+    if (cmcf->websocket && ngx_chat_session_init(w, cycle) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -1290,7 +1290,7 @@ ngx_chat_exit_process(ngx_cycle_t *cycle)
         return;
     }
 
-    ngx_chat_deliver_exit(w);
+    ngx_chat_session_exit(w);
 
     ngx_chat_worker = NULL;
     ngx_chat_shard_use(NULL, 0, NULL);

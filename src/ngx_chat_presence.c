@@ -29,7 +29,7 @@
 #include "ngx_chat.h"
 #include "ngx_chat_ws.h"
 #include "ngx_chat_presence.h"
-#include "ngx_chat_deliver.h"
+#include "ngx_chat_route.h"
 #include "ngx_chat_lua.h"
 #include "chat_frame.h"
 #include "chat_record.h"
@@ -140,6 +140,7 @@ static void ngx_chat_presence_announce_friends(ngx_chat_store_rc_e rc,
 static void ngx_chat_presence_tell(uint64_t friend_id, uint64_t user_id,
     ngx_uint_t online, int64_t last_seen);
 static void ngx_chat_presence_tick(ngx_event_t *ev);
+static void ngx_chat_presence_release(ngx_chat_ws_t *ws);
 static void ngx_chat_presence_beat_reply(ngx_chat_store_rc_e rc,
     redisReply *reply, void *data);
 static void ngx_chat_presence_sweep_reply(ngx_chat_store_rc_e rc,
@@ -225,7 +226,7 @@ ngx_chat_presence_open(ngx_chat_ws_t *ws)
 
     po = ngx_calloc(sizeof(ngx_chat_presence_open_t), ngx_cycle->log);
     if (po == NULL) {
-        ngx_chat_deliver_presence_release(ws);
+        ngx_chat_presence_release(ws);
         return;
     }
 
@@ -380,7 +381,7 @@ ngx_chat_presence_opened(ngx_chat_presence_open_t *po,
             ws->ntold = po->nfriends;
         }
 
-        ngx_chat_deliver_presence_release(ws);
+        ngx_chat_presence_release(ws);
     }
 
     if (po->online) {
@@ -1064,4 +1065,36 @@ int64_t
 ngx_chat_presence_seen(ngx_chat_presence_lookup_t *lk, ngx_uint_t i)
 {
     return lk->seen[i];
+}
+
+
+/* what a friend's worker told while the friends' state was on its way */
+
+static void
+ngx_chat_presence_release(ngx_chat_ws_t *ws)
+{
+    ngx_queue_t      *q;
+    ngx_chat_live_t  *lv;
+
+    ws->presence_sent = 1;
+
+    if (ws->held.next == NULL) {
+        return;
+    }
+
+    while (!ngx_queue_empty(&ws->held)) {
+        q = ngx_queue_head(&ws->held);
+        ngx_queue_remove(q);
+        ws->nheld--;
+
+        lv = ngx_queue_data(q, ngx_chat_live_t, queue);
+
+        if (!ws->done
+            && ngx_chat_presence_filter(ws, (char *) (lv + 1), lv->len))
+        {
+            (void) ngx_chat_ws_send_text(ws, (u_char *) (lv + 1), lv->len);
+        }
+
+        ngx_free(lv);
+    }
 }

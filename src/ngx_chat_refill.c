@@ -26,6 +26,8 @@
 
 #include "ngx_chat.h"
 #include "ngx_chat_ws.h"
+#include "ngx_chat_route.h"
+#include "ngx_chat_sync.h"
 #include "ngx_chat_deliver.h"
 #include "ngx_chat_lua.h"
 #include "chat_frame.h"

@@ -43,6 +43,7 @@
 
 #include "ngx_chat.h"
 #include "ngx_chat_ws.h"
+#include "ngx_chat_send.h"
 #include "ngx_chat_deliver.h"
 #include "ngx_chat_lua.h"
 #include "chat_frame.h"

@@ -4,8 +4,9 @@
  *
  * GET /v1/ws: the RFC 6455 server.  The bearer token is checked before the
  * upgrade (no token, no upgrade: 401); then the connection is ours: frames
- * are parsed as they arrive (src/common/chat_ws.c), text messages are JSON
- * objects of the chat protocol (docs/PROTOCOL.md), answers are queued per
+ * are parsed as they arrive (src/common/chat_ws.c), each text message goes
+ * up to the session (ngx_chat_session.c, through the hooks it sets) that
+ * speaks the chat protocol (docs/PROTOCOL.md); answers are queued per
  * connection with a bound, so that a slow reader is closed instead of
  * growing memory.
  *
@@ -22,7 +23,6 @@
 
 #include "ngx_chat.h"
 #include "ngx_chat_ws.h"
-#include "ngx_chat_deliver.h"
 #include "chat_json.h"
 #include "chat_frame.h"
 
@@ -40,7 +40,6 @@ static void ngx_chat_ws_read_handler(ngx_http_request_t *r);
 static void ngx_chat_ws_write_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_chat_ws_process(ngx_chat_ws_t *ws, u_char *p,
     size_t len);
-static ngx_int_t ngx_chat_ws_message(ngx_chat_ws_t *ws);
 static ngx_int_t ngx_chat_ws_send(ngx_chat_ws_t *ws, int opcode,
     const u_char *data, size_t len);
 static ngx_int_t ngx_chat_ws_send_frame(ngx_chat_ws_t *ws, char *frame);
@@ -60,6 +59,16 @@ static void ngx_chat_ws_cleanup(void *data);
  * connection holds no buffer.
  */
 static u_char  ngx_chat_ws_rbuf[NGX_CHAT_WS_RBUF];
+
+/* what the layer above does with a connection (ngx_chat_session.c) */
+static const ngx_chat_ws_hooks_t  *ngx_chat_ws_hooks;
+
+
+void
+ngx_chat_ws_set_hooks(const ngx_chat_ws_hooks_t *hooks)
+{
+    ngx_chat_ws_hooks = hooks;
+}
 
 
 char *
@@ -201,7 +210,7 @@ ngx_chat_ws_handler(ngx_http_request_t *r)
     c->read->handler = ngx_chat_ws_read_event;
 
     /* its route, and what waited for the user while it was away */
-    ngx_chat_deliver_open(ws);
+    ngx_chat_ws_hooks->open(ws);
 
     if (c->buffered) {
         ngx_chat_ws_flush(ws);
@@ -504,7 +513,7 @@ ngx_chat_ws_read_handler(ngx_http_request_t *r)
 
         /* any frame is a heartbeat of the user's presence */
         if (ws->local) {
-            ((ngx_chat_local_user_t *) ws->local)->beat = 1;
+            ngx_chat_ws_hooks->beat(ws);
         }
 
         budget -= n;
@@ -614,7 +623,7 @@ ngx_chat_ws_process(ngx_chat_ws_t *ws, u_char *p, size_t len)
                 return NGX_ERROR;
             }
 
-            if (ngx_chat_ws_message(ws) != NGX_OK) {
+            if (ngx_chat_ws_hooks->message(ws) != NGX_OK) {
                 return NGX_ERROR;
             }
 
@@ -650,73 +659,6 @@ ngx_chat_ws_process(ngx_chat_ws_t *ws, u_char *p, size_t len)
             return NGX_ERROR;
         }
     }
-}
-
-
-/* one text message: a JSON object with a "type" (chat_proto.c checks it) */
-
-static ngx_int_t
-ngx_chat_ws_message(ngx_chat_ws_t *ws)
-{
-    ngx_int_t          rc;
-    ngx_msec_t         retry;
-    const char        *code, *message;
-    chat_proto_msg_t   m;
-
-    if (chat_proto_decode((char *) ws->msg, ws->msg_len,
-                          NGX_CHAT_WS_JSON_DEPTH, &m, &code, &message)
-        != 0)
-    {
-        rc = ngx_chat_ws_error(ws, code, message, m.client_id);
-        chat_proto_free(&m);
-        return rc;
-    }
-
-    /* every frame is metered before it costs any backend work */
-    if (ngx_chat_ws_meter(&ws->frame_tat, ws->conf->frame_interval,
-                          ws->conf->frame_burst, &retry)
-        != NGX_OK)
-    {
-        ngx_log_error(NGX_LOG_INFO, ws->request->connection->log, 0,
-                      "chat: ws: user %uL sends frames too fast, a %s "
-                      "refused", ws->user_id,
-                      chat_proto_type_name(m.type));
-        rc = ngx_chat_ws_rate_limited(ws, "too many frames, slow down",
-                                      retry, m.client_id);
-        chat_proto_free(&m);
-        return rc;
-    }
-
-    switch (m.type) {
-
-    case CHAT_PROTO_PING:
-        rc = ngx_chat_ws_send_text(ws, (u_char *) "{\"type\":\"pong\"}",
-                                   sizeof("{\"type\":\"pong\"}") - 1);
-        break;
-
-    case CHAT_PROTO_SEND:
-        rc = ngx_chat_send(ws, &m);
-        break;
-
-    case CHAT_PROTO_RECEIPT:
-        rc = ngx_chat_receipt(ws, &m);
-        break;
-
-    case CHAT_PROTO_TYPING:
-        rc = ngx_chat_typing(ws, &m);
-        break;
-
-    case CHAT_PROTO_SYNC:
-        rc = ngx_chat_deliver_sync(ws);
-        break;
-
-    default:
-        rc = NGX_ERROR;
-    }
-
-    chat_proto_free(&m);
-
-    return rc;
 }
 
 
@@ -1071,9 +1013,7 @@ ngx_chat_ws_cleanup(void *data)
     ws->done = 1;
 
     /* sends in flight finish without the connection */
-    ngx_chat_send_orphan(ws);
-    ngx_chat_ops_orphan(&ws->ops);
-    ngx_chat_deliver_close(ws);
+    ngx_chat_ws_hooks->close(ws);
 
     if (ws->flush.posted) {
         ngx_delete_posted_event(&ws->flush);

@@ -105,6 +105,20 @@ struct ngx_chat_ws_s {
 };
 
 
+/*
+ * What the layer above (ngx_chat_session.c) does with a connection: the
+ * transport calls up only through these.
+ */
+typedef struct {
+    void                     (*open)(ngx_chat_ws_t *ws);
+    ngx_int_t                (*message)(ngx_chat_ws_t *ws); /* ws->msg */
+    void                     (*beat)(ngx_chat_ws_t *ws);    /* a frame */
+    void                     (*close)(ngx_chat_ws_t *ws);
+} ngx_chat_ws_hooks_t;
+
+
+void ngx_chat_ws_set_hooks(const ngx_chat_ws_hooks_t *hooks);
+
 ngx_int_t ngx_chat_ws_send_json(ngx_chat_ws_t *ws, json_t *json);
 ngx_int_t ngx_chat_ws_send_text(ngx_chat_ws_t *ws, const u_char *data,
     size_t len);
@@ -123,21 +137,6 @@ ngx_int_t ngx_chat_ws_meter(uint64_t *tat, ngx_uint_t interval,
 /* an error frame "rate_limited" with retry_after (ms) */
 ngx_int_t ngx_chat_ws_rate_limited(ngx_chat_ws_t *ws, const char *message,
     ngx_msec_t retry, const char *client_id);
-
-/* ngx_chat_send.c: {"type":"send"} to a durable ack */
-ngx_int_t ngx_chat_send(ngx_chat_ws_t *ws, chat_proto_msg_t *m);
-void ngx_chat_send_orphan(ngx_chat_ws_t *ws);
-
-/*
- * Does a user exist, as this worker remembers it: 1 yes, 0 no, -1 not
- * known (ask PostgreSQL, then ngx_chat_user_remember()).  Bounded, per
- * worker; "no" is remembered shortly.
- */
-ngx_int_t ngx_chat_user_known(uint64_t user_id);
-void ngx_chat_user_remember(uint64_t user_id, ngx_uint_t exists);
-
-/* the connection ends: its ops go on without it */
-void ngx_chat_ops_orphan(ngx_queue_t *ops);
 
 
 #endif /* _NGX_CHAT_WS_H_INCLUDED_ */

@@ -1,0 +1,684 @@
+
+/*
+ * Copyright (C) ngx_chat authors
+ *
+ * Live delivery across workers and nodes.  Every worker subscribes, on
+ * every Redis server, to a channel of its own (ngx_chat_route.c names
+ * it, and keeps the worker's connections in a tree by user id).  A
+ * connection's route ("<channel> <conn id>") is in the sorted set
+ * chat:routes:{user}, scored by its expiry; the worker refreshes its
+ * routes while it lives and removes them on disconnect.
+ *
+ * What comes on the channel goes to the user's connections here: frames
+ * of messages (held back while a connection syncs, ngx_chat_sync.c),
+ * presence, and logouts.  A subscription that comes (back) has every
+ * local user of its server sync again: what was published meanwhile is
+ * in the inboxes.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_chat.h"
+#include "ngx_chat_ws.h"
+#include "ngx_chat_route.h"
+#include "ngx_chat_sync.h"
+#include "ngx_chat_deliver.h"
+#include "ngx_chat_presence.h"
+#include "ngx_chat_channel.h"
+#include "ngx_chat_lua.h"
+
+
+#define NGX_CHAT_DELIVER_TICK     5000
+#define NGX_CHAT_ROUTE_REFRESH    240      /* ticks: every 20 minutes */
+#define NGX_CHAT_REFRESH_BATCH    256
+
+/* as chat_frame_presence() has it */
+#define NGX_CHAT_PRESENCE_PREFIX  "{\"type\":\"presence\","
+
+
+typedef struct {
+    ngx_chat_redis_t          *sub;         /* subscriber connection */
+    ngx_chat_redis_t          *cmd;         /* the worker's connection */
+    ngx_uint_t                 index;
+    ngx_msec_t                 ping_sent;   /* 0: none outstanding */
+    unsigned                   subscribed:1;
+} ngx_chat_shard_t;
+
+
+typedef struct {
+    ngx_chat_shard_t          *shards;
+    ngx_uint_t                 nshards;
+    ngx_event_t                tick;
+    ngx_uint_t                 ticks;
+    ngx_uint_t                 refresh_failed;
+    ngx_log_t                 *log;
+    const char                *channel;     /* ngx_chat_route_channel() */
+} ngx_chat_channel_t;
+
+
+/* routes refreshed in one call */
+typedef struct {
+    ngx_uint_t                 n;
+    char                       keys[NGX_CHAT_REFRESH_BATCH][NGX_CHAT_KEY_LEN];
+    char                       routes[NGX_CHAT_REFRESH_BATCH]
+                                     [NGX_CHAT_ROUTE_LEN];
+} ngx_chat_refresh_t;
+
+
+static void ngx_chat_channel_connecting(ngx_chat_redis_t *rds, void *data);
+static void ngx_chat_channel_worker_id(ngx_chat_store_rc_e rc,
+    redisReply *reply, void *data);
+static void ngx_chat_channel_sub_connected(ngx_chat_redis_t *rds,
+    void *data);
+static void ngx_chat_channel_sub_message(ngx_chat_store_rc_e rc,
+    redisReply *reply, void *data);
+static void ngx_chat_channel_live(ngx_chat_shard_t *sh, const char *p,
+    size_t len);
+static void ngx_chat_channel_resync(ngx_chat_shard_t *sh);
+static void ngx_chat_channel_tick(ngx_event_t *ev);
+static void ngx_chat_channel_ping_reply(ngx_chat_store_rc_e rc,
+    redisReply *reply, void *data);
+static void ngx_chat_channel_refresh(void);
+static void ngx_chat_refresh_send(ngx_chat_redis_t *rds,
+    ngx_chat_refresh_t *rf);
+static void ngx_chat_refresh_reply(ngx_chat_store_rc_e rc,
+    redisReply *reply, void *data);
+
+
+static ngx_chat_channel_t  *ngx_chat_channel;
+
+
+ngx_int_t
+ngx_chat_channel_init(ngx_chat_worker_t *w, ngx_cycle_t *cycle)
+{
+    ngx_uint_t              i;
+    ngx_chat_shard_t       *sh;
+    ngx_chat_channel_t     *d;
+    ngx_chat_redis_addr_t  *addr;
+
+    if (w->nredis == 0) {
+        return NGX_OK;
+    }
+
+    if (ngx_chat_lua_init(cycle->log) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_chat_route_init(w, cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    d = ngx_calloc(sizeof(ngx_chat_channel_t), cycle->log);
+    if (d == NULL) {
+        return NGX_ERROR;
+    }
+
+    d->log = cycle->log;
+    d->channel = ngx_chat_route_channel();
+
+    d->nshards = w->nredis;
+    d->shards = ngx_calloc(d->nshards * sizeof(ngx_chat_shard_t),
+                           cycle->log);
+    if (d->shards == NULL) {
+        ngx_free(d);
+        return NGX_ERROR;
+    }
+
+    ngx_chat_channel = d;
+
+    addr = w->conf->redis_addrs->elts;
+
+    for (i = 0; i < d->nshards; i++) {
+        sh = &d->shards[i];
+        sh->index = i;
+        sh->cmd = w->redis[i];
+
+        ngx_chat_redis_set_hooks(sh->cmd, ngx_chat_channel_connecting, NULL,
+                                 sh);
+
+        sh->sub = ngx_chat_redis_create(&addr[i], w->conf->redis_timeout,
+                                        cycle->log);
+        if (sh->sub == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_chat_redis_set_hooks(sh->sub, NULL,
+                                 ngx_chat_channel_sub_connected, sh);
+    }
+
+    if (ngx_chat_deliver_init(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    d->tick.handler = ngx_chat_channel_tick;
+    d->tick.data = d;
+    d->tick.log = cycle->log;
+    d->tick.cancelable = 1;
+    ngx_add_timer(&d->tick, NGX_CHAT_DELIVER_TICK);
+
+    return ngx_chat_presence_init(w, cycle);
+}
+
+
+void
+ngx_chat_channel_exit(ngx_chat_worker_t *w)
+{
+    ngx_uint_t           i;
+    ngx_chat_channel_t  *d = ngx_chat_channel;
+
+    if (d == NULL) {
+        return;
+    }
+
+    ngx_chat_presence_exit();
+    ngx_chat_channel = NULL;
+    ngx_chat_route_exit();
+
+    if (d->tick.timer_set) {
+        ngx_del_timer(&d->tick);
+    }
+
+    ngx_chat_deliver_exit();
+
+    for (i = 0; i < d->nshards; i++) {
+        if (d->shards[i].sub) {
+            ngx_chat_redis_destroy(d->shards[i].sub);
+        }
+    }
+
+    ngx_free(d->shards);
+    ngx_free(d);
+}
+
+
+/*
+ * A new command connection: the scripts go first, so that every EVALSHA
+ * after them finds its script even on a Redis that just started.
+ */
+
+static void
+ngx_chat_channel_connecting(ngx_chat_redis_t *rds, void *data)
+{
+    ngx_chat_shard_t   *sh = data;
+    ngx_chat_worker_t  *w = ngx_chat_worker;
+
+    ngx_chat_lua_load(rds);
+
+    /* message ids: a worker number unique among the node's live ones */
+    if (sh->index == 0 && w) {
+        (void) ngx_chat_redis_command(rds, ngx_chat_channel_worker_id, w,
+                                      "INCR chat:workers:{%b}",
+                                      w->conf->node_name.data,
+                                      w->conf->node_name.len);
+    }
+}
+
+
+static void
+ngx_chat_channel_worker_id(ngx_chat_store_rc_e rc, redisReply *reply,
+    void *data)
+{
+    ngx_chat_worker_t  *w = data;
+
+    if (rc == NGX_CHAT_STORE_OK && reply->type == REDIS_REPLY_INTEGER
+        && w == ngx_chat_worker)
+    {
+        w->ids.worker = (uint16_t) (reply->integer & 0xffff);
+    }
+}
+
+
+static void
+ngx_chat_channel_sub_connected(ngx_chat_redis_t *rds, void *data)
+{
+    ngx_chat_shard_t    *sh = data;
+    ngx_chat_channel_t  *d = ngx_chat_channel;
+
+    sh->subscribed = 0;
+    sh->ping_sent = 0;
+
+    if (d == NULL) {
+        return;
+    }
+
+    if (ngx_chat_redis_subscribe(rds, d->channel,
+                                 ngx_chat_channel_sub_message, sh)
+        != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, d->log, 0,
+                      "chat: redis %V: cannot subscribe to %s",
+                      ngx_chat_redis_name(rds), d->channel);
+        ngx_chat_redis_reconnect(rds);
+    }
+}
+
+
+static void
+ngx_chat_channel_sub_message(ngx_chat_store_rc_e rc, redisReply *reply,
+    void *data)
+{
+    ngx_chat_shard_t    *sh = data;
+    redisReply          *kind, *payload;
+    ngx_chat_channel_t  *d = ngx_chat_channel;
+
+    if (d == NULL) {
+        return;
+    }
+
+    if (rc != NGX_CHAT_STORE_OK) {
+        if (sh->subscribed) {
+            ngx_log_error(NGX_LOG_ERR, d->log, 0,
+                          "chat: redis %V: subscription lost, live "
+                          "deliveries wait for it",
+                          ngx_chat_redis_name(sh->sub));
+        }
+
+        sh->subscribed = 0;
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
+        return;
+    }
+
+    kind = reply->element[0];
+    payload = reply->element[2];
+
+    if (kind->type != REDIS_REPLY_STRING) {
+        return;
+    }
+
+    if (kind->len == 9 && ngx_strncmp(kind->str, "subscribe", 9) == 0) {
+        sh->subscribed = 1;
+        sh->ping_sent = 0;
+
+        ngx_log_error(NGX_LOG_INFO, d->log, 0,
+                      "chat: redis %V: subscribed to %s",
+                      ngx_chat_redis_name(sh->sub), d->channel);
+
+        /* whatever was published meanwhile is in the inboxes */
+        ngx_chat_channel_resync(sh);
+        return;
+    }
+
+    if (kind->len != 7 || ngx_strncmp(kind->str, "message", 7) != 0
+        || payload->type != REDIS_REPLY_STRING)
+    {
+        return;
+    }
+
+    if (payload->len == 4 && ngx_strncmp(payload->str, "ping", 4) == 0) {
+        sh->ping_sent = 0;
+        return;
+    }
+
+    ngx_chat_channel_live(sh, payload->str, payload->len);
+}
+
+
+/* "<user> <except conn> <n> <frame>" from the worker's channel */
+
+static void
+ngx_chat_channel_live(ngx_chat_shard_t *sh, const char *p, size_t len)
+{
+    char                   *end;
+    size_t                  flen;
+    uint64_t                uid, except, n;
+    const char             *last, *frame;
+    ngx_queue_t            *q, *next;
+    ngx_chat_ws_t          *ws;
+    ngx_chat_live_t        *lv;
+    ngx_chat_local_user_t  *lu;
+
+    last = p + len;
+
+    errno = 0;
+    uid = strtoull(p, &end, 10);
+    if (end >= last || *end != ' ') {
+        goto bad;
+    }
+
+    except = strtoull(end + 1, &end, 10);
+    if (end >= last || *end != ' ') {
+        goto bad;
+    }
+
+    n = strtoull(end + 1, &end, 10);
+    if (end >= last || *end != ' ' || errno) {
+        goto bad;
+    }
+
+    frame = end + 1;
+    flen = last - frame;
+
+    lu = ngx_chat_local_find(uid);
+    if (lu == NULL) {
+        return;
+    }
+
+    for (q = ngx_queue_head(&lu->conns);
+         q != ngx_queue_sentinel(&lu->conns);
+         q = next)
+    {
+        /* a send may end the connection: it stays in the list till then */
+        next = ngx_queue_next(q);
+        ws = ngx_queue_data(q, ngx_chat_ws_t, peers);
+
+        if (ws->done || ws->conn_id == except) {
+            continue;
+        }
+
+        if (n == 0 && flen > sizeof(NGX_CHAT_REVOKE_FRAME) - 1
+            && ngx_strncmp(frame, NGX_CHAT_REVOKE_FRAME,
+                           sizeof(NGX_CHAT_REVOKE_FRAME) - 1)
+               == 0)
+        {
+            /* not a frame: logout, "!revoke <token id>" */
+            ngx_chat_ws_revoke(ws, frame + sizeof(NGX_CHAT_REVOKE_FRAME) - 1,
+                               flen - (sizeof(NGX_CHAT_REVOKE_FRAME) - 1));
+            continue;
+        }
+
+        if (n == 0) {
+            if (flen > sizeof(NGX_CHAT_PRESENCE_PREFIX) - 1
+                && ngx_strncmp(frame, NGX_CHAT_PRESENCE_PREFIX,
+                               sizeof(NGX_CHAT_PRESENCE_PREFIX) - 1)
+                   == 0)
+            {
+                /* the friends' state first, then only changes */
+                if (!ws->presence_sent && ws->nheld < NGX_CHAT_HELD_MAX) {
+                    lv = ngx_alloc(sizeof(ngx_chat_live_t) + flen,
+                                   ngx_cycle->log);
+                    if (lv) {
+                        lv->n = 0;
+                        lv->len = flen;
+                        ngx_memcpy(lv + 1, frame, flen);
+                        ngx_queue_insert_tail(&ws->held, &lv->queue);
+                        ws->nheld++;
+                        continue;
+                    }
+                }
+
+                if (!ngx_chat_presence_filter(ws, frame, flen)) {
+                    continue;
+                }
+            }
+
+            (void) ngx_chat_ws_send_text(ws, (u_char *) frame, flen);
+            continue;
+        }
+
+        if (ws->syncing) {
+            if (ws->nlive >= NGX_CHAT_LIVE_MAX) {
+                /* it is in the inbox: the sync reads it again */
+                ws->lost_live = 1;
+                continue;
+            }
+
+            lv = ngx_alloc(sizeof(ngx_chat_live_t) + flen, ngx_cycle->log);
+            if (lv == NULL) {
+                ws->lost_live = 1;
+                continue;
+            }
+
+            lv->n = n;
+            lv->len = flen;
+            ngx_memcpy(lv + 1, frame, flen);
+            ngx_queue_insert_tail(&ws->live, &lv->queue);
+            ws->nlive++;
+            continue;
+        }
+
+        if (n <= ws->last_n) {
+            continue;
+        }
+
+        ws->last_n = n;
+        (void) ngx_chat_ws_send_text(ws, (u_char *) frame, flen);
+    }
+
+    return;
+
+bad:
+
+    ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                  "chat: redis %V: malformed delivery on %s",
+                  ngx_chat_redis_name(sh->sub), ngx_chat_channel->channel);
+}
+
+
+/* the subscription is (back): every local user of the shard syncs */
+
+static void
+ngx_chat_channel_resync(ngx_chat_shard_t *sh)
+{
+    ngx_queue_t            *q;
+    ngx_chat_ws_t          *ws;
+    ngx_chat_local_user_t  *lu;
+
+    for (lu = ngx_chat_local_next(NULL); lu; lu = ngx_chat_local_next(lu)) {
+        if (ngx_chat_shard_of_user(lu->node.key) != sh->index) {
+            continue;
+        }
+
+        for (q = ngx_queue_head(&lu->conns);
+             q != ngx_queue_sentinel(&lu->conns);
+             q = ngx_queue_next(q))
+        {
+            ws = ngx_queue_data(q, ngx_chat_ws_t, peers);
+
+            if (ws->done) {
+                continue;
+            }
+
+            if (ws->syncing) {
+                ws->lost_live = 1;
+                ws->sync_register = 1;
+                continue;
+            }
+
+            ngx_chat_sync_start(ws, 1, 0, ws->last_n);
+        }
+    }
+}
+
+
+static void
+ngx_chat_channel_tick(ngx_event_t *ev)
+{
+    ngx_uint_t           i;
+    ngx_msec_t           timeout;
+    ngx_chat_shard_t    *sh;
+    ngx_chat_channel_t  *d = ev->data;
+
+    if (ngx_exiting || ngx_terminate || ngx_quit) {
+        return;
+    }
+
+    timeout = ngx_max(ngx_chat_worker->conf->redis_timeout * 2,
+                      NGX_CHAT_DELIVER_TICK);
+
+    /* a subscription that stopped hearing its own pings is made anew */
+    for (i = 0; i < d->nshards; i++) {
+        sh = &d->shards[i];
+
+        if (!sh->subscribed) {
+            continue;
+        }
+
+        if (sh->ping_sent && ngx_current_msec - sh->ping_sent > timeout) {
+            ngx_log_error(NGX_LOG_ERR, d->log, 0,
+                          "chat: redis %V: subscription silent for %M ms, "
+                          "reconnecting", ngx_chat_redis_name(sh->sub),
+                          ngx_current_msec - sh->ping_sent);
+            sh->subscribed = 0;
+            ngx_chat_redis_reconnect(sh->sub);
+            continue;
+        }
+
+        if (sh->ping_sent == 0
+            && ngx_chat_redis_command(sh->cmd, ngx_chat_channel_ping_reply,
+                                      sh, "PUBLISH %s ping", d->channel))
+        {
+            sh->ping_sent = ngx_current_msec;
+        }
+    }
+
+    if (++d->ticks % NGX_CHAT_ROUTE_REFRESH == 0) {
+        if (d->refresh_failed) {
+            ngx_log_error(NGX_LOG_ERR, d->log, 0,
+                          "chat: %ui route refreshes failed (Redis down or "
+                          "slow); routes of live connections may expire",
+                          d->refresh_failed);
+            d->refresh_failed = 0;
+        }
+
+        ngx_chat_channel_refresh();
+    }
+
+    ngx_add_timer(&d->tick, NGX_CHAT_DELIVER_TICK);
+}
+
+
+/*
+ * A ping that the command connection lost (a timeout there drops it) says
+ * nothing of the subscription: it is sent again at the next tick rather
+ * than taken for a silent subscriber, whose resync would cost a SYNC per
+ * connection of the worker.
+ */
+
+static void
+ngx_chat_channel_ping_reply(ngx_chat_store_rc_e rc, redisReply *reply,
+    void *data)
+{
+    ngx_chat_shard_t  *sh = data;
+
+    if (rc != NGX_CHAT_STORE_OK && ngx_chat_channel) {
+        sh->ping_sent = 0;
+    }
+}
+
+
+/*
+ * Every route of the worker lives on for another NGX_CHAT_ROUTE_TTL: one
+ * REFRESH per Redis server for up to NGX_CHAT_REFRESH_BATCH connections.
+ */
+
+static void
+ngx_chat_channel_refresh(void)
+{
+    ngx_uint_t              shard;
+    ngx_queue_t            *q;
+    ngx_chat_ws_t          *ws;
+    ngx_chat_channel_t     *d = ngx_chat_channel;
+    ngx_chat_local_user_t  *lu;
+    ngx_chat_refresh_t     *rf;
+
+    rf = ngx_alloc(sizeof(ngx_chat_refresh_t), d->log);
+    if (rf == NULL) {
+        return;
+    }
+
+    for (shard = 0; shard < d->nshards; shard++) {
+        rf->n = 0;
+
+        for (lu = ngx_chat_local_next(NULL); lu; lu = ngx_chat_local_next(lu))
+        {
+            if (ngx_chat_shard_of_user(lu->node.key) != shard) {
+                continue;
+            }
+
+            for (q = ngx_queue_head(&lu->conns);
+                 q != ngx_queue_sentinel(&lu->conns);
+                 q = ngx_queue_next(q))
+            {
+                ws = ngx_queue_data(q, ngx_chat_ws_t, peers);
+
+                if (!ws->registered || ws->done) {
+                    continue;
+                }
+
+                (void) ngx_snprintf((u_char *) rf->keys[rf->n],
+                                    sizeof(rf->keys[0]),
+                                    "chat:routes:{%uL}%Z", ws->user_id);
+                ngx_chat_route_name(ws, rf->routes[rf->n]);
+
+                if (++rf->n == NGX_CHAT_REFRESH_BATCH) {
+                    ngx_chat_refresh_send(d->shards[shard].cmd, rf);
+                    rf->n = 0;
+                }
+            }
+        }
+
+        if (rf->n) {
+            ngx_chat_refresh_send(d->shards[shard].cmd, rf);
+        }
+    }
+
+    ngx_free(rf);
+}
+
+
+static void
+ngx_chat_refresh_send(ngx_chat_redis_t *rds, ngx_chat_refresh_t *rf)
+{
+    int           argc;
+    char          nkeys[NGX_INT_T_LEN + 1], ttl[NGX_INT_T_LEN + 1];
+    size_t       *argvlen;
+    ngx_uint_t    i;
+    const char  **argv;
+
+    argc = 4 + 2 * rf->n;
+
+    argv = ngx_alloc(argc * (sizeof(char *) + sizeof(size_t)),
+                     ngx_cycle->log);
+    if (argv == NULL) {
+        return;
+    }
+
+    argvlen = (size_t *) (argv + argc);
+
+    (void) ngx_snprintf((u_char *) nkeys, sizeof(nkeys), "%ui%Z", rf->n);
+    (void) ngx_snprintf((u_char *) ttl, sizeof(ttl), "%ui%Z",
+                        (ngx_uint_t) NGX_CHAT_ROUTE_TTL);
+
+    argv[0] = "EVALSHA";
+    argv[1] = ngx_chat_script_sha(NGX_CHAT_SCRIPT_REFRESH);
+    argv[2] = nkeys;
+
+    for (i = 0; i < rf->n; i++) {
+        argv[3 + i] = rf->keys[i];
+    }
+
+    argv[3 + rf->n] = ttl;
+
+    for (i = 0; i < rf->n; i++) {
+        argv[4 + rf->n + i] = rf->routes[i];
+    }
+
+    for (i = 0; i < (ngx_uint_t) argc; i++) {
+        argvlen[i] = ngx_strlen(argv[i]);
+    }
+
+    (void) ngx_chat_redis_command_argv(rds, ngx_chat_refresh_reply,
+                                       ngx_chat_channel, argc, argv,
+                                       argvlen);
+    ngx_free(argv);
+}
+
+
+/* failures are counted, and told once per refresh round */
+
+static void
+ngx_chat_refresh_reply(ngx_chat_store_rc_e rc, redisReply *reply,
+    void *data)
+{
+    ngx_chat_channel_t  *d = data;
+
+    if (rc != NGX_CHAT_STORE_OK && d == ngx_chat_channel) {
+        d->refresh_failed++;
+    }
+}

@@ -1,0 +1,504 @@
+
+/*
+ * Copyright (C) ngx_chat authors
+ *
+ * Receipts (delivered, read: one id or many) and typing: checked against
+ * the user's inbox or friends, then relayed to the other side's routes.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_chat.h"
+#include "ngx_chat_ws.h"
+#include "ngx_chat_send.h"
+#include "ngx_chat_route.h"
+#include "ngx_chat_receipt.h"
+#include "ngx_chat_lua.h"
+#include "chat_frame.h"
+#include "chat_record.h"
+
+
+#define NGX_CHAT_RECEIPT_ID    64
+
+
+/* a typing frame whose recipient is looked up */
+typedef struct {
+    ngx_chat_op_t              op;          /* in ws->ops */
+    uint64_t                   to;
+} ngx_chat_typing_t;
+
+
+/* a receipt between its check and the sender's connections */
+typedef struct {
+    ngx_chat_op_t              op;
+    uint64_t                   by;
+    uint64_t                   from;
+    int64_t                    seq;
+    int64_t                    ts;
+    ngx_uint_t                 read;        /* unsigned read:1 */
+    ngx_chat_redis_cmd_t      *cmd;
+    ngx_chat_kafka_msg_t      *kmsg;
+    char                      *text;        /* the frame for the sender */
+    char                       id[NGX_CHAT_RECEIPT_ID + 1];
+    char                       conv[48];
+} ngx_chat_receipt_t;
+
+
+static ngx_int_t ngx_chat_receipt_one(ngx_chat_ws_t *ws, const char *id,
+    size_t len, ngx_uint_t read);
+static ngx_int_t ngx_chat_receipt_error(ngx_chat_ws_t *ws, const char *code,
+    const char *message, const char *id);
+static void ngx_chat_receipt_checked(ngx_chat_store_rc_e rc,
+    redisReply *reply, void *data);
+static void ngx_chat_receipt_stored(ngx_chat_store_rc_e rc,
+    int32_t partition, int64_t offset, void *data);
+static void ngx_chat_receipt_applied(ngx_chat_store_rc_e rc,
+    redisReply *reply, void *data);
+static void ngx_chat_receipt_fail(ngx_chat_receipt_t *rc,
+    const char *code, const char *message);
+static void ngx_chat_receipt_done(ngx_chat_receipt_t *rcp);
+static void ngx_chat_typing_checked(ngx_chat_store_rc_e rc, PGresult *res,
+    void *data);
+static ngx_int_t ngx_chat_typing_relay(ngx_chat_ws_t *ws, uint64_t to);
+
+
+/*
+ * {"type":"receipt","id":...,"status":"delivered"|"read"}: only for a
+ * message in the user's inbox; the receipt goes to Kafka first, then the
+ * inbox moves on and the sender's devices hear of it (or find it on
+ * their next connect).  A receipt that changes nothing is not sent on.
+ *
+ * "ids":[...] instead of "id" (CONTRACT v1.1, up to 100, checked by
+ * chat_proto_decode()) is answered as if each id came in a receipt of its
+ * own: each is checked, stored and told on its own, each failure is an
+ * error frame carrying its id, and each counts towards the receipts
+ * under way on the connection (the frame itself was metered once).
+ */
+
+ngx_int_t
+ngx_chat_receipt(ngx_chat_ws_t *ws, chat_proto_msg_t *m)
+{
+    size_t     i;
+    ngx_int_t  rc;
+
+    for (i = 0; i < m->nids; i++) {
+        rc = ngx_chat_receipt_one(ws, m->ids[i], m->ids_len[i], m->read);
+
+        if (rc != NGX_OK || ws->done) {
+            return rc;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_chat_receipt_one(ngx_chat_ws_t *ws, const char *id, size_t len,
+    ngx_uint_t read)
+{
+    ngx_chat_redis_t    *rds;
+    ngx_chat_receipt_t  *rcp;
+    ngx_chat_worker_t   *w = ngx_chat_worker;
+
+    /* the id is checked (chat_proto_decode): 1..NGX_CHAT_RECEIPT_ID */
+
+    if (ngx_chat_route_channel() == NULL || w->kafka == NULL) {
+        return ngx_chat_receipt_error(ws, "unavailable", "this node has no "
+                                      "Redis or Kafka configured", id);
+    }
+
+    rds = ngx_chat_redis_for_user(ws->user_id);
+
+    if (ws->nreceipts >= NGX_CHAT_RECEIPT_MAX_PENDING) {
+        return ngx_chat_receipt_error(ws, "busy", "too many receipts under "
+                                      "way on this connection", id);
+    }
+
+    if (ngx_chat_redis_pending(rds) > NGX_CHAT_REDIS_BACKLOG) {
+        return ngx_chat_receipt_error(ws, "busy", "the server is "
+                                      "overloaded, send it again", id);
+    }
+
+    rcp = ngx_calloc(sizeof(ngx_chat_receipt_t), ngx_cycle->log);
+    if (rcp == NULL) {
+        return NGX_ERROR;
+    }
+
+    rcp->op.ws = ws;
+    rcp->by = ws->user_id;
+    rcp->read = read;
+    ngx_memcpy(rcp->id, id, len);
+    rcp->id[len] = '\0';
+    ngx_queue_insert_tail(&ws->ops, &rcp->op.queue);
+    ws->nreceipts++;
+
+    rcp->cmd = ngx_chat_redis_command(rds, ngx_chat_receipt_checked, rcp,
+                                      "HGET chat:inbox:{%llu} %s",
+                                      (unsigned long long) ws->user_id,
+                                      rcp->id);
+    if (rcp->cmd == NULL) {
+        ngx_chat_receipt_fail(rcp, "unavailable", "Redis is down");
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_chat_receipt_checked(ngx_chat_store_rc_e rc, redisReply *reply,
+    void *data)
+{
+    ngx_chat_receipt_t  *rcp = data;
+
+    char                 state, conv[48];
+    char                *payload;
+    long long            seq;
+    chat_record_t        rec;
+    ngx_str_t            key, value;
+    unsigned long long   from;
+    ngx_time_t          *tp;
+    ngx_chat_worker_t   *w = ngx_chat_worker;
+
+    rcp->cmd = NULL;
+
+    if (rc != NGX_CHAT_STORE_OK) {
+        ngx_chat_receipt_fail(rcp, "unavailable", "Redis did not answer");
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_STRING) {
+        ngx_chat_receipt_fail(rcp, "unknown_message", "no such message "
+                              "was sent to you");
+        return;
+    }
+
+    if (sscanf(reply->str, "%c %llu %lld %47s", &state, &from, &seq, conv)
+        != 4)
+    {
+        ngx_chat_receipt_fail(rcp, "internal", "a broken inbox entry");
+        return;
+    }
+
+    /* a receipt that changes nothing, e.g. from a second device */
+    if (state == 'r' || (state == 'd' && !rcp->read)) {
+        ngx_chat_receipt_done(rcp);
+        return;
+    }
+
+    rcp->from = from;
+    rcp->seq = seq;
+    ngx_memcpy(rcp->conv, conv, sizeof(conv));
+
+    tp = ngx_timeofday();
+    rcp->ts = (int64_t) tp->sec * 1000 + tp->msec;
+
+    ngx_memzero(&rec, sizeof(chat_record_t));
+    (void) ngx_cpystrn((u_char *) rec.id, (u_char *) rcp->id, sizeof(rec.id));
+    (void) ngx_cpystrn((u_char *) rec.conv, (u_char *) rcp->conv,
+                       sizeof(rec.conv));
+    rec.seq = rcp->seq;
+    rec.from = (int64_t) rcp->from;
+    rec.by = (int64_t) rcp->by;
+    rec.read = rcp->read;
+    rec.ts = rcp->ts;
+
+    payload = chat_record_receipt_dump(&rec);
+
+    if (payload == NULL) {
+        ngx_chat_receipt_fail(rcp, "internal", "out of memory");
+        return;
+    }
+
+    key.data = (u_char *) rcp->conv;
+    key.len = ngx_strlen(rcp->conv);
+    value.data = (u_char *) payload;
+    value.len = ngx_strlen(payload);
+
+    rcp->kmsg = ngx_chat_kafka_produce(w->kafka, NGX_CHAT_TOPIC_RECEIPTS, 0,
+                                       &key, &value,
+                                       ngx_chat_receipt_stored, rcp);
+    free(payload);
+
+    if (rcp->kmsg == NULL) {
+        ngx_chat_receipt_fail(rcp, "unavailable", "Kafka refused the "
+                              "receipt");
+    }
+}
+
+
+static void
+ngx_chat_receipt_stored(ngx_chat_store_rc_e rc, int32_t partition,
+    int64_t offset, void *data)
+{
+    ngx_chat_receipt_t  *rcp = data;
+
+    char                *text;
+    const char          *sha;
+    ngx_chat_redis_t    *rds;
+    unsigned long long   by = rcp->by, from = rcp->from;
+
+    rcp->kmsg = NULL;
+
+    if (rc != NGX_CHAT_STORE_OK) {
+        ngx_chat_receipt_fail(rcp, "unavailable", "the receipt was not "
+                              "stored, send it again");
+        return;
+    }
+
+    text = chat_frame_receipt(rcp->id, (int64_t) rcp->by, rcp->read,
+                              rcp->ts);
+
+    if (text == NULL) {
+        ngx_chat_receipt_done(rcp);
+        return;
+    }
+
+    rds = ngx_chat_redis_for_user(rcp->by);
+    sha = ngx_chat_script_sha(NGX_CHAT_SCRIPT_RECEIPT);
+
+    if (rds == NULL) {
+        rcp->cmd = NULL;
+
+    } else if (rds == ngx_chat_redis_for_user(rcp->from)) {
+        /* the sender's keys are there too: the frame goes in the call */
+        rcp->cmd = ngx_chat_redis_command(rds, ngx_chat_receipt_applied,
+                                          rcp,
+                                          "EVALSHA %s 5 chat:inbox:{%llu} "
+                                          "chat:inboxq:{%llu} "
+                                          "chat:inboxd:{%llu} "
+                                          "chat:routes:{%llu} "
+                                          "chat:rbox:{%llu} %s %s %d %d "
+                                          "%llu %s %d",
+                                          sha, by, by, by, from, from,
+                                          rcp->id, rcp->read ? "r" : "d",
+                                          (int) NGX_CHAT_INBOX_SEEN,
+                                          (int) NGX_CHAT_INBOX_TTL, from,
+                                          text, (int) NGX_CHAT_RBOX_MAX);
+
+    } else {
+        rcp->cmd = ngx_chat_redis_command(rds, ngx_chat_receipt_applied,
+                                          rcp,
+                                          "EVALSHA %s 3 chat:inbox:{%llu} "
+                                          "chat:inboxq:{%llu} "
+                                          "chat:inboxd:{%llu} %s %s %d %d",
+                                          sha, by, by, by, rcp->id,
+                                          rcp->read ? "r" : "d",
+                                          (int) NGX_CHAT_INBOX_SEEN,
+                                          (int) NGX_CHAT_INBOX_TTL);
+        rcp->text = text;
+        text = NULL;
+    }
+
+    free(text);
+
+    if (rcp->cmd == NULL) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "chat: receipt for %s is in Kafka, but Redis is "
+                      "down: the sender hears of it from the history",
+                      rcp->id);
+        ngx_chat_receipt_done(rcp);
+    }
+}
+
+
+static void
+ngx_chat_receipt_applied(ngx_chat_store_rc_e rc, redisReply *reply,
+    void *data)
+{
+    ngx_chat_receipt_t  *rcp = data;
+
+    rcp->cmd = NULL;
+
+    /* 1: moved forward, the sender on another server still to be told */
+    if (rc == NGX_CHAT_STORE_OK && reply->type == REDIS_REPLY_INTEGER
+        && reply->integer == 1 && rcp->text)
+    {
+        (void) ngx_chat_relay(rcp->from, rcp->text, ngx_strlen(rcp->text),
+                              0, 1, ngx_chat_script_reply,
+                              "a receipt to the sender");
+    }
+
+    /* else raced with another device, told already, or Redis failed */
+    ngx_chat_receipt_done(rcp);
+}
+
+
+static void
+ngx_chat_receipt_fail(ngx_chat_receipt_t *rcp, const char *code,
+    const char *message)
+{
+    if (rcp->op.ws) {
+        (void) ngx_chat_receipt_error(rcp->op.ws, code, message, rcp->id);
+    }
+
+    ngx_chat_receipt_done(rcp);
+}
+
+
+/* an error frame about the receipt for message id */
+
+static ngx_int_t
+ngx_chat_receipt_error(ngx_chat_ws_t *ws, const char *code,
+    const char *message, const char *id)
+{
+    char       *err;
+    ngx_int_t   rc;
+
+    err = chat_frame_error(code, message, NULL, id, -1);
+    if (err == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_chat_ws_send_text(ws, (u_char *) err, ngx_strlen(err));
+    free(err);
+
+    return rc;
+}
+
+
+static void
+ngx_chat_receipt_done(ngx_chat_receipt_t *rcp)
+{
+    if (rcp->op.ws) {
+        ngx_queue_remove(&rcp->op.queue);
+        rcp->op.ws->nreceipts--;
+    }
+
+    free(rcp->text);
+    ngx_free(rcp);
+}
+
+
+/*
+ * {"type":"typing","to":U}: to U's connections now, or to nobody; never
+ * stored.  One per second per connection is passed on, the rest dropped.
+ * U must exist (CONTRACT section 3: else an error frame), as for a send:
+ * the worker's memory of users, else PostgreSQL; such a lookup costs a
+ * send's worth of the connection's chat_send_rate.
+ */
+
+ngx_int_t
+ngx_chat_typing(ngx_chat_ws_t *ws, chat_proto_msg_t *m)
+{
+    u_char              buf[NGX_INT64_LEN];
+    ngx_int_t           known;
+    ngx_str_t           param;
+    ngx_msec_t          retry;
+    ngx_chat_typing_t  *ty;
+    ngx_chat_worker_t  *w = ngx_chat_worker;
+
+    if (m->group) {
+        return ngx_chat_ws_error(ws, "not_implemented",
+                                 "group chat is not available yet", NULL);
+    }
+
+    if (ngx_chat_route_channel() == NULL) {
+        return ngx_chat_ws_error(ws, "unavailable", "this node has no "
+                                 "Redis configured", NULL);
+    }
+
+    known = ngx_chat_user_known(m->to);
+
+    if (known == 0) {
+        return ngx_chat_ws_error(ws, "not_found", "no such user", NULL);
+    }
+
+    if (known == 1) {
+        return ngx_chat_typing_relay(ws, m->to);
+    }
+
+    if (w->pg == NULL) {
+        return ngx_chat_ws_error(ws, "unavailable", "this node has no "
+                                 "PostgreSQL configured", NULL);
+    }
+
+    if (ngx_chat_ws_meter(&ws->send_tat, ws->conf->send_interval,
+                          ws->conf->send_burst, &retry)
+        != NGX_OK)
+    {
+        return ngx_chat_ws_rate_limited(ws, "too many lookups, slow down",
+                                        retry, NULL);
+    }
+
+    ty = ngx_calloc(sizeof(ngx_chat_typing_t), ngx_cycle->log);
+    if (ty == NULL) {
+        return NGX_ERROR;
+    }
+
+    ty->op.ws = ws;
+    ty->to = m->to;
+    ngx_queue_insert_tail(&ws->ops, &ty->op.queue);
+
+    param.data = buf;
+    param.len = ngx_sprintf(buf, "%uL", ty->to) - buf;
+
+    if (ngx_chat_pg_query(w->pg, "SELECT 1 FROM users WHERE id = $1", 1,
+                          &param, ngx_chat_typing_checked, ty)
+        == NULL)
+    {
+        ngx_queue_remove(&ty->op.queue);
+        ngx_free(ty);
+        return ngx_chat_ws_error(ws, "unavailable", "the database is down",
+                                 NULL);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_chat_typing_checked(ngx_chat_store_rc_e rc, PGresult *res, void *data)
+{
+    ngx_chat_typing_t  *ty = data;
+
+    ngx_chat_ws_t  *ws = ty->op.ws;
+
+    if (rc == NGX_CHAT_STORE_OK) {
+        ngx_chat_user_remember(ty->to, PQntuples(res) > 0);
+    }
+
+    if (ws) {
+        ngx_queue_remove(&ty->op.queue);
+
+        if (rc != NGX_CHAT_STORE_OK) {
+            (void) ngx_chat_ws_error(ws, "unavailable", "the database did "
+                                     "not answer", NULL);
+
+        } else if (PQntuples(res) == 0) {
+            (void) ngx_chat_ws_error(ws, "not_found", "no such user", NULL);
+
+        } else {
+            (void) ngx_chat_typing_relay(ws, ty->to);
+        }
+    }
+
+    ngx_free(ty);
+}
+
+
+static ngx_int_t
+ngx_chat_typing_relay(ngx_chat_ws_t *ws, uint64_t to)
+{
+    char  *text;
+
+    if (ws->typing_at && ngx_current_msec - ws->typing_at < 1000) {
+        return NGX_OK;
+    }
+
+    ws->typing_at = ngx_current_msec ? ngx_current_msec : 1;
+
+    text = chat_frame_typing((int64_t) ws->user_id, (int64_t) to);
+
+    if (text == NULL) {
+        return NGX_ERROR;
+    }
+
+    (void) ngx_chat_relay(to, text, ngx_strlen(text), 0, 0, NULL, NULL);
+    free(text);
+
+    return NGX_OK;
+}
