@@ -124,6 +124,8 @@ typedef struct {
 char *ngx_chat_healthz(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_chat_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_chat_websocket(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_chat_conf_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    size_t max, ngx_str_t *secret);
 char *ngx_chat_jwt_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_chat_auth_init(ngx_conf_t *cf);

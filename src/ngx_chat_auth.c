@@ -49,74 +49,26 @@ ngx_chat_jwt_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_chat_main_conf_t *cmcf = conf;
 
-    u_char           *buf;
-    ssize_t           n;
-    ngx_fd_t          fd;
-    ngx_str_t        *value, name;
-    ngx_file_info_t   fi;
-
     if (cmcf->jwt_secret.data) {
         return "is duplicate";
     }
 
-    value = cf->args->elts;
-    name = value[1];
-
-    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-    if (fd == NGX_INVALID_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "chat_jwt_secret_file: cannot open \"%V\"",
-                           &name);
-        return NGX_CONF_ERROR;
-    }
-
-    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR
-        || ngx_file_size(&fi) > NGX_CHAT_JWT_MAX_SECRET)
+    if (ngx_chat_conf_secret_file(cf, cmd, NGX_CHAT_JWT_MAX_SECRET,
+                                  &cmcf->jwt_secret)
+        != NGX_OK)
     {
+        return NGX_CONF_ERROR;
+    }
+
+    if (cmcf->jwt_secret.len < NGX_CHAT_JWT_MIN_SECRET) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "chat_jwt_secret_file: \"%V\" is not a secret "
-                           "of at most %d bytes", &name,
-                           NGX_CHAT_JWT_MAX_SECRET);
-        (void) ngx_close_file(fd);
-        return NGX_CONF_ERROR;
-    }
-
-    buf = ngx_pnalloc(cf->pool, NGX_CHAT_JWT_MAX_SECRET + 1);
-    if (buf == NULL) {
-        (void) ngx_close_file(fd);
-        return NGX_CONF_ERROR;
-    }
-
-    n = ngx_read_fd(fd, buf, NGX_CHAT_JWT_MAX_SECRET + 1);
-    (void) ngx_close_file(fd);
-
-    if (n == -1) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "chat_jwt_secret_file: cannot read \"%V\"",
-                           &name);
-        return NGX_CONF_ERROR;
-    }
-
-    /* a trailing newline from an editor or "openssl rand" is not secret */
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
-        n--;
-    }
-
-    if (n < NGX_CHAT_JWT_MIN_SECRET) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "chat_jwt_secret_file: \"%V\" holds %z bytes, "
+                           "chat_jwt_secret_file: \"%V\" holds %uz bytes, "
                            "at least %d are needed (e.g. openssl rand "
-                           "-base64 48)", &name, (size_t) n,
-                           NGX_CHAT_JWT_MIN_SECRET);
+                           "-base64 48)", &((ngx_str_t *) cf->args->elts)[1],
+                           cmcf->jwt_secret.len, NGX_CHAT_JWT_MIN_SECRET);
         return NGX_CONF_ERROR;
     }
 
-    cmcf->jwt_secret.data = buf;
-    cmcf->jwt_secret.len = n;
     cmcf->enabled = 1;
 
     return NGX_CONF_OK;

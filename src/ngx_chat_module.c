@@ -930,62 +930,88 @@ ngx_chat_redis_password_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_chat_main_conf_t *cmcf = conf;
 
+    if (cmcf->redis_password.data) {
+        return "is duplicate";
+    }
+
+    if (ngx_chat_conf_secret_file(cf, cmd, NGX_CHAT_REDIS_MAX_PASSWORD,
+                                  &cmcf->redis_password)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (cmcf->redis_password.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "%V: \"%V\" is empty", &cmd->name,
+                           &((ngx_str_t *) cf->args->elts)[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * A secret (chat_jwt_secret_file, chat_redis_password_file) from the file
+ * the directive names, read once at configuration time so that nginx.conf
+ * and nginx -T never show it, without a trailing newline, at most max
+ * bytes; never logged.  The file should be readable by its owner only.
+ */
+
+ngx_int_t
+ngx_chat_conf_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, size_t max,
+    ngx_str_t *secret)
+{
     u_char           *buf;
     ssize_t           n;
     ngx_fd_t          fd;
     ngx_str_t        *value, name;
     ngx_file_info_t   fi;
 
-    if (cmcf->redis_password.data) {
-        return "is duplicate";
-    }
-
     value = cf->args->elts;
     name = value[1];
 
     if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
     }
 
     fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
     if (fd == NGX_INVALID_FILE) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "chat_redis_password_file: cannot open \"%V\"",
-                           &name);
-        return NGX_CONF_ERROR;
+                           "%V: cannot open \"%V\"", &cmd->name, &name);
+        return NGX_ERROR;
     }
 
     if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR
-        || ngx_file_size(&fi) > NGX_CHAT_REDIS_MAX_PASSWORD)
+        || ngx_file_size(&fi) > (off_t) max)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "chat_redis_password_file: \"%V\" is not a "
-                           "password of at most %d bytes", &name,
-                           NGX_CHAT_REDIS_MAX_PASSWORD);
+                           "%V: \"%V\" is not a secret of at most %uz "
+                           "bytes", &cmd->name, &name, max);
         (void) ngx_close_file(fd);
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
     }
 
     if (ngx_file_access(&fi) & 077) {
         ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
-                           "chat_redis_password_file: \"%V\" is readable "
-                           "by others than its owner (chmod 600)", &name);
+                           "%V: \"%V\" is readable by others than its "
+                           "owner (chmod 600)", &cmd->name, &name);
     }
 
-    buf = ngx_pnalloc(cf->pool, NGX_CHAT_REDIS_MAX_PASSWORD + 1);
+    buf = ngx_pnalloc(cf->pool, max + 1);
     if (buf == NULL) {
         (void) ngx_close_file(fd);
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
     }
 
-    n = ngx_read_fd(fd, buf, NGX_CHAT_REDIS_MAX_PASSWORD + 1);
+    n = ngx_read_fd(fd, buf, max + 1);
     (void) ngx_close_file(fd);
 
     if (n == -1) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "chat_redis_password_file: cannot read \"%V\"",
-                           &name);
-        return NGX_CONF_ERROR;
+                           "%V: cannot read \"%V\"", &cmd->name, &name);
+        return NGX_ERROR;
     }
 
     /* a trailing newline from an editor or "openssl rand" is not secret */
@@ -993,17 +1019,10 @@ ngx_chat_redis_password_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         n--;
     }
 
-    if (n == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "chat_redis_password_file: \"%V\" is empty",
-                           &name);
-        return NGX_CONF_ERROR;
-    }
+    secret->data = buf;
+    secret->len = n;
 
-    cmcf->redis_password.data = buf;
-    cmcf->redis_password.len = n;
-
-    return NGX_CONF_OK;
+    return NGX_OK;
 }
 
 
