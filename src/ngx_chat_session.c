@@ -69,11 +69,14 @@ ngx_chat_session_open(ngx_chat_ws_t *ws)
 
     /*
      * The route and what waited in the inbox, atomically (SYNC); presence
-     * (the friends' state, and the user's coming online) goes alongside,
-     * so that messages never wait for the friends list.
+     * (the user's coming online, then the friends' state) once the route
+     * is in Redis: a friend coming online meanwhile either is online in
+     * the state read after that, or finds the route and tells it.  Read
+     * before the route (a first SYNC may refill from PostgreSQL first),
+     * the state could miss a friend whose announcement missed the route.
      */
+    ws->registered_handler = ngx_chat_presence_open;
     ngx_chat_sync_start(ws, 1, 1, 0);
-    ngx_chat_presence_open(ws);
 }
 
 

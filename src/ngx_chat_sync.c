@@ -172,6 +172,7 @@ ngx_chat_sync_reply(ngx_chat_store_rc_e rc, redisReply *reply, void *data)
     uint64_t        n;
     ngx_uint_t      i, scanned;
     redisReply     *entries, *receipts, *e;
+    void          (*handler)(ngx_chat_ws_t *ws);
 
     ws->sync_cmd = NULL;
 
@@ -212,6 +213,16 @@ ngx_chat_sync_reply(ngx_chat_store_rc_e rc, redisReply *reply, void *data)
     if (ws->sync_register) {
         ws->registered = 1;
         ws->sync_register = 0;
+
+        if (ws->registered_handler) {
+            handler = ws->registered_handler;
+            ws->registered_handler = NULL;
+            handler(ws);
+
+            if (ws->done) {
+                return;
+            }
+        }
     }
 
     scanned = (ngx_uint_t) reply->element[0]->integer;

@@ -85,6 +85,8 @@ struct ngx_chat_ws_s {
     ngx_chat_redis_cmd_t      *sync_cmd;
     ngx_event_t                sync_timer;
     ngx_queue_t                live;        /* held back while syncing */
+    /* once the route is in Redis (the session starts presence then) */
+    void                     (*registered_handler)(ngx_chat_ws_t *ws);
     ngx_uint_t                 nlive;
     ngx_msec_t                 typing_at;
 

@@ -83,7 +83,7 @@ CONF
 ChatTest::stack_svc('persist', 'start');
 
 my $run = sprintf '%x%x', $$, time;
-my @uids = map { ChatPersist::register("g${_}_$run") } 1 .. 10;
+my @uids = map { ChatPersist::register("g${_}_$run") } 1 .. 20;
 
 # which server holds whom: where its route is once it connected
 my %ws = map { $_ => ws_connect(ChatTest::port(), $_) } @uids;
