@@ -75,6 +75,8 @@ static void ngx_chat_channel_sub_connected(ngx_chat_redis_t *rds,
     void *data);
 static void ngx_chat_channel_sub_message(ngx_chat_store_rc_e rc,
     redisReply *reply, void *data);
+static void ngx_chat_channel_lines(ngx_chat_shard_t *sh, const char *p,
+    size_t len);
 static void ngx_chat_channel_live(ngx_chat_shard_t *sh, const char *p,
     size_t len);
 static void ngx_chat_channel_resync(ngx_chat_shard_t *sh);
@@ -315,7 +317,40 @@ ngx_chat_channel_sub_message(ngx_chat_store_rc_e rc, redisReply *reply,
         return;
     }
 
+    if (payload->len > 1 && payload->str[0] == '*'
+        && payload->str[1] == '\n')
+    {
+        ngx_chat_channel_lines(sh, payload->str + 2, payload->len - 2);
+        return;
+    }
+
     ngx_chat_channel_live(sh, payload->str, payload->len);
+}
+
+
+/*
+ * What a batch published to this worker (lib.lua's queue()): lines
+ * "<user> <except conn> <n> <frame>" after a "*" line; frames are JSON
+ * and have no newline of their own.
+ */
+
+static void
+ngx_chat_channel_lines(ngx_chat_shard_t *sh, const char *p, size_t len)
+{
+    const char  *nl, *last;
+
+    last = p + len;
+
+    while (p < last) {
+        nl = memchr(p, '\n', last - p);
+
+        if (nl == NULL) {
+            nl = last;
+        }
+
+        ngx_chat_channel_live(sh, p, nl - p);
+        p = nl + 1;
+    }
 }
 
 

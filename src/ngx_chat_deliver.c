@@ -27,6 +27,7 @@
 #include "ngx_chat_route.h"
 #include "ngx_chat_deliver.h"
 #include "ngx_chat_lua.h"
+#include "ngx_chat_batch.h"
 #include "chat_frame.h"
 
 
@@ -230,47 +231,62 @@ ngx_chat_deliver_message(uint64_t from, uint64_t to, const char *id,
 static void
 ngx_chat_delivery_issue(ngx_chat_delivery_t *dv)
 {
-    const char            *sha;
-    ngx_chat_redis_t      *rds;
-    unsigned long long     uto = dv->to, ufrom = dv->from;
-    const char            *channel;
-    ngx_chat_redis_cmd_t  *cmd;
+    u_char             *p;
+    ngx_int_t           rc;
+    ngx_str_t           keys[6], args[9];
+    ngx_uint_t          i, nkeys, nargs;
+    const char         *channel;
+    ngx_chat_redis_t   *rds;
+    u_char              buf[10 * NGX_CHAT_BATCH_STR];
+
+    static const char  *names[] = { "routes", "inbox", "inboxq", "inboxn",
+                                    "inboxok" };
 
     channel = ngx_chat_route_channel();
     rds = ngx_chat_redis_for_user(dv->to);
-    sha = ngx_chat_script_sha(NGX_CHAT_SCRIPT_DELIVER);
 
-    if (rds == NULL) {
-        cmd = NULL;
+    p = buf;
 
-    } else if (dv->both) {
-        cmd = ngx_chat_redis_command(rds, ngx_chat_delivery_reply, dv,
-                                     "EVALSHA %s 6 chat:routes:{%llu} "
-                                     "chat:inbox:{%llu} chat:inboxq:{%llu} "
-                                     "chat:inboxn:{%llu} chat:inboxok:{%llu} "
-                                     "chat:routes:{%llu} "
-                                     "%llu %s %s %b %d %d %llu %s %llu",
-                                     sha, uto, uto, uto, uto, uto, ufrom, uto,
-                                     dv->id, dv->head, dv->text, dv->len,
-                                     (int) NGX_CHAT_INBOX_MAX,
-                                     (int) NGX_CHAT_INBOX_TTL, ufrom,
-                                     dv->except ? channel : "-",
-                                     (unsigned long long) dv->except);
-
-    } else {
-        cmd = ngx_chat_redis_command(rds, ngx_chat_delivery_reply, dv,
-                                     "EVALSHA %s 5 chat:routes:{%llu} "
-                                     "chat:inbox:{%llu} chat:inboxq:{%llu} "
-                                     "chat:inboxn:{%llu} chat:inboxok:{%llu} "
-                                     "%llu %s %s %b %d %d",
-                                     sha, uto, uto, uto, uto, uto, uto,
-                                     dv->id,
-                                     dv->head, dv->text, dv->len,
-                                     (int) NGX_CHAT_INBOX_MAX,
-                                     (int) NGX_CHAT_INBOX_TTL);
+    for (i = 0; i < 5; i++) {
+        p = ngx_chat_batch_str(&keys[i], p, "chat:%s:{%uL}", names[i],
+                               dv->to);
     }
 
-    if (cmd == NULL) {
+    nkeys = 5;
+
+    p = ngx_chat_batch_str(&args[0], p, "%uL", dv->to);
+    args[1].data = (u_char *) dv->id;
+    args[1].len = ngx_strlen(dv->id);
+    args[2].data = (u_char *) dv->head;
+    args[2].len = ngx_strlen(dv->head);
+    args[3].data = (u_char *) dv->text;
+    args[3].len = dv->len;
+    p = ngx_chat_batch_str(&args[4], p, "%d", (int) NGX_CHAT_INBOX_MAX);
+    p = ngx_chat_batch_str(&args[5], p, "%d", (int) NGX_CHAT_INBOX_TTL);
+    nargs = 6;
+
+    if (dv->both) {
+        p = ngx_chat_batch_str(&keys[5], p, "chat:routes:{%uL}", dv->from);
+        nkeys = 6;
+
+        p = ngx_chat_batch_str(&args[6], p, "%uL", dv->from);
+
+        if (dv->except) {
+            args[7].data = (u_char *) channel;
+            args[7].len = ngx_strlen(channel);
+
+        } else {
+            ngx_str_set(&args[7], "-");
+        }
+
+        p = ngx_chat_batch_str(&args[8], p, "%uL", dv->except);
+        nargs = 9;
+    }
+
+    rc = ngx_chat_batch_add(rds, NGX_CHAT_SCRIPT_DELIVER, nkeys, keys, nargs,
+                            args, ngx_chat_delivery_reply, dv);
+
+    if (rc != NGX_OK) {
         ngx_chat_delivery_retry(dv);
     }
 }

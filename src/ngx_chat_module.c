@@ -15,6 +15,7 @@
 #include "ngx_chat.h"
 #include "ngx_chat_password.h"
 #include "ngx_chat_session.h"
+#include "ngx_chat_batch.h"
 
 
 #define NGX_CHAT_EXIT_FLUSH  3000
@@ -1324,6 +1325,8 @@ ngx_chat_exit_process(ngx_cycle_t *cycle)
         ngx_chat_pg_pool_destroy(w->pg);
     }
 
+    /* what the last delivery reports added goes out before the servers */
+    ngx_chat_batch_exit();
     ngx_chat_shard_disconnect(w->redis, w->nredis);
 
     ngx_free(w);

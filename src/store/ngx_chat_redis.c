@@ -151,6 +151,13 @@ ngx_chat_redis_connected(ngx_chat_redis_t *rds)
 
 
 ngx_uint_t
+ngx_chat_redis_usable(ngx_chat_redis_t *rds)
+{
+    return rds->state != NGX_CHAT_REDIS_IDLE && rds->ac != NULL;
+}
+
+
+ngx_uint_t
 ngx_chat_redis_pending(ngx_chat_redis_t *rds)
 {
     return rds->pending;

@@ -54,6 +54,8 @@ ngx_chat_redis_t *ngx_chat_redis_create(ngx_chat_redis_addr_t *addr,
     ngx_msec_t timeout, ngx_log_t *log);
 void ngx_chat_redis_destroy(ngx_chat_redis_t *rds);
 ngx_uint_t ngx_chat_redis_connected(ngx_chat_redis_t *rds);
+/* would a command be taken now (connected, or being connected) */
+ngx_uint_t ngx_chat_redis_usable(ngx_chat_redis_t *rds);
 ngx_str_t *ngx_chat_redis_name(ngx_chat_redis_t *rds);
 
 /* commands sent and not yet answered: how far behind the server is */

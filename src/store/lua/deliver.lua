@@ -1,28 +1,46 @@
--- DELIVER  KEYS routes inbox inboxq inboxn inboxok [sender-routes]
+-- DELIVER  batch: per item
+--          KEYS routes inbox inboxq inboxn inboxok [sender-routes]
 --          ARGV uid id "<from> <seq> <conv>" frame max ttl
 --               [sender except-channel except-conn]
--- -1 when the message is in the inbox already, else the channels reached;
--- with the sender's routes on the same server, its other connections get
--- the frame too (one call instead of DELIVER + RELAY).  Inbox positions
--- start at Redis's clock in microseconds, so that they keep growing when
--- Redis lost the inbox (16 digits: Lua's numbers are doubles, exact up to
--- 2^53, and are formatted with %.0f, never by tostring()); an inbox that
--- overflows is no longer complete (inboxok goes: the next connection reads
--- PostgreSQL, ngx_chat_refill.c).
+-- per item: -1 when the message is in the inbox already, else the
+-- recipient's channels reached; with the sender's routes on the same
+-- server, its other connections get the frame too (the sending one and a
+-- sender with no other connection get nothing).  Inbox positions start
+-- at Redis's clock in microseconds, so that they keep growing when Redis
+-- lost the inbox (16 digits: Lua's numbers are doubles, exact up to 2^53,
+-- and are formatted with %.0f, never by tostring()); an inbox that
+-- overflows is no longer complete (inboxok goes: the next connection
+-- reads PostgreSQL, ngx_chat_refill.c).  One PUBLISH per channel for the
+-- whole call; TTLs and trims once per inbox.
 --
 -- prefix: lib.lua
 
-if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return -1 end
-inbox_n(KEYS[4])
-local n = string.format('%.0f', redis.call('INCR', KEYS[4]))
-redis.call('HSET', KEYS[2], ARGV[2],
-           'u ' .. ARGV[3] .. ' ' .. ARGV[4])
-redis.call('ZADD', KEYS[3], n, ARGV[2])
-if trim(KEYS[3], KEYS[2], tonumber(ARGV[5])) > 0 then
-  redis.call('DEL', KEYS[5])
+local trims = {}
+local res = batch(function(k, a)
+  if redis.call('HEXISTS', k[2], a[2]) == 1 then return -1 end
+  inbox_n(k[4])
+  local n = string.format('%.0f', redis.call('INCR', k[4]))
+  redis.call('HSET', k[2], a[2], 'u ' .. a[3] .. ' ' .. a[4])
+  redis.call('ZADD', k[3], n, a[2])
+  if not trims[k[3]] then
+    trims[k[3]] = true
+    trims[#trims + 1] = {k[3], k[2], tonumber(a[5]), k[5]}
+  end
+  for i = 2, 5 do touch(k[i], a[6]) end
+  if k[6] then queue(k[6], a[7], 0, a[4], a[8], a[9]) end
+  return queue(k[1], a[1], n, a[4], '', '0')
+end)
+for _, t in ipairs(trims) do
+  if trim(t[1], t[2], t[3]) > 0 then redis.call('DEL', t[4]) end
 end
-for i = 2, 5 do redis.call('EXPIRE', KEYS[i], ARGV[6]) end
-if KEYS[6] then
-  publish(KEYS[6], ARGV[7], 0, ARGV[4], ARGV[8], ARGV[9])
+local subs = flush()
+for i, r in ipairs(res) do
+  if type(r) == 'table' and not r.err then
+    local c = 0
+    for _, ch in ipairs(r) do
+      if subs[ch] > 0 then c = c + 1 end
+    end
+    res[i] = c
+  end
 end
-return publish(KEYS[1], ARGV[1], n, ARGV[4], '', '0')
+return res

@@ -3,7 +3,7 @@
 -- Redis's own (TIME), so that nodes with different clocks agree on route
 -- expiry.
 --
--- now_ms()  Redis's clock in milliseconds
+-- now_ms()  Redis's clock in milliseconds (one TIME per call)
 -- publish(key, uid, n, frame, xch, xconn)  PUBLISH "<uid> <conn> <n>
 --     <frame>" once to each channel of the routes in key (expired routes
 --     go first; a channel nobody listens on loses its routes); conn is
@@ -13,10 +13,26 @@
 --     others from hkey too; how many went
 -- inbox_n(key)  starts an inbox position counter at Redis's clock in
 --     microseconds when there is none
+--
+-- For multi-item scripts (src/store/ngx_chat_batch.c: ARGV is
+-- "<n> <nkeys> <nargs> <args...>" per item, the items' keys in order):
+-- batch(item)  item(keys, args) for each item, under pcall: the replies,
+--     an error element for an item that failed
+-- queue(key, uid, n, frame, xch, xconn)  as publish(), but the lines
+--     wait for flush(): one PUBLISH per channel per call, its lines
+--     "<uid> <conn> <n> <frame>" joined by newlines after a "*" line; the
+--     route "<xch> <xconn>" itself gets nothing.  The channels queued to
+-- flush()  the queued PUBLISHes; routes on channels nobody listens on go.
+--     channel -> subscribers
+-- touch(key, ttl)  EXPIRE key ttl once per call, at flush()
 
+local clock
 local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if not clock then
+    local t = redis.call('TIME')
+    clock = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return clock
 end
 local function publish(key, uid, n, frame, xch, xconn)
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now_ms())
@@ -49,4 +65,67 @@ local function inbox_n(key)
     redis.call('SET', key,
                t[1] .. string.format('%06d', tonumber(t[2])))
   end
+end
+local function batch(item)
+  local n, ki, ai, out = tonumber(ARGV[1]), 1, 2, {}
+  for i = 1, n do
+    local nk, na = tonumber(ARGV[ai]), tonumber(ARGV[ai + 1])
+    local k, a = {}, {}
+    for j = 1, nk do k[j] = KEYS[ki + j - 1] end
+    for j = 1, na do a[j] = ARGV[ai + 1 + j] end
+    ki, ai = ki + nk, ai + 2 + na
+    local ok, r = pcall(item, k, a)
+    if ok or type(r) == 'table' then
+      out[i] = r
+    else
+      out[i] = redis.error_reply(tostring(r))
+    end
+  end
+  return out
+end
+local routes_of, lines, chans, owners, ttls = {}, {}, {}, {}, {}
+local function queue(key, uid, n, frame, xch, xconn)
+  local routes = routes_of[key]
+  if not routes then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now_ms())
+    routes = redis.call('ZRANGE', key, 0, -1)
+    routes_of[key] = routes
+    for _, r in ipairs(routes) do
+      local ch = string.match(r, '^(%S+)')
+      if ch then
+        owners[ch] = owners[ch] or {}
+        table.insert(owners[ch], {key, r})
+      end
+    end
+  end
+  local own, seen, out = (xch or '') .. ' ' .. (xconn or ''), {}, {}
+  for _, r in ipairs(routes) do
+    local ch = string.match(r, '^(%S+)')
+    if ch and r ~= own and not seen[ch] then
+      seen[ch] = true
+      out[#out + 1] = ch
+      if not lines[ch] then
+        lines[ch] = {'*'}
+        chans[#chans + 1] = ch
+      end
+      local x = '0'
+      if ch == xch then x = xconn end
+      table.insert(lines[ch], uid .. ' ' .. x .. ' ' .. n .. ' ' .. frame)
+    end
+  end
+  return out
+end
+local function touch(key, ttl)
+  ttls[key] = ttl
+end
+local function flush()
+  local subs = {}
+  for _, ch in ipairs(chans) do
+    subs[ch] = redis.call('PUBLISH', ch, table.concat(lines[ch], '\n'))
+    if subs[ch] == 0 then
+      for _, o in ipairs(owners[ch]) do redis.call('ZREM', o[1], o[2]) end
+    end
+  end
+  for key, ttl in pairs(ttls) do redis.call('EXPIRE', key, ttl) end
+  return subs
 end
