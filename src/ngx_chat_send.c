@@ -46,6 +46,7 @@
 #include "ngx_chat_send.h"
 #include "ngx_chat_deliver.h"
 #include "ngx_chat_lua.h"
+#include "ngx_chat_batch.h"
 #include "chat_frame.h"
 #include "chat_id.h"
 #include "chat_record.h"
@@ -370,39 +371,39 @@ ngx_chat_send_pump(ngx_chat_ws_t *ws)
 static void
 ngx_chat_send_claim(ngx_chat_send_t *s)
 {
-    const char           *sha;
-    ngx_chat_redis_t     *rds;
-    unsigned long long    uid = s->from, interval, burst;
+    u_char            *p;
+    ngx_str_t          keys[3], args[3];
+    ngx_uint_t         nkeys;
+    ngx_chat_redis_t  *rds;
+    u_char             buf[5 * NGX_CHAT_BATCH_STR];
 
     s->state = NGX_CHAT_SEND_CLAIMING;
 
-    /* metered whatever became of the connection */
-    interval = s->interval;
-    burst = s->burst;
     rds = ngx_chat_redis_for_user(s->from);
-    sha = ngx_chat_script_sha(NGX_CHAT_SCRIPT_CLAIM);
 
-    if (rds == NULL) {
-        s->cmd = NULL;
+    p = buf;
 
-    } else if (rds == ngx_chat_redis_for_user(ngx_min(s->from, s->to))) {
+    p = ngx_chat_batch_str(&keys[0], p, "chat:rate:{%uL}", s->from);
+    keys[1].data = (u_char *) s->dedup;
+    keys[1].len = ngx_strlen(s->dedup);
+    nkeys = 2;
+
+    if (rds == ngx_chat_redis_for_user(ngx_min(s->from, s->to))) {
         /* the conversation's counter is there too: seq in the same call */
-        s->cmd = ngx_chat_redis_command(rds, ngx_chat_send_claimed, s,
-                                        "EVALSHA %s 3 chat:rate:{%llu} %s "
-                                        "chat:seq:{%s} %llu %llu %d",
-                                        sha, uid, s->dedup, s->conv,
-                                        interval, burst,
-                                        NGX_CHAT_SEND_DEDUP_TTL);
-
-    } else {
-        s->cmd = ngx_chat_redis_command(rds, ngx_chat_send_claimed, s,
-                                        "EVALSHA %s 2 chat:rate:{%llu} %s "
-                                        "%llu %llu %d",
-                                        sha, uid, s->dedup, interval, burst,
-                                        NGX_CHAT_SEND_DEDUP_TTL);
+        p = ngx_chat_batch_str(&keys[2], p, "chat:seq:{%s}", s->conv);
+        nkeys = 3;
     }
 
-    if (s->cmd == NULL) {
+    /* metered whatever became of the connection */
+    p = ngx_chat_batch_str(&args[0], p, "%ui", s->interval);
+    p = ngx_chat_batch_str(&args[1], p, "%ui", s->burst);
+    p = ngx_chat_batch_str(&args[2], p, "%d",
+                           NGX_CHAT_SEND_DEDUP_TTL);
+
+    if (ngx_chat_batch_add(rds, NGX_CHAT_SCRIPT_CLAIM, nkeys, keys, 3, args,
+                           ngx_chat_send_claimed, s)
+        != NGX_OK)
+    {
         ngx_chat_send_fail(s, "unavailable", "Redis is down");
     }
 }
