@@ -17,6 +17,7 @@
 #include "ngx_chat_route.h"
 #include "ngx_chat_receipt.h"
 #include "ngx_chat_lua.h"
+#include "ngx_chat_batch.h"
 #include "chat_frame.h"
 #include "chat_record.h"
 
@@ -237,9 +238,15 @@ ngx_chat_receipt_stored(ngx_chat_store_rc_e rc, int32_t partition,
     ngx_chat_receipt_t  *rcp = data;
 
     char                *text;
-    const char          *sha;
+    u_char              *p;
+    ngx_int_t            rv;
+    ngx_str_t            keys[5], args[7];
+    ngx_uint_t           i, nkeys, nargs;
     ngx_chat_redis_t    *rds;
-    unsigned long long   by = rcp->by, from = rcp->from;
+    u_char               buf[10 * NGX_CHAT_BATCH_STR];
+
+    static const char   *names[] = { "inbox", "inboxq", "inboxd", "routes",
+                                     "rbox" };
 
     rcp->kmsg = NULL;
 
@@ -258,44 +265,57 @@ ngx_chat_receipt_stored(ngx_chat_store_rc_e rc, int32_t partition,
     }
 
     rds = ngx_chat_redis_for_user(rcp->by);
-    sha = ngx_chat_script_sha(NGX_CHAT_SCRIPT_RECEIPT);
 
-    if (rds == NULL) {
-        rcp->cmd = NULL;
+    p = buf;
 
-    } else if (rds == ngx_chat_redis_for_user(rcp->from)) {
+    for (i = 0; i < 3; i++) {
+        p = ngx_chat_batch_str(&keys[i], p, "chat:%s:{%uL}", names[i],
+                               rcp->by);
+    }
+
+    args[0].data = (u_char *) rcp->id;
+    args[0].len = ngx_strlen(rcp->id);
+    ngx_str_set(&args[1], "d");
+
+    if (rcp->read) {
+        ngx_str_set(&args[1], "r");
+    }
+
+    p = ngx_chat_batch_str(&args[2], p, "%d", (int) NGX_CHAT_INBOX_SEEN);
+    p = ngx_chat_batch_str(&args[3], p, "%d", (int) NGX_CHAT_INBOX_TTL);
+
+    nkeys = 3;
+    nargs = 4;
+
+    if (rds != NULL && rds == ngx_chat_redis_for_user(rcp->from)) {
         /* the sender's keys are there too: the frame goes in the call */
-        rcp->cmd = ngx_chat_redis_command(rds, ngx_chat_receipt_applied,
-                                          rcp,
-                                          "EVALSHA %s 5 chat:inbox:{%llu} "
-                                          "chat:inboxq:{%llu} "
-                                          "chat:inboxd:{%llu} "
-                                          "chat:routes:{%llu} "
-                                          "chat:rbox:{%llu} %s %s %d %d "
-                                          "%llu %s %d",
-                                          sha, by, by, by, from, from,
-                                          rcp->id, rcp->read ? "r" : "d",
-                                          (int) NGX_CHAT_INBOX_SEEN,
-                                          (int) NGX_CHAT_INBOX_TTL, from,
-                                          text, (int) NGX_CHAT_RBOX_MAX);
+        for (i = 3; i < 5; i++) {
+            p = ngx_chat_batch_str(&keys[i], p, "chat:%s:{%uL}",
+                                   names[i], rcp->from);
+        }
 
-    } else {
-        rcp->cmd = ngx_chat_redis_command(rds, ngx_chat_receipt_applied,
-                                          rcp,
-                                          "EVALSHA %s 3 chat:inbox:{%llu} "
-                                          "chat:inboxq:{%llu} "
-                                          "chat:inboxd:{%llu} %s %s %d %d",
-                                          sha, by, by, by, rcp->id,
-                                          rcp->read ? "r" : "d",
-                                          (int) NGX_CHAT_INBOX_SEEN,
-                                          (int) NGX_CHAT_INBOX_TTL);
+        p = ngx_chat_batch_str(&args[4], p, "%uL", rcp->from);
+        args[5].data = (u_char *) text;
+        args[5].len = ngx_strlen(text);
+        p = ngx_chat_batch_str(&args[6], p, "%d",
+                               (int) NGX_CHAT_RBOX_MAX);
+
+        nkeys = 5;
+        nargs = 7;
+    }
+
+    rv = ngx_chat_batch_add(rds, NGX_CHAT_SCRIPT_RECEIPT, nkeys, keys, nargs,
+                            args, ngx_chat_receipt_applied, rcp);
+
+    if (rv == NGX_OK && nkeys == 3) {
+        /* told from ngx_chat_receipt_applied(), on the sender's server */
         rcp->text = text;
         text = NULL;
     }
 
     free(text);
 
-    if (rcp->cmd == NULL) {
+    if (rv != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "chat: receipt for %s is in Kafka, but Redis is "
                       "down: the sender hears of it from the history",

@@ -1,30 +1,48 @@
--- RECEIPT  KEYS inbox inboxq inboxd [sender-routes sender-rbox]
+-- RECEIPT  batch: per item
+--          KEYS inbox inboxq inboxd [sender-routes sender-rbox]
 --          ARGV id d|r seen-max ttl [sender frame rbox-max]
--- 1 when the message's state moved forward, else 0; with the sender's
--- keys on the same server, the receipt frame goes to the sender at once
--- (RELAY with store), and 2 says so
+-- per item: 1 when the message's state moved forward, else 0; with the
+-- sender's keys on the same server, the receipt frame goes to the sender
+-- at once (kept in its rbox when none of its connections is reached),
+-- and 2 says so.  One PUBLISH per channel for the whole call; TTLs and
+-- the delivered memory's trim once per inbox.
 --
 -- prefix: lib.lua
 
-local v = redis.call('HGET', KEYS[1], ARGV[1])
-if not v then return 0 end
-local st = string.sub(v, 1, 1)
-if st == ARGV[2] or st == 'r' then return 0 end
-local head = string.match(v, '^%a (%S+ %S+ %S+)')
-local n = redis.call('ZSCORE', KEYS[2], ARGV[1])
-if n then
-  redis.call('ZREM', KEYS[2], ARGV[1])
-else
-  n = redis.call('ZSCORE', KEYS[3], ARGV[1]) or 0
+local trims, told = {}, {}
+local res = batch(function(k, a)
+  local v = redis.call('HGET', k[1], a[1])
+  if not v then return 0 end
+  local st = string.sub(v, 1, 1)
+  if st == a[2] or st == 'r' then return 0 end
+  local head = string.match(v, '^%a (%S+ %S+ %S+)')
+  local n = redis.call('ZSCORE', k[2], a[1])
+  if n then
+    redis.call('ZREM', k[2], a[1])
+  else
+    n = redis.call('ZSCORE', k[3], a[1]) or 0
+  end
+  redis.call('HSET', k[1], a[1], a[2] .. ' ' .. head)
+  redis.call('ZADD', k[3], n, a[1])
+  if not trims[k[3]] then
+    trims[k[3]] = true
+    trims[#trims + 1] = {k[3], k[1], tonumber(a[3])}
+  end
+  for i = 1, 3 do touch(k[i], a[4]) end
+  if not k[4] then return 1 end
+  told[#told + 1] = {queue(k[4], a[5], 0, a[6], '-', '0'), k[5], a[6],
+                     tonumber(a[7]), a[4]}
+  return 2
+end)
+for _, t in ipairs(trims) do trim(t[1], t[2], t[3]) end
+local subs = flush()
+for _, t in ipairs(told) do
+  local sent = 0
+  for _, ch in ipairs(t[1]) do sent = sent + subs[ch] end
+  if sent == 0 then
+    redis.call('RPUSH', t[2], t[3])
+    redis.call('LTRIM', t[2], -t[4], -1)
+    redis.call('EXPIRE', t[2], t[5])
+  end
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. head)
-redis.call('ZADD', KEYS[3], n, ARGV[1])
-trim(KEYS[3], KEYS[1], tonumber(ARGV[3]))
-for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[4]) end
-if not KEYS[4] then return 1 end
-if publish(KEYS[4], ARGV[5], 0, ARGV[6], '-', '0') == 0 then
-  redis.call('RPUSH', KEYS[5], ARGV[6])
-  redis.call('LTRIM', KEYS[5], -tonumber(ARGV[7]), -1)
-  redis.call('EXPIRE', KEYS[5], ARGV[4])
-end
-return 2
+return res
