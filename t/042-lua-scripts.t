@@ -107,6 +107,26 @@ sub ev {
     return r('EVALSHA', $sha{$name}, scalar @$keys, @$keys, @args);
 }
 
+# a multi-item script (ngx_chat_batch.c): [[keys], args...] per item; the
+# replies, one per item
+sub evb {
+    my ($name, @items) = @_;
+    die "no script $name" unless $sha{$name};
+    my (@k, @a);
+    for my $it (@items) {
+        my ($keys, @args) = @$it;
+        push @k, @$keys;
+        push @a, scalar @$keys, scalar @args, @args;
+    }
+    return r('EVALSHA', $sha{$name}, scalar @k, @k, scalar @items, @a);
+}
+
+# one item of a multi-item script: its reply
+sub ev1 {
+    my $r = evb($_[0], [@_[1 .. $#_]]);
+    return ref $r eq 'ARRAY' ? $r->[0] : $r;
+}
+
 sub now_ms {
     my $t = r('TIME');
     return $t->[0] * 1000 + int($t->[1] / 1000);
@@ -142,10 +162,18 @@ sub heard {
         my @l = <$fh>;
         chomp @l;
         @m = ();
+        # a batch's PUBLISH is "*" and its lines: each line counts
         for (my $i = 0; $i + 2 < @l; $i++) {
-            if ($l[$i] eq 'message' && $l[$i + 1] eq $ch) {
-                push @m, $l[$i + 2];
-                $i += 2;
+            next unless $l[$i] eq 'message' && $l[$i + 1] eq $ch;
+            $i += 2;
+            if ($l[$i] ne '*') {
+                push @m, $l[$i];
+                next;
+            }
+            while ($i + 1 < @l
+                   && !($l[$i + 1] eq 'message' && ($l[$i + 2] // '') eq $ch))
+            {
+                push @m, $l[++$i];
             }
         }
         @m >= $n;
@@ -179,31 +207,46 @@ my @id = map { sprintf '01M8HGZ2HMB05GCZR%09d', $_ } 0 .. 20;
 # --- CLAIM and SEQ (ngx_chat_send.c) ---------------------------------------
 
 my @claim = ("chat:rate:{$A}", "chat:dedup:{$A}:c1", "chat:seq:{$conv}");
-is_deeply(ev('claim', \@claim, 0, 0, 86400), ['seed'],
+is_deeply(ev1('claim', \@claim, 0, 0, 86400), ['seed'],
           'CLAIM: no counter for the conversation: seed, nothing taken');
 is(cli('EXISTS', $claim[1]), '0', 'CLAIM seed: no dedup key');
 cli('SET', $claim[2], 41);
-is_deeply(ev('claim', \@claim, 1000000, 1, 86400), ['new', 42],
+is_deeply(ev1('claim', \@claim, 1000000, 1, 86400), ['new', 42],
           'CLAIM: new, with the next seq');
 is(cli('GET', $claim[1]), 'pending', 'CLAIM: the dedup key is pending');
 ok(cli('TTL', $claim[1]) > 86000, 'CLAIM: the dedup key expires');
 ok(cli('GET', $claim[0]) > 0, 'CLAIM: the rate key holds the arrival time');
-is_deeply(ev('claim', \@claim, 0, 1, 86400), ['dup', 'pending'],
+is_deeply(ev1('claim', \@claim, 0, 1, 86400), ['dup', 'pending'],
           'CLAIM: the same client_id again is a dup');
 is(cli('GET', $claim[2]), '42', 'CLAIM dup: no seq taken');
 cli('SET', $claim[1], '{"type":"ack"}');
-is_deeply(ev('claim', \@claim, 0, 1, 86400),
+is_deeply(ev1('claim', \@claim, 0, 1, 86400),
           ['dup', '{"type":"ack"}'], 'CLAIM dup: the stored ack');
-is_deeply(ev('claim', ["chat:rate:{$A}", "chat:dedup:{$A}:c2"],
+is_deeply(ev1('claim', ["chat:rate:{$A}", "chat:dedup:{$A}:c2"],
              1000000, 1, 86400),
           ['new'], 'CLAIM without the counter: new (burst 1: the second '
           . 'in a row; interval 0 is not metered)');
-my $rate = ev('claim', ["chat:rate:{$A}", "chat:dedup:{$A}:c3"],
+my $rate = ev1('claim', ["chat:rate:{$A}", "chat:dedup:{$A}:c3"],
               1000000, 1, 86400);
 is($rate->[0], 'rate', 'CLAIM: the third in a second is over the rate');
 ok($rate->[1] > 0 && $rate->[1] <= 1000, 'CLAIM rate: retry after ms')
     or diag explain $rate;
 is(cli('EXISTS', "chat:dedup:{$A}:c3"), '0', 'CLAIM rate: nothing claimed');
+
+# a batch: the user's sends share one rate reading; seq in item order
+my $E = 4205;
+cli('SET', "chat:seq:{d:$E:$E}", 7);
+my $cb = evb('claim',
+             map { [["chat:rate:{$E}", "chat:dedup:{$E}:b$_",
+                     "chat:seq:{d:$E:$E}"], 1000000, 1, 86400] } 1 .. 4);
+is_deeply([@$cb[0 .. 1]], [['new', 8], ['new', 9]],
+          'CLAIM batch: in burst, new with seq in item order');
+is_deeply([map { $_->[0] } @$cb[2 .. 3]], ['rate', 'rate'],
+          'CLAIM batch: past the burst, rate (one reading for the call)');
+is(cli('GET', "chat:seq:{d:$E:$E}"), '9', 'CLAIM batch: two seqs taken');
+my $tat = cli('GET', "chat:rate:{$E}");
+ok($tat > now_ms() * 1000 + 1000000, 'CLAIM batch: the arrival time moved '
+   . 'by two intervals') or diag $tat;
 
 is(ev('seq', ["chat:seq:{d:1:2}"]), -1, 'SEQ: no counter: -1');
 is(cli('EXISTS', 'chat:seq:{d:1:2}'), '0', 'SEQ: none made');
@@ -219,7 +262,7 @@ cli('ZADD', "chat:routes:{$B}", now_ms() - 1000, "$live 9");
 cli('SET', "chat:inboxok:{$B}", 1);
 my $us = now_ms() * 1000;
 my $f1 = frame($id[1], 1, 'hi');
-is(ev('deliver', \@inbox, $B, $id[1], "$A 1 $conv", $f1, 10000, $ttl), 1,
+is(ev1('deliver', \@inbox, $B, $id[1], "$A 1 $conv", $f1, 10000, $ttl), 1,
    'DELIVER: one channel reached');
 my $n1 = cli('GET', "chat:inboxn:{$B}");
 ok($n1 =~ /^\d{16}$/ && $n1 >= $us, 'DELIVER: inbox positions start at '
@@ -234,7 +277,7 @@ is_deeply(r('ZRANGE', "chat:routes:{$B}", 0, -1), ["$live 7"],
           'DELIVER: the expired route and the dead worker\'s route went');
 ok(cli('TTL', $_) > $ttl - 100, "DELIVER: $_ expires")
     for @inbox[1 .. 4];
-is(ev('deliver', \@inbox, $B, $id[1], "$A 1 $conv", $f1, 10000, $ttl), -1,
+is(ev1('deliver', \@inbox, $B, $id[1], "$A 1 $conv", $f1, 10000, $ttl), -1,
    'DELIVER: the same message again: -1');
 is(cli('GET', "chat:inboxn:{$B}"), $n1, 'DELIVER again: no position taken');
 
@@ -242,7 +285,7 @@ is(cli('GET', "chat:inboxn:{$B}"), $n1, 'DELIVER again: no position taken');
 cli('ZADD', "chat:routes:{$A}", now_ms() + 3600000, "$live 3");
 cli('ZADD', "chat:routes:{$A}", now_ms() + 3600000, "$live 4");
 my $f2 = frame($id[2], 2, 'two');
-is(ev('deliver', [@inbox, "chat:routes:{$A}"], $B, $id[2], "$A 2 $conv",
+is(ev1('deliver', [@inbox, "chat:routes:{$A}"], $B, $id[2], "$A 2 $conv",
       $f2, 10000, $ttl, $A, $live, 3), 1,
    'DELIVER with the sender\'s routes: the recipient\'s channels reached');
 my $n2 = cli('GET', "chat:inboxn:{$B}");
@@ -253,7 +296,7 @@ is_deeply(heard($live, 2), ["$A 3 0 $f2", "$B 0 $n2 $f2"],
 
 # an inbox over its limit is no longer complete
 my $f3 = frame($id[3], 3, 'three');
-is(ev('deliver', \@inbox, $B, $id[3], "$A 3 $conv", $f3, 2, $ttl), 1,
+is(ev1('deliver', \@inbox, $B, $id[3], "$A 3 $conv", $f3, 2, $ttl), 1,
    'DELIVER over the limit (2)');
 heard($live, 1);
 is_deeply(r('ZRANGE', "chat:inboxq:{$B}", 0, -1), [@id[2, 3]],
@@ -262,6 +305,68 @@ is(cli('HEXISTS', "chat:inbox:{$B}", $id[1]), '0',
    'DELIVER over the limit: and its entry');
 is(cli('EXISTS', "chat:inboxok:{$B}"), '0',
    'DELIVER over the limit: the inbox is no longer known complete');
+
+# a batch (ngx_chat_batch.c): several items in one call, one PUBLISH per
+# channel with all of their lines, in item order
+my ($B2, $B3, $B4) = (4212, 4213, 4214);
+cli('ZADD', "chat:routes:{$_}", now_ms() + 3600000, "$live 2$_")
+    for $B2, $B3, $B4;
+sub pubs {      # the PUBLISHes heard on a channel so far
+    open my $fh, '<', $heard{$_[0]} or return 0;
+    my @l = <$fh>;
+    chomp @l;
+    return scalar grep { $l[$_] eq 'message' && ($l[$_ + 1] // '') eq $_[0] }
+                  0 .. $#l;
+}
+my $p0 = pubs($live);
+my @fb = map { frame($id[11 + $_], 11 + $_, "batch $_") } 0 .. 2;
+is_deeply(evb('deliver',
+              [[keys_of($B2, qw(routes inbox inboxq inboxn inboxok))], $B2,
+               $id[11], "$A 11 $conv", $fb[0], 10000, $ttl],
+              [[keys_of($B3, qw(routes inbox inboxq inboxn inboxok))], $B3,
+               $id[12], "$A 12 $conv", $fb[1], 10000, $ttl],
+              [[keys_of($B2, qw(routes inbox inboxq inboxn inboxok))], $B2,
+               $id[13], "$A 13 $conv", $fb[2], 10000, $ttl]),
+          [1, 1, 1], 'DELIVER batch: a reply per item');
+my $nB2 = cli('GET', "chat:inboxn:{$B2}");
+is_deeply(heard($live, 3),
+          ["$B2 0 " . ($nB2 - 1) . " $fb[0]",
+           "$B3 0 " . cli('GET', "chat:inboxn:{$B3}") . " $fb[1]",
+           "$B2 0 $nB2 $fb[2]"],
+          'DELIVER batch: every frame, in item order');
+is(pubs($live) - $p0, 1, 'DELIVER batch: one PUBLISH for the channel');
+is_deeply(r('ZRANGE', "chat:inboxq:{$B2}", 0, -1), [@id[11, 13]],
+          'DELIVER batch: the inbox in order');
+
+# one item fails (its inbox is not a hash): the others go on
+cli('SET', "chat:inbox:{$B4}", 'not a hash');
+my $out = cli('EVALSHA', $sha{deliver}, 10,
+              keys_of($B4, qw(routes inbox inboxq inboxn inboxok)),
+              keys_of($B3, qw(routes inbox inboxq inboxn inboxok)),
+              2, 5, 6, $B4, $id[14], "$A 14 $conv", 'f14', 10000, $ttl,
+              5, 6, $B3, $id[15], "$A 15 $conv", 'f15', 10000, $ttl);
+like($out, qr/\A.*WRONGTYPE.*\n1\z/s,
+     'DELIVER batch: the failed item an error, the next one done')
+    or diag $out;
+is(cli('ZSCORE', "chat:inboxq:{$B3}", $id[15]) ne '', 1,
+   'DELIVER batch: the item after the failed one is in its inbox');
+is_deeply(heard($live, 1), ["$B3 0 " . cli('GET', "chat:inboxn:{$B3}")
+                            . " f15"],
+          'DELIVER batch: and published; nothing for the failed one');
+
+# the sender's only connection is the sending one: no echo
+cli('DEL', "chat:routes:{$A}");
+cli('ZADD', "chat:routes:{$A}", now_ms() + 3600000, "$live 3");
+$p0 = pubs($live);
+is(ev1('deliver', [keys_of($B3, qw(routes inbox inboxq inboxn inboxok)),
+                   "chat:routes:{$A}"], $B3, $id[16], "$A 16 $conv", 'f16',
+       10000, $ttl, $A, $live, 3), 1,
+   'DELIVER, the sender with no other connection');
+is_deeply(heard($live, 1), ["$B3 0 " . cli('GET', "chat:inboxn:{$B3}")
+                            . " f16"],
+          'DELIVER: no echo to the sending connection');
+is(pubs($live) - $p0, 1, 'DELIVER: one PUBLISH, the recipient\'s');
+cli('ZADD', "chat:routes:{$A}", now_ms() + 3600000, "$live 4");
 
 # RELAY: a receipt to the sender, kept when no device of it is online
 my $rf = '{"type":"receipt","id":"' . $id[2] . '","by":' . $B
@@ -309,7 +414,7 @@ is_deeply(ev('sync', \@sync, '', 3600000, $n2 + 1, 200, 0, 0),
 
 # RECEIPT
 my @rcpt = keys_of($B, qw(inbox inboxq inboxd));
-is(ev('receipt', \@rcpt, $id[2], 'd', 5000, $ttl), 1,
+is(ev1('receipt', \@rcpt, $id[2], 'd', 5000, $ttl), 1,
    'RECEIPT delivered: moved forward');
 is(cli('HGET', "chat:inbox:{$B}", $id[2]), "d $A 2 $conv",
    'RECEIPT: the entry is delivered, without its frame');
@@ -318,11 +423,11 @@ is(cli('ZSCORE', "chat:inboxq:{$B}", $id[2]), '',
 is(cli('ZSCORE', "chat:inboxd:{$B}", $id[2]), $n2,
    'RECEIPT: in the delivered, at its position');
 ok(cli('TTL', "chat:inboxd:{$B}") > $ttl - 100, 'RECEIPT: inboxd expires');
-is(ev('receipt', \@rcpt, $id[2], 'd', 5000, $ttl), 0,
+is(ev1('receipt', \@rcpt, $id[2], 'd', 5000, $ttl), 0,
    'RECEIPT delivered again: 0');
-is(ev('receipt', \@rcpt, $id[9], 'd', 5000, $ttl), 0,
+is(ev1('receipt', \@rcpt, $id[9], 'd', 5000, $ttl), 0,
    'RECEIPT of a message not in the inbox: 0');
-is(ev('receipt', [@rcpt, keys_of($A, qw(routes rbox))], $id[2], 'r', 5000,
+is(ev1('receipt', [@rcpt, keys_of($A, qw(routes rbox))], $id[2], 'r', 5000,
       $ttl, $A, "$rf-r", 1000), 2,
    'RECEIPT read with the sender\'s keys: 2');
 is(cli('HGET', "chat:inbox:{$B}", $id[2]), "r $A 2 $conv",
@@ -331,15 +436,28 @@ is(cli('ZSCORE', "chat:inboxd:{$B}", $id[2]), $n2,
    'RECEIPT read: still at its position');
 is_deeply(r('LRANGE', "chat:rbox:{$A}", -1, -1), ["$rf-r"],
           'RECEIPT: the sender has no route: the frame kept in its rbox');
-is(ev('receipt', \@rcpt, $id[2], 'd', 5000, $ttl), 0,
+is(ev1('receipt', \@rcpt, $id[2], 'd', 5000, $ttl), 0,
    'RECEIPT delivered after read: 0');
 cli('ZADD', "chat:routes:{$A}", now_ms() + 3600000, "$live 5");
-is(ev('receipt', [@rcpt, keys_of($A, qw(routes rbox))], $id[3], 'r', 5000,
+is(ev1('receipt', [@rcpt, keys_of($A, qw(routes rbox))], $id[3], 'r', 5000,
       $ttl, $A, "$rf-3r", 1000), 2, 'RECEIPT read, unread before: 2');
 is_deeply(heard($live, 1), ["$A 0 0 $rf-3r"],
    'RECEIPT: the frame published to the sender');
 is(cli('ZSCORE', "chat:inboxd:{$B}", $id[3]), $n2 + 1,
    'RECEIPT read straight from undelivered: at its position');
+
+# a batch of receipts: the sender's frames in one PUBLISH per channel
+ev1('deliver', \@inbox, $B, $id[$_], "$A $_ $conv", "f$_", 10000, $ttl)
+    for 17, 18;
+heard($live, 2);
+my $pr = pubs($live);
+is_deeply(evb('receipt',
+              map { [[@rcpt, keys_of($A, qw(routes rbox))], $id[$_], 'r',
+                     5000, $ttl, $A, "rframe-$_", 4] } 17, 18),
+          [2, 2], 'RECEIPT batch: a reply per item');
+is_deeply(heard($live, 2), ["$A 0 0 rframe-17", "$A 0 0 rframe-18"],
+          'RECEIPT batch: both frames to the sender, in order');
+is(pubs($live) - $pr, 1, 'RECEIPT batch: one PUBLISH');
 
 
 # --- REFRESH (routes) -----------------------------------------------------
@@ -361,7 +479,7 @@ for (["chat:routes:{$A}", "$live 6"], ["chat:routes:{$B}", "$live 12"]) {
 my $C = 4203;
 my @refill = (keys_of($C, qw(inbox inboxq inboxn inboxok)), 'chat:epoch');
 my $fC = frame($id[10], 10, 'ten');
-ev('deliver', [keys_of($C, qw(routes inbox inboxq inboxn inboxok))], $C,
+ev1('deliver', [keys_of($C, qw(routes inbox inboxq inboxn inboxok))], $C,
    $id[10], "$A 10 $conv", $fC, 10000, $ttl);
 my $nC = cli('GET', "chat:inboxn:{$C}");
 is(ev('refill', \@refill, $ttl, 1000000000, 1,
