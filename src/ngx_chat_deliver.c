@@ -232,7 +232,6 @@ static void
 ngx_chat_delivery_issue(ngx_chat_delivery_t *dv)
 {
     u_char             *p;
-    ngx_int_t           rc;
     ngx_str_t           keys[6], args[9];
     ngx_uint_t          i, nkeys, nargs;
     const char         *channel;
@@ -283,10 +282,10 @@ ngx_chat_delivery_issue(ngx_chat_delivery_t *dv)
         nargs = 9;
     }
 
-    rc = ngx_chat_batch_add(rds, NGX_CHAT_SCRIPT_DELIVER, nkeys, keys, nargs,
-                            args, ngx_chat_delivery_reply, dv);
-
-    if (rc != NGX_OK) {
+    if (ngx_chat_batch_add(rds, NGX_CHAT_SCRIPT_DELIVER, nkeys, keys, nargs,
+                           args, ngx_chat_delivery_reply, dv)
+        == NULL)
+    {
         ngx_chat_delivery_retry(dv);
     }
 }

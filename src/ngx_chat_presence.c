@@ -31,6 +31,7 @@
 #include "ngx_chat_presence.h"
 #include "ngx_chat_route.h"
 #include "ngx_chat_lua.h"
+#include "ngx_chat_batch.h"
 #include "chat_frame.h"
 #include "chat_record.h"
 
@@ -220,9 +221,10 @@ ngx_chat_presence_exit(void)
 void
 ngx_chat_presence_open(ngx_chat_ws_t *ws)
 {
+    ngx_str_t                  key, user;
     ngx_chat_redis_t          *rds;
-    unsigned long long         uid = ws->user_id;
     ngx_chat_presence_open_t  *po;
+    u_char                     buf[NGX_CHAT_BATCH_STR];
 
     po = ngx_calloc(sizeof(ngx_chat_presence_open_t), ngx_cycle->log);
     if (po == NULL) {
@@ -236,12 +238,13 @@ ngx_chat_presence_open(ngx_chat_ws_t *ws)
 
     rds = ngx_chat_redis_for_user(ws->user_id);
 
-    if (rds == NULL
-        || ngx_chat_redis_command(rds, ngx_chat_presence_online_reply, po,
-                                  "EVALSHA %s 1 chat:presence:live %llu",
-                                  ngx_chat_script_sha(NGX_CHAT_SCRIPT_ONLINE),
-                                  uid)
-           == NULL)
+    ngx_str_set(&key, "chat:presence:live");
+    (void) ngx_chat_batch_str(&user, buf, "%uL", ws->user_id);
+
+    /* the connections of this round in one call */
+    if (ngx_chat_batch_add(rds, NGX_CHAT_SCRIPT_ONLINE, 1, &key, 1, &user,
+                           ngx_chat_presence_online_reply, po)
+        == NULL)
     {
         /* the heartbeats bring the user online once Redis is back */
         ngx_chat_presence_opened(po, NULL);

@@ -239,9 +239,8 @@ ngx_chat_receipt_stored(ngx_chat_store_rc_e rc, int32_t partition,
 
     char                *text;
     u_char              *p;
-    ngx_int_t            rv;
     ngx_str_t            keys[5], args[7];
-    ngx_uint_t           i, nkeys, nargs;
+    ngx_uint_t           i, nkeys, nargs, taken;
     ngx_chat_redis_t    *rds;
     u_char               buf[10 * NGX_CHAT_BATCH_STR];
 
@@ -304,10 +303,11 @@ ngx_chat_receipt_stored(ngx_chat_store_rc_e rc, int32_t partition,
         nargs = 7;
     }
 
-    rv = ngx_chat_batch_add(rds, NGX_CHAT_SCRIPT_RECEIPT, nkeys, keys, nargs,
-                            args, ngx_chat_receipt_applied, rcp);
+    taken = ngx_chat_batch_add(rds, NGX_CHAT_SCRIPT_RECEIPT, nkeys, keys,
+                               nargs, args, ngx_chat_receipt_applied, rcp)
+            != NULL;
 
-    if (rv == NGX_OK && nkeys == 3) {
+    if (taken && nkeys == 3) {
         /* told from ngx_chat_receipt_applied(), on the sender's server */
         rcp->text = text;
         text = NULL;
@@ -315,7 +315,7 @@ ngx_chat_receipt_stored(ngx_chat_store_rc_e rc, int32_t partition,
 
     free(text);
 
-    if (rv != NGX_OK) {
+    if (!taken) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "chat: receipt for %s is in Kafka, but Redis is "
                       "down: the sender hears of it from the history",

@@ -333,37 +333,40 @@ ngx_chat_user_remember(uint64_t user_id, ngx_uint_t exists)
 
 /*
  * The connection's checked sends go on, in order, up to an unchecked one.
- * A claim may fail at once and end its send (and pump again): the scan
- * starts over each time rather than keep a pointer across the call.
+ * Claims go in order, so the sends not claimed yet are the queue's tail:
+ * it is found from the end (a few entries, however many sends wait for
+ * their ack).  A claim may fail at once and end its send (and pump
+ * again): the search starts over each time rather than keep a pointer
+ * across the call.
  */
 
 static void
 ngx_chat_send_pump(ngx_chat_ws_t *ws)
 {
     ngx_queue_t      *q;
-    ngx_chat_send_t  *s;
+    ngx_chat_send_t  *s, *first;
 
     for ( ;; ) {
-        for (q = ngx_queue_head(&ws->sends);
+        first = NULL;
+
+        for (q = ngx_queue_last(&ws->sends);
              q != ngx_queue_sentinel(&ws->sends);
-             q = ngx_queue_next(q))
+             q = ngx_queue_prev(q))
         {
             s = (ngx_chat_send_t *) ngx_queue_data(q, ngx_chat_op_t, queue);
 
-            if (s->state == NGX_CHAT_SEND_CHECKING) {
-                return;
-            }
-
-            if (s->state == NGX_CHAT_SEND_CHECKED) {
+            if (s->state == NGX_CHAT_SEND_CLAIMING) {
                 break;
             }
+
+            first = s;
         }
 
-        if (q == ngx_queue_sentinel(&ws->sends)) {
+        if (first == NULL || first->state == NGX_CHAT_SEND_CHECKING) {
             return;
         }
 
-        ngx_chat_send_claim(s);
+        ngx_chat_send_claim(first);
     }
 }
 
@@ -402,7 +405,7 @@ ngx_chat_send_claim(ngx_chat_send_t *s)
 
     if (ngx_chat_batch_add(rds, NGX_CHAT_SCRIPT_CLAIM, nkeys, keys, 3, args,
                            ngx_chat_send_claimed, s)
-        != NGX_OK)
+        == NULL)
     {
         ngx_chat_send_fail(s, "unavailable", "Redis is down");
     }

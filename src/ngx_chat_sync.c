@@ -23,6 +23,7 @@
 #include "ngx_chat_sync.h"
 #include "ngx_chat_deliver.h"
 #include "ngx_chat_lua.h"
+#include "ngx_chat_batch.h"
 
 
 static void ngx_chat_sync_page(ngx_chat_ws_t *ws);
@@ -57,7 +58,7 @@ ngx_chat_sync_close(ngx_chat_ws_t *ws)
             ws->registered = 1;
         }
 
-        ngx_chat_redis_cancel(ws->sync_cmd);
+        ngx_chat_batch_cancel(ws->sync_cmd);
         ws->sync_cmd = NULL;
     }
 
@@ -121,9 +122,15 @@ ngx_chat_sync_resume(ngx_chat_ws_t *ws)
 static void
 ngx_chat_sync_page(ngx_chat_ws_t *ws)
 {
+    u_char              *p;
     char                 route[NGX_CHAT_ROUTE_LEN];
-    unsigned long long   uid = ws->user_id;
+    ngx_str_t            keys[5], args[6];
+    ngx_uint_t           i;
     ngx_chat_redis_t    *rds;
+    u_char               buf[10 * NGX_CHAT_BATCH_STR];
+
+    static const char   *names[] = { "routes", "inbox", "inboxq", "rbox",
+                                     "inboxok" };
 
     if (ws->done || ngx_chat_route_channel() == NULL) {
         return;
@@ -143,20 +150,23 @@ ngx_chat_sync_page(ngx_chat_ws_t *ws)
 
     rds = ngx_chat_redis_for_user(ws->user_id);
 
-    ws->sync_cmd = rds
-        ? ngx_chat_redis_command(rds, ngx_chat_sync_reply, ws,
-                                 "EVALSHA %s 5 chat:routes:{%llu} "
-                                 "chat:inbox:{%llu} chat:inboxq:{%llu} "
-                                 "chat:rbox:{%llu} chat:inboxok:{%llu} "
-                                 "%s %d %llu %d %d %d",
-                                 ngx_chat_script_sha(NGX_CHAT_SCRIPT_SYNC),
-                                 uid, uid, uid, uid, uid, route,
-                                 (int) NGX_CHAT_ROUTE_TTL,
-                                 (unsigned long long) ws->last_n,
-                                 (int) NGX_CHAT_SYNC_PAGE,
-                                 (int) ws->sync_receipts,
-                                 (int) ws->sync_check)
-        : NULL;
+    p = buf;
+
+    for (i = 0; i < 5; i++) {
+        p = ngx_chat_batch_str(&keys[i], p, "chat:%s:{%uL}", names[i],
+                               ws->user_id);
+    }
+
+    args[0].data = (u_char *) route;
+    args[0].len = ngx_strlen(route);
+    p = ngx_chat_batch_str(&args[1], p, "%d", (int) NGX_CHAT_ROUTE_TTL);
+    p = ngx_chat_batch_str(&args[2], p, "%uL", ws->last_n);
+    p = ngx_chat_batch_str(&args[3], p, "%d", (int) NGX_CHAT_SYNC_PAGE);
+    p = ngx_chat_batch_str(&args[4], p, "%d", (int) ws->sync_receipts);
+    p = ngx_chat_batch_str(&args[5], p, "%d", (int) ws->sync_check);
+
+    ws->sync_cmd = ngx_chat_batch_add(rds, NGX_CHAT_SCRIPT_SYNC, 5, keys, 6,
+                                      args, ngx_chat_sync_reply, ws);
 
     if (ws->sync_cmd == NULL) {
         /* Redis is down: try again, live deliveries wait meanwhile */
@@ -187,13 +197,7 @@ ngx_chat_sync_reply(ngx_chat_store_rc_e rc, redisReply *reply, void *data)
         || reply->element[2]->type != REDIS_REPLY_ARRAY
         || reply->element[3]->type != REDIS_REPLY_ARRAY)
     {
-        if (rc == NGX_CHAT_STORE_FAILED && reply
-            && ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0)
-        {
-            /* SCRIPT FLUSH behind our back: load them again */
-            ngx_chat_redis_reconnect(ngx_chat_redis_for_user(ws->user_id));
-        }
-
+        /* a NOSCRIPT reconnected already (ngx_chat_batch.c) */
         ngx_add_timer(&ws->sync_timer, 1000);
         return;
     }

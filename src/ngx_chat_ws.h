@@ -82,7 +82,7 @@ struct ngx_chat_ws_s {
     ngx_queue_t                peers;       /* the user's local conns */
     void                      *local;       /* ngx_chat_local_user_t */
     uint64_t                   last_n;      /* inbox position sent */
-    ngx_chat_redis_cmd_t      *sync_cmd;
+    void                      *sync_cmd;    /* ngx_chat_batch_item_t */
     ngx_event_t                sync_timer;
     ngx_queue_t                live;        /* held back while syncing */
     /* once the route is in Redis (the session starts presence then) */

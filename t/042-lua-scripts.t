@@ -391,13 +391,13 @@ is(cli('LLEN', "chat:rbox:{$A}"), '2', 'RELAY without store: not kept');
 # SYNC
 my @sync = keys_of($B, qw(routes inbox inboxq rbox inboxok));
 cli('RPUSH', "chat:rbox:{$B}", 'r1', 'r2');
-is_deeply(ev('sync', \@sync, "$live 11", 3600000, 0, 200, 1, 1),
+is_deeply(ev1('sync', \@sync, "$live 11", 3600000, 0, 200, 1, 1),
           [-1, '0', [], []], 'SYNC with check, inbox not known complete: -1');
 is(cli('ZSCORE', "chat:routes:{$B}", "$live 11"), '',
    'SYNC -1: no route registered');
 cli('SET', "chat:inboxok:{$B}", 1);
 my $t0 = now_ms();
-is_deeply(ev('sync', \@sync, "$live 11", 3600000, 0, 200, 1, 1),
+is_deeply(ev1('sync', \@sync, "$live 11", 3600000, 0, 200, 1, 1),
           [2, $n2 + 1, [$n2, "u $A 2 $conv $f2", $n2 + 1, "u $A 3 $conv $f3"],
            ['r1', 'r2']],
           'SYNC: the undelivered in order, with the receipts waiting');
@@ -406,11 +406,17 @@ ok($exp >= $t0 + 3600000 && $exp < $t0 + 3700000,
    'SYNC: the route registered until now + ttl') or diag $exp;
 ok(cli('PTTL', "chat:routes:{$B}") > 3500000, 'SYNC: the routes expire');
 is(cli('EXISTS', "chat:rbox:{$B}"), '0', 'SYNC: the receipts drained');
-is_deeply(ev('sync', \@sync, '', 3600000, $n2, 1, 0, 0),
+is_deeply(ev1('sync', \@sync, '', 3600000, $n2, 1, 0, 0),
           [1, $n2 + 1, [$n2 + 1, "u $A 3 $conv $f3"], []],
           'SYNC: after a position, limited');
-is_deeply(ev('sync', \@sync, '', 3600000, $n2 + 1, 200, 0, 0),
+is_deeply(ev1('sync', \@sync, '', 3600000, $n2 + 1, 200, 0, 0),
           [0, $n2 + 1, [], []], 'SYNC: nothing after the last');
+is_deeply(evb('sync', [\@sync, '', 3600000, $n2, 1, 0, 0],
+              [[keys_of(4303, qw(routes inbox inboxq rbox inboxok))],
+               "$live 12", 3600000, 0, 200, 1, 1]),
+          [[1, $n2 + 1, [$n2 + 1, "u $A 3 $conv $f3"], []],
+           [-1, '0', [], []]],
+          'SYNC batch: two connections in one call, each its own answer');
 
 # RECEIPT
 my @rcpt = keys_of($B, qw(inbox inboxq inboxd));
@@ -520,9 +526,12 @@ is(cli('EXISTS', "chat:inboxok:{$D}"), '0',
 my $pl = 'chat:presence:live';
 my ($P, $Q, $R, $S) = (4301, 4302, 4303, 4304);
 $t0 = now_ms();
-is(ev('online', [$pl], $P), 1, 'ONLINE: a user new online: 1');
+is(ev1('online', [$pl], $P), 1, 'ONLINE: a user new online: 1');
 ok(cli('ZSCORE', $pl, $P) >= $t0, 'ONLINE: the heartbeat is now');
-is(ev('online', [$pl], $P), 0, 'ONLINE again: 0');
+is(ev1('online', [$pl], $P), 0, 'ONLINE again: 0');
+is_deeply(evb('online', [[$pl], 4311], [[$pl], $P], [[$pl], 4311]),
+          [1, 0, 0], 'ONLINE batch: a reply per connection, in order');
+cli('ZREM', $pl, 4311);
 
 is_deeply(ev('beat', [$pl], $P, $Q, $R), [$Q, $R],
           'BEAT: the users new online');

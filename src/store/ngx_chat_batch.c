@@ -31,8 +31,6 @@
 #define NGX_CHAT_BATCH_BYTES      (512 * 1024)
 
 
-typedef struct ngx_chat_batch_item_s  ngx_chat_batch_item_t;
-
 struct ngx_chat_batch_item_s {
     ngx_chat_batch_item_t     *next;
     ngx_chat_batch_handler_pt  handler;
@@ -79,7 +77,7 @@ static ngx_chat_batch_t  **ngx_chat_batches;
 static ngx_uint_t          ngx_chat_nbatches;
 
 
-ngx_int_t
+ngx_chat_batch_item_t *
 ngx_chat_batch_add(ngx_chat_redis_t *rds, ngx_chat_script_e script,
     ngx_uint_t nkeys, const ngx_str_t *keys, ngx_uint_t nargs,
     const ngx_str_t *args, ngx_chat_batch_handler_pt handler, void *data)
@@ -91,12 +89,12 @@ ngx_chat_batch_add(ngx_chat_redis_t *rds, ngx_chat_script_e script,
     ngx_chat_batch_item_t  *it;
 
     if (rds == NULL || !ngx_chat_redis_usable(rds)) {
-        return NGX_DECLINED;
+        return NULL;
     }
 
     b = ngx_chat_batch_get(rds, script);
     if (b == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
     size = 0;
@@ -119,7 +117,7 @@ ngx_chat_batch_add(ngx_chat_redis_t *rds, ngx_chat_script_e script,
                    + (nkeys + nargs) * sizeof(ngx_str_t) + size,
                    ngx_cycle->log);
     if (it == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
     it->next = NULL;
@@ -147,7 +145,15 @@ ngx_chat_batch_add(ngx_chat_redis_t *rds, ngx_chat_script_e script,
         ngx_post_event(&b->flush, &ngx_posted_events);
     }
 
-    return NGX_OK;
+    return it;
+}
+
+
+void
+ngx_chat_batch_cancel(ngx_chat_batch_item_t *item)
+{
+    /* it still goes (its call is made or on its way): nobody hears */
+    item->handler = NULL;
 }
 
 
@@ -347,6 +353,13 @@ ngx_chat_batch_reply(ngx_chat_store_rc_e rc, redisReply *reply, void *data)
 {
     ngx_chat_batch_call_t  *call = data;
 
+    if (rc == NGX_CHAT_STORE_FAILED && reply
+        && ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0)
+    {
+        /* SCRIPT FLUSH behind our back: a new connection loads them */
+        ngx_chat_redis_reconnect(call->rds);
+    }
+
     if (rc == NGX_CHAT_STORE_OK
         && (reply->type != REDIS_REPLY_ARRAY || reply->elements != call->n))
     {
@@ -375,7 +388,10 @@ ngx_chat_batch_answer(ngx_chat_batch_item_t *head, ngx_chat_store_rc_e rc,
     for (i = 0, it = head; it; i++, it = next) {
         next = it->next;
 
-        if (reply == NULL) {
+        if (it->handler == NULL) {
+            /* cancelled */
+
+        } else if (reply == NULL) {
             it->handler(rc, NULL, it->data);
 
         } else {

@@ -33,17 +33,23 @@
 typedef void (*ngx_chat_batch_handler_pt)(ngx_chat_store_rc_e rc,
     redisReply *reply, void *data);
 
+typedef struct ngx_chat_batch_item_s  ngx_chat_batch_item_t;
+
 
 /*
  * An item for a multi-item script (its header says "batch: ..."): keys
  * and args are copied.  All items that one event-loop round adds for one
  * server and script go in one EVALSHA, after the round's I/O handlers.
- * NGX_DECLINED: not taken, the server is down (the handler is not
- * called); NGX_ERROR: out of memory.
+ * NULL: not taken, the server is down or out of memory (the handler is
+ * not called); else the item, until its handler is called.
  */
-ngx_int_t ngx_chat_batch_add(ngx_chat_redis_t *rds, ngx_chat_script_e script,
-    ngx_uint_t nkeys, const ngx_str_t *keys, ngx_uint_t nargs,
-    const ngx_str_t *args, ngx_chat_batch_handler_pt handler, void *data);
+ngx_chat_batch_item_t *ngx_chat_batch_add(ngx_chat_redis_t *rds,
+    ngx_chat_script_e script, ngx_uint_t nkeys, const ngx_str_t *keys,
+    ngx_uint_t nargs, const ngx_str_t *args,
+    ngx_chat_batch_handler_pt handler, void *data);
+
+/* the handler will not be called; for callers that go away first */
+void ngx_chat_batch_cancel(ngx_chat_batch_item_t *item);
 
 /*
  * Formats a key or an argument at p (with room for it) into *s: the end

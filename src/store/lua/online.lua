@@ -3,9 +3,12 @@
 -- their last heartbeat; chat:seen:{user} is the last_seen of one who is
 -- not.
 --
--- ONLINE  KEYS live  ARGV user
--- a heartbeat at connect: 1 when the user was not online before
+-- ONLINE  batch: per item  KEYS live  ARGV user
+-- a heartbeat at connect: 1 when the user was not online before (the
+-- connections that one round of a worker opens, in one call)
 --
 -- prefix: lib.lua
 
-return redis.call('ZADD', KEYS[1], now_ms(), ARGV[1])
+return batch(function(k, a)
+  return redis.call('ZADD', k[1], now_ms(), a[1])
+end)
