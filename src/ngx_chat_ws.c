@@ -643,7 +643,7 @@ ngx_chat_ws_process(ngx_chat_ws_t *ws, u_char *p, size_t len)
             if (ws->msg_len + ev.len > ws->msg_cap) {
                 /* the parser bounds the total by chat_ws_max_message */
                 cap = ngx_max(ws->msg_cap * 2, ws->msg_len + ev.len);
-                cap = ngx_max(cap, 256);
+                cap = ngx_max(cap, NGX_CHAT_WS_MSG_KEEP);
 
                 np = ngx_alloc(cap, ws->connection->log);
                 if (np == NULL) {
@@ -678,8 +678,11 @@ ngx_chat_ws_process(ngx_chat_ws_t *ws, u_char *p, size_t len)
 
             ws->msg_len = 0;
 
-            /* a long message buffer is not kept between messages */
-            if (ws->msg_cap > NGX_CHAT_WS_RBUF) {
+            /*
+             * Only a small message buffer is kept between messages (an
+             * idle connection's pings fit): a bigger one goes at once.
+             */
+            if (ws->msg_cap > NGX_CHAT_WS_MSG_KEEP) {
                 ngx_free(ws->msg);
                 ws->msg = NULL;
                 ws->msg_cap = 0;

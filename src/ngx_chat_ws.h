@@ -20,6 +20,8 @@
 
 
 #define NGX_CHAT_WS_RBUF          4096
+/* the message buffer kept between messages, at most */
+#define NGX_CHAT_WS_MSG_KEEP      256
 #define NGX_CHAT_WS_JSON_DEPTH    8
 
 /* bytes read from one connection before the others get their turn */
