@@ -104,8 +104,9 @@ SKIP: {
            || ($ENV{LD_PRELOAD} // '') =~ /asan/;
 
     my ($master) = slurp("$root/logs/nginx.pid") =~ /(\d+)/;
-    my ($worker) = grep { slurp("/proc/$_/stat") =~ /^\d+ \(nginx\) \S+ $master /
-                        } map { m{/proc/(\d+)$} ? $1 : () } glob '/proc/[0-9]*';
+    my ($worker) = grep {
+            slurp("/proc/$_/stat") =~ /^\d+ \(nginx\) \S+ $master /
+        } map { m{/proc/(\d+)$} ? $1 : () } glob '/proc/[0-9]*';
     my $pss = sub {
         my ($kb) = slurp("/proc/$worker/smaps_rollup") =~ /^Pss:\s+(\d+)/m;
         return $kb;
