@@ -353,7 +353,7 @@ ngx_chat_presence_opened(ngx_chat_presence_open_t *po,
 
         /* what it is told, so that it is not told the same again */
         told = po->nfriends
-               ? ngx_palloc(ws->request->pool,
+               ? ngx_palloc(ws->connection->pool,
                             po->nfriends * sizeof(ngx_chat_told_t))
                : NULL;
 
@@ -450,7 +450,7 @@ ngx_chat_presence_filter(ngx_chat_ws_t *ws, const char *frame, size_t len)
     }
 
     if (told[lo].online == on) {
-        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ws->request->connection->log, 0,
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ws->connection->log, 0,
                        "chat: presence: user %uL %s, told already", id,
                        on ? "online" : "offline");
         return 0;

@@ -189,7 +189,7 @@ ngx_chat_send(ngx_chat_ws_t *ws, chat_proto_msg_t *m)
                           ws->conf->send_burst, &retry)
         != NGX_OK)
     {
-        ngx_log_error(NGX_LOG_INFO, ws->request->connection->log, 0,
+        ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
                       "chat: user %uL sends too fast, a message refused",
                       ws->user_id);
         return ngx_chat_ws_rate_limited(ws, "too many messages, slow down",
@@ -203,7 +203,7 @@ ngx_chat_send(ngx_chat_ws_t *ws, chat_proto_msg_t *m)
                                  m->client_id);
     }
 
-    s = ngx_calloc(sizeof(ngx_chat_send_t), ws->request->connection->log);
+    s = ngx_calloc(sizeof(ngx_chat_send_t), ws->connection->log);
     if (s == NULL) {
         return NGX_ERROR;
     }

@@ -104,7 +104,7 @@ ngx_chat_session_message(ngx_chat_ws_t *ws)
                           ws->conf->frame_burst, &retry)
         != NGX_OK)
     {
-        ngx_log_error(NGX_LOG_INFO, ws->request->connection->log, 0,
+        ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
                       "chat: ws: user %uL sends frames too fast, a %s "
                       "refused", ws->user_id,
                       chat_proto_type_name(m.type));

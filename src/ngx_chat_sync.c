@@ -44,7 +44,7 @@ ngx_chat_sync_open(ngx_chat_ws_t *ws)
 
     ws->sync_timer.handler = ngx_chat_sync_timer;
     ws->sync_timer.data = ws;
-    ws->sync_timer.log = ws->request->connection->log;
+    ws->sync_timer.log = ws->connection->log;
     ws->sync_timer.cancelable = 1;
 }
 

@@ -10,10 +10,13 @@
  * connection with a bound, so that a slow reader is closed instead of
  * growing memory.
  *
- * Memory that lives as long as the connection comes from the request
- * pool; everything per message (the message being reassembled, frames
- * waiting to be sent) is allocated and freed as it goes, because the pool
- * is not freed before the connection closes.
+ * Once the 101 is out the HTTP request is freed, as nginx frees it on a
+ * keepalive connection (ngx_chat_ws_detach()): its pool and the header
+ * buffers go, the connection stays with ngx_chat_ws_t in c->data.  What
+ * lives as long as the connection is ngx_chat_ws_t (ngx_alloc) and the
+ * connection's pool; everything per message (the message being
+ * reassembled, frames waiting to be sent, the TLS write buffer) is
+ * allocated and freed as it goes.
  */
 
 
@@ -35,9 +38,14 @@ static ngx_table_elt_t *ngx_chat_ws_header(ngx_http_request_t *r,
     const char *name);
 static ngx_int_t ngx_chat_ws_add_header(ngx_http_request_t *r,
     const char *name, u_char *value, size_t len);
+static ngx_chat_ws_t *ngx_chat_ws_get(ngx_http_request_t *r);
 static void ngx_chat_ws_read_event(ngx_event_t *ev);
-static void ngx_chat_ws_read_handler(ngx_http_request_t *r);
 static void ngx_chat_ws_write_handler(ngx_http_request_t *r);
+static void ngx_chat_ws_conn_read(ngx_event_t *ev);
+static void ngx_chat_ws_conn_write(ngx_event_t *ev);
+static void ngx_chat_ws_read(ngx_chat_ws_t *ws);
+static void ngx_chat_ws_write(ngx_chat_ws_t *ws);
+static void ngx_chat_ws_detach(ngx_chat_ws_t *ws);
 static ngx_int_t ngx_chat_ws_process(ngx_chat_ws_t *ws, u_char *p,
     size_t len);
 static ngx_int_t ngx_chat_ws_send(ngx_chat_ws_t *ws, int opcode,
@@ -50,7 +58,8 @@ static void ngx_chat_ws_flush_handler(ngx_event_t *ev);
 static void ngx_chat_ws_finish(ngx_chat_ws_t *ws);
 static void ngx_chat_ws_end_handler(ngx_event_t *ev);
 static void ngx_chat_ws_hide_token(ngx_http_request_t *r);
-static void ngx_chat_ws_cleanup(void *data);
+static void ngx_chat_ws_request_cleanup(void *data);
+static void ngx_chat_ws_cleanup(ngx_chat_ws_t *ws);
 
 
 /*
@@ -129,31 +138,39 @@ ngx_chat_ws_handler(ngx_http_request_t *r)
                                    "invalid Sec-WebSocket-Key");
     }
 
-    ws = ngx_pcalloc(r->pool, sizeof(ngx_chat_ws_t));
+    c = r->connection;
+
+    /* not from r->pool: it outlives the request (ngx_chat_ws_detach()) */
+    ws = ngx_calloc(sizeof(ngx_chat_ws_t), c->log);
     if (ws == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {
+        ngx_free(ws);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    cln->handler = ngx_chat_ws_cleanup;
+    cln->handler = ngx_chat_ws_request_cleanup;
     cln->data = ws;
 
     ngx_chat_get_ctx(r)->ws = ws;
 
-    ws->request = r;
+    hclcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    ws->connection = c;
+    ws->http = r;
     ws->conf = clcf;
+    ws->send_timeout = hclcf->send_timeout;
     ngx_queue_init(&ws->sends);
     ngx_queue_init(&ws->ops);
     ws->flush.handler = ngx_chat_ws_flush_handler;
     ws->flush.data = ws;
-    ws->flush.log = r->connection->log;
+    ws->flush.log = c->log;
     ws->end.handler = ngx_chat_ws_end_handler;
     ws->end.data = ws;
-    ws->end.log = r->connection->log;
+    ws->end.log = c->log;
     ws->user_id = uid;
     ws->token_id_len = ngx_chat_get_ctx(r)->token_id_len;
     ngx_memcpy(ws->token_id, ngx_chat_get_ctx(r)->token_id,
@@ -181,7 +198,7 @@ ngx_chat_ws_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+    ngx_log_error(NGX_LOG_INFO, c->log, 0,
                   "chat: ws: user %uL connected", uid);
 
     /*
@@ -190,16 +207,17 @@ ngx_chat_ws_handler(ngx_http_request_t *r)
      * Linux).  As nginx's proxied upgrades do, and as it does itself for
      * keepalive connections, which this one never becomes.
      */
-    hclcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-
-    if (hclcf->tcp_nodelay && ngx_tcp_nodelay(r->connection) != NGX_OK) {
+    if (hclcf->tcp_nodelay && ngx_tcp_nodelay(c) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    /* the connection is ours from here: the request ends when it closes */
-    c = r->connection;
+    /*
+     * The connection is ours from here.  The request is freed once this
+     * handler has returned (ngx_chat_ws_detach(), posted); until then, or
+     * if it cannot be freed, the request ends when the connection closes.
+     */
     r->main->count++;
-    r->read_event_handler = ngx_chat_ws_read_handler;
+    r->read_event_handler = ngx_http_block_reading;
     r->write_event_handler = ngx_chat_ws_write_handler;
 
     /*
@@ -230,7 +248,11 @@ ngx_chat_ws_handler(ngx_http_request_t *r)
     }
 
     if (c->read->ready) {
-        ngx_chat_ws_read_handler(r);
+        ngx_chat_ws_read(ws);
+    }
+
+    if (!ws->done) {
+        ngx_post_event(&ws->end, &ngx_posted_events);
     }
 
     return NGX_DONE;
@@ -421,27 +443,75 @@ ngx_chat_ws_get(ngx_http_request_t *r)
 
 
 /*
- * The connection's read event, in place of ngx_http_request_handler(),
- * which ends a request at once when nginx shuts down (c->close).
+ * The connection's read event while the request is there (c->data), in
+ * place of ngx_http_request_handler(), which ends a request at once when
+ * nginx shuts down (c->close).
  */
 
 static void
 ngx_chat_ws_read_event(ngx_event_t *ev)
 {
-    ngx_chat_ws_t       *ws;
-    ngx_connection_t    *c;
-    ngx_http_request_t  *r;
+    ngx_chat_ws_t     *ws;
+    ngx_connection_t  *c;
 
     c = ev->data;
-    r = c->data;
+    ws = ngx_chat_ws_get(c->data);
+
+    if (ws) {
+        ngx_chat_ws_read(ws);
+    }
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_chat_ws_write_handler(ngx_http_request_t *r)
+{
+    ngx_chat_ws_t  *ws;
+
+    ws = ngx_chat_ws_get(r);
+
+    if (ws) {
+        ngx_chat_ws_write(ws);
+    }
+}
+
+
+/* the connection's events once the request is freed: ws is c->data */
+
+static void
+ngx_chat_ws_conn_read(ngx_event_t *ev)
+{
+    ngx_connection_t  *c = ev->data;
+
+    ngx_chat_ws_read(c->data);
+}
+
+
+static void
+ngx_chat_ws_conn_write(ngx_event_t *ev)
+{
+    ngx_connection_t  *c = ev->data;
+
+    ngx_chat_ws_write(c->data);
+}
+
+
+static void
+ngx_chat_ws_read(ngx_chat_ws_t *ws)
+{
+    size_t             budget;
+    ssize_t            n;
+    ngx_connection_t  *c;
+
+    c = ws->connection;
 
     if (c->close) {
         c->close = 0;
         c->idle = 0;
 
-        ws = ngx_chat_ws_get(r);
-
-        if (ws && !ws->done) {
+        if (!ws->done) {
             ngx_log_error(NGX_LOG_INFO, c->log, 0,
                           "chat: ws: user %uL: shutting down, closing",
                           ws->user_id);
@@ -449,27 +519,10 @@ ngx_chat_ws_read_event(ngx_event_t *ev)
                               "server shutting down");
         }
 
-        ngx_http_run_posted_requests(c);
         return;
     }
 
-    ngx_chat_ws_read_handler(r);
-    ngx_http_run_posted_requests(c);
-}
-
-
-static void
-ngx_chat_ws_read_handler(ngx_http_request_t *r)
-{
-    size_t             budget;
-    ssize_t            n;
-    ngx_chat_ws_t     *ws;
-    ngx_connection_t  *c;
-
-    c = r->connection;
-    ws = ngx_chat_ws_get(r);
-
-    if (ws == NULL || ws->done) {
+    if (ws->done) {
         return;
     }
 
@@ -541,18 +594,14 @@ ngx_chat_ws_read_handler(ngx_http_request_t *r)
 
 
 static void
-ngx_chat_ws_write_handler(ngx_http_request_t *r)
+ngx_chat_ws_write(ngx_chat_ws_t *ws)
 {
-    ngx_chat_ws_t  *ws;
-
-    ws = ngx_chat_ws_get(r);
-
-    if (ws == NULL || ws->done) {
+    if (ws->done) {
         return;
     }
 
-    if (r->connection->write->timedout) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, NGX_ETIMEDOUT,
+    if (ws->connection->write->timedout) {
+        ngx_log_error(NGX_LOG_INFO, ws->connection->log, NGX_ETIMEDOUT,
                       "chat: ws: user %uL does not read, closing",
                       ws->user_id);
         ngx_chat_ws_finish(ws);
@@ -575,7 +624,7 @@ ngx_chat_ws_process(ngx_chat_ws_t *ws, u_char *p, size_t len)
         n = chat_ws_parse(&ws->parser, p, len, &ev);
 
         if (n < 0) {
-            ngx_log_error(NGX_LOG_INFO, ws->request->connection->log, 0,
+            ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
                           "chat: ws: user %uL sent a bad frame: %s",
                           ws->user_id, ev.error);
             ngx_chat_ws_close(ws, ev.error_code, ev.error);
@@ -594,9 +643,9 @@ ngx_chat_ws_process(ngx_chat_ws_t *ws, u_char *p, size_t len)
             if (ws->msg_len + ev.len > ws->msg_cap) {
                 /* the parser bounds the total by chat_ws_max_message */
                 cap = ngx_max(ws->msg_cap * 2, ws->msg_len + ev.len);
-                cap = ngx_max(cap, 256);
+                cap = ngx_max(cap, NGX_CHAT_WS_MSG_KEEP);
 
-                np = ngx_alloc(cap, ws->request->connection->log);
+                np = ngx_alloc(cap, ws->connection->log);
                 if (np == NULL) {
                     ngx_chat_ws_close(ws, CHAT_WS_CLOSE_INTERNAL,
                                       "out of memory");
@@ -629,8 +678,11 @@ ngx_chat_ws_process(ngx_chat_ws_t *ws, u_char *p, size_t len)
 
             ws->msg_len = 0;
 
-            /* a long message buffer is not kept between messages */
-            if (ws->msg_cap > NGX_CHAT_WS_RBUF) {
+            /*
+             * Only a small message buffer is kept between messages (an
+             * idle connection's pings fit): a bigger one goes at once.
+             */
+            if (ws->msg_cap > NGX_CHAT_WS_MSG_KEEP) {
                 ngx_free(ws->msg);
                 ws->msg = NULL;
                 ws->msg_cap = 0;
@@ -783,7 +835,7 @@ ngx_chat_ws_send(ngx_chat_ws_t *ws, int opcode, const u_char *data,
     }
 
     if (ws->queued + len > ws->conf->ws_send_queue) {
-        ngx_log_error(NGX_LOG_WARN, ws->request->connection->log, 0,
+        ngx_log_error(NGX_LOG_WARN, ws->connection->log, 0,
                       "chat: ws: user %uL reads too slowly, %uz bytes "
                       "waiting, closing", ws->user_id, ws->queued);
         ngx_chat_ws_finish(ws);
@@ -796,7 +848,7 @@ ngx_chat_ws_send(ngx_chat_ws_t *ws, int opcode, const u_char *data,
     }
 
     f = ngx_alloc(sizeof(ngx_chat_ws_frame_t) + hlen + len,
-                  ws->request->connection->log);
+                  ws->connection->log);
     if (f == NULL) {
         ngx_chat_ws_finish(ws);
         return NGX_ERROR;
@@ -839,7 +891,7 @@ void
 ngx_chat_ws_revoke(ngx_chat_ws_t *ws, const char *id, size_t len)
 {
     if (len == ws->token_id_len && ngx_memcmp(id, ws->token_id, len) == 0) {
-        ngx_log_error(NGX_LOG_INFO, ws->request->connection->log, 0,
+        ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
                       "chat: ws: user %uL logged out", ws->user_id);
         ngx_chat_ws_close(ws, CHAT_WS_CLOSE_POLICY, "token revoked");
     }
@@ -886,11 +938,10 @@ ngx_chat_ws_flush_handler(ngx_event_t *ev)
 static void
 ngx_chat_ws_flush(ngx_chat_ws_t *ws)
 {
-    ngx_chain_t               *cl, *next;
-    ngx_connection_t          *c;
-    ngx_http_core_loc_conf_t  *clcf;
+    ngx_chain_t       *cl, *next;
+    ngx_connection_t  *c;
 
-    c = ws->request->connection;
+    c = ws->connection;
 
     if (ws->out) {
         cl = c->send_chain(c, ws->out, 0);
@@ -915,9 +966,7 @@ ngx_chat_ws_flush(ngx_chat_ws_t *ws)
     }
 
     if (ws->out) {
-        clcf = ngx_http_get_module_loc_conf(ws->request,
-                                            ngx_http_core_module);
-        ngx_add_timer(c->write, clcf->send_timeout);
+        ngx_add_timer(c->write, ws->send_timeout);
 
         if (ngx_handle_write_event(c->write, 0) != NGX_OK) {
             ngx_chat_ws_finish(ws);
@@ -929,6 +978,17 @@ ngx_chat_ws_flush(ngx_chat_ws_t *ws)
     if (c->write->timer_set) {
         ngx_del_timer(c->write);
     }
+
+#if (NGX_SSL)
+    /*
+     * All is out: the TLS write buffer (ssl_buffer_size, 16k) goes, as
+     * nginx frees it on keepalive connections; the next send takes
+     * another.  OpenSSL's own buffers go by SSL_MODE_RELEASE_BUFFERS.
+     */
+    if (c->ssl && !(c->buffered & NGX_SSL_BUFFERED)) {
+        ngx_ssl_free_buffer(c);
+    }
+#endif
 
     if (ws->closing) {
         /* our close frame is out: the handshake ends here */
@@ -954,22 +1014,122 @@ ngx_chat_ws_finish(ngx_chat_ws_t *ws)
 }
 
 
+/*
+ * Posted by the handshake (the request is let go then) and by
+ * ngx_chat_ws_finish() (the connection ends).
+ */
+
 static void
 ngx_chat_ws_end_handler(ngx_event_t *ev)
 {
     ngx_chat_ws_t       *ws = ev->data;
     ngx_connection_t    *c;
-    ngx_http_request_t  *r = ws->request;
+    ngx_http_request_t  *r;
 
-    c = r->connection;
+    if (!ws->done) {
+        ngx_chat_ws_detach(ws);
+        return;
+    }
+
+    c = ws->connection;
+    r = ws->http;
 
     ngx_log_error(NGX_LOG_INFO, c->log, 0,
                   "chat: ws: user %uL disconnected", ws->user_id);
 
-    ngx_http_finalize_request(r, NGX_HTTP_CLOSE);
+    if (r) {
+        /* its pool's cleanup ends ws */
+        ngx_http_finalize_request(r, NGX_HTTP_CLOSE);
 
-    /* we run outside the request's own handlers: nobody else would */
-    ngx_http_run_posted_requests(c);
+        /* we run outside the request's own handlers: nobody else would */
+        ngx_http_run_posted_requests(c);
+        return;
+    }
+
+    ngx_chat_ws_cleanup(ws);
+    ngx_http_close_connection(c);
+}
+
+
+/*
+ * Once the 101 is out and the handshake's handler has returned, the
+ * request is freed as ngx_http_set_keepalive() frees it: logged, its
+ * pool destroyed (the request, its header lists and module contexts: two
+ * blocks of request_pool_size), and the client header buffers freed.  The
+ * connection stays, with ws in c->data and its events ours.  Nothing
+ * reads the request after this: ws has what it needs of it (user id,
+ * token id, send_timeout; error log lines lose the request line, which
+ * the access log has).  A request that something else still holds (a
+ * body being discarded, output nginx could not write yet) stays: the
+ * connection works the same with it, only bigger.
+ */
+
+static void
+ngx_chat_ws_detach(ngx_chat_ws_t *ws)
+{
+    ngx_chain_t            *cl;
+    ngx_connection_t       *c;
+    ngx_http_log_ctx_t     *lctx;
+    ngx_http_request_t     *r;
+    ngx_http_connection_t  *hc;
+
+    r = ws->http;
+    c = ws->connection;
+
+    if (r == NULL || ws->closing) {
+        return;
+    }
+
+    if (r != r->main || r->count != 1 || r->blocked || r->out
+        || r->postponed || r->reading_body || r->discard_body
+        || (c->buffered & NGX_HTTP_LOWLEVEL_BUFFERED))
+    {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                       "chat: ws: user %uL keeps its request", ws->user_id);
+        return;
+    }
+
+    hc = r->http_connection;
+
+    ws->detached = 1;
+    ngx_http_free_request(r, 0);    /* ws->http is NULL now */
+
+    c->data = ws;
+    c->destroyed = 0;
+    c->log->action = NULL;
+    lctx = c->log->data;
+    lctx->current_request = NULL;
+
+    c->read->handler = ngx_chat_ws_conn_read;
+    c->write->handler = ngx_chat_ws_conn_write;
+
+    /* all their bytes were parsed by the handshake */
+    for (cl = hc->busy; cl; cl = cl->next) {
+        ngx_pfree(c->pool, cl->buf->start);
+    }
+
+    for (cl = hc->free; cl; cl = cl->next) {
+        ngx_pfree(c->pool, cl->buf->start);
+    }
+
+    hc->busy = NULL;
+    hc->nbusy = 0;
+    hc->free = NULL;
+
+    if (c->buffer && c->buffer->start
+        && ngx_pfree(c->pool, c->buffer->start) == NGX_OK)
+    {
+        c->buffer->start = NULL;
+        c->buffer->pos = NULL;
+        c->buffer->last = NULL;
+        c->buffer->end = NULL;
+    }
+
+#if (NGX_SSL)
+    if (c->ssl && ws->out == NULL && !(c->buffered & NGX_SSL_BUFFERED)) {
+        ngx_ssl_free_buffer(c);
+    }
+#endif
 }
 
 
@@ -996,11 +1156,27 @@ ngx_chat_ws_hide_token(ngx_http_request_t *r)
 }
 
 
+/* the request goes: with ws, unless ngx_chat_ws_detach() lets it go */
+
 static void
-ngx_chat_ws_cleanup(void *data)
+ngx_chat_ws_request_cleanup(void *data)
 {
     ngx_chat_ws_t  *ws = data;
-    ngx_chain_t    *cl, *next;
+
+    ws->http = NULL;
+
+    if (!ws->detached) {
+        ngx_chat_ws_cleanup(ws);
+    }
+}
+
+
+/* the end of ws, before its connection closes */
+
+static void
+ngx_chat_ws_cleanup(ngx_chat_ws_t *ws)
+{
+    ngx_chain_t  *cl, *next;
 
     for (cl = ws->out; cl; cl = next) {
         next = cl->next;
@@ -1023,7 +1199,5 @@ ngx_chat_ws_cleanup(void *data)
         ngx_delete_posted_event(&ws->end);
     }
 
-    if (ngx_http_get_module_ctx(ws->request, ngx_http_chat_module)) {
-        ngx_chat_get_ctx(ws->request)->ws = NULL;
-    }
+    ngx_free(ws);
 }

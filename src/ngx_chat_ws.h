@@ -20,6 +20,8 @@
 
 
 #define NGX_CHAT_WS_RBUF          4096
+/* the message buffer kept between messages, at most */
+#define NGX_CHAT_WS_MSG_KEEP      256
 #define NGX_CHAT_WS_JSON_DEPTH    8
 
 /* bytes read from one connection before the others get their turn */
@@ -46,9 +48,17 @@ typedef struct {
 } ngx_chat_op_t;
 
 
+/*
+ * Allocated on its own (ngx_alloc), not from a pool: it outlives the
+ * handshake's request, which is freed once the 101 is out
+ * (ngx_chat_ws.c, ngx_chat_ws_detach()); the connection's pool holds what
+ * lives as long as the connection.
+ */
 struct ngx_chat_ws_s {
-    ngx_http_request_t        *request;
+    ngx_connection_t          *connection;
+    ngx_http_request_t        *http;        /* the handshake, until freed */
     ngx_chat_loc_conf_t       *conf;
+    ngx_msec_t                 send_timeout;
     uint64_t                   user_id;
     chat_ws_parser_t           parser;
 
@@ -104,6 +114,7 @@ struct ngx_chat_ws_s {
 
     unsigned                   closing:1;   /* close frame queued */
     unsigned                   done:1;
+    unsigned                   detached:1;  /* the request is let go */
 };
 
 
