@@ -143,6 +143,7 @@ ngx_chat_send(ngx_chat_ws_t *ws, chat_proto_msg_t *m)
     ngx_time_t             *tp;
     const char             *refused;
     ngx_chat_send_t        *s;
+    ngx_chat_redis_t       *rds;
     chat_record_msg_t       rm;
     ngx_chat_worker_t      *w = ngx_chat_worker;
 
@@ -171,10 +172,14 @@ ngx_chat_send(ngx_chat_ws_t *ws, chat_proto_msg_t *m)
     /*
      * Overload: a Redis server that is far behind would time out what is
      * queued for it (and drop the deliveries of messages acked already);
-     * new sends are refused instead, until it caught up.
+     * new sends are refused instead, until it caught up.  Behind counts
+     * commands and the items of batched calls (one call may hold 256).
      */
-    if (ngx_chat_redis_pending(ngx_chat_redis_for_user(ws->user_id))
-        > NGX_CHAT_REDIS_BACKLOG)
+    rds = ngx_chat_redis_for_user(ws->user_id);
+
+    if (rds
+        && ngx_chat_redis_pending(rds) + ngx_chat_batch_pending(rds)
+           > NGX_CHAT_REDIS_BACKLOG)
     {
         return ngx_chat_ws_error(ws, "busy", "the server is overloaded, "
                                  "send it again", m->client_id);

@@ -48,6 +48,7 @@ typedef struct {
     ngx_chat_batch_item_t     *head;
     ngx_chat_batch_item_t    **tail;
     ngx_uint_t                 n;
+    ngx_uint_t                 inflight;    /* items sent, not answered */
     ngx_uint_t                 nstrs;       /* keys and args, all items */
     size_t                     bytes;
     ngx_event_t                flush;       /* posted */
@@ -59,6 +60,7 @@ typedef struct {
     ngx_chat_batch_item_t     *head;
     ngx_uint_t                 n;
     ngx_chat_redis_t          *rds;
+    ngx_chat_batch_t          *batch;
 } ngx_chat_batch_call_t;
 
 
@@ -266,6 +268,7 @@ ngx_chat_batch_flush(ngx_chat_batch_t *b)
     call->head = b->head;
     call->n = b->n;
     call->rds = b->rds;
+    call->batch = b;
 
     argv[0] = "EVALSHA";
     argvlen[0] = sizeof("EVALSHA") - 1;
@@ -322,6 +325,7 @@ ngx_chat_batch_flush(ngx_chat_batch_t *b)
                                     k, argv, argvlen)
         != NULL)
     {
+        b->inflight += call->n;
         ngx_free(argv);
         return;
     }
@@ -352,6 +356,10 @@ static void
 ngx_chat_batch_reply(ngx_chat_store_rc_e rc, redisReply *reply, void *data)
 {
     ngx_chat_batch_call_t  *call = data;
+
+    if (call->batch) {
+        call->batch->inflight -= call->n;
+    }
 
     if (rc == NGX_CHAT_STORE_FAILED && reply
         && ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0)
@@ -410,6 +418,26 @@ ngx_chat_batch_answer(ngx_chat_batch_item_t *head, ngx_chat_store_rc_e rc,
 
         ngx_free(it);
     }
+}
+
+
+ngx_uint_t
+ngx_chat_batch_pending(ngx_chat_redis_t *rds)
+{
+    ngx_uint_t         i, n;
+    ngx_chat_batch_t  *b;
+
+    n = 0;
+
+    for (i = 0; i < ngx_chat_nbatches; i++) {
+        b = ngx_chat_batches[i];
+
+        if (b->rds == rds) {
+            n += b->n + b->inflight;
+        }
+    }
+
+    return n;
 }
 
 

@@ -48,6 +48,12 @@ ngx_chat_batch_item_t *ngx_chat_batch_add(ngx_chat_redis_t *rds,
     ngx_uint_t nargs, const ngx_str_t *args,
     ngx_chat_batch_handler_pt handler, void *data);
 
+/*
+ * Items for the server not answered yet (gathered or sent): with
+ * ngx_chat_redis_pending(), how far behind the server is, in items
+ */
+ngx_uint_t ngx_chat_batch_pending(ngx_chat_redis_t *rds);
+
 /* the handler will not be called; for callers that go away first */
 void ngx_chat_batch_cancel(ngx_chat_batch_item_t *item);
 
