@@ -32,6 +32,7 @@
 #include "ngx_chat_route.h"
 #include "ngx_chat_lua.h"
 #include "ngx_chat_batch.h"
+#include "ngx_chat_friends.h"
 #include "chat_frame.h"
 #include "chat_record.h"
 
@@ -47,10 +48,6 @@
     "SELECT user_id, friend_id FROM friends "                               \
     "WHERE user_id = ANY($1::bigint[]) AND status = 'accepted' "            \
     "ORDER BY user_id"
-
-#define NGX_CHAT_FRIENDS_SQL                                                 \
-    "SELECT user_id, floor(extract(epoch FROM last_seen) * 1000)::bigint "  \
-    "FROM chat_friend_rows($1) WHERE state = 'friends'"
 
 
 /* a new connection: ONLINE, its friends, their state, then the inbox */
@@ -123,8 +120,8 @@ typedef struct {
 
 static void ngx_chat_presence_online_reply(ngx_chat_store_rc_e rc,
     redisReply *reply, void *data);
-static void ngx_chat_presence_friends(ngx_chat_store_rc_e rc, PGresult *res,
-    void *data);
+static void ngx_chat_presence_friends(void *data, ngx_chat_store_rc_e rc,
+    ngx_uint_t n, const uint64_t *ids, const int64_t *seen);
 static void ngx_chat_presence_looked(void *data,
     ngx_chat_presence_lookup_t *lk);
 static void ngx_chat_presence_opened(ngx_chat_presence_open_t *po,
@@ -197,6 +194,9 @@ ngx_chat_presence_exit(void)
         return;
     }
 
+    /* connections whose friends were not read yet: told nothing */
+    ngx_chat_friends_exit();
+
     ngx_chat_presence = NULL;
 
     if (p->timer.timer_set) {
@@ -258,26 +258,14 @@ ngx_chat_presence_online_reply(ngx_chat_store_rc_e rc, redisReply *reply,
 {
     ngx_chat_presence_open_t  *po = data;
 
-    u_char                     buf[NGX_INT64_LEN];
-    ngx_str_t                  param;
-    ngx_chat_worker_t         *w = ngx_chat_worker;
-
     if (rc == NGX_CHAT_STORE_OK && reply->type == REDIS_REPLY_INTEGER) {
         po->online = (reply->integer == 1);
         po->now = ngx_chat_presence_now();
     }
 
-    if (w == NULL || w->pg == NULL) {
-        ngx_chat_presence_opened(po, NULL);
-        return;
-    }
-
-    param.data = buf;
-    param.len = ngx_sprintf(buf, "%uL", po->user_id) - buf;
-
-    if (ngx_chat_pg_query(w->pg, NGX_CHAT_FRIENDS_SQL, 1, &param,
-                          ngx_chat_presence_friends, po)
-        == NULL)
+    /* the friends of the users this round connects: one query */
+    if (ngx_chat_friends_get(po->user_id, ngx_chat_presence_friends, po)
+        != NGX_OK)
     {
         ngx_chat_presence_opened(po, NULL);
     }
@@ -285,18 +273,15 @@ ngx_chat_presence_online_reply(ngx_chat_store_rc_e rc, redisReply *reply,
 
 
 static void
-ngx_chat_presence_friends(ngx_chat_store_rc_e rc, PGresult *res, void *data)
+ngx_chat_presence_friends(void *data, ngx_chat_store_rc_e rc, ngx_uint_t n,
+    const uint64_t *ids, const int64_t *seen)
 {
     ngx_chat_presence_open_t  *po = data;
 
-    ngx_uint_t  i, n;
-
-    if (rc != NGX_CHAT_STORE_OK || PQntuples(res) == 0) {
+    if (rc != NGX_CHAT_STORE_OK || n == 0) {
         ngx_chat_presence_opened(po, NULL);
         return;
     }
-
-    n = PQntuples(res);
 
     po->friends = ngx_alloc(n * (sizeof(uint64_t) + sizeof(int64_t)),
                             ngx_cycle->log);
@@ -308,14 +293,8 @@ ngx_chat_presence_friends(ngx_chat_store_rc_e rc, PGresult *res, void *data)
     po->nfriends = n;
     po->seen = (int64_t *) (po->friends + n);
 
-    for (i = 0; i < n; i++) {
-        po->friends[i] = ngx_atoof((u_char *) PQgetvalue(res, i, 0),
-                                   PQgetlength(res, i, 0));
-        po->seen[i] = PQgetisnull(res, i, 1)
-                      ? -1
-                      : ngx_atoof((u_char *) PQgetvalue(res, i, 1),
-                                  PQgetlength(res, i, 1));
-    }
+    ngx_memcpy(po->friends, ids, n * sizeof(uint64_t));
+    ngx_memcpy(po->seen, seen, n * sizeof(int64_t));
 
     if (ngx_chat_presence_lookup(po->friends, n, ngx_chat_presence_looked,
                                  po)

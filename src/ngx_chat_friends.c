@@ -1,0 +1,254 @@
+
+/*
+ * Copyright (C) ngx_chat authors
+ *
+ * The friends of connecting users, one PostgreSQL query per event-loop
+ * round: a reconnect storm of thousands of connections reads its friend
+ * lists in a few queries instead of one query each (presence's open,
+ * ngx_chat_presence.c).  The rows come ordered by user; each asker gets
+ * its own user's rows.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+
+#include "ngx_chat.h"
+#include "ngx_chat_friends.h"
+
+
+#define NGX_CHAT_FRIENDS_SQL                                                 \
+    "SELECT f.user_id, f.friend_id, "                                       \
+    "floor(extract(epoch FROM p.last_seen) * 1000)::bigint "                \
+    "FROM friends f LEFT JOIN presence p ON p.user_id = f.friend_id "       \
+    "WHERE f.user_id = ANY($1::bigint[]) AND f.status = 'accepted' "        \
+    "ORDER BY f.user_id, f.friend_id"
+
+
+typedef struct {
+    uint64_t                   user_id;
+    ngx_chat_friends_pt        handler;
+    void                      *data;
+} ngx_chat_friends_ask_t;
+
+
+/* the askers of one query */
+typedef struct {
+    ngx_uint_t                 n;
+    ngx_chat_friends_ask_t     asks[NGX_CHAT_FRIENDS_BATCH];
+} ngx_chat_friends_batch_t;
+
+
+static void ngx_chat_friends_flush_handler(ngx_event_t *ev);
+static void ngx_chat_friends_flush(void);
+static void ngx_chat_friends_reply(ngx_chat_store_rc_e rc, PGresult *res,
+    void *data);
+static void ngx_chat_friends_answer(ngx_chat_friends_batch_t *b,
+    ngx_chat_store_rc_e rc, PGresult *res);
+
+
+static ngx_chat_friends_batch_t  *ngx_chat_friends_next;
+static ngx_event_t                ngx_chat_friends_event;
+
+
+ngx_int_t
+ngx_chat_friends_get(uint64_t user_id, ngx_chat_friends_pt handler,
+    void *data)
+{
+    ngx_chat_friends_ask_t    *a;
+    ngx_chat_friends_batch_t  *b;
+    ngx_chat_worker_t         *w = ngx_chat_worker;
+
+    if (w == NULL || w->pg == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_chat_friends_next
+        && ngx_chat_friends_next->n == NGX_CHAT_FRIENDS_BATCH)
+    {
+        ngx_chat_friends_flush();
+    }
+
+    b = ngx_chat_friends_next;
+
+    if (b == NULL) {
+        b = ngx_alloc(sizeof(ngx_chat_friends_batch_t), ngx_cycle->log);
+        if (b == NULL) {
+            return NGX_ERROR;
+        }
+
+        b->n = 0;
+        ngx_chat_friends_next = b;
+    }
+
+    a = &b->asks[b->n++];
+    a->user_id = user_id;
+    a->handler = handler;
+    a->data = data;
+
+    if (!ngx_chat_friends_event.posted) {
+        ngx_chat_friends_event.handler = ngx_chat_friends_flush_handler;
+        ngx_chat_friends_event.log = ngx_cycle->log;
+        ngx_post_event(&ngx_chat_friends_event, &ngx_posted_events);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_chat_friends_flush_handler(ngx_event_t *ev)
+{
+    ngx_chat_friends_flush();
+}
+
+
+static void
+ngx_chat_friends_flush(void)
+{
+    u_char                    *p;
+    ngx_str_t                  param;
+    ngx_uint_t                 i;
+    ngx_chat_worker_t         *w = ngx_chat_worker;
+    ngx_chat_friends_batch_t  *b = ngx_chat_friends_next;
+
+    if (ngx_chat_friends_event.posted) {
+        ngx_delete_posted_event(&ngx_chat_friends_event);
+    }
+
+    if (b == NULL) {
+        return;
+    }
+
+    ngx_chat_friends_next = NULL;
+
+    /* "{id,id,...}" */
+    param.data = ngx_alloc(b->n * (NGX_INT64_LEN + 1) + 2, ngx_cycle->log);
+
+    if (param.data == NULL || w == NULL || w->pg == NULL) {
+        ngx_free(param.data);
+        ngx_chat_friends_answer(b, NGX_CHAT_STORE_FAILED, NULL);
+        return;
+    }
+
+    p = param.data;
+    *p++ = '{';
+
+    for (i = 0; i < b->n; i++) {
+        p = ngx_sprintf(p, i ? ",%uL" : "%uL", b->asks[i].user_id);
+    }
+
+    *p++ = '}';
+    param.len = p - param.data;
+
+    if (ngx_chat_pg_query(w->pg, NGX_CHAT_FRIENDS_SQL, 1, &param,
+                          ngx_chat_friends_reply, b)
+        == NULL)
+    {
+        ngx_chat_friends_answer(b, NGX_CHAT_STORE_DOWN, NULL);
+    }
+
+    ngx_free(param.data);
+}
+
+
+static void
+ngx_chat_friends_reply(ngx_chat_store_rc_e rc, PGresult *res, void *data)
+{
+    ngx_chat_friends_answer(data, rc, rc == NGX_CHAT_STORE_OK ? res : NULL);
+}
+
+
+/* each asker its user's rows: a binary search of the ordered users */
+
+static void
+ngx_chat_friends_answer(ngx_chat_friends_batch_t *b, ngx_chat_store_rc_e rc,
+    PGresult *res)
+{
+    int                      rows, lo, hi, mid, end;
+    int64_t                 *seen;
+    uint64_t                *uids, *ids;
+    ngx_uint_t               i, j;
+    ngx_chat_friends_ask_t  *a;
+
+    rows = res ? PQntuples(res) : 0;
+    uids = NULL;
+    ids = NULL;
+    seen = NULL;
+
+    if (rows > 0) {
+        uids = ngx_alloc(rows * (2 * sizeof(uint64_t) + sizeof(int64_t)),
+                         ngx_cycle->log);
+
+        if (uids == NULL) {
+            rc = NGX_CHAT_STORE_FAILED;
+            rows = 0;
+
+        } else {
+            ids = uids + rows;
+            seen = (int64_t *) (ids + rows);
+
+            for (lo = 0; lo < rows; lo++) {
+                uids[lo] = ngx_atoof((u_char *) PQgetvalue(res, lo, 0),
+                                     PQgetlength(res, lo, 0));
+                ids[lo] = ngx_atoof((u_char *) PQgetvalue(res, lo, 1),
+                                    PQgetlength(res, lo, 1));
+                seen[lo] = PQgetisnull(res, lo, 2)
+                           ? -1
+                           : ngx_atoof((u_char *) PQgetvalue(res, lo, 2),
+                                       PQgetlength(res, lo, 2));
+            }
+        }
+    }
+
+    for (i = 0; i < b->n; i++) {
+        a = &b->asks[i];
+
+        if (rc != NGX_CHAT_STORE_OK) {
+            a->handler(a->data, rc, 0, NULL, NULL);
+            continue;
+        }
+
+        lo = 0;
+        hi = rows;
+
+        while (lo < hi) {
+            mid = lo + (hi - lo) / 2;
+
+            if (uids[mid] < a->user_id) {
+                lo = mid + 1;
+
+            } else {
+                hi = mid;
+            }
+        }
+
+        for (end = lo; end < rows && uids[end] == a->user_id; end++) {
+            /* void */
+        }
+
+        j = end - lo;
+        a->handler(a->data, rc, j, j ? &ids[lo] : NULL,
+                   j ? &seen[lo] : NULL);
+    }
+
+    ngx_free(uids);
+    ngx_free(b);
+}
+
+
+void
+ngx_chat_friends_exit(void)
+{
+    ngx_chat_friends_batch_t  *b = ngx_chat_friends_next;
+
+    if (ngx_chat_friends_event.posted) {
+        ngx_delete_posted_event(&ngx_chat_friends_event);
+    }
+
+    if (b) {
+        ngx_chat_friends_next = NULL;
+        ngx_chat_friends_answer(b, NGX_CHAT_STORE_DOWN, NULL);
+    }
+}
