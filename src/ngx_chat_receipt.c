@@ -120,8 +120,9 @@ ngx_chat_receipt_one(ngx_chat_ws_t *ws, const char *id, size_t len,
     }
 
     if (rds
-        && ngx_chat_redis_pending(rds) + ngx_chat_batch_pending(rds)
-           > NGX_CHAT_REDIS_BACKLOG)
+        && (ngx_chat_redis_pending(rds) + ngx_chat_batch_pending(rds)
+            > NGX_CHAT_REDIS_BACKLOG
+            || ngx_chat_redis_behind(rds)))
     {
         return ngx_chat_receipt_error(ws, "busy", "the server is "
                                       "overloaded, send it again", id);

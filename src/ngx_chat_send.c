@@ -172,14 +172,16 @@ ngx_chat_send(ngx_chat_ws_t *ws, chat_proto_msg_t *m)
     /*
      * Overload: a Redis server that is far behind would time out what is
      * queued for it (and drop the deliveries of messages acked already);
-     * new sends are refused instead, until it caught up.  Behind counts
-     * commands and the items of batched calls (one call may hold 256).
+     * new sends are refused instead, until it caught up.  Behind: 8,192
+     * commands or items of batched calls (one call may hold 256) not
+     * answered, or the oldest of them waiting half of chat_redis_timeout.
      */
     rds = ngx_chat_redis_for_user(ws->user_id);
 
     if (rds
-        && ngx_chat_redis_pending(rds) + ngx_chat_batch_pending(rds)
-           > NGX_CHAT_REDIS_BACKLOG)
+        && (ngx_chat_redis_pending(rds) + ngx_chat_batch_pending(rds)
+            > NGX_CHAT_REDIS_BACKLOG
+            || ngx_chat_redis_behind(rds)))
     {
         return ngx_chat_ws_error(ws, "busy", "the server is overloaded, "
                                  "send it again", m->client_id);

@@ -12,7 +12,9 @@
 #   - Redis down mid-call: the claims of a call that Redis never answered
 #     (the server is paused, then killed) each get one error frame and no
 #     ack; sent again with the same client_ids once Redis is back, each is
-#     acked once and delivered once.
+#     acked once and delivered once;
+#   - a send that would wait behind a call unanswered for half of
+#     chat_redis_timeout is refused at once (busy).
 
 use strict;
 use warnings;
@@ -71,6 +73,7 @@ ChatTest::wait_until(sub { !IO::Socket::INET->new(PeerAddr => '127.0.0.1',
 redis_start();
 
 my $DELIVERY_TIMEOUT = 3;
+my $REDIS_TIMEOUT = 4;
 
 ChatTest::start_nginx(
     workers     => 1,
@@ -78,7 +81,7 @@ ChatTest::start_nginx(
     chat_node_name batch;
     chat_redis 127.0.0.1:$port;
     chat_redis_password_file \$TEST_NGINX_REDIS_PASSWORD_FILE;
-    chat_redis_timeout 30s;
+    chat_redis_timeout ${REDIS_TIMEOUT}s;
     chat_delivery_timeout ${DELIVERY_TIMEOUT}s;
     chat_postgres "\$TEST_NGINX_PG_DSN";
     chat_kafka_brokers \$TEST_NGINX_KAFKA_BROKERS;
@@ -167,7 +170,14 @@ is(redis('CLIENT PAUSE 30000 WRITE'), 'OK',
 my $K = 50;
 my @lost = map { "d$_-$run" } 1 .. $K;
 send_frames($ann, $uid{ben}, @lost);
-sleep 0.5;
+# once the oldest call has waited half of chat_redis_timeout, new sends
+# are refused at once: they would time out behind it
+sleep $REDIS_TIMEOUT / 2 + 0.3;
+send_frames($ann, $uid{ben}, "late-$run");
+my ($busy) = frames($ann, 'error', 1, 5);
+is($busy && "$busy->{code} $busy->{client_id}", "busy late-$run",
+   'a send behind a call waiting half of chat_redis_timeout: busy')
+    or diag explain $busy;
 my $rpid = redis_pid();
 ok($rpid && kill('KILL', $rpid), 'Redis killed with the call unanswered');
 my @err = frames($ann, 'error', $K, 20);

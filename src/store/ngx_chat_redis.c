@@ -44,6 +44,7 @@ struct ngx_chat_redis_s {
                                               and the dead server check */
     ngx_chat_redis_state_e     state;
     ngx_uint_t                 pending;    /* commands without a reply */
+    ngx_queue_t                cmds;       /* ... oldest first */
     ngx_uint_t                 late;       /* ... of them timed out */
     ngx_msec_t                 progress;   /* last reply, or the time the
                                               first pending command went */
@@ -60,6 +61,8 @@ struct ngx_chat_redis_s {
 
 
 struct ngx_chat_redis_cmd_s {
+    ngx_queue_t                queue;      /* in rds->cmds */
+    ngx_msec_t                 sent;
     ngx_chat_redis_t          *rds;
     ngx_chat_redis_handler_pt  handler;
     void                      *data;
@@ -111,6 +114,7 @@ ngx_chat_redis_create(ngx_chat_redis_addr_t *addr, ngx_msec_t timeout,
 
     rds->addr = addr;
     rds->timeout = timeout;
+    ngx_queue_init(&rds->cmds);
     rds->log = *log;
     rds->log.action = "talking to Redis";
 
@@ -161,6 +165,22 @@ ngx_uint_t
 ngx_chat_redis_pending(ngx_chat_redis_t *rds)
 {
     return rds->pending;
+}
+
+
+ngx_uint_t
+ngx_chat_redis_behind(ngx_chat_redis_t *rds)
+{
+    ngx_chat_redis_cmd_t  *oldest;
+
+    if (ngx_queue_empty(&rds->cmds)) {
+        return 0;
+    }
+
+    oldest = ngx_queue_data(ngx_queue_head(&rds->cmds), ngx_chat_redis_cmd_t,
+                            queue);
+
+    return ngx_current_msec - oldest->sent >= rds->timeout / 2;
 }
 
 
@@ -659,6 +679,8 @@ ngx_chat_redis_cmd_sent(ngx_chat_redis_cmd_t *cmd)
     }
 
     rds->pending++;
+    cmd->sent = ngx_current_msec;
+    ngx_queue_insert_tail(&rds->cmds, &cmd->queue);
 
     ngx_add_timer(&cmd->timer, rds->timeout);
 }
@@ -686,6 +708,8 @@ ngx_chat_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
     if (cmd->timer.timer_set) {
         ngx_del_timer(&cmd->timer);
     }
+
+    ngx_queue_remove(&cmd->queue);
 
     if (!cmd->rds->destroyed) {
         cmd->rds->pending--;

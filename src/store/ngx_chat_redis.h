@@ -60,6 +60,11 @@ ngx_str_t *ngx_chat_redis_name(ngx_chat_redis_t *rds);
 
 /* commands sent and not yet answered: how far behind the server is */
 ngx_uint_t ngx_chat_redis_pending(ngx_chat_redis_t *rds);
+/*
+ * The oldest command waiting for its reply has waited half of its
+ * timeout: what is sent now would likely time out
+ */
+ngx_uint_t ngx_chat_redis_behind(ngx_chat_redis_t *rds);
 
 /*
  * NULL when not connected or out of memory: the handler is not called.
