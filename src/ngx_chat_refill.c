@@ -33,9 +33,18 @@
 #include "chat_frame.h"
 
 
+/* the users of one round, their rows in order, the user last */
 #define NGX_CHAT_REFILL_SQL                                                  \
-    "SELECT id, conv, seq, sender, recipient, group_id, body, media, e2e, "  \
-    "client_id, ts FROM chat_undelivered($1, $2)"
+    "SELECT x.id, x.conv, x.seq, x.sender, x.recipient, x.group_id, "       \
+    "x.body, x.media, x.e2e, x.client_id, x.ts, u.uid "                     \
+    "FROM unnest($1::bigint[]) AS u(uid) "                                  \
+    "CROSS JOIN LATERAL chat_undelivered(u.uid, $2) WITH ORDINALITY "       \
+    "AS x(id, conv, seq, sender, recipient, group_id, body, media, e2e, "   \
+    "client_id, ts, n) "                                                    \
+    "ORDER BY u.uid, x.n"
+
+/* users whose undelivered messages one query reads at most */
+#define NGX_CHAT_REFILL_BATCH     64
 
 
 typedef struct {
@@ -55,8 +64,19 @@ typedef struct {
 } ngx_chat_refill_t;
 
 
-static void ngx_chat_refill_rows(ngx_chat_store_rc_e rc, PGresult *res,
+/* the refills of one round, read with one query */
+typedef struct {
+    ngx_uint_t                 n;
+    ngx_chat_refill_t         *refills[NGX_CHAT_REFILL_BATCH];
+} ngx_chat_refill_batch_t;
+
+
+static void ngx_chat_refill_flush_handler(ngx_event_t *ev);
+static void ngx_chat_refill_flush(void);
+static void ngx_chat_refill_read(ngx_chat_store_rc_e rc, PGresult *res,
     void *data);
+static void ngx_chat_refill_rows(ngx_chat_refill_t *rf,
+    ngx_chat_store_rc_e rc, PGresult *res, int first, int n);
 static ngx_int_t ngx_chat_refill_entry(ngx_chat_refill_entry_t *e,
     PGresult *res, int row);
 static void ngx_chat_refill_chunk(ngx_chat_refill_t *rf);
@@ -65,13 +85,16 @@ static void ngx_chat_refill_reply(ngx_chat_store_rc_e rc, redisReply *reply,
 static void ngx_chat_refill_done(ngx_chat_refill_t *rf, const char *failed);
 
 
+static ngx_chat_refill_batch_t  *ngx_chat_refill_next;
+static ngx_event_t               ngx_chat_refill_event;
+
+
 void
 ngx_chat_refill_start(ngx_chat_ws_t *ws)
 {
-    u_char              *p, buf[2][NGX_INT64_LEN];
-    ngx_str_t            params[2];
-    ngx_chat_refill_t   *rf;
-    ngx_chat_worker_t   *w = ngx_chat_worker;
+    ngx_chat_refill_t        *rf;
+    ngx_chat_worker_t        *w = ngx_chat_worker;
+    ngx_chat_refill_batch_t  *b;
 
     rf = ngx_calloc(sizeof(ngx_chat_refill_t), ngx_cycle->log);
     if (rf == NULL) {
@@ -88,41 +111,186 @@ ngx_chat_refill_start(ngx_chat_ws_t *ws)
         return;
     }
 
-    p = ngx_sprintf(buf[0], "%uL", rf->user_id);
-    params[0].data = buf[0];
-    params[0].len = p - buf[0];
-
-    p = ngx_sprintf(buf[1], "%ui", (ngx_uint_t) NGX_CHAT_REFILL_MAX);
-    params[1].data = buf[1];
-    params[1].len = p - buf[1];
-
-    if (ngx_chat_pg_query(w->pg, NGX_CHAT_REFILL_SQL, 2, params,
-                          ngx_chat_refill_rows, rf)
-        == NULL)
+    /* the users of this round are read with one query */
+    if (ngx_chat_refill_next
+        && ngx_chat_refill_next->n == NGX_CHAT_REFILL_BATCH)
     {
-        ngx_chat_refill_done(rf, "PostgreSQL is down");
+        ngx_chat_refill_flush();
+    }
+
+    b = ngx_chat_refill_next;
+
+    if (b == NULL) {
+        b = ngx_alloc(sizeof(ngx_chat_refill_batch_t), ngx_cycle->log);
+        if (b == NULL) {
+            ngx_chat_refill_done(rf, "out of memory");
+            return;
+        }
+
+        b->n = 0;
+        ngx_chat_refill_next = b;
+    }
+
+    b->refills[b->n++] = rf;
+
+    if (!ngx_chat_refill_event.posted) {
+        ngx_chat_refill_event.handler = ngx_chat_refill_flush_handler;
+        ngx_chat_refill_event.log = ngx_cycle->log;
+        ngx_post_event(&ngx_chat_refill_event, &ngx_posted_events);
     }
 }
 
 
 static void
-ngx_chat_refill_rows(ngx_chat_store_rc_e rc, PGresult *res, void *data)
+ngx_chat_refill_flush_handler(ngx_event_t *ev)
 {
-    ngx_chat_refill_t  *rf = data;
+    ngx_chat_refill_flush();
+}
 
-    int                 i, n;
+
+static void
+ngx_chat_refill_flush(void)
+{
+    u_char                   *p, *last, buf[NGX_INT64_LEN];
+    ngx_str_t                 params[2];
+    ngx_uint_t                i, j;
+    ngx_chat_worker_t        *w = ngx_chat_worker;
+    ngx_chat_refill_batch_t  *b = ngx_chat_refill_next;
+
+    if (ngx_chat_refill_event.posted) {
+        ngx_delete_posted_event(&ngx_chat_refill_event);
+    }
+
+    if (b == NULL) {
+        return;
+    }
+
+    ngx_chat_refill_next = NULL;
+
+    /* "{id,id,...}", each user once (two devices may connect together) */
+    params[0].data = ngx_alloc(b->n * (NGX_INT64_LEN + 1) + 2,
+                               ngx_cycle->log);
+
+    if (params[0].data == NULL || w == NULL || w->pg == NULL) {
+        ngx_free(params[0].data);
+        ngx_chat_refill_read(NGX_CHAT_STORE_FAILED, NULL, b);
+        return;
+    }
+
+    p = params[0].data;
+    *p++ = '{';
+
+    for (i = 0; i < b->n; i++) {
+        for (j = 0; j < i; j++) {
+            if (b->refills[j]->user_id == b->refills[i]->user_id) {
+                break;
+            }
+        }
+
+        if (j == i) {
+            p = ngx_sprintf(p, (p - params[0].data > 1) ? ",%uL" : "%uL",
+                            b->refills[i]->user_id);
+        }
+    }
+
+    *p++ = '}';
+    params[0].len = p - params[0].data;
+
+    last = ngx_sprintf(buf, "%ui", (ngx_uint_t) NGX_CHAT_REFILL_MAX);
+    params[1].data = buf;
+    params[1].len = last - buf;
+
+    if (ngx_chat_pg_query(w->pg, NGX_CHAT_REFILL_SQL, 2, params,
+                          ngx_chat_refill_read, b)
+        == NULL)
+    {
+        ngx_chat_refill_read(NGX_CHAT_STORE_DOWN, NULL, b);
+    }
+
+    ngx_free(params[0].data);
+}
+
+
+/* each refill its user's rows: a binary search of the ordered users */
+
+static void
+ngx_chat_refill_read(ngx_chat_store_rc_e rc, PGresult *res, void *data)
+{
+    ngx_chat_refill_batch_t  *b = data;
+
+    int                 rows, lo, hi, mid, end;
+    uint64_t           *uids;
+    ngx_uint_t          i;
+    ngx_chat_refill_t  *rf;
+
+    rows = 0;
+    uids = NULL;
+
+    if (rc == NGX_CHAT_STORE_OK && PQnfields(res) != 12) {
+        rc = NGX_CHAT_STORE_FAILED;
+    }
+
+    if (rc == NGX_CHAT_STORE_OK && PQntuples(res) > 0) {
+        rows = PQntuples(res);
+        uids = ngx_alloc(rows * sizeof(uint64_t), ngx_cycle->log);
+
+        if (uids == NULL) {
+            rc = NGX_CHAT_STORE_FAILED;
+            rows = 0;
+
+        } else {
+            for (lo = 0; lo < rows; lo++) {
+                uids[lo] = ngx_atoof((u_char *) PQgetvalue(res, lo, 11),
+                                     PQgetlength(res, lo, 11));
+            }
+        }
+    }
+
+    for (i = 0; i < b->n; i++) {
+        rf = b->refills[i];
+
+        lo = 0;
+        hi = rows;
+
+        while (lo < hi) {
+            mid = lo + (hi - lo) / 2;
+
+            if (uids[mid] < rf->user_id) {
+                lo = mid + 1;
+
+            } else {
+                hi = mid;
+            }
+        }
+
+        for (end = lo; end < rows && uids[end] == rf->user_id; end++) {
+            /* void */
+        }
+
+        ngx_chat_refill_rows(rf, rc, res, lo, end - lo);
+    }
+
+    ngx_free(uids);
+    ngx_free(b);
+}
+
+
+static void
+ngx_chat_refill_rows(ngx_chat_refill_t *rf, ngx_chat_store_rc_e rc,
+    PGresult *res, int first, int n)
+{
+    int  i;
 
     if (rf->op.ws == NULL) {
         ngx_chat_refill_done(rf, NULL);
         return;
     }
 
-    if (rc != NGX_CHAT_STORE_OK || PQnfields(res) != 11) {
+    if (rc != NGX_CHAT_STORE_OK) {
         ngx_chat_refill_done(rf, "PostgreSQL did not answer");
         return;
     }
 
-    n = PQntuples(res);
     rf->complete = (n < NGX_CHAT_REFILL_MAX);
 
     if (n > 0) {
@@ -136,7 +304,9 @@ ngx_chat_refill_rows(ngx_chat_store_rc_e rc, PGresult *res, void *data)
 
     for (i = 0; i < n; i++) {
         /* counted first: a half-made entry is freed with the others */
-        if (ngx_chat_refill_entry(&rf->entries[rf->n++], res, i) != NGX_OK) {
+        if (ngx_chat_refill_entry(&rf->entries[rf->n++], res, first + i)
+            != NGX_OK)
+        {
             ngx_chat_refill_done(rf, "out of memory");
             return;
         }
