@@ -92,6 +92,7 @@ typedef struct {
     ngx_chat_kafka_msg_t      *kmsg;
     ngx_queue_t                seed;        /* waits for a counter */
     unsigned                   claimed:1;  /* the dedup key is ours */
+    unsigned                   seeding:1;  /* in a seed's waiters */
     char                       client_id[NGX_CHAT_SEND_CLIENT_ID + 1];
     char                       id[CHAT_ID_LEN + 1];
     char                       conv[48];
@@ -116,7 +117,9 @@ static void ngx_chat_send_claimed(ngx_chat_store_rc_e rc, redisReply *reply,
 static void ngx_chat_send_sequenced(ngx_chat_store_rc_e rc,
     redisReply *reply, void *data);
 static void ngx_chat_send_sequence(ngx_chat_send_t *s);
+static ngx_chat_seed_t *ngx_chat_seed_find(const char *conv);
 static void ngx_chat_seed_wait(ngx_chat_send_t *s);
+static void ngx_chat_seed_mark(ngx_chat_send_t *s, ngx_uint_t seeding);
 static void ngx_chat_seed_floor(ngx_chat_store_rc_e rc, PGresult *res,
     void *data);
 static void ngx_chat_send_produce(ngx_chat_send_t *s);
@@ -354,6 +357,14 @@ ngx_chat_send_pump(ngx_chat_ws_t *ws)
     ngx_chat_send_t  *s, *first;
 
     for ( ;; ) {
+        /*
+         * A send that waits for its conversation's counter is claimed
+         * again later: nothing after it may take a seq before it.
+         */
+        if (ws->nseeding) {
+            return;
+        }
+
         first = NULL;
 
         for (q = ngx_queue_last(&ws->sends);
@@ -560,13 +571,11 @@ ngx_chat_send_sequenced(ngx_chat_store_rc_e rc, redisReply *reply,
  * worker comes between them, so seq follows the order of sending.
  */
 
-static void
-ngx_chat_seed_wait(ngx_chat_send_t *s)
+static ngx_chat_seed_t *
+ngx_chat_seed_find(const char *conv)
 {
-    ngx_str_t           param;
-    ngx_queue_t        *q;
-    ngx_chat_seed_t    *sd;
-    ngx_chat_worker_t  *w = ngx_chat_worker;
+    ngx_queue_t      *q;
+    ngx_chat_seed_t  *sd;
 
     for (q = ngx_queue_head(&ngx_chat_seeds);
          q != ngx_queue_sentinel(&ngx_chat_seeds);
@@ -574,10 +583,28 @@ ngx_chat_seed_wait(ngx_chat_send_t *s)
     {
         sd = ngx_queue_data(q, ngx_chat_seed_t, queue);
 
-        if (ngx_strcmp(sd->conv, s->conv) == 0) {
-            ngx_queue_insert_tail(&sd->waiters, &s->seed);
-            return;
+        if (ngx_strcmp(sd->conv, conv) == 0) {
+            return sd;
         }
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_chat_seed_wait(ngx_chat_send_t *s)
+{
+    ngx_str_t           param;
+    ngx_chat_seed_t    *sd;
+    ngx_chat_worker_t  *w = ngx_chat_worker;
+
+    sd = ngx_chat_seed_find(s->conv);
+
+    if (sd) {
+        ngx_chat_seed_mark(s, 1);
+        ngx_queue_insert_tail(&sd->waiters, &s->seed);
+        return;
     }
 
     sd = ngx_calloc(sizeof(ngx_chat_seed_t), s->log);
@@ -587,6 +614,7 @@ ngx_chat_seed_wait(ngx_chat_send_t *s)
     }
 
     ngx_queue_init(&sd->waiters);
+    ngx_chat_seed_mark(s, 1);
     ngx_queue_insert_tail(&sd->waiters, &s->seed);
     ngx_cpystrn((u_char *) sd->conv, (u_char *) s->conv, sizeof(sd->conv));
     ngx_queue_insert_tail(&ngx_chat_seeds, &sd->queue);
@@ -604,12 +632,28 @@ ngx_chat_seed_wait(ngx_chat_send_t *s)
 
 
 static void
+ngx_chat_seed_mark(ngx_chat_send_t *s, ngx_uint_t seeding)
+{
+    if (s->seeding == seeding) {
+        return;
+    }
+
+    s->seeding = seeding;
+
+    if (s->op.ws) {
+        s->op.ws->nseeding += seeding ? 1 : (ngx_uint_t) -1;
+    }
+}
+
+
+static void
 ngx_chat_seed_floor(ngx_chat_store_rc_e rc, PGresult *res, void *data)
 {
     ngx_chat_seed_t   *sd = data;
 
     int64_t            top;
     ngx_queue_t       *q;
+    ngx_chat_ws_t     *ws;
     ngx_chat_send_t   *s;
     ngx_chat_redis_t  *rds;
 
@@ -644,6 +688,9 @@ ngx_chat_seed_floor(ngx_chat_store_rc_e rc, PGresult *res, void *data)
         q = ngx_queue_head(&sd->waiters);
         ngx_queue_remove(q);
         s = ngx_queue_data(q, ngx_chat_send_t, seed);
+        ws = s->op.ws;
+
+        ngx_chat_seed_mark(s, 0);
 
         if (top < 0) {
             ngx_chat_send_fail(s, "unavailable", "the conversation's "
@@ -654,6 +701,11 @@ ngx_chat_seed_floor(ngx_chat_store_rc_e rc, PGresult *res, void *data)
 
         } else {
             ngx_chat_send_claim(s);
+        }
+
+        /* the connection's last waiter is claimed again: the rest go on */
+        if (ws && ws->nseeding == 0) {
+            ngx_chat_send_pump(ws);
         }
     }
 
@@ -784,6 +836,12 @@ ngx_chat_send_done(ngx_chat_send_t *s)
 
     blocking = (s->state == NGX_CHAT_SEND_CHECKING);
 
+    if (s->seeding) {
+        /* failed while waiting (out of memory): no longer in a seed */
+        ngx_chat_seed_mark(s, 0);
+        blocking = 1;
+    }
+
     if (ws) {
         ngx_queue_remove(&s->op.queue);
         ws->nsends--;
@@ -805,6 +863,7 @@ void
 ngx_chat_send_orphan(ngx_chat_ws_t *ws)
 {
     ngx_queue_t      *q;
+    ngx_chat_seed_t  *sd;
     ngx_chat_send_t  *s;
 
     while (!ngx_queue_empty(&ws->sends)) {
@@ -815,8 +874,21 @@ ngx_chat_send_orphan(ngx_chat_ws_t *ws)
         s = (ngx_chat_send_t *) ngx_queue_data(q, ngx_chat_op_t, queue);
         s->op.ws = NULL;
 
-        if (s->state == NGX_CHAT_SEND_CHECKED) {
-            ngx_chat_send_claim(s);
+        if (s->state != NGX_CHAT_SEND_CHECKED) {
+            continue;
         }
+
+        /* behind an earlier send that waits for the counter: after it */
+        sd = ws->nseeding ? ngx_chat_seed_find(s->conv) : NULL;
+
+        if (sd) {
+            s->state = NGX_CHAT_SEND_CLAIMING;
+            ngx_queue_insert_tail(&sd->waiters, &s->seed);
+            continue;
+        }
+
+        ngx_chat_send_claim(s);
     }
+
+    ws->nseeding = 0;
 }

@@ -74,6 +74,9 @@ struct ngx_chat_ws_s {
     ngx_event_t                end;         /* finalizes, posted */
     ngx_queue_t                sends;       /* ngx_chat_send_t in flight */
     ngx_uint_t                 nsends;
+    ngx_uint_t                 nseeding;    /* sends waiting for a seq
+                                               counter: the later ones
+                                               wait too (ngx_chat_send.c) */
     ngx_queue_t                ops;         /* other ngx_chat_op_t */
     ngx_uint_t                 nreceipts;   /* receipts in ops */
 

@@ -137,7 +137,7 @@ is_deeply([map { $_->{client_id} } @got], \@cids,
           '... in the order sent, each once');
 ok(quiet($ben, 'message', 1), '... and nothing more');
 
-# --- one item of a call fails alone --------------------------------------------
+# --- one item of a call fails alone -------------------------------------------
 
 is(redis("SET chat:inbox:{$uid{cid}} not-a-hash"), 'OK',
    "cid's inbox is a string: Redis refuses its deliveries");
@@ -152,11 +152,17 @@ is($m && $m->{client_id}, "f2-$run",
 ok(ChatTest::wait_until(sub {
        ChatTest::error_log() =~ /an item of a batch failed: WRONGTYPE/ },
        timeout => 10), 'the failed item is logged');
-ok(ChatTest::wait_until(sub {
-       ChatTest::error_log() =~ /message \S+ to $uid{cid} is in Kafka but not in the inbox/ },
-       timeout => $DELIVERY_TIMEOUT + 10),
+my $given_up = qr/message \S+ to $uid{cid} is in Kafka but not in the inbox/;
+ok(ChatTest::wait_until(sub { ChatTest::error_log() =~ $given_up },
+                        timeout => $DELIVERY_TIMEOUT + 10),
    "cid's delivery is given up after chat_delivery_timeout");
 redis("DEL chat:inbox:{$uid{cid}}");
+# what the refill reads is what chat-worker persist has stored by then
+my $fid = $fa[0] && $fa[0]{id} // '';
+my $sql = "SELECT count(*) FROM messages WHERE id = '$fid'";
+ok(ChatTest::wait_until(sub {
+       `psql "$ENV{TEST_NGINX_PG_DSN}" -XAtc "$sql" 2>/dev/null` =~ /^1$/m },
+       timeout => 30), "cid's message is in PostgreSQL (chat-worker persist)");
 my $cid = ws_connect(ChatTest::port(), $uid{cid});
 my ($cm) = frames($cid, 'message', 1, 20);
 is($cm && $cm->{client_id}, "f1-$run",
