@@ -160,16 +160,16 @@ ngx_chat_friends_reply(ngx_chat_store_rc_e rc, PGresult *res, void *data)
 }
 
 
-/* each asker its user's rows: a binary search of the ordered users */
+/* each asker its user's rows */
 
 static void
 ngx_chat_friends_answer(ngx_chat_friends_batch_t *b, ngx_chat_store_rc_e rc,
     PGresult *res)
 {
-    int                      rows, lo, hi, mid, end;
+    int                      rows, lo, n;
     int64_t                 *seen;
     uint64_t                *uids, *ids;
-    ngx_uint_t               i, j;
+    ngx_uint_t               i;
     ngx_chat_friends_ask_t  *a;
 
     rows = res ? PQntuples(res) : 0;
@@ -210,27 +210,10 @@ ngx_chat_friends_answer(ngx_chat_friends_batch_t *b, ngx_chat_store_rc_e rc,
             continue;
         }
 
-        lo = 0;
-        hi = rows;
+        lo = ngx_chat_pg_rows_of(uids, rows, a->user_id, &n);
 
-        while (lo < hi) {
-            mid = lo + (hi - lo) / 2;
-
-            if (uids[mid] < a->user_id) {
-                lo = mid + 1;
-
-            } else {
-                hi = mid;
-            }
-        }
-
-        for (end = lo; end < rows && uids[end] == a->user_id; end++) {
-            /* void */
-        }
-
-        j = end - lo;
-        a->handler(a->data, rc, j, j ? &ids[lo] : NULL,
-                   j ? &seen[lo] : NULL);
+        a->handler(a->data, rc, n, n ? &ids[lo] : NULL,
+                   n ? &seen[lo] : NULL);
     }
 
     ngx_free(uids);

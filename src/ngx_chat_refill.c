@@ -211,14 +211,14 @@ ngx_chat_refill_flush(void)
 }
 
 
-/* each refill its user's rows: a binary search of the ordered users */
+/* each refill its user's rows */
 
 static void
 ngx_chat_refill_read(ngx_chat_store_rc_e rc, PGresult *res, void *data)
 {
     ngx_chat_refill_batch_t  *b = data;
 
-    int                 rows, lo, hi, mid, end;
+    int                 rows, lo, n;
     uint64_t           *uids;
     ngx_uint_t          i;
     ngx_chat_refill_t  *rf;
@@ -249,25 +249,9 @@ ngx_chat_refill_read(ngx_chat_store_rc_e rc, PGresult *res, void *data)
     for (i = 0; i < b->n; i++) {
         rf = b->refills[i];
 
-        lo = 0;
-        hi = rows;
+        lo = ngx_chat_pg_rows_of(uids, rows, rf->user_id, &n);
 
-        while (lo < hi) {
-            mid = lo + (hi - lo) / 2;
-
-            if (uids[mid] < rf->user_id) {
-                lo = mid + 1;
-
-            } else {
-                hi = mid;
-            }
-        }
-
-        for (end = lo; end < rows && uids[end] == rf->user_id; end++) {
-            /* void */
-        }
-
-        ngx_chat_refill_rows(rf, rc, res, lo, end - lo);
+        ngx_chat_refill_rows(rf, rc, res, lo, n);
     }
 
     ngx_free(uids);

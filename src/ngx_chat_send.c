@@ -640,8 +640,15 @@ ngx_chat_seed_mark(ngx_chat_send_t *s, ngx_uint_t seeding)
 
     s->seeding = seeding;
 
-    if (s->op.ws) {
-        s->op.ws->nseeding += seeding ? 1 : (ngx_uint_t) -1;
+    if (s->op.ws == NULL) {
+        return;
+    }
+
+    if (seeding) {
+        s->op.ws->nseeding++;
+
+    } else {
+        s->op.ws->nseeding--;
     }
 }
 

@@ -832,3 +832,32 @@ ngx_chat_pg_log_failure(ngx_chat_pg_conn_t *pc, PGresult *res)
                                       : PQerrorMessage(pc->pg)),
                   state ? state : "none");
 }
+
+
+int
+ngx_chat_pg_rows_of(const uint64_t *keys, int rows, uint64_t key, int *n)
+{
+    int  lo, hi, mid, end;
+
+    lo = 0;
+    hi = rows;
+
+    while (lo < hi) {
+        mid = lo + (hi - lo) / 2;
+
+        if (keys[mid] < key) {
+            lo = mid + 1;
+
+        } else {
+            hi = mid;
+        }
+    }
+
+    for (end = lo; end < rows && keys[end] == key; end++) {
+        /* void */
+    }
+
+    *n = end - lo;
+
+    return lo;
+}

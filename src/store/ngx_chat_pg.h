@@ -46,5 +46,13 @@ ngx_chat_pg_query_t *ngx_chat_pg_query(ngx_chat_pg_pool_t *pool,
     ngx_chat_pg_handler_pt handler, void *data);
 void ngx_chat_pg_cancel(ngx_chat_pg_query_t *q);
 
+/*
+ * For a query of many users' rows ordered by user (one query per round):
+ * keys[0..rows) is that column, ascending; the first row of key, and in
+ * *n how many rows it has (0: none)
+ */
+int ngx_chat_pg_rows_of(const uint64_t *keys, int rows, uint64_t key,
+    int *n);
+
 
 #endif /* _NGX_CHAT_PG_H_INCLUDED_ */
