@@ -8,7 +8,7 @@
 #   - permanent (the default) deletes nothing, says so, exits 0;
 #   - ephemeral: of ann's messages to ben only those ben has (delivered or
 #     read) go, with their delivery rows; a group message goes once every
-#     member has it, not before; a message without any delivery row stays;
+#     member has it (the members' positions, sql/0008), not before; a message without any delivery row stays;
 #     a receipt parked before its message stays until the message comes,
 #     then that message goes; parked receipts older than --pending-ttl go;
 #     GET /v1/messages shows what is left; bodies never reach the log;
@@ -89,6 +89,15 @@ sub seqs {
     return ChatPersist::sql("SELECT coalesce(string_agg(seq::text, ',' "
                             . "ORDER BY seq), '') FROM messages "
                             . "WHERE conv = :'c'", c => $conv);
+}
+
+# a group's positions: user:delivered_seq:read_seq, by user
+sub positions {
+    my ($gid) = @_;
+    return ChatPersist::sql("SELECT coalesce(string_agg(user_id || ':' || "
+                            . "delivered_seq || ':' || read_seq, ',' "
+                            . "ORDER BY user_id), '') FROM group_positions "
+                            . "WHERE group_id = :'g'", g => $gid);
 }
 
 sub delivery_rows {
@@ -213,10 +222,10 @@ ok(ChatTest::wait_until(sub { delivery_rows($conv_ab) eq join(',',
        1 .. 6) }, timeout => 30, interval => 0.3),
    "ann-ben: ben's receipts reached PostgreSQL")
     or diag delivery_rows($conv_ab);
-is(delivery_rows("g:$g"), join(',', "1:$uid{ben}:delivered",
-                               "1:$uid{cid}:delivered",
-                               "2:$uid{ben}:delivered", "2:$uid{cid}:sent"),
-   'group: message 1 reached by both, 2 by ben only');
+is(positions($g), join(',', "$uid{ann}:0:0", "$uid{ben}:2:0",
+                          "$uid{cid}:1:0"),
+   'group: message 1 reached by both, 2 by ben only (positions)');
+is(delivery_rows("g:$g"), '', '... and no delivery rows');
 is(delivery_rows("g:$g_alone"), '', 'the group of one: no delivery row');
 is(seqs($conv_ad) . '|' . delivery_rows($conv_ad), '1|',
    'ann-dan: a message without its delivery row');
@@ -267,8 +276,9 @@ is(delivery_rows($conv_ab), join(',', map { "$_:$uid{ben}:sent" } 4 .. 6),
    '... with their delivery rows; 4 to 6 are kept');
 is(seqs("g:$g"), '2', 'group: the message both members have is gone, '
                       . 'the one cid does not have is kept');
-is(delivery_rows("g:$g"), "2:$uid{ben}:delivered,2:$uid{cid}:sent",
-   '... the delivery rows of 1 are gone');
+is(positions($g), join(',', "$uid{ann}:0:0", "$uid{ben}:2:0",
+                          "$uid{cid}:1:0"),
+   '... the positions stay');
 is(seqs("g:$g_alone"), '1', 'a group message nobody received is kept');
 is(seqs($conv_ad), '1', 'a message without its delivery row is kept');
 is(seqs($conv_ac), '1,2,3', 'undelivered messages are kept without --ttl');

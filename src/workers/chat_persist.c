@@ -13,7 +13,7 @@
  *     BEGIN
  *     COPY chat_persist_in_msgs FROM STDIN      the messages
  *     COPY chat_persist_in_rcpts FROM STDIN     the receipts
- *     SELECT ... FROM chat_persist_apply(sweep) sql/0003_messages.sql
+ *     SELECT ... FROM chat_persist_apply(sweep) sql/0003, sql/0008
  *     COMMIT
  *
  * and only once COMMIT succeeded are the offsets of exactly the records of
@@ -311,6 +311,8 @@ chat_persist_record(chat_consume_t *c, chat_consume_batch_t *cb,
             chat_copy_null(row);
         }
 
+        /* a group receipt moves the member's position to it (sql/0008) */
+        chat_copy_int(row, r.seq);
         chat_copy_end_row(row);
 
         rec->kind = CHAT_PERSIST_RCPT;
@@ -456,8 +458,9 @@ chat_persist_write(chat_consume_lane_t *l, const char *msgs, size_t mlen,
     }
 
     if (rlen) {
-        rc = chat_persist_copy(l, "COPY chat_persist_in_rcpts FROM STDIN",
-                               rcpts, rlen);
+        rc = chat_persist_copy(l, "COPY chat_persist_in_rcpts (conv, id, "
+                               "recipient, delivered_ts, read_ts, seq) "
+                               "FROM STDIN", rcpts, rlen);
         if (rc != CHAT_PG_OK) {
             return rc;
         }
