@@ -3,10 +3,11 @@
  * Copyright (C) ngx_chat authors
  *
  * The HTTP API under /v1 (accounts, sessions, friends, groups, keys,
- * devices, history): the chat_api directive, the route table, and the
- * content handler that matches a route, authenticates the caller, reads
- * the JSON body (ngx_chat_api_request.c) and runs the route's handler,
- * which lives in the file of its resource family (ngx_chat_api_*.c).
+ * devices, history, receipts): the chat_api directive, the route table,
+ * and the content handler that matches a route, authenticates the caller,
+ * reads the JSON body (ngx_chat_api_request.c) and runs the route's
+ * handler, which lives in the file of its resource family
+ * (ngx_chat_api_*.c).
  */
 
 
@@ -21,6 +22,7 @@
 #include "ngx_chat_api_groups.h"
 #include "ngx_chat_api_keys.h"
 #include "ngx_chat_api_messages.h"
+#include "ngx_chat_api_receipts.h"
 
 
 static ngx_int_t ngx_chat_api_handler(ngx_http_request_t *r);
@@ -52,6 +54,7 @@ static const ngx_chat_api_route_t  ngx_chat_api_routes[] = {
     { NGX_HTTP_PUT, "/v1/devices/*", 1, 1, ngx_chat_api_device_put },
     { NGX_HTTP_DELETE, "/v1/devices/*", 1, 0, ngx_chat_api_device_delete },
     { NGX_HTTP_GET, "/v1/messages", 1, 0, ngx_chat_api_messages },
+    { NGX_HTTP_GET, "/v1/messages/*/receipts", 1, 0, ngx_chat_api_receipts },
     { 0, NULL, 0, 0, NULL }
 };
 
