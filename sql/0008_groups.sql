@@ -140,11 +140,27 @@ CREATE TRIGGER group_members_positions_leave
 
 -- The receipts' staging table gains the message's seq (the record's
 -- "seq"), the last column: chat-worker persist names the columns it
--- copies.  A connection that made the table before keeps it and gets the
--- column.
+-- copies.  The worker asks for the layout it writes, 2 here; an older
+-- worker (which calls chat_persist_prepare() and copies 5 columns) is
+-- refused when it connects, so it retries and writes nothing until it is
+-- replaced, instead of sending receipts to the dead-letter topic.  One
+-- still connected from before fails its batches with receipts (the
+-- column is missing) the same way.
 CREATE OR REPLACE FUNCTION chat_persist_prepare() RETURNS void
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
+    RAISE EXCEPTION 'chat-worker persist is older than the schema '
+                    '(sql/0008_groups.sql): install the new one';
+END
+$$;
+
+CREATE FUNCTION chat_persist_prepare(layout int) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    IF layout IS DISTINCT FROM 2 THEN
+        RAISE EXCEPTION 'chat_persist_prepare: layout % is not 2', layout;
+    END IF;
+
     CREATE TEMP TABLE IF NOT EXISTS chat_persist_in_msgs (
         conv       text COLLATE "C",
         seq        bigint,
@@ -160,8 +176,8 @@ BEGIN
     ) ON COMMIT DELETE ROWS;
 
     -- one row per receipt: delivered_ts = its ts, read_ts = its ts for a
-    -- "read" receipt (NULL for "delivered"); seq NULL when not known (a
-    -- receipt parked by an earlier version)
+    -- "read" receipt (NULL for "delivered"), seq the message's (NULL for
+    -- a receipt parked by an earlier version: looked up)
     CREATE TEMP TABLE IF NOT EXISTS chat_persist_in_rcpts (
         conv          text COLLATE "C",
         id            text COLLATE "C",
@@ -170,8 +186,6 @@ BEGIN
         read_ts       bigint,
         seq           bigint
     ) ON COMMIT DELETE ROWS;
-
-    ALTER TABLE chat_persist_in_rcpts ADD COLUMN IF NOT EXISTS seq bigint;
 END
 $$;
 
@@ -661,6 +675,15 @@ BEGIN
                                  coalesce(after_seq, 0))
         ORDER BY m.conv, m.seq
         LIMIT lim
+    ), mem AS MATERIALIZED (
+        -- the members and positions of the window's groups, read once
+        SELECT gm.group_id, gm.user_id, chat_ms(gm.joined_at) AS joined,
+               coalesce(p.delivered_seq, 0) AS dseq
+        FROM (SELECT DISTINCT w.group_id FROM win w
+              WHERE w.group_id IS NOT NULL) wg
+        JOIN group_members gm ON gm.group_id = wg.group_id
+        LEFT JOIN group_positions p ON p.group_id = gm.group_id
+                                   AND p.user_id = gm.user_id
     ), cand AS MATERIALIZED (
         -- done: one-to-one, the recipient's row (one primary key probe);
         -- group, no member it counts without it, and some member
@@ -672,13 +695,15 @@ BEGIN
                                AND d.conv = w.conv AND d.seq = w.seq),
                             false)
                ELSE
-                   NOT EXISTS (SELECT 1
-                               FROM chat_group_audience(w.group_id,
-                                                        w.sender, w.ts) a
-                               WHERE a.delivered_seq < w.seq)
-                   AND EXISTS (SELECT 1
-                               FROM chat_group_audience(w.group_id,
-                                                        w.sender, w.ts) a)
+                   NOT EXISTS (SELECT 1 FROM mem x
+                               WHERE x.group_id = w.group_id
+                                 AND x.user_id <> w.sender
+                                 AND x.joined <= w.ts
+                                 AND x.dseq < w.seq)
+                   AND EXISTS (SELECT 1 FROM mem x
+                               WHERE x.group_id = w.group_id
+                                 AND x.user_id <> w.sender
+                                 AND x.joined <= w.ts)
                END AS done
         FROM win w
     ), chosen AS (

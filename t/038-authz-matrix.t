@@ -58,7 +58,8 @@ my $NI  = 'error:not_implemented';
 my @NOT = ($U, $U, $U);         # none, expired, revoked
 
 # [ route as the router declares it ('#' an id, '*' a string),
-#   the request ({owner} {gid} {extra} {device} {unknown} are filled in),
+#   the request ({owner} {gid} {extra} {device} {unknown} {msg} are
+#   filled in),
 #   the body (a hash, or code that makes one), options,
 #   [ owner friend member admin stranger none expired revoked query ] ]
 #
@@ -130,6 +131,12 @@ my @MATRIX = (
 
     [ 'GET /v1/messages', 'GET /v1/messages?group={gid}', undef, {},
       [ 200, $F, 200, 200, $F, @NOT, $U ] ],
+
+    # a message's receipts: its sender only (the owner's group message),
+    # not the group's other members or admin
+    [ 'GET /v1/messages/*/receipts', 'GET /v1/messages/{msg}/receipts',
+      undef, {},
+      [ 200, $F, $F, $F, $F, @NOT, $U ] ],
 
     # -- the group: members see it, admins change it ---------------------
     [ 'GET /v1/groups/#', 'GET /v1/groups/{gid}', undef, {},
@@ -360,6 +367,17 @@ sub fixture {
 
 fixture();
 
+# a group message of the owner's, stored (a record as the gateway writes
+# it), for its receipts
+our $Msg = ChatPersist::new_id();
+ChatPersist::produce('chat.messages', ChatPersist::message_record(
+    id => $Msg, seq => 1, from => $Uid{owner}, group => $Gid,
+    body => 'matrix'));
+ok(ChatTest::wait_until(sub {
+       ChatPersist::sql("SELECT count(*) FROM messages WHERE id = :'id'",
+                        id => $Msg) == 1 }, timeout => 60, interval => 0.3),
+   'the owner\'s group message is stored');
+
 my ($fst, $fj) = api(GET => '/v1/friends', $Tok{owner});
 my ($frow) = grep { $_->{user_id} == $Uid{friend} } @{ $fj->{friends} };
 is($frow && $frow->{state}, 'friends', 'the owner and the friend are friends');
@@ -445,6 +463,7 @@ sub fill {
     $s =~ s/\{gid\}/$Gid/g;
     $s =~ s/\{device\}/$Device/g;
     $s =~ s/\{unknown\}/$Unknown/g;
+    $s =~ s/\{msg\}/$Msg/g;
     return $s;
 }
 

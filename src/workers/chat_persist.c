@@ -122,7 +122,7 @@ static chat_pg_rc_e chat_persist_copy(chat_consume_lane_t *l,
 
 static const chat_consume_role_t  chat_persist_role = {
     "chat-worker persist",
-    "SELECT chat_persist_prepare()",
+    "SELECT chat_persist_prepare(2)",           /* sql/0008 */
     "stored",
     1,
     1,
