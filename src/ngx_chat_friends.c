@@ -2,11 +2,12 @@
 /*
  * Copyright (C) ngx_chat authors
  *
- * The friends of connecting users, one PostgreSQL query per event-loop
- * round: a reconnect storm of thousands of connections reads its friend
- * lists in a few queries instead of one query each (presence's open,
- * ngx_chat_presence.c).  The rows come ordered by user; each asker gets
- * its own user's rows.
+ * The friends and the groups of connecting users, one PostgreSQL query
+ * of each per event-loop round: a reconnect storm of thousands of
+ * connections reads its friend lists (presence's open,
+ * ngx_chat_presence.c) and group lists (ngx_chat_gsync.c) in a few
+ * queries instead of one query each.  The rows come ordered by user; each
+ * asker gets its own user's rows.
  */
 
 
@@ -25,6 +26,12 @@
     "WHERE f.user_id = ANY($1::bigint[]) AND f.status = 'accepted' "        \
     "ORDER BY f.user_id, f.friend_id"
 
+#define NGX_CHAT_GROUPS_SQL                                                  \
+    "SELECT m.user_id, m.group_id, "                                        \
+    "floor(extract(epoch FROM m.joined_at) * 1000)::bigint "                \
+    "FROM group_members m WHERE m.user_id = ANY($1::bigint[]) "             \
+    "ORDER BY m.user_id, m.group_id"
+
 
 typedef struct {
     uint64_t                   user_id;
@@ -40,21 +47,53 @@ typedef struct {
 } ngx_chat_friends_batch_t;
 
 
+/* one kind of lookup: its query, the batch gathering, its flush */
+typedef struct {
+    const char                *sql;
+    ngx_chat_friends_batch_t  *next;
+    ngx_event_t                event;
+} ngx_chat_friends_kind_t;
+
+
+static ngx_int_t ngx_chat_rows_get(ngx_chat_friends_kind_t *k,
+    uint64_t user_id, ngx_chat_friends_pt handler, void *data);
 static void ngx_chat_friends_flush_handler(ngx_event_t *ev);
-static void ngx_chat_friends_flush(void);
+static void ngx_chat_friends_flush(ngx_chat_friends_kind_t *k);
+static void ngx_chat_friends_drop(ngx_chat_friends_kind_t *k);
 static void ngx_chat_friends_reply(ngx_chat_store_rc_e rc, PGresult *res,
     void *data);
 static void ngx_chat_friends_answer(ngx_chat_friends_batch_t *b,
     ngx_chat_store_rc_e rc, PGresult *res);
 
 
-static ngx_chat_friends_batch_t  *ngx_chat_friends_next;
-static ngx_event_t                ngx_chat_friends_event;
+static ngx_chat_friends_kind_t  ngx_chat_friends_kind = {
+    NGX_CHAT_FRIENDS_SQL, NULL, { 0 }
+};
+
+static ngx_chat_friends_kind_t  ngx_chat_groups_kind = {
+    NGX_CHAT_GROUPS_SQL, NULL, { 0 }
+};
 
 
 ngx_int_t
 ngx_chat_friends_get(uint64_t user_id, ngx_chat_friends_pt handler,
     void *data)
+{
+    return ngx_chat_rows_get(&ngx_chat_friends_kind, user_id, handler, data);
+}
+
+
+ngx_int_t
+ngx_chat_groups_get(uint64_t user_id, ngx_chat_friends_pt handler,
+    void *data)
+{
+    return ngx_chat_rows_get(&ngx_chat_groups_kind, user_id, handler, data);
+}
+
+
+static ngx_int_t
+ngx_chat_rows_get(ngx_chat_friends_kind_t *k, uint64_t user_id,
+    ngx_chat_friends_pt handler, void *data)
 {
     ngx_chat_friends_ask_t    *a;
     ngx_chat_friends_batch_t  *b;
@@ -64,13 +103,11 @@ ngx_chat_friends_get(uint64_t user_id, ngx_chat_friends_pt handler,
         return NGX_ERROR;
     }
 
-    if (ngx_chat_friends_next
-        && ngx_chat_friends_next->n == NGX_CHAT_FRIENDS_BATCH)
-    {
-        ngx_chat_friends_flush();
+    if (k->next && k->next->n == NGX_CHAT_FRIENDS_BATCH) {
+        ngx_chat_friends_flush(k);
     }
 
-    b = ngx_chat_friends_next;
+    b = k->next;
 
     if (b == NULL) {
         b = ngx_alloc(sizeof(ngx_chat_friends_batch_t), ngx_cycle->log);
@@ -79,7 +116,7 @@ ngx_chat_friends_get(uint64_t user_id, ngx_chat_friends_pt handler,
         }
 
         b->n = 0;
-        ngx_chat_friends_next = b;
+        k->next = b;
     }
 
     a = &b->asks[b->n++];
@@ -87,10 +124,11 @@ ngx_chat_friends_get(uint64_t user_id, ngx_chat_friends_pt handler,
     a->handler = handler;
     a->data = data;
 
-    if (!ngx_chat_friends_event.posted) {
-        ngx_chat_friends_event.handler = ngx_chat_friends_flush_handler;
-        ngx_chat_friends_event.log = ngx_cycle->log;
-        ngx_post_event(&ngx_chat_friends_event, &ngx_posted_events);
+    if (!k->event.posted) {
+        k->event.handler = ngx_chat_friends_flush_handler;
+        k->event.data = k;
+        k->event.log = ngx_cycle->log;
+        ngx_post_event(&k->event, &ngx_posted_events);
     }
 
     return NGX_OK;
@@ -100,28 +138,28 @@ ngx_chat_friends_get(uint64_t user_id, ngx_chat_friends_pt handler,
 static void
 ngx_chat_friends_flush_handler(ngx_event_t *ev)
 {
-    ngx_chat_friends_flush();
+    ngx_chat_friends_flush(ev->data);
 }
 
 
 static void
-ngx_chat_friends_flush(void)
+ngx_chat_friends_flush(ngx_chat_friends_kind_t *k)
 {
     u_char                    *p;
     ngx_str_t                  param;
     ngx_uint_t                 i;
     ngx_chat_worker_t         *w = ngx_chat_worker;
-    ngx_chat_friends_batch_t  *b = ngx_chat_friends_next;
+    ngx_chat_friends_batch_t  *b = k->next;
 
-    if (ngx_chat_friends_event.posted) {
-        ngx_delete_posted_event(&ngx_chat_friends_event);
+    if (k->event.posted) {
+        ngx_delete_posted_event(&k->event);
     }
 
     if (b == NULL) {
         return;
     }
 
-    ngx_chat_friends_next = NULL;
+    k->next = NULL;
 
     /* "{id,id,...}" */
     param.data = ngx_alloc(b->n * (NGX_INT64_LEN + 1) + 2, ngx_cycle->log);
@@ -142,7 +180,7 @@ ngx_chat_friends_flush(void)
     *p++ = '}';
     param.len = p - param.data;
 
-    if (ngx_chat_pg_query(w->pg, NGX_CHAT_FRIENDS_SQL, 1, &param,
+    if (ngx_chat_pg_query(w->pg, k->sql, 1, &param,
                           ngx_chat_friends_reply, b)
         == NULL)
     {
@@ -224,14 +262,22 @@ ngx_chat_friends_answer(ngx_chat_friends_batch_t *b, ngx_chat_store_rc_e rc,
 void
 ngx_chat_friends_exit(void)
 {
-    ngx_chat_friends_batch_t  *b = ngx_chat_friends_next;
+    ngx_chat_friends_drop(&ngx_chat_friends_kind);
+    ngx_chat_friends_drop(&ngx_chat_groups_kind);
+}
 
-    if (ngx_chat_friends_event.posted) {
-        ngx_delete_posted_event(&ngx_chat_friends_event);
+
+static void
+ngx_chat_friends_drop(ngx_chat_friends_kind_t *k)
+{
+    ngx_chat_friends_batch_t  *b = k->next;
+
+    if (k->event.posted) {
+        ngx_delete_posted_event(&k->event);
     }
 
     if (b) {
-        ngx_chat_friends_next = NULL;
+        k->next = NULL;
         ngx_chat_friends_answer(b, NGX_CHAT_STORE_DOWN, NULL);
     }
 }

@@ -36,7 +36,14 @@ typedef void (*ngx_chat_friends_pt)(void *data, ngx_chat_store_rc_e rc,
 ngx_int_t ngx_chat_friends_get(uint64_t user_id, ngx_chat_friends_pt handler,
     void *data);
 
-/* what waits is answered as failed */
+/*
+ * The same for the groups of a user who connects: ids are the group ids,
+ * seen the times the user joined them (ms).
+ */
+ngx_int_t ngx_chat_groups_get(uint64_t user_id, ngx_chat_friends_pt handler,
+    void *data);
+
+/* what waits is answered as failed (both kinds) */
 void ngx_chat_friends_exit(void);
 
 
