@@ -12,6 +12,7 @@
 #include <ngx_http.h>
 
 #include "ngx_chat_api_groups.h"
+#include "ngx_chat_group.h"
 
 
 static ngx_int_t ngx_chat_api_group_created(ngx_chat_api_ctx_t *ctx,
@@ -201,6 +202,13 @@ ngx_chat_api_member_done(ngx_chat_api_ctx_t *ctx, PGresult *res)
     const char  *state;
 
     state = PQgetvalue(res, 0, 0);
+
+    /* committed: the cached member list goes before the answer */
+    if (ngx_strcmp(state, "removed") == 0
+        || ngx_strcmp(state, "added") == 0)
+    {
+        ngx_chat_group_invalidate(ctx->id[0]);
+    }
 
     if (ngx_strcmp(state, "removed") == 0) {
         return ngx_chat_api_no_content(ctx, res);

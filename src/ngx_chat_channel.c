@@ -25,6 +25,9 @@
 #include "ngx_chat_ws.h"
 #include "ngx_chat_route.h"
 #include "ngx_chat_sync.h"
+#include "ngx_chat_gsync.h"
+#include "ngx_chat_group.h"
+#include "ngx_chat_gdeliver.h"
 #include "ngx_chat_deliver.h"
 #include "ngx_chat_presence.h"
 #include "ngx_chat_channel.h"
@@ -78,6 +81,8 @@ static void ngx_chat_channel_sub_message(ngx_chat_store_rc_e rc,
 static void ngx_chat_channel_lines(ngx_chat_shard_t *sh, const char *p,
     size_t len);
 static void ngx_chat_channel_live(ngx_chat_shard_t *sh, const char *p,
+    size_t len);
+static void ngx_chat_channel_group(ngx_chat_shard_t *sh, const char *p,
     size_t len);
 static void ngx_chat_channel_resync(ngx_chat_shard_t *sh);
 static void ngx_chat_channel_tick(ngx_event_t *ev);
@@ -183,6 +188,8 @@ ngx_chat_channel_exit(ngx_chat_worker_t *w)
         ngx_del_timer(&d->tick);
     }
 
+    ngx_chat_group_exit();
+    ngx_chat_gdeliver_exit();
     ngx_chat_deliver_exit();
 
     for (i = 0; i < d->nshards; i++) {
@@ -348,7 +355,13 @@ ngx_chat_channel_lines(ngx_chat_shard_t *sh, const char *p, size_t len)
             nl = last;
         }
 
-        ngx_chat_channel_live(sh, p, nl - p);
+        if (nl - p > 2 && p[0] == 'g' && p[1] == ' ') {
+            ngx_chat_channel_group(sh, p + 2, nl - p - 2);
+
+        } else {
+            ngx_chat_channel_live(sh, p, nl - p);
+        }
+
         p = nl + 1;
     }
 }
@@ -481,6 +494,109 @@ bad:
 
     ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
                   "chat: redis %V: malformed delivery on %s",
+                  ngx_chat_redis_name(sh->sub), ngx_chat_channel->channel);
+}
+
+
+/*
+ * A group's frame (lib.lua's gqueue): "<gid> <n> <id> <from> <seq>
+ * <except conn> <uid,uid,...> <frame>" after the "g ", for the named
+ * members' local
+ * connections (ngx_chat_gsync.c)
+ */
+
+static void
+ngx_chat_channel_group(ngx_chat_shard_t *sh, const char *p, size_t len)
+{
+    char                   *end;
+    size_t                  id_len, flen;
+    int64_t                 seq;
+    uint64_t                gid, n, except, uid, from;
+    const char             *last, *id, *uids, *frame;
+    ngx_queue_t            *q, *next;
+    ngx_chat_ws_t          *ws;
+    ngx_chat_local_user_t  *lu;
+
+    last = p + len;
+
+    errno = 0;
+    gid = strtoull(p, &end, 10);
+    if (end >= last || *end != ' ') {
+        goto bad;
+    }
+
+    n = strtoull(end + 1, &end, 10);
+    if (end >= last || *end != ' ') {
+        goto bad;
+    }
+
+    id = end + 1;
+    end = memchr(id, ' ', last - id);
+    if (end == NULL) {
+        goto bad;
+    }
+
+    id_len = end - id;
+
+    from = strtoull(end + 1, &end, 10);
+    if (end >= last || *end != ' ') {
+        goto bad;
+    }
+
+    seq = strtoll(end + 1, &end, 10);
+    if (end >= last || *end != ' ') {
+        goto bad;
+    }
+
+    except = strtoull(end + 1, &end, 10);
+    if (end >= last || *end != ' ' || errno) {
+        goto bad;
+    }
+
+    uids = end + 1;
+    end = memchr(uids, ' ', last - uids);
+    if (end == NULL) {
+        goto bad;
+    }
+
+    frame = end + 1;
+    flen = last - frame;
+
+    while (uids < frame) {
+        uid = strtoull(uids, &end, 10);
+        if (end == uids || (*end != ',' && *end != ' ')) {
+            goto bad;
+        }
+
+        uids = end + 1;
+
+        lu = ngx_chat_local_find(uid);
+        if (lu == NULL) {
+            continue;
+        }
+
+        for (q = ngx_queue_head(&lu->conns);
+             q != ngx_queue_sentinel(&lu->conns);
+             q = next)
+        {
+            next = ngx_queue_next(q);
+            ws = ngx_queue_data(q, ngx_chat_ws_t, peers);
+
+            if (ws->done || ws->conn_id == except) {
+                continue;
+            }
+
+            ngx_chat_gsync_live(ws, gid, n, id, id_len, from, seq, frame,
+                                flen);
+        }
+    }
+
+    return;
+
+bad:
+
+    ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                  "chat: redis %V: malformed group delivery on %s",
                   ngx_chat_redis_name(sh->sub), ngx_chat_channel->channel);
 }
 

@@ -18,6 +18,8 @@
 #include "ngx_chat_receipt.h"
 #include "ngx_chat_lua.h"
 #include "ngx_chat_batch.h"
+#include "ngx_chat_group.h"
+#include "ngx_chat_gsync.h"
 #include "chat_frame.h"
 #include "chat_record.h"
 
@@ -32,11 +34,24 @@ typedef struct {
 } ngx_chat_typing_t;
 
 
+/* typing in a group: its member list is checked first */
+typedef struct {
+    ngx_chat_op_t              op;          /* in ws->ops */
+    uint64_t                   from;
+    uint64_t                   group;
+    ngx_uint_t                 fills;
+    ngx_chat_batch_item_t     *item;
+    size_t                     len;
+    char                       text[1];
+} ngx_chat_gtyping_t;
+
+
 /* a receipt between its check and the sender's connections */
 typedef struct {
     ngx_chat_op_t              op;
     uint64_t                   by;
     uint64_t                   from;
+    uint64_t                   group;       /* a group message's */
     int64_t                    seq;
     int64_t                    ts;
     ngx_uint_t                 read;        /* unsigned read:1 */
@@ -64,6 +79,16 @@ static void ngx_chat_receipt_done(ngx_chat_receipt_t *rcp);
 static void ngx_chat_typing_checked(ngx_chat_store_rc_e rc, PGresult *res,
     void *data);
 static ngx_int_t ngx_chat_typing_relay(ngx_chat_ws_t *ws, uint64_t to);
+static void ngx_chat_receipt_group(ngx_chat_receipt_t *rcp);
+static void ngx_chat_receipt_grouped(ngx_chat_store_rc_e rc,
+    redisReply *reply, void *data);
+static void ngx_chat_receipt_produce(ngx_chat_receipt_t *rcp);
+static ngx_int_t ngx_chat_typing_group(ngx_chat_ws_t *ws, uint64_t gid);
+static void ngx_chat_gtyping_issue(ngx_chat_gtyping_t *ty);
+static void ngx_chat_gtyping_reply(ngx_chat_store_rc_e rc, redisReply *reply,
+    void *data);
+static void ngx_chat_gtyping_filled(void *data, ngx_int_t rc);
+static void ngx_chat_gtyping_done(ngx_chat_gtyping_t *ty);
 
 
 /*
@@ -141,6 +166,24 @@ ngx_chat_receipt_one(ngx_chat_ws_t *ws, const char *id, size_t len,
     ngx_queue_insert_tail(&ws->ops, &rcp->op.queue);
     ws->nreceipts++;
 
+    /* a group message this connection got: the group's log knows it */
+    switch (ngx_chat_gsync_receipt(ws, rcp->id, read, &rcp->group,
+                                   &rcp->from, &rcp->seq))
+    {
+
+    case NGX_OK:
+        ngx_chat_receipt_group(rcp);
+        return NGX_OK;
+
+    case NGX_DONE:
+        /* told already by this connection */
+        ngx_chat_receipt_done(rcp);
+        return NGX_OK;
+
+    default:
+        break;
+    }
+
     rcp->cmd = ngx_chat_redis_command(rds, ngx_chat_receipt_checked, rcp,
                                       "HGET chat:inbox:{%llu} %s",
                                       (unsigned long long) ws->user_id,
@@ -160,13 +203,8 @@ ngx_chat_receipt_checked(ngx_chat_store_rc_e rc, redisReply *reply,
     ngx_chat_receipt_t  *rcp = data;
 
     char                 state, conv[48];
-    char                *payload;
     long long            seq;
-    chat_record_t        rec;
-    ngx_str_t            key, value;
     unsigned long long   from;
-    ngx_time_t          *tp;
-    ngx_chat_worker_t   *w = ngx_chat_worker;
 
     rcp->cmd = NULL;
 
@@ -197,6 +235,21 @@ ngx_chat_receipt_checked(ngx_chat_store_rc_e rc, redisReply *reply,
     rcp->from = from;
     rcp->seq = seq;
     ngx_memcpy(rcp->conv, conv, sizeof(conv));
+
+    ngx_chat_receipt_produce(rcp);
+}
+
+
+/* the receipt to Kafka (chat.receipts); told once it is there */
+
+static void
+ngx_chat_receipt_produce(ngx_chat_receipt_t *rcp)
+{
+    char                *payload;
+    chat_record_t        rec;
+    ngx_str_t            key, value;
+    ngx_time_t          *tp;
+    ngx_chat_worker_t   *w = ngx_chat_worker;
 
     tp = ngx_timeofday();
     rcp->ts = (int64_t) tp->sec * 1000 + tp->msec;
@@ -263,6 +316,16 @@ ngx_chat_receipt_stored(ngx_chat_store_rc_e rc, int32_t partition,
                               rcp->ts);
 
     if (text == NULL) {
+        ngx_chat_receipt_done(rcp);
+        return;
+    }
+
+    if (rcp->group) {
+        /* the member's position moved already (GRECEIPT): tell the sender */
+        (void) ngx_chat_relay(rcp->from, text, ngx_strlen(text), 0, 1,
+                              ngx_chat_script_reply,
+                              "a group receipt to the sender");
+        free(text);
         ngx_chat_receipt_done(rcp);
         return;
     }
@@ -351,6 +414,76 @@ ngx_chat_receipt_applied(ngx_chat_store_rc_e rc, redisReply *reply,
 }
 
 
+/*
+ * A receipt for a group message: the member's positions move (GRECEIPT),
+ * then the receipt goes to Kafka and to the sender (who sent it and its
+ * seq the connection remembers, ngx_chat_gsync.c).
+ */
+
+static void
+ngx_chat_receipt_group(ngx_chat_receipt_t *rcp)
+{
+    u_char            *p;
+    ngx_str_t          keys[4], args[5];
+    ngx_chat_redis_t  *rds;
+    u_char             buf[8 * NGX_CHAT_BATCH_STR];
+
+    rds = ngx_chat_redis_for_group(rcp->group);
+
+    p = buf;
+    p = ngx_chat_group_key(&keys[0], p, "glogq", rcp->group);
+    p = ngx_chat_group_key(&keys[1], p, "gpos", rcp->group);
+    p = ngx_chat_group_key(&keys[2], p, "gread", rcp->group);
+    p = ngx_chat_group_key(&keys[3], p, "gspos", rcp->group);
+
+    args[0].data = (u_char *) rcp->id;
+    args[0].len = ngx_strlen(rcp->id);
+    p = ngx_chat_batch_str(&args[1], p, "%uL", rcp->by);
+    ngx_str_set(&args[2], "d");
+
+    if (rcp->read) {
+        ngx_str_set(&args[2], "r");
+    }
+
+    p = ngx_chat_batch_str(&args[3], p, "%d", NGX_CHAT_GROUP_LOG_TTL);
+    (void) ngx_chat_batch_str(&args[4], p, "%L", rcp->seq);
+
+    if (rds == NULL
+        || ngx_chat_batch_add(rds, NGX_CHAT_SCRIPT_GRECEIPT, 4, keys, 5,
+                              args, ngx_chat_receipt_grouped, rcp)
+           == NULL)
+    {
+        ngx_chat_receipt_fail(rcp, "unavailable", "Redis is down");
+    }
+}
+
+
+/*
+ * "moved" or "same": either way the receipt goes on.  The positions are
+ * per member and in log order, which may differ from the order of seq
+ * (two senders), so an older message's receipt after a newer one's may
+ * move nothing and still tell the sender something new; what one
+ * connection told is not told again (ngx_chat_gsync_receipt()).
+ */
+
+static void
+ngx_chat_receipt_grouped(ngx_chat_store_rc_e rc, redisReply *reply,
+    void *data)
+{
+    ngx_chat_receipt_t  *rcp = data;
+
+    if (rc != NGX_CHAT_STORE_OK || reply->type != REDIS_REPLY_STRING) {
+        ngx_chat_receipt_fail(rcp, "unavailable", "Redis did not answer");
+        return;
+    }
+
+    (void) ngx_snprintf((u_char *) rcp->conv, sizeof(rcp->conv), "g:%uL%Z",
+                        rcp->group);
+
+    ngx_chat_receipt_produce(rcp);
+}
+
+
 static void
 ngx_chat_receipt_fail(ngx_chat_receipt_t *rcp, const char *code,
     const char *message)
@@ -415,14 +548,13 @@ ngx_chat_typing(ngx_chat_ws_t *ws, chat_proto_msg_t *m)
     ngx_chat_typing_t  *ty;
     ngx_chat_worker_t  *w = ngx_chat_worker;
 
-    if (m->group) {
-        return ngx_chat_ws_error(ws, "not_implemented",
-                                 "group chat is not available yet", NULL);
-    }
-
     if (ngx_chat_route_channel() == NULL) {
         return ngx_chat_ws_error(ws, "unavailable", "this node has no "
                                  "Redis configured", NULL);
+    }
+
+    if (m->group) {
+        return ngx_chat_typing_group(ws, m->group);
     }
 
     known = ngx_chat_user_known(m->to);
@@ -525,4 +657,179 @@ ngx_chat_typing_relay(ngx_chat_ws_t *ws, uint64_t to)
     free(text);
 
     return NGX_OK;
+}
+
+
+/*
+ * {"type":"typing","group":G}: to the other members' connections (GTYPE
+ * checks membership on the group's server; a member list Redis does not
+ * have is read first), at most one a second per connection.
+ */
+
+static ngx_int_t
+ngx_chat_typing_group(ngx_chat_ws_t *ws, uint64_t gid)
+{
+    char                *text;
+    size_t               len;
+    ngx_chat_gtyping_t  *ty;
+
+    if (ws->typing_at && ngx_current_msec - ws->typing_at < 1000) {
+        return NGX_OK;
+    }
+
+    ws->typing_at = ngx_current_msec ? ngx_current_msec : 1;
+
+    text = chat_frame_typing_group((int64_t) ws->user_id, (int64_t) gid);
+    if (text == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = ngx_strlen(text);
+
+    ty = ngx_calloc(sizeof(ngx_chat_gtyping_t) + len, ngx_cycle->log);
+    if (ty == NULL) {
+        free(text);
+        return NGX_ERROR;
+    }
+
+    ty->op.ws = ws;
+    ty->from = ws->user_id;
+    ty->group = gid;
+    ty->len = len;
+    ngx_memcpy(ty->text, text, len + 1);
+    free(text);
+
+    ngx_queue_insert_tail(&ws->ops, &ty->op.queue);
+
+    ngx_chat_gtyping_issue(ty);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_chat_gtyping_issue(ngx_chat_gtyping_t *ty)
+{
+    u_char            *p;
+    ngx_str_t          keys[2], args[4];
+    ngx_chat_redis_t  *rds;
+    u_char             buf[6 * NGX_CHAT_BATCH_STR];
+
+    rds = ngx_chat_redis_for_group(ty->group);
+
+    p = buf;
+    p = ngx_chat_group_key(&keys[0], p, "gm", ty->group);
+    p = ngx_chat_group_key(&keys[1], p, "gv", ty->group);
+    p = ngx_chat_batch_str(&args[0], p, "%uL", ty->group);
+    (void) ngx_chat_batch_str(&args[1], p, "%uL", ty->from);
+    args[2].data = (u_char *) ty->text;
+    args[2].len = ty->len;
+    ngx_str_set(&args[3], "0");
+
+    if (ngx_chat_group_all_local()) {
+        ngx_str_set(&args[3], "1");
+    }
+
+    ty->item = rds ? ngx_chat_batch_add(rds, NGX_CHAT_SCRIPT_GTYPE, 2, keys,
+                                        4, args, ngx_chat_gtyping_reply, ty)
+                   : NULL;
+
+    if (ty->item == NULL) {
+        if (ty->op.ws) {
+            (void) ngx_chat_ws_error(ty->op.ws, "unavailable",
+                                     "Redis is down", NULL);
+        }
+
+        ngx_chat_gtyping_done(ty);
+    }
+}
+
+
+static void
+ngx_chat_gtyping_reply(ngx_chat_store_rc_e rc, redisReply *reply,
+    void *data)
+{
+    ngx_chat_gtyping_t  *ty = data;
+
+    char         head[NGX_INT64_LEN + 3];
+    redisReply  *kind;
+
+    ty->item = NULL;
+
+    if (rc != NGX_CHAT_STORE_OK || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements < 1
+        || reply->element[0]->type != REDIS_REPLY_STRING)
+    {
+        if (ty->op.ws) {
+            (void) ngx_chat_ws_error(ty->op.ws, "unavailable",
+                                     "Redis did not answer", NULL);
+        }
+
+        ngx_chat_gtyping_done(ty);
+        return;
+    }
+
+    kind = reply->element[0];
+
+    if (kind->len == 4 && ngx_strncmp(kind->str, "miss", 4) == 0
+        && reply->elements == 2
+        && reply->element[1]->type == REDIS_REPLY_STRING
+        && ty->fills++ < 3
+        && ngx_chat_group_fill(ty->group, reply->element[1]->str,
+                               reply->element[1]->len,
+                               ngx_chat_gtyping_filled, ty)
+           == NGX_OK)
+    {
+        return;
+    }
+
+    if (kind->len == 2 && ngx_strncmp(kind->str, "ok", 2) == 0) {
+        if (reply->elements == 2) {
+            (void) ngx_snprintf((u_char *) head, sizeof(head), "%uL 0%Z",
+                                ty->from);
+            ngx_chat_group_publish(ty->group, 0, "-", head, ty->text,
+                                   ty->len, 0, ty->from, reply->element[1]);
+        }
+
+    } else if (ty->op.ws) {
+        (void) ngx_chat_ws_error(ty->op.ws, "forbidden", "you are not a "
+                                 "member of this group", NULL);
+    }
+
+    ngx_chat_gtyping_done(ty);
+}
+
+
+static void
+ngx_chat_gtyping_filled(void *data, ngx_int_t rc)
+{
+    ngx_chat_gtyping_t  *ty = data;
+
+    if (rc == NGX_OK) {
+        ngx_chat_gtyping_issue(ty);
+        return;
+    }
+
+    if (ty->op.ws) {
+        (void) ngx_chat_ws_error(ty->op.ws,
+                                 rc == NGX_DECLINED ? "not_found"
+                                                    : "unavailable",
+                                 rc == NGX_DECLINED ? "no such group"
+                                                    : "the group's members "
+                                                      "could not be read",
+                                 NULL);
+    }
+
+    ngx_chat_gtyping_done(ty);
+}
+
+
+static void
+ngx_chat_gtyping_done(ngx_chat_gtyping_t *ty)
+{
+    if (ty->op.ws) {
+        ngx_queue_remove(&ty->op.queue);
+    }
+
+    ngx_free(ty);
 }

@@ -45,6 +45,8 @@
 #include "ngx_chat_ws.h"
 #include "ngx_chat_send.h"
 #include "ngx_chat_deliver.h"
+#include "ngx_chat_gdeliver.h"
+#include "ngx_chat_group.h"
 #include "ngx_chat_lua.h"
 #include "ngx_chat_batch.h"
 #include "chat_frame.h"
@@ -83,7 +85,9 @@ typedef struct {
     ngx_uint_t                 interval;    /* chat_send_rate, as it came */
     ngx_uint_t                 burst;
     uint64_t                   from;
-    uint64_t                   to;
+    uint64_t                   to;          /* 0 for a group */
+    uint64_t                   group;
+    ngx_uint_t                 fills;       /* of the member list */
     int64_t                    seq;
     int64_t                    ts;
     json_t                    *msg;
@@ -117,6 +121,10 @@ static void ngx_chat_send_claimed(ngx_chat_store_rc_e rc, redisReply *reply,
 static void ngx_chat_send_sequenced(ngx_chat_store_rc_e rc,
     redisReply *reply, void *data);
 static void ngx_chat_send_sequence(ngx_chat_send_t *s);
+static void ngx_chat_send_gsequenced(ngx_chat_store_rc_e rc,
+    redisReply *reply, void *data);
+static void ngx_chat_send_filled(void *data, ngx_int_t rc);
+static ngx_chat_redis_t *ngx_chat_send_conv_redis(ngx_chat_send_t *s);
 static ngx_chat_seed_t *ngx_chat_seed_find(const char *conv);
 static void ngx_chat_seed_wait(ngx_chat_send_t *s);
 static void ngx_chat_seed_mark(ngx_chat_send_t *s, ngx_uint_t seeding);
@@ -151,12 +159,6 @@ ngx_chat_send(ngx_chat_ws_t *ws, chat_proto_msg_t *m)
     ngx_chat_worker_t      *w = ngx_chat_worker;
 
     /* the fields are checked (chat_proto_decode) */
-
-    if (m->group) {
-        return ngx_chat_ws_error(ws, "not_implemented",
-                                 "group messages are not available yet",
-                                 m->client_id);
-    }
 
     to = m->to;
 
@@ -206,7 +208,8 @@ ngx_chat_send(ngx_chat_ws_t *ws, chat_proto_msg_t *m)
                                         retry, m->client_id);
     }
 
-    known = ngx_chat_user_known(to);
+    /* a group's membership is checked with its seq (GSEQ) */
+    known = m->group ? 1 : ngx_chat_user_known(to);
 
     if (known == 0) {
         return ngx_chat_ws_error(ws, "not_found", "no such user",
@@ -224,13 +227,20 @@ ngx_chat_send(ngx_chat_ws_t *ws, chat_proto_msg_t *m)
     s->burst = ws->conf->send_burst;
     s->from = ws->user_id;
     s->to = to;
+    s->group = m->group;
     ngx_memcpy(s->client_id, m->client_id, m->client_id_len);
     s->client_id[m->client_id_len] = '\0';
 
-    lo = ngx_min(s->from, to);
-    hi = ngx_max(s->from, to);
-    (void) ngx_snprintf((u_char *) s->conv, sizeof(s->conv), "d:%uL:%uL%Z",
-                        lo, hi);
+    if (s->group) {
+        (void) ngx_snprintf((u_char *) s->conv, sizeof(s->conv), "g:%uL%Z",
+                            s->group);
+
+    } else {
+        lo = ngx_min(s->from, to);
+        hi = ngx_max(s->from, to);
+        (void) ngx_snprintf((u_char *) s->conv, sizeof(s->conv),
+                            "d:%uL:%uL%Z", lo, hi);
+    }
     (void) ngx_snprintf((u_char *) s->dedup, sizeof(s->dedup),
                         "chat:dedup:{%uL}:%s%Z", s->from, s->client_id);
 
@@ -409,7 +419,7 @@ ngx_chat_send_claim(ngx_chat_send_t *s)
     keys[1].len = ngx_strlen(s->dedup);
     nkeys = 2;
 
-    if (rds == ngx_chat_redis_for_user(ngx_min(s->from, s->to))) {
+    if (!s->group && rds == ngx_chat_send_conv_redis(s)) {
         /* the conversation's counter is there too: seq in the same call */
         p = ngx_chat_batch_str(&keys[2], p, "chat:seq:{%s}", s->conv);
         nkeys = 3;
@@ -516,24 +526,189 @@ ngx_chat_send_claimed(ngx_chat_store_rc_e rc, redisReply *reply, void *data)
 }
 
 
-/* the conversation's counter lives with its lower user id */
+/*
+ * The conversation's counter lives with its lower user id, a group's
+ * with the group (and there its member list: GSEQ checks membership and
+ * takes the seq in one step).
+ */
+
+static ngx_chat_redis_t *
+ngx_chat_send_conv_redis(ngx_chat_send_t *s)
+{
+    return s->group ? ngx_chat_redis_for_group(s->group)
+                    : ngx_chat_redis_for_user(ngx_min(s->from, s->to));
+}
+
 
 static void
 ngx_chat_send_sequence(ngx_chat_send_t *s)
 {
+    u_char            *p;
+    ngx_str_t          keys[3], arg;
+    ngx_chat_seed_t   *sd;
     ngx_chat_redis_t  *rds;
+    u_char             buf[4 * NGX_CHAT_BATCH_STR];
 
-    rds = ngx_chat_redis_for_user(ngx_min(s->from, s->to));
+    /*
+     * Behind a send that waits for the conversation's counter: after it
+     * (another worker may set the counter first, and this send would
+     * take a seq before the earlier one)
+     */
+    sd = ngx_chat_seed_find(s->conv);
 
-    s->cmd = rds ? ngx_chat_redis_command(rds, ngx_chat_send_sequenced, s,
-                                          "EVALSHA %s 1 chat:seq:{%s}",
-                                          ngx_chat_script_sha(
-                                              NGX_CHAT_SCRIPT_SEQ),
-                                          s->conv)
-                 : NULL;
+    if (sd) {
+        ngx_chat_seed_mark(s, 1);
+        ngx_queue_insert_tail(&sd->waiters, &s->seed);
+        return;
+    }
 
-    if (s->cmd == NULL) {
+    rds = ngx_chat_send_conv_redis(s);
+
+    if (s->group == 0) {
+        s->cmd = rds ? ngx_chat_redis_command(rds, ngx_chat_send_sequenced,
+                                              s, "EVALSHA %s 1 "
+                                              "chat:seq:{%s}",
+                                              ngx_chat_script_sha(
+                                                  NGX_CHAT_SCRIPT_SEQ),
+                                              s->conv)
+                     : NULL;
+
+        if (s->cmd == NULL) {
+            ngx_chat_send_fail(s, "unavailable", "Redis is down");
+        }
+
+        return;
+    }
+
+    /* behind a fill of this group's members: after it, in order */
+    if (ngx_chat_group_filling(s->group)) {
+        ngx_chat_send_filled(s, NGX_AGAIN);
+        return;
+    }
+
+    p = buf;
+    p = ngx_chat_batch_str(&keys[0], p, "chat:seq:{%s}", s->conv);
+    p = ngx_chat_group_key(&keys[1], p, "gm", s->group);
+    p = ngx_chat_group_key(&keys[2], p, "gv", s->group);
+    (void) ngx_chat_batch_str(&arg, p, "%uL", s->from);
+
+    if (rds == NULL
+        || ngx_chat_batch_add(rds, NGX_CHAT_SCRIPT_GSEQ, 3, keys, 1, &arg,
+                              ngx_chat_send_gsequenced, s)
+           == NULL)
+    {
         ngx_chat_send_fail(s, "unavailable", "Redis is down");
+    }
+}
+
+
+static void
+ngx_chat_send_gsequenced(ngx_chat_store_rc_e rc, redisReply *reply,
+    void *data)
+{
+    ngx_chat_send_t  *s = data;
+
+    redisReply  *kind, *v;
+
+    if (rc != NGX_CHAT_STORE_OK || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements < 1
+        || reply->element[0]->type != REDIS_REPLY_STRING)
+    {
+        ngx_chat_send_fail(s, "unavailable", "Redis did not answer");
+        return;
+    }
+
+    kind = reply->element[0];
+    v = reply->elements > 1 ? reply->element[1] : NULL;
+
+    if (kind->len == 3 && ngx_strncmp(kind->str, "seq", 3) == 0
+        && v && v->type == REDIS_REPLY_INTEGER)
+    {
+        s->seq = v->integer;
+        ngx_chat_send_produce(s);
+        return;
+    }
+
+    if (kind->len == 4 && ngx_strncmp(kind->str, "seed", 4) == 0) {
+        ngx_chat_seed_wait(s);
+        return;
+    }
+
+    if (kind->len == 4 && ngx_strncmp(kind->str, "miss", 4) == 0
+        && v && v->type == REDIS_REPLY_STRING)
+    {
+        /* the member list from PostgreSQL, then again (a few times) */
+        if (s->fills++ < 3) {
+            ngx_chat_seed_mark(s, 1);
+
+            if (ngx_chat_group_fill(s->group, v->str, v->len,
+                                    ngx_chat_send_filled, s)
+                == NGX_OK)
+            {
+                return;
+            }
+
+            ngx_chat_seed_mark(s, 0);
+        }
+
+        ngx_chat_send_fail(s, "unavailable", "the group's members could "
+                           "not be read, send it again");
+        return;
+    }
+
+    if (kind->len == 9 && ngx_strncmp(kind->str, "forbidden", 9) == 0) {
+        ngx_chat_send_fail(s, "forbidden", "you are not a member of this "
+                           "group");
+        return;
+    }
+
+    ngx_chat_send_fail(s, "unavailable", "Redis did not answer");
+}
+
+
+/*
+ * The group's member list is in Redis now (or the fill failed): the send
+ * takes its seq, and the connection's later sends go on.  NGX_AGAIN: the
+ * send joins a fill under way.
+ */
+
+static void
+ngx_chat_send_filled(void *data, ngx_int_t rc)
+{
+    ngx_chat_send_t  *s = data;
+
+    ngx_chat_ws_t  *ws;
+
+    if (rc == NGX_AGAIN) {
+        ngx_chat_seed_mark(s, 1);
+
+        if (ngx_chat_group_fill(s->group, "0", 1, ngx_chat_send_filled, s)
+            != NGX_OK)
+        {
+            ngx_chat_seed_mark(s, 0);
+            ngx_chat_send_fail(s, "unavailable", "the group's members "
+                               "could not be read, send it again");
+        }
+
+        return;
+    }
+
+    ws = s->op.ws;
+    ngx_chat_seed_mark(s, 0);
+
+    if (rc == NGX_DECLINED) {
+        ngx_chat_send_fail(s, "not_found", "no such group");
+
+    } else if (rc != NGX_OK) {
+        ngx_chat_send_fail(s, "unavailable", "the group's members could "
+                           "not be read, send it again");
+
+    } else {
+        ngx_chat_send_sequence(s);
+    }
+
+    if (ws && ws->nseeding == 0) {
+        ngx_chat_send_pump(ws);
     }
 }
 
@@ -675,7 +850,7 @@ ngx_chat_seed_floor(ngx_chat_store_rc_e rc, PGresult *res, void *data)
 
     q = ngx_queue_head(&sd->waiters);
     s = ngx_queue_data(q, ngx_chat_send_t, seed);
-    rds = ngx_chat_redis_for_user(ngx_min(s->from, s->to));
+    rds = ngx_chat_send_conv_redis(s);
 
     if (top < 0 || rds == NULL
         || ngx_chat_redis_command(rds, NULL, NULL,
@@ -780,8 +955,14 @@ ngx_chat_send_delivered(ngx_chat_store_rc_e rc, int32_t partition,
                                      ngx_strlen(ack));
     }
 
-    ngx_chat_deliver_message(s->from, s->to, s->id, s->seq, s->conv, s->msg,
-                             s->op.ws);
+    if (s->group) {
+        ngx_chat_gdeliver_message(s->from, s->group, s->id, s->seq, s->ts,
+                                  s->conv, s->msg, s->op.ws);
+
+    } else {
+        ngx_chat_deliver_message(s->from, s->to, s->id, s->seq, s->conv,
+                                 s->msg, s->op.ws);
+    }
 
     /* the same ack for a retry of this client_id; the reply is not needed */
     rds = ngx_chat_redis_for_user(s->from);

@@ -20,6 +20,7 @@
 #include "ngx_chat_route.h"
 #include "ngx_chat_channel.h"
 #include "ngx_chat_sync.h"
+#include "ngx_chat_gsync.h"
 #include "ngx_chat_receipt.h"
 #include "ngx_chat_presence.h"
 
@@ -164,6 +165,7 @@ ngx_chat_session_close(ngx_chat_ws_t *ws)
     ngx_chat_send_orphan(ws);
     ngx_chat_ops_orphan(&ws->ops);
     ngx_chat_sync_close(ws);
+    ngx_chat_gsync_close(ws);
 
     if (ngx_chat_local_remove(ws) != NGX_OK) {
         return;

@@ -22,6 +22,7 @@
 #include "ngx_chat_route.h"
 #include "ngx_chat_sync.h"
 #include "ngx_chat_deliver.h"
+#include "ngx_chat_gsync.h"
 #include "ngx_chat_lua.h"
 #include "ngx_chat_batch.h"
 
@@ -77,6 +78,9 @@ ngx_chat_sync(ngx_chat_ws_t *ws)
         return ngx_chat_ws_error(ws, "unavailable", "this node has no "
                                  "Redis configured", NULL);
     }
+
+    /* the groups' logs again from what the member has not acknowledged */
+    ngx_chat_gsync_rewind(ws);
 
     if (ws->syncing) {
         /* the sync under way reads everything up to its end */
@@ -332,6 +336,11 @@ ngx_chat_sync_done(ngx_chat_ws_t *ws)
         }
 
         ngx_free(lv);
+    }
+
+    /* then the groups' logs (the route is in Redis by now) */
+    if (!ws->done) {
+        ngx_chat_gsync_start(ws);
     }
 }
 

@@ -103,6 +103,9 @@ struct ngx_chat_ws_s {
     ngx_uint_t                 nlive;
     ngx_msec_t                 typing_at;
 
+    /* the user's groups on this connection: ngx_chat_gsync.c */
+    void                      *groups;      /* ngx_chat_gconn_t */
+
     /* the token's id: logout closes the connections of that token */
     size_t                     token_id_len;
     u_char                     token_id[NGX_CHAT_TOKEN_ID_LEN];

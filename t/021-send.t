@@ -99,8 +99,8 @@ for my $c (
                               body => 'b' x 16385 }, 'bad_request' ],
     [ 'e2e not a boolean', { to => $uid{ben}, client_id => 'x5',
                              body => 'x', e2e => 'yes' }, 'bad_request' ],
-    [ 'a group message', { group => 1, client_id => 'x6', body => 'x' },
-      'not_implemented' ],
+    [ 'a group that does not exist', { group => 999999999, client_id => 'x6',
+                                       body => 'x' }, 'not_found' ],
 ) {
     my ($name, $msg, $code) = @$c;
     my $r = send_msg(%$msg);

@@ -54,7 +54,6 @@ my @CALLERS = qw(owner friend member admin stranger none expired revoked
 # shorthands for the cells
 my $U   = '401 unauthorized';   # refused token (HTTP), refused handshake (WS)
 my $F   = '403 forbidden';
-my $NI  = 'error:not_implemented';
 my @NOT = ($U, $U, $U);         # none, expired, revoked
 
 # [ route as the router declares it ('#' an id, '*' a string),
@@ -177,11 +176,10 @@ my @MATRIX = (
     [ 'WS send', 'WS send to {unknown}', undef, {},
       [ ('error:not_found') x 5, @NOT, 'error:not_found' ] ],
 
-    # group sends wait for group chat (issue #14): today every caller gets
-    # not_implemented, members and non-members alike; then members get an
-    # ack and the others an error
+    # group sends: members only (issue #14; contract section 3)
     [ 'WS send', 'WS send to group {gid}', undef, {},
-      [ ($NI) x 5, @NOT, $NI ] ],
+      [ 'ack', 'error:forbidden', 'ack', 'ack', 'error:forbidden', @NOT,
+        'ack' ] ],
 
     # a receipt only from the recipient of the message
     [ 'WS receipt', 'WS receipt for a message to {owner}', undef, {},
@@ -195,10 +193,11 @@ my @MATRIX = (
     [ 'WS typing', 'WS typing to {unknown}', undef, {},
       [ ('error:not_found') x 5, @NOT, 'error:not_found' ] ],
 
-    # group typing waits for group chat too (then: an error for
-    # non-members, section 3)
+    # group typing: members only; it goes to the other members (the
+    # owner's own typing does not come back to the owner's other device)
     [ 'WS typing', 'WS typing to group {gid}', undef, {},
-      [ ($NI) x 5, @NOT, $NI ] ],
+      [ 'silence', 'error:forbidden', 'typing>owner', 'typing>owner',
+        'error:forbidden', @NOT, 'silence' ] ],
 
     [ 'WS sync', 'WS sync', undef, {},
       [ ('synced') x 5, @NOT, 'synced' ] ],

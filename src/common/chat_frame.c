@@ -68,6 +68,15 @@ chat_frame_typing(int64_t from, int64_t to)
 
 
 char *
+chat_frame_typing_group(int64_t from, int64_t group)
+{
+    return chat_frame_dump(json_pack("{s:s, s:I, s:I}", "type", "typing",
+                                     "from", (json_int_t) from,
+                                     "group", (json_int_t) group));
+}
+
+
+char *
 chat_frame_presence(int64_t user_id, int online, int64_t last_seen)
 {
     return chat_frame_dump(json_pack("{s:s, s:I, s:b, s:o}",

@@ -39,6 +39,9 @@ char *chat_frame_receipt(const char *id, int64_t by, int read, int64_t ts);
 /* {"type":"typing","from","to"} */
 char *chat_frame_typing(int64_t from, int64_t to);
 
+/* {"type":"typing","from","group"} */
+char *chat_frame_typing_group(int64_t from, int64_t group);
+
 /* {"type":"presence","user_id","online","last_seen"}: null when < 0 */
 char *chat_frame_presence(int64_t user_id, int online, int64_t last_seen);
 

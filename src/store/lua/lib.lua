@@ -25,6 +25,13 @@
 -- flush()  the queued PUBLISHes; routes on channels nobody listens on go.
 --     channel -> subscribers
 -- touch(key, ttl)  EXPIRE key ttl once per call, at flush()
+-- gqueue(members, gid, n, id, head, frame, xch, xconn, skip)  a group's
+--     frame, queued once per channel that holds members' routes: the line
+--     "g <gid> <n> <id> <from> <seq> <xconn> <uid,uid,...> <frame>" (head:
+--     "<from> <seq>") names the members
+--     that channel's worker writes it to (skip: a member left out); xconn
+--     on the channel xch (the sending connection), else 0.  The channels
+--     queued to
 
 local clock
 local function now_ms()
@@ -84,7 +91,7 @@ local function batch(item)
   return out
 end
 local routes_of, lines, chans, owners, ttls = {}, {}, {}, {}, {}
-local function queue(key, uid, n, frame, xch, xconn)
+local function routes_in(key)
   local routes = routes_of[key]
   if not routes then
     redis.call('ZREMRANGEBYSCORE', key, '-inf', now_ms())
@@ -98,6 +105,41 @@ local function queue(key, uid, n, frame, xch, xconn)
       end
     end
   end
+  return routes
+end
+local function gqueue(members, gid, n, id, head, frame, xch, xconn, skip)
+  local per, order = {}, {}
+  for _, uid in ipairs(members) do
+    if uid ~= skip then
+      local seen = {}
+      for _, r in ipairs(routes_in('chat:routes:{' .. uid .. '}')) do
+        local ch = string.match(r, '^(%S+)')
+        if ch and not seen[ch] then
+          seen[ch] = true
+          if not per[ch] then
+            per[ch] = {}
+            order[#order + 1] = ch
+          end
+          table.insert(per[ch], uid)
+        end
+      end
+    end
+  end
+  for _, ch in ipairs(order) do
+    if not lines[ch] then
+      lines[ch] = {'*'}
+      chans[#chans + 1] = ch
+    end
+    local x = '0'
+    if ch == xch then x = xconn end
+    table.insert(lines[ch], 'g ' .. gid .. ' ' .. n .. ' ' .. id .. ' '
+                 .. head .. ' ' .. x .. ' ' .. table.concat(per[ch], ',')
+                 .. ' ' .. frame)
+  end
+  return order
+end
+local function queue(key, uid, n, frame, xch, xconn)
+  local routes = routes_in(key)
   local own, seen, out = (xch or '') .. ' ' .. (xconn or ''), {}, {}
   for _, r in ipairs(routes) do
     local ch = string.match(r, '^(%S+)')

@@ -1,0 +1,13 @@
+-- GFILL  KEYS members version  ARGV version ttl uid...
+-- The group's member list from PostgreSQL, set only while the version is
+-- the one read before PostgreSQL was asked (every membership change
+-- raises it, GINVAL): a list read before a change never lands after it.
+-- 1 when set, 0 when the version moved (read again).
+
+if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+for i = 3, #ARGV, 1000 do
+  redis.call('SADD', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1

@@ -1,0 +1,33 @@
+-- GRECEIPT  batch: per item
+--           KEYS logq pos read spos  ARGV id uid d|r ttl seq
+-- A member's receipt for a group message (its connection got it: the
+-- gateway knows its seq): the member's delivered position in the log
+-- (and for "r" its read position too) moves to the message's, when the
+-- log still has it, and its delivered seq (spos, for GSYNC's check) to
+-- the message's seq.  Per item "moved" when something moved, else
+-- "same" (another device, an older message).
+--
+-- prefix: lib.lua
+
+local res = batch(function(k, a)
+  local n = tonumber(redis.call('ZSCORE', k[1], a[1]) or '0')
+  local moved = false
+  local keys = {k[2]}
+  if a[3] == 'r' then keys[2] = k[3] end
+  for _, key in ipairs(keys) do
+    if n > 0 and tonumber(redis.call('HGET', key, a[2]) or '0') < n then
+      redis.call('HSET', key, a[2], string.format('%.0f', n))
+      moved = true
+    end
+    touch(key, a[4])
+  end
+  if tonumber(redis.call('HGET', k[4], a[2]) or '0') < tonumber(a[5]) then
+    redis.call('HSET', k[4], a[2], a[5])
+    moved = true
+  end
+  touch(k[4], a[4])
+  if moved then return 'moved' end
+  return 'same'
+end)
+flush()
+return res
