@@ -62,6 +62,9 @@ typedef struct {
     ngx_chat_batch_item_t     *item;
     int64_t                    floor;       /* the log has seq >= floor */
     int64_t                    after;       /* backlog read up to */
+    /* seq floor - 256 .. floor - 1 sent from PostgreSQL: the log may
+     * have some of them too (in flight when the log began) */
+    u_char                     sent[NGX_CHAT_GSYNC_WINDOW / 8];
     unsigned                   check:1;     /* first page: is it all? */
     unsigned                   pg:1;        /* reading PostgreSQL */
 } ngx_chat_gread_t;
@@ -107,6 +110,10 @@ static ngx_chat_gmember_t *ngx_chat_gmember(ngx_chat_gconn_t *gc,
     uint64_t gid, ngx_uint_t add);
 static void ngx_chat_gsync_read(ngx_chat_gconn_t *gc,
     ngx_chat_gmember_t *gm, ngx_uint_t check);
+static ngx_int_t ngx_chat_gsync_issue(ngx_chat_gread_t *rd,
+    ngx_chat_gmember_t *gm);
+static ngx_uint_t ngx_chat_gsync_seen(ngx_chat_gread_t *rd, int64_t seq,
+    ngx_uint_t mark);
 static void ngx_chat_gsync_backlog(ngx_chat_gread_t *rd);
 static void ngx_chat_gsync_backlog_rows(ngx_chat_store_rc_e rc,
     PGresult *res, void *data);
@@ -284,23 +291,40 @@ static void
 ngx_chat_gsync_read(ngx_chat_gconn_t *gc, ngx_chat_gmember_t *gm,
     ngx_uint_t check)
 {
-    u_char             *p;
-    ngx_str_t           keys[5], args[5];
-    ngx_chat_redis_t   *rds;
-    ngx_chat_gread_t   *rd;
-    u_char              buf[10 * NGX_CHAT_BATCH_STR];
-
-    rds = ngx_chat_redis_for_group(gm->gid);
+    ngx_chat_gread_t  *rd;
 
     rd = ngx_calloc(sizeof(ngx_chat_gread_t), ngx_cycle->log);
-    if (rd == NULL || rds == NULL) {
-        ngx_free(rd);
+    if (rd == NULL) {
         return;
     }
 
     rd->gc = gc;
     rd->gid = gm->gid;
     rd->check = check ? 1 : 0;
+
+    ngx_queue_insert_tail(&gc->reads, &rd->queue);
+    gc->nreads++;
+
+    if (ngx_chat_gsync_issue(rd, gm) != NGX_OK) {
+        ngx_queue_remove(&rd->queue);
+        gc->nreads--;
+        ngx_free(rd);
+    }
+}
+
+
+/* GSYNC for a read: the next page of the member's log */
+
+static ngx_int_t
+ngx_chat_gsync_issue(ngx_chat_gread_t *rd, ngx_chat_gmember_t *gm)
+{
+    u_char             *p;
+    ngx_str_t           keys[5], args[5];
+    ngx_chat_redis_t   *rds;
+    ngx_chat_gconn_t   *gc = rd->gc;
+    u_char              buf[10 * NGX_CHAT_BATCH_STR];
+
+    rds = ngx_chat_redis_for_group(gm->gid);
 
     p = buf;
     p = ngx_chat_group_key(&keys[0], p, "glog", gm->gid);
@@ -312,21 +336,45 @@ ngx_chat_gsync_read(ngx_chat_gconn_t *gc, ngx_chat_gmember_t *gm,
     p = ngx_chat_batch_str(&args[1], p, "%uL", gm->last_n);
     p = ngx_chat_batch_str(&args[2], p, "%L", gm->joined);
     p = ngx_chat_batch_str(&args[3], p, "%d", NGX_CHAT_GSYNC_PAGE);
-    (void) ngx_chat_batch_str(&args[4], p, "%d", check ? 1 : 0);
+    (void) ngx_chat_batch_str(&args[4], p, "%d", rd->check ? 1 : 0);
 
-    rd->item = ngx_chat_batch_add(rds, NGX_CHAT_SCRIPT_GSYNC, 5, keys, 5,
-                                  args, ngx_chat_gsync_reply, rd);
+    rd->item = rds ? ngx_chat_batch_add(rds, NGX_CHAT_SCRIPT_GSYNC, 5, keys,
+                                        5, args, ngx_chat_gsync_reply, rd)
+                   : NULL;
 
     if (rd->item == NULL) {
         ngx_log_error(NGX_LOG_ERR, gc->ws->connection->log, 0,
                       "chat: the log of group %uL was not read for user "
                       "%uL: Redis is down", gm->gid, gc->ws->user_id);
-        ngx_free(rd);
-        return;
+        return NGX_ERROR;
     }
 
-    ngx_queue_insert_tail(&gc->reads, &rd->queue);
-    gc->nreads++;
+    return NGX_OK;
+}
+
+
+/*
+ * Was seq sent from PostgreSQL by this read (mark: it is now)?  Only the
+ * NGX_CHAT_GSYNC_WINDOW seqs below the log's floor are remembered.
+ */
+
+static ngx_uint_t
+ngx_chat_gsync_seen(ngx_chat_gread_t *rd, int64_t seq, ngx_uint_t mark)
+{
+    int64_t  i;
+
+    i = seq - (rd->floor - NGX_CHAT_GSYNC_WINDOW);
+
+    if (rd->floor == 0 || i < 0 || i >= NGX_CHAT_GSYNC_WINDOW) {
+        return 0;
+    }
+
+    if (mark) {
+        rd->sent[i / 8] |= (u_char) (1 << (i % 8));
+        return 1;
+    }
+
+    return (rd->sent[i / 8] >> (i % 8)) & 1;
 }
 
 
@@ -402,6 +450,11 @@ ngx_chat_gsync_reply(ngx_chat_store_rc_e rc, redisReply *reply, void *data)
         from = strtoull(e->str, &end, 10);
         seq = strtoll(end, NULL, 10);
 
+        if (ngx_chat_gsync_seen(rd, seq, 0)) {
+            /* sent from PostgreSQL already */
+            continue;
+        }
+
         /* the frame after "<from> <seq> <conv> <ts> " */
         last = e->str + e->len;
         spaces = 0;
@@ -423,12 +476,11 @@ ngx_chat_gsync_reply(ngx_chat_store_rc_e rc, redisReply *reply, void *data)
 
         if (reply->element[0]->integer >= NGX_CHAT_GSYNC_PAGE) {
             /* more: the next page */
-            ngx_queue_remove(&rd->queue);
-            gc->nreads--;
-            ngx_free(rd);
-            ngx_chat_gsync_read(gc, gm, 0);
-            ngx_chat_gsync_read_done(gc);
-            return;
+            rd->check = 0;
+
+            if (ngx_chat_gsync_issue(rd, gm) == NGX_OK) {
+                return;
+            }
         }
     }
 
@@ -537,6 +589,7 @@ ngx_chat_gsync_backlog_rows(ngx_chat_store_rc_e rc, PGresult *res,
         }
 
         rd->after = seq;
+        (void) ngx_chat_gsync_seen(rd, seq, 1);
         from = ngx_atoof((u_char *) PQgetvalue(res, i, 2),
                          PQgetlength(res, i, 2));
 
@@ -555,14 +608,16 @@ ngx_chat_gsync_backlog_rows(ngx_chat_store_rc_e rc, PGresult *res,
         return;
     }
 
+    /* then the log, from where the member is in it */
+    rd->check = 0;
+
+    if (gm && !gc->ws->done && ngx_chat_gsync_issue(rd, gm) == NGX_OK) {
+        return;
+    }
+
     ngx_queue_remove(&rd->queue);
     gc->nreads--;
     ngx_free(rd);
-
-    /* then the log, from where the member is in it */
-    if (gm && !gc->ws->done) {
-        ngx_chat_gsync_read(gc, gm, 0);
-    }
 
     ngx_chat_gsync_read_done(gc);
 }

@@ -20,6 +20,7 @@
 #define NGX_CHAT_GSYNC_HELD_MAX   256      /* live, before the groups sync */
 #define NGX_CHAT_GSYNC_RING       128      /* group messages remembered */
 #define NGX_CHAT_GSYNC_BACKLOG    100      /* rows per PostgreSQL read */
+#define NGX_CHAT_GSYNC_WINDOW     256      /* seqs below a log's floor */
 
 
 /*

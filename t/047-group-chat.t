@@ -179,6 +179,16 @@ for my $who (qw(a b c d e)) {
 
 # --- the offline member ------------------------------------------------------
 
+# as if the log had begun at seq 3, with seq 1 and 2 entering it after
+# (they were in flight then): f reads them from PostgreSQL first, and not
+# again from the log
+my $psql = "psql \"$ENV{TEST_NGINX_PG_DSN}\" -XAtc";
+ok(ChatTest::wait_until(sub {
+       `$psql "SELECT count(*) FROM messages WHERE conv = 'g:$gid'"`
+           =~ /^100$/m }, timeout => 30),
+   'the 100 are in PostgreSQL (chat-worker persist)');
+is(redis("SET chat:glogf:{g:$gid} 3"), 'OK', "the log says it begins at seq 3");
+
 my $f = ws_connect($port{two}, $uid{f});
 my @fm = frames($f, 'message', 5 * $N, 30);
 is(scalar @fm, 5 * $N, 'f, offline meanwhile, gets all 100 on connect');
@@ -302,7 +312,6 @@ is_deeply([ map { $_->{body} } @xs ], [ 'after the change', 'after the loss' ],
 ok(quiet($x, 'message', 0.5), '... and nothing else');
 
 # the group's log lost by Redis: a member behind it reads PostgreSQL first
-my $psql = "psql \"$ENV{TEST_NGINX_PG_DSN}\" -XAtc";
 ok(ChatTest::wait_until(sub {
        `$psql "SELECT count(*) FROM messages WHERE conv = 'g:$gid'
                  AND body IN ('after the change', 'after the loss')"`

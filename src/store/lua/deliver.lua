@@ -33,14 +33,4 @@ end)
 for _, t in ipairs(trims) do
   if trim(t[1], t[2], t[3]) > 0 then redis.call('DEL', t[4]) end
 end
-local subs = flush()
-for i, r in ipairs(res) do
-  if type(r) == 'table' and not r.err then
-    local c = 0
-    for _, ch in ipairs(r) do
-      if subs[ch] > 0 then c = c + 1 end
-    end
-    res[i] = c
-  end
-end
-return res
+return reached(res, flush())

@@ -12,14 +12,4 @@ local res = batch(function(k, a)
   for i = 9, #a do members[#members + 1] = a[i] end
   return gqueue(members, a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8])
 end)
-local subs = flush()
-for i, r in ipairs(res) do
-  if type(r) == 'table' and not r.err then
-    local c = 0
-    for _, ch in ipairs(r) do
-      if subs[ch] > 0 then c = c + 1 end
-    end
-    res[i] = c
-  end
-end
-return res
+return reached(res, flush())

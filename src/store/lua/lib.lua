@@ -24,6 +24,8 @@
 --     route "<xch> <xconn>" itself gets nothing.  The channels queued to
 -- flush()  the queued PUBLISHes; routes on channels nobody listens on go.
 --     channel -> subscribers
+-- reached(res, subs)  each item's list of channels (queue's, gqueue's)
+--     becomes how many of them had a subscriber (subs: flush()'s)
 -- touch(key, ttl)  EXPIRE key ttl once per call, at flush()
 -- gqueue(members, gid, n, id, head, frame, xch, xconn, skip)  a group's
 --     frame, queued once per channel that holds members' routes: the line
@@ -107,6 +109,13 @@ local function routes_in(key)
   end
   return routes
 end
+local function line_to(ch, text)
+  if not lines[ch] then
+    lines[ch] = {'*'}
+    chans[#chans + 1] = ch
+  end
+  table.insert(lines[ch], text)
+end
 local function gqueue(members, gid, n, id, head, frame, xch, xconn, skip)
   local per, order = {}, {}
   for _, uid in ipairs(members) do
@@ -126,15 +135,10 @@ local function gqueue(members, gid, n, id, head, frame, xch, xconn, skip)
     end
   end
   for _, ch in ipairs(order) do
-    if not lines[ch] then
-      lines[ch] = {'*'}
-      chans[#chans + 1] = ch
-    end
     local x = '0'
     if ch == xch then x = xconn end
-    table.insert(lines[ch], 'g ' .. gid .. ' ' .. n .. ' ' .. id .. ' '
-                 .. head .. ' ' .. x .. ' ' .. table.concat(per[ch], ',')
-                 .. ' ' .. frame)
+    line_to(ch, 'g ' .. gid .. ' ' .. n .. ' ' .. id .. ' ' .. head .. ' '
+            .. x .. ' ' .. table.concat(per[ch], ',') .. ' ' .. frame)
   end
   return order
 end
@@ -146,13 +150,9 @@ local function queue(key, uid, n, frame, xch, xconn)
     if ch and r ~= own and not seen[ch] then
       seen[ch] = true
       out[#out + 1] = ch
-      if not lines[ch] then
-        lines[ch] = {'*'}
-        chans[#chans + 1] = ch
-      end
       local x = '0'
       if ch == xch then x = xconn end
-      table.insert(lines[ch], uid .. ' ' .. x .. ' ' .. n .. ' ' .. frame)
+      line_to(ch, uid .. ' ' .. x .. ' ' .. n .. ' ' .. frame)
     end
   end
   return out
@@ -170,4 +170,16 @@ local function flush()
   end
   for key, ttl in pairs(ttls) do redis.call('EXPIRE', key, ttl) end
   return subs
+end
+local function reached(res, subs)
+  for i, r in ipairs(res) do
+    if type(r) == 'table' and not r.err then
+      local c = 0
+      for _, ch in ipairs(r) do
+        if subs[ch] > 0 then c = c + 1 end
+      end
+      res[i] = c
+    end
+  end
+  return res
 end
