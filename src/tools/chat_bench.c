@@ -182,6 +182,10 @@ typedef struct {
     uint64_t      nseq;         /* fan-out: entries in last[]/nrecv[] */
     uint64_t      rcv_measured; /* presence: events of measured toggles */
     uint64_t      snap;         /* presence: frames of the state at connect */
+    uint64_t      echo;         /* fan-out: the sender got its own message */
+    uint64_t      seq_bad;      /* fan-out, chat: a message whose group seq
+                                 * differs between members, or that does
+                                 * not grow with the send order */
     bench_hist_t  hs;
     bench_hist_t  ack;
     bench_hist_t  rcv;
@@ -224,6 +228,8 @@ typedef struct {
     uint64_t       receivers;
     uint64_t       base;
     uint64_t       group;
+    uint64_t       token_uid;   /* --token: print one and exit */
+    int            receipts;    /* chat: answer messages with receipts */
     const char    *secret_file;
     unsigned char  secret[256];
     size_t         secret_len;
@@ -297,6 +303,7 @@ typedef struct {
     uint64_t       max_seq;     /* fan-out: per-seq arrays' size */
     uint64_t      *last;        /* fan-out: latest receive per seq */
     uint32_t      *nrecv;       /* fan-out: receivers that got it */
+    uint64_t      *gseq;        /* fan-out, chat: the group seq it had */
     uint64_t       cpu0;
     int            stormed;     /* storm: the connections were dropped */
     uint64_t       ntoggle;     /* presence: toggles in this step */
@@ -322,6 +329,7 @@ static uint64_t bench_cpu_us(void);
 static void bench_options(int argc, char **argv);
 static int bench_parse_list(const char *s, double *out, int max);
 static void bench_read_secret(void);
+static void bench_print_token(void);
 static void bench_raise_nofile(uint64_t need);
 static void bench_child(int proc, int cmd_fd, int res_fd);
 static void bench_child_setup(void);
@@ -370,7 +378,7 @@ static void bench_timer_arm(uint64_t at);
 static void bench_command(void);
 static void bench_parent(pid_t *pids, int *cmd_w, int *res_r);
 static int bench_collect(int *res_r, uint32_t type, bench_stats_t *sum,
-    uint64_t **last, uint32_t **nrecv);
+    uint64_t **last, uint32_t **nrecv, uint64_t **gseq);
 static void bench_read_full(int fd, void *buf, size_t len);
 static void bench_write_full(int fd, const void *buf, size_t len);
 static double bench_run_step(int *cmd_w, int *res_r, uint32_t step,
@@ -389,6 +397,8 @@ bench_usage(int rc)
 "  [--conns N]                      idle, storm, presence: users\n"
 "  [--pairs N]                      pair: user pairs\n"
 "  [--receivers N] [--group G]      fanout: receivers; chat: group id\n"
+"  [--receipts 1]                   chat: 0: receive without receipts\n"
+"  [--token UID]                    chat: print a token for UID, exit\n"
 "  [--user-base B]                  users B.. (chat ids, nchan channels)\n"
 "  [--jwt-secret FILE]              chat: HS256 secret to mint tokens\n"
 "  [--payload 100]                  body bytes\n"
@@ -532,6 +542,7 @@ bench_options(int argc, char **argv)
     B.backoff_cap = 10;
     B.friends = 10;
     B.away = 1;
+    B.receipts = 1;
 
     for (i = 1; i < argc; i++) {
         o = argv[i];
@@ -579,6 +590,10 @@ bench_options(int argc, char **argv)
             B.receivers = strtoull(v, NULL, 10);
         } else if (strcmp(o, "--group") == 0) {
             B.group = strtoull(v, NULL, 10);
+        } else if (strcmp(o, "--token") == 0) {
+            B.token_uid = strtoull(v, NULL, 10);
+        } else if (strcmp(o, "--receipts") == 0) {
+            B.receipts = atoi(v);
         } else if (strcmp(o, "--user-base") == 0) {
             B.base = strtoull(v, NULL, 10);
         } else if (strcmp(o, "--jwt-secret") == 0) {
@@ -632,6 +647,11 @@ bench_options(int argc, char **argv)
         } else {
             bench_usage(2);
         }
+    }
+
+    if (B.token_uid) {
+        bench_print_token();
+        exit(0);
     }
 
     if (B.target < 0 || B.mode < 0 || B.slo < 0) {
@@ -708,7 +728,7 @@ bench_options(int argc, char **argv)
 
         if (B.target == BENCH_TARGET_CHAT && B.group == 0) {
             bench_die("fanout with --target chat sends to a group:"
-                      " --group is required (group chat is not built yet)");
+                      " --group is required");
         }
 
         B.users = B.receivers + 1;
@@ -775,6 +795,30 @@ bench_read_secret(void)
     }
 
     B.secret_len = (size_t) n;
+}
+
+
+/* --token: one for scripts/bench's API requests (it makes the group) */
+static void
+bench_print_token(void)
+{
+    char    token[256];
+    time_t  now;
+
+    if (B.secret_file == NULL) {
+        bench_die("--token needs --jwt-secret");
+    }
+
+    bench_read_secret();
+    now = time(NULL);
+
+    if (chat_jwt_sign(B.secret, B.secret_len, B.token_uid, now, now + 3600,
+                      token, sizeof(token)) < 0)
+    {
+        bench_die("cannot sign a token for user %" PRIu64, B.token_uid);
+    }
+
+    printf("%s\n", token);
 }
 
 
@@ -1775,8 +1819,9 @@ bench_conn_message(bench_conn_t *c)
         }
 
         /* delivered, so that it is not sent again on reconnect */
-        if (bench_json_field(c->in, c->in_len, "id", &val, &vlen)
-                == BENCH_JSON_STRING
+        if (B.receipts
+            && bench_json_field(c->in, c->in_len, "id", &val, &vlen)
+               == BENCH_JSON_STRING
             && vlen < 128)
         {
             rc = snprintf(frame, sizeof(frame),
@@ -1806,7 +1851,9 @@ bench_conn_message(bench_conn_t *c)
 static void
 bench_recv_stamp(bench_conn_t *c, const char *s, size_t len)
 {
-    uint64_t       now, lat;
+    size_t         vlen;
+    uint64_t       now, lat, gs;
+    const char    *val;
     bench_user_t  *u;
     bench_stamp_t  st;
 
@@ -1818,6 +1865,30 @@ bench_recv_stamp(bench_conn_t *c, const char *s, size_t len)
     }
 
     u = &B.user[c->user];
+
+    if (B.mode == BENCH_MODE_FANOUT && u->g == 0) {
+        /* the sender is a member; its sending device must not get it */
+        B.st->echo++;
+        return;
+    }
+
+    if (B.mode == BENCH_MODE_FANOUT && B.target == BENCH_TARGET_CHAT
+        && st.seq < B.max_seq)
+    {
+        /* every member sees a message with the same group seq */
+        if (bench_json_field(c->in, c->in_len, "seq", &val, &vlen)
+                != BENCH_JSON_SCALAR
+            || bench_parse_u64(val, vlen, &gs) != 0 || gs == 0)
+        {
+            B.st->seq_bad++;
+
+        } else if (B.gseq[st.seq] == 0) {
+            B.gseq[st.seq] = gs;
+
+        } else if (B.gseq[st.seq] != gs) {
+            B.st->seq_bad++;
+        }
+    }
 
     if (bench_seen(u, st.seq)) {
         B.st->dup++;
@@ -2088,8 +2159,9 @@ bench_step_start(const bench_cmd_t *cmd)
                                 / 1e9) + 16;
         B.last = calloc(B.max_seq, sizeof(uint64_t));
         B.nrecv = calloc(B.max_seq, sizeof(uint32_t));
+        B.gseq = calloc(B.max_seq, sizeof(uint64_t));
 
-        if (B.last == NULL || B.nrecv == NULL) {
+        if (B.last == NULL || B.nrecv == NULL || B.gseq == NULL) {
             bench_die("out of memory");
         }
 
@@ -2451,8 +2523,10 @@ bench_step_end(void)
 
     free(B.last);
     free(B.nrecv);
+    free(B.gseq);
     B.last = NULL;
     B.nrecv = NULL;
+    B.gseq = NULL;
     B.max_seq = 0;
 }
 
@@ -2472,6 +2546,7 @@ bench_report(uint32_t type)
     if (type == BENCH_MSG_STEP && B.st->nseq) {
         bench_write_full(B.res_fd, B.last, B.st->nseq * sizeof(uint64_t));
         bench_write_full(B.res_fd, B.nrecv, B.st->nseq * sizeof(uint32_t));
+        bench_write_full(B.res_fd, B.gseq, B.st->nseq * sizeof(uint64_t));
     }
 }
 
@@ -2555,6 +2630,8 @@ bench_stats_merge(bench_stats_t *into, const bench_stats_t *from)
     into->cpu_us += from->cpu_us;
     into->rcv_measured += from->rcv_measured;
     into->snap += from->snap;
+    into->echo += from->echo;
+    into->seq_bad += from->seq_bad;
 
     bench_hist_merge(&into->hs, &from->hs);
     bench_hist_merge(&into->ack, &from->ack);
@@ -2583,10 +2660,10 @@ bench_stats_init(bench_stats_t *st)
 /* one report of the given type from every child, merged into sum */
 static int
 bench_collect(int *res_r, uint32_t type, bench_stats_t *sum,
-    uint64_t **last, uint32_t **nrecv)
+    uint64_t **last, uint32_t **nrecv, uint64_t **gseq)
 {
     int              i;
-    uint64_t         j, *l, nseq;
+    uint64_t         j, *l, *q, nseq;
     uint32_t        *r;
     bench_stats_t   *one;
     bench_msg_hdr_t  h;
@@ -2600,6 +2677,7 @@ bench_collect(int *res_r, uint32_t type, bench_stats_t *sum,
     nseq = 0;
     *last = NULL;
     *nrecv = NULL;
+    *gseq = NULL;
 
     for (i = 0; i < B.procs; i++) {
         bench_read_full(res_r[i], &h, sizeof(h));
@@ -2617,17 +2695,20 @@ bench_collect(int *res_r, uint32_t type, bench_stats_t *sum,
 
         l = malloc(one->nseq * sizeof(uint64_t));
         r = malloc(one->nseq * sizeof(uint32_t));
-        if (l == NULL || r == NULL) {
+        q = malloc(one->nseq * sizeof(uint64_t));
+        if (l == NULL || r == NULL || q == NULL) {
             bench_die("out of memory");
         }
 
         bench_read_full(res_r[i], l, one->nseq * sizeof(uint64_t));
         bench_read_full(res_r[i], r, one->nseq * sizeof(uint32_t));
+        bench_read_full(res_r[i], q, one->nseq * sizeof(uint64_t));
 
         if (*last == NULL) {
             nseq = one->nseq;
             *last = l;
             *nrecv = r;
+            *gseq = q;
             continue;
         }
 
@@ -2638,10 +2719,19 @@ bench_collect(int *res_r, uint32_t type, bench_stats_t *sum,
             }
 
             (*nrecv)[j] += r[j];
+
+            /* the group seq one message had in two processes */
+            if (q[j] && (*gseq)[j] && q[j] != (*gseq)[j]) {
+                sum->seq_bad++;
+
+            } else if ((*gseq)[j] == 0) {
+                (*gseq)[j] = q[j];
+            }
         }
 
         free(l);
         free(r);
+        free(q);
     }
 
     sum->nseq = nseq;
@@ -2704,7 +2794,7 @@ bench_run_step(int *cmd_w, int *res_r, uint32_t step, double rate,
 {
     int             slo;
     double          secs, sent_rate, p99;
-    uint64_t        j, expected, lost, complete, *last;
+    uint64_t        j, expected, lost, complete, top, *last, *gseq;
     uint32_t       *nrecv;
     bench_cmd_t     cmd;
     bench_hist_t   *lh;
@@ -2743,7 +2833,7 @@ bench_run_step(int *cmd_w, int *res_r, uint32_t step, double rate,
         bench_die("out of memory");
     }
 
-    bench_collect(res_r, BENCH_MSG_STEP, st, &last, &nrecv);
+    bench_collect(res_r, BENCH_MSG_STEP, st, &last, &nrecv, &gseq);
 
     secs = (double) cmd.duration / 1e9;
     sent_rate = (double) st->sent_measured / secs;
@@ -2796,10 +2886,26 @@ bench_run_step(int *cmd_w, int *res_r, uint32_t step, double rate,
             }
         }
 
+        /* one sender: the group seqs grow in the order it sent */
+        top = 0;
+
+        for (j = 0; gseq != NULL && j < st->nseq; j++) {
+            if (gseq[j] == 0) {
+                continue;
+            }
+
+            if (gseq[j] <= top) {
+                st->seq_bad++;
+            }
+
+            top = gseq[j];
+        }
+
         /* the deliveries of the messages due after the warm-up, over the
          * time they were due in */
-        printf(" complete=%" PRIu64 " deliveries_per_s=%.0f", complete,
-               (double) st->rcv.count / secs);
+        printf(" complete=%" PRIu64 " deliveries_per_s=%.0f echo=%" PRIu64
+               " seq_bad=%" PRIu64, complete,
+               (double) st->rcv.count / secs, st->echo, st->seq_bad);
         bench_print_hist("last", lh);
         free(lh);
     }
@@ -2866,7 +2972,10 @@ bench_run_step(int *cmd_w, int *res_r, uint32_t step, double rate,
              && (slo == 2 ? lost == 0 : st->acked >= st->sent)
              && st->skipped == 0
              && sent_rate >= 0.95 * rate
-             && p99 < 1000;
+             && p99 < 1000
+             /* a group send is kept up with once it is acked too */
+             && (B.mode != BENCH_MODE_FANOUT || B.target != BENCH_TARGET_CHAT
+                 || st->acked >= st->sent);
     *ok = *tp_ok && p99 < B.slo_ms;
 
     printf(" slo=%s slo_p99_ms=%.3f ok=%d tp_ok=%d\n",
@@ -2876,6 +2985,7 @@ done:
 
     free(last);
     free(nrecv);
+    free(gseq);
     free(st);
 
     if (!*tp_ok) {
@@ -2916,7 +3026,7 @@ bench_parent(pid_t *pids, int *cmd_w, int *res_r)
     char            line[2048];
     double          rate, good, bad, tp, basis, secs;
     uint32_t        step, *nrecv;
-    uint64_t        t, *last;
+    uint64_t        t, *last, *gseq;
     bench_cmd_t     cmd;
     bench_stats_t  *st;
 
@@ -2925,7 +3035,7 @@ bench_parent(pid_t *pids, int *cmd_w, int *res_r)
         bench_die("out of memory");
     }
 
-    bench_collect(res_r, BENCH_MSG_READY, st, &last, &nrecv);
+    bench_collect(res_r, BENCH_MSG_READY, st, &last, &nrecv, &gseq);
 
     secs = st->t_last > st->t_first ? (st->t_last - st->t_first) / 1e9 : 0;
 
