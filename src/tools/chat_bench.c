@@ -35,7 +35,10 @@
  *           {"type":"send","to":U,"client_id":<stamp>,"body":<stamp...>}
  *           and times the "ack" (send->ack) and the "message" frame at
  *           the peer (send->receive), which answers with a delivered
- *           receipt.  Presence (chat only): the even users of
+ *           receipt (--receipts 0: not).  Fan-out: user 0 sends
+ *           {"type":"send","group":G,...} to --group G, whose members
+ *           are the other users; the group seq of each message is
+ *           checked to be the same at every member and to grow.  Presence (chat only): the even users of
  *           --conns ("togglers") are each a friend of --friends odd
  *           ones ("watchers", who stay connected; scripts/bench makes
  *           the friendships); toggle j closes toggler j at
