@@ -38,7 +38,8 @@
  *           receipt (--receipts 0: not).  Fan-out: user 0 sends
  *           {"type":"send","group":G,...} to --group G, whose members
  *           are the other users; the group seq of each message is
- *           checked to be the same at every member and to grow.  Presence (chat only): the even users of
+ *           checked to be the same at every member and to grow.
+ *           Presence (chat only): the even users of
  *           --conns ("togglers") are each a friend of --friends odd
  *           ones ("watchers", who stay connected; scripts/bench makes
  *           the friendships); toggle j closes toggler j at
