@@ -79,7 +79,7 @@ static void ngx_chat_receipt_done(ngx_chat_receipt_t *rcp);
 static void ngx_chat_typing_checked(ngx_chat_store_rc_e rc, PGresult *res,
     void *data);
 static ngx_int_t ngx_chat_typing_relay(ngx_chat_ws_t *ws, uint64_t to);
-static void ngx_chat_receipt_group(ngx_chat_receipt_t *rcp);
+static void ngx_chat_receipt_group(ngx_chat_receipt_t *rcp, char *text);
 static void ngx_chat_receipt_grouped(ngx_chat_store_rc_e rc,
     redisReply *reply, void *data);
 static void ngx_chat_receipt_produce(ngx_chat_receipt_t *rcp);
@@ -172,7 +172,9 @@ ngx_chat_receipt_one(ngx_chat_ws_t *ws, const char *id, size_t len,
     {
 
     case NGX_OK:
-        ngx_chat_receipt_group(rcp);
+        (void) ngx_snprintf((u_char *) rcp->conv, sizeof(rcp->conv),
+                            "g:%uL%Z", rcp->group);
+        ngx_chat_receipt_produce(rcp);
         return NGX_OK;
 
     case NGX_DONE:
@@ -321,12 +323,7 @@ ngx_chat_receipt_stored(ngx_chat_store_rc_e rc, int32_t partition,
     }
 
     if (rcp->group) {
-        /* the member's position moved already (GRECEIPT): tell the sender */
-        (void) ngx_chat_relay(rcp->from, text, ngx_strlen(text), 0, 1,
-                              ngx_chat_script_reply,
-                              "a group receipt to the sender");
-        free(text);
-        ngx_chat_receipt_done(rcp);
+        ngx_chat_receipt_group(rcp, text);
         return;
     }
 
@@ -415,18 +412,26 @@ ngx_chat_receipt_applied(ngx_chat_store_rc_e rc, redisReply *reply,
 
 
 /*
- * A receipt for a group message: the member's positions move (GRECEIPT),
- * then the receipt goes to Kafka and to the sender (who sent it and its
- * seq the connection remembers, ngx_chat_gsync.c).
+ * A receipt for a group message, once Kafka has it (who sent the message
+ * and its seq the connection remembers, ngx_chat_gsync.c): the member's
+ * positions move and the frame goes to the sender's devices in one
+ * GRECEIPT item when the sender's keys are on the group's server, else
+ * through the sender's server afterwards.  "moved" or "same", the frame
+ * goes on either way: the positions are per member and in log order,
+ * which may differ from the order of seq (two senders), so an older
+ * message's receipt after a newer one's may move nothing and still tell
+ * the sender something new; what one connection told is not told again
+ * (ngx_chat_gsync_receipt()).
  */
 
 static void
-ngx_chat_receipt_group(ngx_chat_receipt_t *rcp)
+ngx_chat_receipt_group(ngx_chat_receipt_t *rcp, char *text)
 {
     u_char            *p;
-    ngx_str_t          keys[4], args[5];
+    ngx_str_t          keys[6], args[8];
+    ngx_uint_t         nkeys, nargs;
     ngx_chat_redis_t  *rds;
-    u_char             buf[8 * NGX_CHAT_BATCH_STR];
+    u_char             buf[12 * NGX_CHAT_BATCH_STR];
 
     rds = ngx_chat_redis_for_group(rcp->group);
 
@@ -446,25 +451,47 @@ ngx_chat_receipt_group(ngx_chat_receipt_t *rcp)
     }
 
     p = ngx_chat_batch_str(&args[3], p, "%d", NGX_CHAT_GROUP_LOG_TTL);
-    (void) ngx_chat_batch_str(&args[4], p, "%L", rcp->seq);
+    p = ngx_chat_batch_str(&args[4], p, "%L", rcp->seq);
+
+    nkeys = 4;
+    nargs = 5;
+
+    if (rds != NULL && rds == ngx_chat_redis_for_user(rcp->from)) {
+        /* the sender's keys are there too: the frame goes in the call */
+        p = ngx_chat_batch_str(&keys[4], p, "chat:routes:{%uL}", rcp->from);
+        p = ngx_chat_batch_str(&keys[5], p, "chat:rbox:{%uL}", rcp->from);
+        p = ngx_chat_batch_str(&args[5], p, "%uL", rcp->from);
+        args[6].data = (u_char *) text;
+        args[6].len = ngx_strlen(text);
+        (void) ngx_chat_batch_str(&args[7], p, "%d",
+                                  (int) NGX_CHAT_RBOX_MAX);
+        nkeys = 6;
+        nargs = 8;
+    }
 
     if (rds == NULL
-        || ngx_chat_batch_add(rds, NGX_CHAT_SCRIPT_GRECEIPT, 4, keys, 5,
-                              args, ngx_chat_receipt_grouped, rcp)
+        || ngx_chat_batch_add(rds, NGX_CHAT_SCRIPT_GRECEIPT, nkeys, keys,
+                              nargs, args, ngx_chat_receipt_grouped, rcp)
            == NULL)
     {
-        ngx_chat_receipt_fail(rcp, "unavailable", "Redis is down");
+        free(text);
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "chat: receipt for %s is in Kafka, but Redis is "
+                      "down: the sender hears of it from the history",
+                      rcp->id);
+        ngx_chat_receipt_done(rcp);
+        return;
     }
+
+    if (nkeys == 4) {
+        /* told from ngx_chat_receipt_grouped(), on the sender's server */
+        rcp->text = text;
+        return;
+    }
+
+    free(text);
 }
 
-
-/*
- * "moved" or "same": either way the receipt goes on.  The positions are
- * per member and in log order, which may differ from the order of seq
- * (two senders), so an older message's receipt after a newer one's may
- * move nothing and still tell the sender something new; what one
- * connection told is not told again (ngx_chat_gsync_receipt()).
- */
 
 static void
 ngx_chat_receipt_grouped(ngx_chat_store_rc_e rc, redisReply *reply,
@@ -472,15 +499,15 @@ ngx_chat_receipt_grouped(ngx_chat_store_rc_e rc, redisReply *reply,
 {
     ngx_chat_receipt_t  *rcp = data;
 
-    if (rc != NGX_CHAT_STORE_OK || reply->type != REDIS_REPLY_STRING) {
-        ngx_chat_receipt_fail(rcp, "unavailable", "Redis did not answer");
-        return;
+    if (rc == NGX_CHAT_STORE_OK && reply->type == REDIS_REPLY_STRING
+        && rcp->text)
+    {
+        (void) ngx_chat_relay(rcp->from, rcp->text, ngx_strlen(rcp->text),
+                              0, 1, ngx_chat_script_reply,
+                              "a group receipt to the sender");
     }
 
-    (void) ngx_snprintf((u_char *) rcp->conv, sizeof(rcp->conv), "g:%uL%Z",
-                        rcp->group);
-
-    ngx_chat_receipt_produce(rcp);
+    ngx_chat_receipt_done(rcp);
 }
 
 

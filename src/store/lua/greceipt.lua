@@ -1,11 +1,15 @@
 -- GRECEIPT  batch: per item
---           KEYS logq pos read spos  ARGV id uid d|r ttl seq
+--           KEYS logq pos read spos [sender-routes sender-rbox]
+--           ARGV id uid d|r ttl seq [sender frame rbox-max]
 -- A member's receipt for a group message (its connection got it: the
 -- gateway knows its seq): the member's delivered position in the log
 -- (and for "r" its read position too) moves to the message's, when the
 -- log still has it, and its delivered seq (spos, for GSYNC's check) to
 -- the message's seq.  Per item "moved" when something moved, else
--- "same" (another device, an older message).
+-- "same" (another device, an older message).  With the sender's keys on
+-- this server, the receipt frame goes to the sender in the same run (one
+-- PUBLISH per channel for the whole call), or is kept for it when none of
+-- its connections is reached.
 --
 -- prefix: lib.lua
 
@@ -26,8 +30,9 @@ local res = batch(function(k, a)
     moved = true
   end
   touch(k[4], a[4])
+  if k[5] then tell(k[5], a[6], a[7], k[6], a[8], a[4]) end
   if moved then return 'moved' end
   return 'same'
 end)
-flush()
+keep(flush())
 return res

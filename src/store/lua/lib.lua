@@ -26,6 +26,10 @@
 --     channel -> subscribers
 -- reached(res, subs)  each item's list of channels (queue's, gqueue's)
 --     becomes how many of them had a subscriber (subs: flush()'s)
+-- tell(routes, uid, frame, rbox, max, ttl)  a frame for a user that is
+--     kept in its list rbox (the max newest, for ttl) when none of its
+--     routes is reached; at keep()
+-- keep(subs)  what tell() queued and nobody got goes to the lists
 -- touch(key, ttl)  EXPIRE key ttl once per call, at flush()
 -- gqueue(members, gid, n, id, head, frame, xch, xconn, skip)  a group's
 --     frame, queued once per channel that holds members' routes: the line
@@ -182,4 +186,20 @@ local function reached(res, subs)
     end
   end
   return res
+end
+local told = {}
+local function tell(routes, uid, frame, rbox, max, ttl)
+  told[#told + 1] = {queue(routes, uid, 0, frame, '-', '0'), rbox, frame,
+                     tonumber(max), ttl}
+end
+local function keep(subs)
+  for _, t in ipairs(told) do
+    local sent = 0
+    for _, ch in ipairs(t[1]) do sent = sent + subs[ch] end
+    if sent == 0 then
+      redis.call('RPUSH', t[2], t[3])
+      redis.call('LTRIM', t[2], -t[4], -1)
+      redis.call('EXPIRE', t[2], t[5])
+    end
+  end
 end

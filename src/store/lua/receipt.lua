@@ -9,7 +9,7 @@
 --
 -- prefix: lib.lua
 
-local trims, told = {}, {}
+local trims = {}
 local res = batch(function(k, a)
   local v = redis.call('HGET', k[1], a[1])
   if not v then return 0 end
@@ -30,19 +30,9 @@ local res = batch(function(k, a)
   end
   for i = 1, 3 do touch(k[i], a[4]) end
   if not k[4] then return 1 end
-  told[#told + 1] = {queue(k[4], a[5], 0, a[6], '-', '0'), k[5], a[6],
-                     tonumber(a[7]), a[4]}
+  tell(k[4], a[5], a[6], k[5], a[7], a[4])
   return 2
 end)
 for _, t in ipairs(trims) do trim(t[1], t[2], t[3]) end
-local subs = flush()
-for _, t in ipairs(told) do
-  local sent = 0
-  for _, ch in ipairs(t[1]) do sent = sent + subs[ch] end
-  if sent == 0 then
-    redis.call('RPUSH', t[2], t[3])
-    redis.call('LTRIM', t[2], -t[4], -1)
-    redis.call('EXPIRE', t[2], t[5])
-  end
-end
+keep(flush())
 return res
