@@ -38,6 +38,9 @@
 #define NGX_CHAT_ROUTE_REFRESH    240      /* ticks: every 20 minutes */
 #define NGX_CHAT_REFRESH_BATCH    256
 
+/* frames written to connections per turn of the event loop, about */
+#define NGX_CHAT_CHANNEL_BUDGET   4096
+
 /* as chat_frame_presence() has it */
 #define NGX_CHAT_PRESENCE_PREFIX  "{\"type\":\"presence\","
 
@@ -55,11 +58,31 @@ typedef struct {
     ngx_chat_shard_t          *shards;
     ngx_uint_t                 nshards;
     ngx_event_t                tick;
+
+    /*
+     * Frames written to connections this turn of the event loop; past
+     * NGX_CHAT_CHANNEL_BUDGET what comes waits (a copy, in order) for
+     * the next turns: a large group's fan-out never holds the worker
+     */
+    ngx_uint_t                 spent;
+    ngx_queue_t                pending;     /* ngx_chat_pending_t */
+    ngx_event_t                more;        /* next turn: what waits */
+    ngx_event_t                reset;       /* end of this turn */
     ngx_uint_t                 ticks;
     ngx_uint_t                 refresh_failed;
     ngx_log_t                 *log;
     const char                *channel;     /* ngx_chat_route_channel() */
 } ngx_chat_channel_t;
+
+
+/* a channel's message (or what is left of its lines) for a later turn */
+typedef struct {
+    ngx_queue_t                queue;
+    ngx_chat_shard_t          *sh;
+    size_t                     len;
+    ngx_uint_t                 lines;       /* "*" lines, else one frame */
+    /* the payload follows */
+} ngx_chat_pending_t;
 
 
 /* routes refreshed in one call */
@@ -78,12 +101,16 @@ static void ngx_chat_channel_sub_connected(ngx_chat_redis_t *rds,
     void *data);
 static void ngx_chat_channel_sub_message(ngx_chat_store_rc_e rc,
     redisReply *reply, void *data);
-static void ngx_chat_channel_lines(ngx_chat_shard_t *sh, const char *p,
+static size_t ngx_chat_channel_lines(ngx_chat_shard_t *sh, const char *p,
     size_t len);
-static void ngx_chat_channel_live(ngx_chat_shard_t *sh, const char *p,
-    size_t len);
-static void ngx_chat_channel_group(ngx_chat_shard_t *sh, const char *p,
-    size_t len);
+static void ngx_chat_channel_defer(ngx_chat_shard_t *sh, const char *p,
+    size_t len, ngx_uint_t lines);
+static void ngx_chat_channel_more(ngx_event_t *ev);
+static void ngx_chat_channel_reset(ngx_event_t *ev);
+static ngx_uint_t ngx_chat_channel_live(ngx_chat_shard_t *sh,
+    const char *p, size_t len);
+static ngx_uint_t ngx_chat_channel_group(ngx_chat_shard_t *sh,
+    const char *p, size_t len);
 static void ngx_chat_channel_resync(ngx_chat_shard_t *sh);
 static void ngx_chat_channel_tick(ngx_event_t *ev);
 static void ngx_chat_channel_ping_reply(ngx_chat_store_rc_e rc,
@@ -124,6 +151,13 @@ ngx_chat_channel_init(ngx_chat_worker_t *w, ngx_cycle_t *cycle)
     }
 
     d->log = cycle->log;
+    ngx_queue_init(&d->pending);
+    d->more.handler = ngx_chat_channel_more;
+    d->more.data = d;
+    d->more.log = cycle->log;
+    d->reset.handler = ngx_chat_channel_reset;
+    d->reset.data = d;
+    d->reset.log = cycle->log;
     d->channel = ngx_chat_route_channel();
 
     d->nshards = w->nredis;
@@ -174,6 +208,7 @@ void
 ngx_chat_channel_exit(ngx_chat_worker_t *w)
 {
     ngx_uint_t           i;
+    ngx_queue_t         *q;
     ngx_chat_channel_t  *d = ngx_chat_channel;
 
     if (d == NULL) {
@@ -186,6 +221,20 @@ ngx_chat_channel_exit(ngx_chat_worker_t *w)
 
     if (d->tick.timer_set) {
         ngx_del_timer(&d->tick);
+    }
+
+    if (d->more.posted) {
+        ngx_delete_posted_event(&d->more);
+    }
+
+    if (d->reset.posted) {
+        ngx_delete_posted_event(&d->reset);
+    }
+
+    while (!ngx_queue_empty(&d->pending)) {
+        q = ngx_queue_head(&d->pending);
+        ngx_queue_remove(q);
+        ngx_free(ngx_queue_data(q, ngx_chat_pending_t, queue));
     }
 
     ngx_chat_group_exit();
@@ -270,6 +319,7 @@ ngx_chat_channel_sub_message(ngx_chat_store_rc_e rc, redisReply *reply,
     void *data)
 {
     ngx_chat_shard_t    *sh = data;
+    size_t               done;
     redisReply          *kind, *payload;
     ngx_chat_channel_t  *d = ngx_chat_channel;
 
@@ -327,11 +377,129 @@ ngx_chat_channel_sub_message(ngx_chat_store_rc_e rc, redisReply *reply,
     if (payload->len > 1 && payload->str[0] == '*'
         && payload->str[1] == '\n')
     {
-        ngx_chat_channel_lines(sh, payload->str + 2, payload->len - 2);
+        if (!ngx_queue_empty(&d->pending)) {
+            /* behind what waits already */
+            ngx_chat_channel_defer(sh, payload->str + 2, payload->len - 2, 1);
+            return;
+        }
+
+        done = ngx_chat_channel_lines(sh, payload->str + 2,
+                                      payload->len - 2);
+
+        if (!d->reset.posted) {
+            ngx_post_event(&d->reset, &ngx_posted_events);
+        }
+
+        if (done < payload->len - 2) {
+            ngx_chat_channel_defer(sh, payload->str + 2 + done,
+                                   payload->len - 2 - done, 1);
+        }
+
         return;
     }
 
-    ngx_chat_channel_live(sh, payload->str, payload->len);
+    if (!ngx_queue_empty(&d->pending)) {
+        ngx_chat_channel_defer(sh, payload->str, payload->len, 0);
+        return;
+    }
+
+    d->spent += ngx_chat_channel_live(sh, payload->str, payload->len);
+
+    /* the budget is per turn: it starts again after this one */
+    if (!d->reset.posted) {
+        ngx_post_event(&d->reset, &ngx_posted_events);
+    }
+}
+
+
+/* a copy of what cannot go out this turn, for the next ones, in order */
+
+static void
+ngx_chat_channel_defer(ngx_chat_shard_t *sh, const char *p, size_t len,
+    ngx_uint_t lines)
+{
+    ngx_chat_pending_t  *pd;
+    ngx_chat_channel_t  *d = ngx_chat_channel;
+
+    pd = ngx_alloc(sizeof(ngx_chat_pending_t) + len, d->log);
+    if (pd == NULL) {
+        /* the messages are in the inboxes and logs: the users sync */
+        ngx_chat_channel_resync(sh);
+        return;
+    }
+
+    if (ngx_queue_empty(&d->pending)) {
+        ngx_log_error(NGX_LOG_INFO, d->log, 0,
+                      "chat: channel: %ui frames written this turn, the "
+                      "rest waits for the next", d->spent);
+    }
+
+    pd->sh = sh;
+    pd->len = len;
+    pd->lines = lines;
+    ngx_memcpy(pd + 1, p, len);
+    ngx_queue_insert_tail(&d->pending, &pd->queue);
+
+    if (!d->more.posted) {
+        ngx_post_event(&d->more, &ngx_posted_next_events);
+    }
+}
+
+
+static void
+ngx_chat_channel_reset(ngx_event_t *ev)
+{
+    ngx_chat_channel_t  *d = ev->data;
+
+    d->spent = 0;
+}
+
+
+/* the next turn: a new budget for what waits */
+
+static void
+ngx_chat_channel_more(ngx_event_t *ev)
+{
+    size_t               done;
+    ngx_queue_t         *q;
+    ngx_chat_pending_t  *pd;
+    ngx_chat_channel_t  *d = ev->data;
+
+    d->spent = 0;
+
+    while (!ngx_queue_empty(&d->pending)
+           && d->spent < NGX_CHAT_CHANNEL_BUDGET)
+    {
+        q = ngx_queue_head(&d->pending);
+        pd = ngx_queue_data(q, ngx_chat_pending_t, queue);
+
+        if (!pd->lines) {
+            d->spent += ngx_chat_channel_live(pd->sh, (char *) (pd + 1),
+                                              pd->len);
+            done = pd->len;
+
+        } else {
+            done = ngx_chat_channel_lines(pd->sh, (char *) (pd + 1),
+                                          pd->len);
+        }
+
+        if (done < pd->len) {
+            /* the rest, next turn */
+            ngx_memmove(pd + 1, (char *) (pd + 1) + done, pd->len - done);
+            pd->len -= done;
+            break;
+        }
+
+        ngx_queue_remove(q);
+        ngx_free(pd);
+    }
+
+    if (!ngx_queue_empty(&d->pending)) {
+        ngx_post_event(&d->more, &ngx_posted_next_events);
+
+    } else if (!d->reset.posted) {
+        ngx_post_event(&d->reset, &ngx_posted_events);
+    }
 }
 
 
@@ -341,14 +509,21 @@ ngx_chat_channel_sub_message(ngx_chat_store_rc_e rc, redisReply *reply,
  * and have no newline of their own.
  */
 
-static void
+static size_t
 ngx_chat_channel_lines(ngx_chat_shard_t *sh, const char *p, size_t len)
 {
-    const char  *nl, *last;
+    const char          *nl, *start, *last;
+    ngx_chat_channel_t  *d = ngx_chat_channel;
 
+    start = p;
     last = p + len;
 
     while (p < last) {
+        if (d->spent >= NGX_CHAT_CHANNEL_BUDGET) {
+            /* enough for this turn: the rest waits */
+            return p - start;
+        }
+
         nl = memchr(p, '\n', last - p);
 
         if (nl == NULL) {
@@ -356,20 +531,22 @@ ngx_chat_channel_lines(ngx_chat_shard_t *sh, const char *p, size_t len)
         }
 
         if (nl - p > 2 && p[0] == 'g' && p[1] == ' ') {
-            ngx_chat_channel_group(sh, p + 2, nl - p - 2);
+            d->spent += ngx_chat_channel_group(sh, p + 2, nl - p - 2);
 
         } else {
-            ngx_chat_channel_live(sh, p, nl - p);
+            d->spent += ngx_chat_channel_live(sh, p, nl - p);
         }
 
         p = nl + 1;
     }
+
+    return len;
 }
 
 
 /* "<user> <except conn> <n> <frame>" from the worker's channel */
 
-static void
+static ngx_uint_t
 ngx_chat_channel_live(ngx_chat_shard_t *sh, const char *p, size_t len)
 {
     char                   *end;
@@ -379,8 +556,10 @@ ngx_chat_channel_live(ngx_chat_shard_t *sh, const char *p, size_t len)
     ngx_queue_t            *q, *next;
     ngx_chat_ws_t          *ws;
     ngx_chat_live_t        *lv;
+    ngx_uint_t              cost;
     ngx_chat_local_user_t  *lu;
 
+    cost = 1;
     last = p + len;
 
     errno = 0;
@@ -404,7 +583,7 @@ ngx_chat_channel_live(ngx_chat_shard_t *sh, const char *p, size_t len)
 
     lu = ngx_chat_local_find(uid);
     if (lu == NULL) {
-        return;
+        return cost;
     }
 
     for (q = ngx_queue_head(&lu->conns);
@@ -418,6 +597,8 @@ ngx_chat_channel_live(ngx_chat_shard_t *sh, const char *p, size_t len)
         if (ws->done || ws->conn_id == except) {
             continue;
         }
+
+        cost++;
 
         if (n == 0 && flen > sizeof(NGX_CHAT_REVOKE_FRAME) - 1
             && ngx_strncmp(frame, NGX_CHAT_REVOKE_FRAME,
@@ -488,13 +669,15 @@ ngx_chat_channel_live(ngx_chat_shard_t *sh, const char *p, size_t len)
         (void) ngx_chat_ws_send_text(ws, (u_char *) frame, flen);
     }
 
-    return;
+    return cost;
 
 bad:
 
     ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
                   "chat: redis %V: malformed delivery on %s",
                   ngx_chat_redis_name(sh->sub), ngx_chat_channel->channel);
+
+    return cost;
 }
 
 
@@ -505,7 +688,7 @@ bad:
  * connections (ngx_chat_gsync.c)
  */
 
-static void
+static ngx_uint_t
 ngx_chat_channel_group(ngx_chat_shard_t *sh, const char *p, size_t len)
 {
     char                   *end;
@@ -515,8 +698,10 @@ ngx_chat_channel_group(ngx_chat_shard_t *sh, const char *p, size_t len)
     const char             *last, *id, *uids, *frame;
     ngx_queue_t            *q, *next;
     ngx_chat_ws_t          *ws;
+    ngx_uint_t              cost;
     ngx_chat_local_user_t  *lu;
 
+    cost = 1;
     last = p + len;
 
     errno = 0;
@@ -586,18 +771,21 @@ ngx_chat_channel_group(ngx_chat_shard_t *sh, const char *p, size_t len)
                 continue;
             }
 
+            cost++;
             ngx_chat_gsync_live(ws, gid, n, id, id_len, from, seq, frame,
                                 flen);
         }
     }
 
-    return;
+    return cost;
 
 bad:
 
     ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
                   "chat: redis %V: malformed group delivery on %s",
                   ngx_chat_redis_name(sh->sub), ngx_chat_channel->channel);
+
+    return cost;
 }
 
 
