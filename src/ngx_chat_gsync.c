@@ -12,6 +12,11 @@
  * Redis before the log is read, so each one is read or published to the
  * connection, or both: live frames are held back until the reads are
  * done and then go out only when past the position read (per group).
+ * With several Redis servers live frames may come out of log order
+ * (each worker publishes its messages on the members' servers itself,
+ * GPUB, and another worker's later message can get there first): a
+ * frame below the highest position sent but past the position read goes
+ * out too, unless the connection sent that message already.
  *
  * The last NGX_CHAT_GSYNC_RING group messages sent on the connection are
  * remembered, so that a receipt for one finds its group without asking
@@ -37,6 +42,7 @@
 typedef struct {
     uint64_t                   gid;
     uint64_t                   last_n;      /* log position sent */
+    uint64_t                   read_n;      /* the log read up to here */
     int64_t                    joined;      /* ms */
 } ngx_chat_gmember_t;
 
@@ -121,6 +127,8 @@ static void ngx_chat_gsync_read_done(ngx_chat_gconn_t *gc);
 static void ngx_chat_gsync_reply(ngx_chat_store_rc_e rc, redisReply *reply,
     void *data);
 static void ngx_chat_gsync_done(ngx_chat_gconn_t *gc);
+static ngx_uint_t ngx_chat_gsync_due(ngx_chat_gconn_t *gc,
+    ngx_chat_gmember_t *gm, uint64_t n, const char *id, size_t id_len);
 static void ngx_chat_gsync_send(ngx_chat_gconn_t *gc, uint64_t gid,
     const char *id, size_t id_len, uint64_t from, int64_t seq,
     const char *frame, size_t len);
@@ -219,10 +227,12 @@ ngx_chat_gsync_listed(void *data, ngx_chat_store_rc_e rc, ngx_uint_t n,
         groups[i].gid = ids[i];
         groups[i].joined = joined[i];
         groups[i].last_n = 0;
+        groups[i].read_n = 0;
 
         for (j = 0; j < gc->ngroups && !gc->rewind; j++) {
             if (gc->groups[j].gid == ids[i]) {
                 groups[i].last_n = gc->groups[j].last_n;
+                groups[i].read_n = gc->groups[j].read_n;
                 break;
             }
         }
@@ -281,6 +291,7 @@ ngx_chat_gmember(ngx_chat_gconn_t *gc, uint64_t gid, ngx_uint_t add)
 
     gc->groups[gc->ngroups].gid = gid;
     gc->groups[gc->ngroups].last_n = 0;
+    gc->groups[gc->ngroups].read_n = 0;
     gc->groups[gc->ngroups].joined = 0;
 
     return &gc->groups[gc->ngroups++];
@@ -473,6 +484,7 @@ ngx_chat_gsync_reply(ngx_chat_store_rc_e rc, redisReply *reply, void *data)
         n = ngx_atoof((u_char *) reply->element[1]->str,
                       reply->element[1]->len);
         gm->last_n = ngx_max(top, n);
+        gm->read_n = ngx_max(gm->read_n, n);
 
         if (reply->element[0]->integer >= NGX_CHAT_GSYNC_PAGE) {
             /* more: the next page */
@@ -643,11 +655,9 @@ ngx_chat_gsync_done(ngx_chat_gconn_t *gc)
         if (!gc->ws->done) {
             gm = ngx_chat_gmember(gc, h->gid, 1);
 
-            if (h->n == 0 || gm == NULL || h->n > gm->last_n) {
-                if (gm && h->n) {
-                    gm->last_n = h->n;
-                }
-
+            if (h->n == 0 || gm == NULL
+                || ngx_chat_gsync_due(gc, gm, h->n, h->id, h->id_len))
+            {
                 ngx_chat_gsync_send(gc, h->gid, h->id, h->id_len, h->from,
                                     h->seq, (char *) (h + 1), h->len);
             }
@@ -717,15 +727,49 @@ ngx_chat_gsync_live(ngx_chat_ws_t *ws, uint64_t gid, uint64_t n,
 
     gm = ngx_chat_gmember(gc, gid, 1);
 
-    if (gm) {
-        if (n <= gm->last_n) {
-            return;
-        }
-
-        gm->last_n = n;
+    if (gm && !ngx_chat_gsync_due(gc, gm, n, id, id_len)) {
+        return;
     }
 
     ngx_chat_gsync_send(gc, gid, id, id_len, from, seq, frame, len);
+}
+
+
+/*
+ * A live frame at log position n goes out: past what the connection
+ * sent; or below that (another worker's message that came late) but past
+ * what was read from the log, unless it went out already
+ */
+
+static ngx_uint_t
+ngx_chat_gsync_due(ngx_chat_gconn_t *gc, ngx_chat_gmember_t *gm, uint64_t n,
+    const char *id, size_t id_len)
+{
+    ngx_uint_t  i;
+
+    if (n > gm->last_n) {
+        gm->last_n = n;
+        return 1;
+    }
+
+    if (n <= gm->read_n) {
+        return 0;
+    }
+
+    if (gc->ring == NULL || id_len > CHAT_ID_LEN) {
+        return 1;
+    }
+
+    for (i = 0; i < NGX_CHAT_GSYNC_RING; i++) {
+        if (gc->ring[i].gid == gm->gid
+            && ngx_strncmp(gc->ring[i].id, id, id_len) == 0
+            && gc->ring[i].id[id_len] == '\0')
+        {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 

@@ -227,7 +227,8 @@ is($uerr && $uerr->{code}, 'unknown_message',
    "a receipt on a connection that never got the message: unknown_message")
     or diag explain $uerr;
 my @rr = frames($ws{a}, 'receipt', 4, 20);
-is_deeply([ sort map { $_->{by} } @rr ], [ sort { $a <=> $b } @uid{qw(b c d e)} ],
+is_deeply([ sort { $a <=> $b } map { $_->{by} } @rr ],
+          [ sort { $a <=> $b } @uid{qw(b c d e)} ],
           'a gets read receipts from b, c, d and e');
 is(scalar(grep { $_->{id} eq $last && $_->{status} eq 'read' } @rr), 4,
    '... for her message, read');
@@ -342,6 +343,70 @@ ok(scalar(grep { $_->{by} == $uid{x} } @xr),
 $x2->close;
 my $x3 = ws_connect($port{two}, $uid{x});
 ok(quiet($x3, 'message', 1.5), '... and its next connection gets nothing');
+
+# --- the sender's history and receipts (chat-worker persist) -----------------
+
+# a's message as a sees it in the history, once persist has its counts
+sub hist_of {
+    my ($id, $want) = @_;
+    my $m;
+    ChatTest::wait_until(sub {
+        my ($s, $h) = api('a', GET => "/v1/messages?group=$gid&limit=100");
+        ($m) = grep { $_->{id} eq $id } @{ ref $h eq 'HASH'
+                                           ? $h->{messages} // [] : [] };
+        $m && join(' ', map { $m->{$_} // '-' }
+                        qw(delivered_count read_count status)) eq $want;
+    }, timeout => 30, interval => 0.3);
+    return $m;
+}
+sub receipts_of {
+    my ($who, $id) = @_;
+    my ($s, $r) = api($who, GET => "/v1/messages/$id/receipts");
+    return ($s, { map { $_->{user_id} => $_->{status} }
+                  @{ ref $r eq 'HASH' ? $r->{receipts} // [] : [] } });
+}
+
+# a's last burst message: read by b, c, d and e, delivered to f (its read
+# came on a connection that never got it); e has left since and x joined
+# after it: neither counts
+my $m = hist_of($last, '4 3 delivered');
+is($m && "$m->{delivered_count} $m->{read_count} $m->{status}",
+   '4 3 delivered', "a's history: her message delivered to the 4 other "
+   . 'members it counts (b c d f), read by 3: delivered')
+    or diag explain $m;
+($st, my $rc) = receipts_of('a', $last);
+is($st, 200, "GET /v1/messages/{id}/receipts for a's message: 200");
+is_deeply($rc, { $uid{b} => 'read', $uid{c} => 'read', $uid{d} => 'read',
+                 $uid{f} => 'delivered' },
+          '... b, c and d read, f delivered; nobody else')
+    or diag explain $rc;
+($st) = receipts_of('b', $last);
+is($st, 403, '... b may not ask');
+
+# a new message of a's, read by every member online: b c d f x
+send_msg($ws{a}, group => $gid, client_id => "readme-$run",
+         body => 'read me');
+($ack) = frames($ws{a}, 'ack', 1, 10);
+ok($ack, 'a sends once more');
+for my $c ($ws{b}, $ws{c}, $ws{d}, $x3, $f2) {
+    my $rm;
+    # f2 has not read the messages after the membership changes yet
+    do { ($rm) = frames($c, 'message', 1, 10) }
+        while $rm && $rm->{body} ne 'read me';
+    $c->send_text(encode_json({ type => 'receipt', id => $rm->{id},
+                                status => 'read' })) if $rm;
+}
+my @rm = frames($ws{a}, 'receipt', 5, 20);
+is_deeply([ sort { $a <=> $b } map { $_->{by} } @rm ],
+          [ sort { $a <=> $b } @uid{qw(b c d f x)} ],
+          'a gets read receipts from b, c, d, f and x');
+$m = hist_of($ack && $ack->{id} // '', '5 5 read');
+is($m && "$m->{delivered_count} $m->{read_count} $m->{status}",
+   '5 5 read', "a's history: read by all 5 other members: read")
+    or diag explain $m;
+($st, $rc) = receipts_of('a', $ack && $ack->{id} // '');
+is_deeply($rc, { map { $uid{$_} => 'read' } qw(b c d f x) },
+          '... and the receipts list the five, read') or diag explain $rc;
 
 $_->close for values %ws;
 $_->close for $y, $e2, $f2, $x3;

@@ -14,12 +14,18 @@
 -- cached (nothing done: it is filled first).  The log keeps its max
 -- newest entries; "from" is the seq from which it holds every message
 -- (the first message of a new log, then past what trims took): members
--- behind it read PostgreSQL first (GSYNC, ngx_chat_gsync.c).
+-- behind it read PostgreSQL first (GSYNC, ngx_chat_gsync.c).  An item
+-- whose max or ttl is not a number is an error and changes nothing (the
+-- batch's other items go on).
 --
 -- prefix: lib.lua
 
 local trims = {}
 local res = batch(function(k, a)
+  local max = tonumber(a[5])
+  if not max or not tonumber(a[6]) then
+    return redis.error_reply('GDELIVER: max and ttl must be numbers')
+  end
   if redis.call('EXISTS', k[4]) == 0 then
     return {'miss', redis.call('GET', k[5]) or '0'}
   end
@@ -33,7 +39,7 @@ local res = batch(function(k, a)
   redis.call('ZADD', k[2], n, a[2])
   if not trims[k[2]] then
     trims[k[2]] = true
-    trims[#trims + 1] = {k[2], k[1], tonumber(a[5]), k[6]}
+    trims[#trims + 1] = {k[2], k[1], max, k[6]}
   end
   for i = 1, 3 do touch(k[i], a[6]) end
   touch(k[6], a[6])
