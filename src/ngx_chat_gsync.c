@@ -132,6 +132,9 @@ static ngx_uint_t ngx_chat_gsync_due(ngx_chat_gconn_t *gc,
 static void ngx_chat_gsync_send(ngx_chat_gconn_t *gc, uint64_t gid,
     const char *id, size_t id_len, uint64_t from, int64_t seq,
     const char *frame, size_t len);
+static ngx_chat_gring_t *ngx_chat_gsync_ring_add(ngx_chat_gconn_t *gc,
+    uint64_t gid, const char *id, size_t id_len, uint64_t from,
+    int64_t seq);
 static void ngx_chat_gconn_free(ngx_chat_gconn_t *gc);
 
 
@@ -777,6 +780,15 @@ static void
 ngx_chat_gsync_send(ngx_chat_gconn_t *gc, uint64_t gid, const char *id,
     size_t id_len, uint64_t from, int64_t seq, const char *frame, size_t len)
 {
+    (void) ngx_chat_gsync_ring_add(gc, gid, id, id_len, from, seq);
+    (void) ngx_chat_ws_send_text(gc->ws, (u_char *) frame, len);
+}
+
+
+static ngx_chat_gring_t *
+ngx_chat_gsync_ring_add(ngx_chat_gconn_t *gc, uint64_t gid, const char *id,
+    size_t id_len, uint64_t from, int64_t seq)
+{
     ngx_chat_gring_t  *r;
 
     if (gc->ring == NULL) {
@@ -784,18 +796,41 @@ ngx_chat_gsync_send(ngx_chat_gconn_t *gc, uint64_t gid, const char *id,
                               ngx_cycle->log);
     }
 
-    if (gc->ring && id_len <= CHAT_ID_LEN) {
-        r = &gc->ring[gc->ring_next++ % NGX_CHAT_GSYNC_RING];
-        r->gid = gid;
-        r->from = from;
-        r->seq = seq;
-        r->delivered = 0;
-        r->read = 0;
-        ngx_memcpy(r->id, id, id_len);
-        r->id[id_len] = '\0';
+    if (gc->ring == NULL || id_len > CHAT_ID_LEN) {
+        return NULL;
     }
 
-    (void) ngx_chat_ws_send_text(gc->ws, (u_char *) frame, len);
+    r = &gc->ring[gc->ring_next++ % NGX_CHAT_GSYNC_RING];
+    r->gid = gid;
+    r->from = from;
+    r->seq = seq;
+    r->delivered = 0;
+    r->read = 0;
+    ngx_memcpy(r->id, id, id_len);
+    r->id[id_len] = '\0';
+
+    return r;
+}
+
+
+void
+ngx_chat_gsync_remember(ngx_chat_ws_t *ws, const char *id, uint64_t gid,
+    uint64_t from, int64_t seq, ngx_uint_t read)
+{
+    ngx_chat_gconn_t  *gc;
+    ngx_chat_gring_t  *r;
+
+    gc = ngx_chat_gconn(ws);
+    if (gc == NULL) {
+        return;
+    }
+
+    r = ngx_chat_gsync_ring_add(gc, gid, id, ngx_strlen(id), from, seq);
+
+    if (r) {
+        r->delivered = 1;
+        r->read = read ? 1 : 0;
+    }
 }
 
 

@@ -31,6 +31,13 @@
 void ngx_chat_gsync_start(ngx_chat_ws_t *ws);
 
 /*
+ * A group message this connection did not get (a receipt for one got
+ * earlier, found in PostgreSQL): remembered as if sent, the status told
+ */
+void ngx_chat_gsync_remember(ngx_chat_ws_t *ws, const char *id,
+    uint64_t gid, uint64_t from, int64_t seq, ngx_uint_t read);
+
+/*
  * {"type":"sync"}: the next group sync reads each log from the member's
  * delivered position again, not from what the connection has
  */

@@ -83,6 +83,9 @@ static void ngx_chat_receipt_group(ngx_chat_receipt_t *rcp, char *text);
 static void ngx_chat_receipt_grouped(ngx_chat_store_rc_e rc,
     redisReply *reply, void *data);
 static void ngx_chat_receipt_produce(ngx_chat_receipt_t *rcp);
+static void ngx_chat_receipt_lookup(ngx_chat_receipt_t *rcp);
+static void ngx_chat_receipt_found(ngx_chat_store_rc_e rc, PGresult *res,
+    void *data);
 static ngx_int_t ngx_chat_typing_group(ngx_chat_ws_t *ws, uint64_t gid);
 static void ngx_chat_gtyping_issue(ngx_chat_gtyping_t *ty);
 static void ngx_chat_gtyping_reply(ngx_chat_store_rc_e rc, redisReply *reply,
@@ -216,8 +219,8 @@ ngx_chat_receipt_checked(ngx_chat_store_rc_e rc, redisReply *reply,
     }
 
     if (reply->type != REDIS_REPLY_STRING) {
-        ngx_chat_receipt_fail(rcp, "unknown_message", "no such message "
-                              "was sent to you");
+        /* not in the inbox: a group message got on another connection? */
+        ngx_chat_receipt_lookup(rcp);
         return;
     }
 
@@ -237,6 +240,80 @@ ngx_chat_receipt_checked(ngx_chat_store_rc_e rc, redisReply *reply,
     rcp->from = from;
     rcp->seq = seq;
     ngx_memcpy(rcp->conv, conv, sizeof(conv));
+
+    ngx_chat_receipt_produce(rcp);
+}
+
+
+/*
+ * A message that is neither in the user's inbox nor among the group
+ * messages this connection got: a group message of one of the user's
+ * groups, sent after it joined, got on an earlier connection (read
+ * receipts come late)?  PostgreSQL knows it once chat-worker persist
+ * stored it.
+ */
+
+#define NGX_CHAT_RECEIPT_GROUP_SQL                                           \
+    "SELECT m.group_id, m.sender, m.seq FROM messages m "                  \
+    "JOIN group_members gm ON gm.group_id = m.group_id "                   \
+    "WHERE m.id = $1 AND gm.user_id = $2 AND m.sender <> $2 "              \
+    "AND m.ts >= chat_ms(gm.joined_at)"
+
+static void
+ngx_chat_receipt_lookup(ngx_chat_receipt_t *rcp)
+{
+    u_char              buf[NGX_INT64_LEN];
+    ngx_str_t           params[2];
+    ngx_chat_worker_t  *w = ngx_chat_worker;
+
+    params[0].data = (u_char *) rcp->id;
+    params[0].len = ngx_strlen(rcp->id);
+    params[1].data = buf;
+    params[1].len = ngx_sprintf(buf, "%uL", rcp->by) - buf;
+
+    if (w->pg == NULL
+        || ngx_chat_pg_query(w->pg, NGX_CHAT_RECEIPT_GROUP_SQL, 2, params,
+                             ngx_chat_receipt_found, rcp)
+           == NULL)
+    {
+        ngx_chat_receipt_fail(rcp, "unknown_message", "no such message "
+                              "was sent to you");
+    }
+}
+
+
+static void
+ngx_chat_receipt_found(ngx_chat_store_rc_e rc, PGresult *res, void *data)
+{
+    ngx_chat_receipt_t  *rcp = data;
+
+    if (rc != NGX_CHAT_STORE_OK) {
+        ngx_chat_receipt_fail(rcp, "unavailable", "the database did not "
+                              "answer");
+        return;
+    }
+
+    if (PQntuples(res) != 1) {
+        ngx_chat_receipt_fail(rcp, "unknown_message", "no such message "
+                              "was sent to you");
+        return;
+    }
+
+    rcp->group = ngx_atoof((u_char *) PQgetvalue(res, 0, 0),
+                           PQgetlength(res, 0, 0));
+    rcp->from = ngx_atoof((u_char *) PQgetvalue(res, 0, 1),
+                          PQgetlength(res, 0, 1));
+    rcp->seq = ngx_atoof((u_char *) PQgetvalue(res, 0, 2),
+                         PQgetlength(res, 0, 2));
+
+    /* remembered by the connection: told once from here on */
+    if (rcp->op.ws) {
+        ngx_chat_gsync_remember(rcp->op.ws, rcp->id, rcp->group, rcp->from,
+                                rcp->seq, rcp->read);
+    }
+
+    (void) ngx_snprintf((u_char *) rcp->conv, sizeof(rcp->conv), "g:%uL%Z",
+                        rcp->group);
 
     ngx_chat_receipt_produce(rcp);
 }
@@ -810,7 +887,14 @@ ngx_chat_gtyping_reply(ngx_chat_store_rc_e rc, redisReply *reply,
         return;
     }
 
-    if (kind->len == 2 && ngx_strncmp(kind->str, "ok", 2) == 0) {
+    if (kind->len == 4 && ngx_strncmp(kind->str, "miss", 4) == 0) {
+        /* the member list could not be filled */
+        if (ty->op.ws) {
+            (void) ngx_chat_ws_error(ty->op.ws, "unavailable", "the group's "
+                                     "members could not be read", NULL);
+        }
+
+    } else if (kind->len == 2 && ngx_strncmp(kind->str, "ok", 2) == 0) {
         if (reply->elements == 2) {
             (void) ngx_snprintf((u_char *) head, sizeof(head), "%uL 0%Z",
                                 ty->from);

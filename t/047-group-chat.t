@@ -220,18 +220,34 @@ for my $who (qw(b c d e)) {
     $ws{$who}->send_text(encode_json({ type => 'receipt', id => $last,
                                        status => 'read' }));
 }
+# f read it on its next connection (it got it on the one before): found
+# in PostgreSQL
 $f2->send_text(encode_json({ type => 'receipt', id => $last,
                              status => 'read' }));
-my ($uerr) = frames($f2, 'error', 1, 5);
-is($uerr && $uerr->{code}, 'unknown_message',
-   "a receipt on a connection that never got the message: unknown_message")
-    or diag explain $uerr;
-my @rr = frames($ws{a}, 'receipt', 4, 20);
+my @rr = frames($ws{a}, 'receipt', 5, 20);
 is_deeply([ sort { $a <=> $b } map { $_->{by} } @rr ],
-          [ sort { $a <=> $b } @uid{qw(b c d e)} ],
-          'a gets read receipts from b, c, d and e');
-is(scalar(grep { $_->{id} eq $last && $_->{status} eq 'read' } @rr), 4,
+          [ sort { $a <=> $b } @uid{qw(b c d e f)} ],
+          'a gets read receipts from b, c, d and e, and from f, whose '
+          . 'connection got it earlier') or diag explain \@rr;
+is(scalar(grep { $_->{id} eq $last && $_->{status} eq 'read' } @rr), 5,
    '... for her message, read');
+$f2->send_text(encode_json({ type => 'receipt', id => $last,
+                             status => 'read' }));
+ok(quiet($ws{a}, 'receipt', 1), "... f's second read is not sent on");
+# a message f was never sent: a one-to-one message between a and b
+send_msg($ws{a}, to => $uid{b}, client_id => "pair-$run", body => 'just b');
+my ($pair) = frames($ws{a}, 'ack', 1, 10);
+frames($ws{b}, 'message', 1, 10);
+ok(ChatTest::wait_until(sub {
+       `psql "$ENV{TEST_NGINX_PG_DSN}" -XAtc "SELECT count(*) FROM messages
+         WHERE id = '$pair->{id}'"` =~ /^1$/m }, timeout => 30),
+   "a's message to b is in PostgreSQL");
+$f2->send_text(encode_json({ type => 'receipt', id => $pair->{id},
+                             status => 'read' }));
+my ($uerr) = frames($f2, 'error', 1, 5);
+is($uerr && "$uerr->{code} $uerr->{id}", "unknown_message $pair->{id}",
+   "f's receipt for a message it was never sent: unknown_message")
+    or diag explain $uerr;
 $ws{b}->send_text(encode_json({ type => 'receipt', id => $last,
                                 status => 'read' }));
 ok(quiet($ws{a}, 'receipt', 1), '... a second read by b is not sent on');
@@ -366,19 +382,18 @@ sub receipts_of {
                   @{ ref $r eq 'HASH' ? $r->{receipts} // [] : [] } });
 }
 
-# a's last burst message: read by b, c, d and e, delivered to f (its read
-# came on a connection that never got it); e has left since and x joined
-# after it: neither counts
-my $m = hist_of($last, '4 3 delivered');
+# a's last burst message: read by b, c, d, e and f; e has left since and
+# x joined after it: neither counts
+my $m = hist_of($last, '4 4 read');
 is($m && "$m->{delivered_count} $m->{read_count} $m->{status}",
-   '4 3 delivered', "a's history: her message delivered to the 4 other "
-   . 'members it counts (b c d f), read by 3: delivered')
+   '4 4 read', "a's history: her message read by the 4 other members it "
+   . 'counts (b c d f): read')
     or diag explain $m;
 ($st, my $rc) = receipts_of('a', $last);
 is($st, 200, "GET /v1/messages/{id}/receipts for a's message: 200");
 is_deeply($rc, { $uid{b} => 'read', $uid{c} => 'read', $uid{d} => 'read',
-                 $uid{f} => 'delivered' },
-          '... b, c and d read, f delivered; nobody else')
+                 $uid{f} => 'read' },
+          '... b, c, d and f read; nobody else')
     or diag explain $rc;
 ($st) = receipts_of('b', $last);
 is($st, 403, '... b may not ask');
