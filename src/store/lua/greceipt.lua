@@ -9,11 +9,18 @@
 -- "same" (another device, an older message).  With the sender's keys on
 -- this server, the receipt frame goes to the sender in the same run (one
 -- PUBLISH per channel for the whole call), or is kept for it when none of
--- its connections is reached.
+-- its connections is reached.  An item whose ttl, seq or rbox-max is not
+-- a number is an error and changes nothing (the batch's other items go
+-- on).
 --
 -- prefix: lib.lua
 
 local res = batch(function(k, a)
+  if not tonumber(a[4]) or not tonumber(a[5])
+     or (k[5] and not tonumber(a[8])) then
+    return redis.error_reply('GRECEIPT: ttl, seq and rbox-max must be '
+                             .. 'numbers')
+  end
   local n = tonumber(redis.call('ZSCORE', k[1], a[1]) or '0')
   local moved = false
   local keys = {k[2]}
