@@ -16,6 +16,7 @@ use FindBin;
 use POSIX ();
 use ChatTest;
 use ChatJWT;
+use ChatLua qw(cli r ev evb ev1 now_ms subscribe pubs);
 
 plan skip_all => 'needs the test stack (CHAT_STACK_PROFILE=test, as make '
                  . 'test sets)'
@@ -26,43 +27,8 @@ plan skip_all => 'needs redis-cli --json (Redis 7)'
 $ENV{TEST_NGINX_JWT_SECRET_FILE} = ChatJWT::secret_file();
 
 my $lua = "$FindBin::Bin/../src/store/lua";
-my $port = ($ENV{TEST_NGINX_PORT} || 1984) + 190;
-my $dir = "/tmp/chat-redis-lua-$$";
-my @subs;
-mkdir $dir;
-
-END {
-    kill 'TERM', $_ for @subs;
-    if (open my $fh, '<', "$dir/redis.pid") {
-        my $pid = <$fh>;
-        kill 'TERM', $pid if $pid && $pid =~ /^\d+$/;
-    }
-    system('rm', '-rf', $dir);
-}
-
-ChatTest::wait_until(sub { !IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                                  PeerPort => $port) });
-system('redis-server', ChatTest::redis_auth_conf($dir), '--port', $port,
-       '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-       '--daemonize', 'yes', '--pidfile', "$dir/redis.pid", '--dir', $dir,
-       '--logfile', "$dir/redis.log") == 0
-    or BAIL_OUT('cannot start redis-server');
-
-sub cli {
-    my @cmd = ('redis-cli', '-h', '127.0.0.1', '-p', $port, @_);
-    open my $fh, '-|', @cmd or die "redis-cli: $!";
-    my $out = do { local $/; <$fh> } // '';
-    close $fh;
-    $out =~ s/\n\z//;
-    return $out;
-}
-
-# a command's reply as Perl data (redis-cli --json), errors as {err => ...}
-sub r {
-    my $out = cli('--json', @_);
-    return { err => $out } if $out =~ /^\(error\)|^error:/;
-    return decode_json("[$out]")->[0];
-}
+ChatLua::start(port => ($ENV{TEST_NGINX_PORT} || 1984) + 190,
+               dir => "/tmp/chat-redis-lua-$$", lua => $lua);
 
 ok(ChatTest::wait_until(sub { cli('PING') eq 'PONG' }), 'a Redis of our own');
 
@@ -71,28 +37,10 @@ opendir my $dh, $lua or die "$lua: $!";
 my @names = sort grep { $_ ne 'lib' } map { /^(.+)\.lua$/ ? $1 : () }
             readdir $dh;
 closedir $dh;
-my %sha = map {
-    my $src = `sh $lua/gen.sh -s $lua $_`;
-    die "gen.sh -s $_ failed" if $? || $src eq '';
-    ($_ => sha1_hex($src));
-} @names;
+my %sha = ChatLua::scripts(@names);
 is(scalar @names, 21, '21 scripts (t/048-group-scripts.t tests the group ones)');
 
-ChatTest::start_nginx(
-    workers     => 1,
-    http_config => <<"CONF",
-    chat_redis 127.0.0.1:$port;
-    chat_redis_password_file \$TEST_NGINX_REDIS_PASSWORD_FILE;
-    chat_postgres "\$TEST_NGINX_PG_DSN";
-    chat_kafka_brokers \$TEST_NGINX_KAFKA_BROKERS;
-    chat_jwt_secret_file \$TEST_NGINX_JWT_SECRET_FILE;
-CONF
-    config      => <<'CONF',
-    location = /v1/ws {
-        chat_websocket;
-    }
-CONF
-);
+ChatLua::start_nginx();
 
 ok(ChatTest::wait_until(sub {
        my $e = r('SCRIPT', 'EXISTS', map { $sha{$_} } @names);
@@ -100,84 +48,13 @@ ok(ChatTest::wait_until(sub {
    }), 'the module loaded every script, as gen.sh -s prints it')
     or diag explain r('SCRIPT', 'EXISTS', map { $sha{$_} } @names);
 
-# EVALSHA name, [keys], args...
-sub ev {
-    my ($name, $keys, @args) = @_;
-    die "no script $name" unless $sha{$name};
-    return r('EVALSHA', $sha{$name}, scalar @$keys, @$keys, @args);
-}
-
-# a multi-item script (ngx_chat_batch.c): [[keys], args...] per item; the
-# replies, one per item
-sub evb {
-    my ($name, @items) = @_;
-    die "no script $name" unless $sha{$name};
-    my (@k, @a);
-    for my $it (@items) {
-        my ($keys, @args) = @$it;
-        push @k, @$keys;
-        push @a, scalar @$keys, scalar @args, @args;
-    }
-    return r('EVALSHA', $sha{$name}, scalar @k, @k, scalar @items, @a);
-}
-
-# one item of a multi-item script: its reply
-sub ev1 {
-    my $r = evb($_[0], [@_[1 .. $#_]]);
-    return ref $r eq 'ARRAY' ? $r->[0] : $r;
-}
-
-sub now_ms {
-    my $t = r('TIME');
-    return $t->[0] * 1000 + int($t->[1] / 1000);
-}
-
-# a subscriber to a worker channel: what it heard, in order
-my %heard;
-sub subscribe {
-    my $ch = shift;
-    my $file = "$dir/sub-" . scalar(@subs);
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        open STDOUT, '>', $file or POSIX::_exit(1);
-        { exec 'redis-cli', '-h', '127.0.0.1', '-p', $port, 'SUBSCRIBE',
-               $ch };
-        POSIX::_exit(1);
-    }
-    push @subs, $pid;
-    $heard{$ch} = $file;
-    ChatTest::wait_until(sub {
-        (r('PUBSUB', 'NUMSUB', $ch)->[1] // 0) > 0 })
-        or BAIL_OUT("cannot subscribe to $ch");
-}
-
-# the next n messages published on a channel
+# the next n lines published on a channel (a batch's PUBLISH counts each)
 my %got;
 sub heard {
     my ($ch, $n) = @_;
     my @m;
     $n += $got{$ch} //= 0;
-    ChatTest::wait_until(sub {
-        open my $fh, '<', $heard{$ch} or return 0;
-        my @l = <$fh>;
-        chomp @l;
-        @m = ();
-        # a batch's PUBLISH is "*" and its lines: each line counts
-        for (my $i = 0; $i + 2 < @l; $i++) {
-            next unless $l[$i] eq 'message' && $l[$i + 1] eq $ch;
-            $i += 2;
-            if ($l[$i] ne '*') {
-                push @m, $l[$i];
-                next;
-            }
-            while ($i + 1 < @l
-                   && !($l[$i + 1] eq 'message' && ($l[$i + 2] // '') eq $ch))
-            {
-                push @m, $l[++$i];
-            }
-        }
-        @m >= $n;
-    });
+    ChatTest::wait_until(sub { @m = map { @$_ } @{ pubs($ch) }; @m >= $n });
     @m = @m[$got{$ch} .. $#m];
     $got{$ch} += @m;
     return \@m;
@@ -311,14 +188,10 @@ is(cli('EXISTS', "chat:inboxok:{$B}"), '0',
 my ($B2, $B3, $B4) = (4212, 4213, 4214);
 cli('ZADD', "chat:routes:{$_}", now_ms() + 3600000, "$live 2$_")
     for $B2, $B3, $B4;
-sub pubs {      # the PUBLISHes heard on a channel so far
-    open my $fh, '<', $heard{$_[0]} or return 0;
-    my @l = <$fh>;
-    chomp @l;
-    return scalar grep { $l[$_] eq 'message' && ($l[$_ + 1] // '') eq $_[0] }
-                  0 .. $#l;
+sub npubs {     # the PUBLISHes heard on a channel so far
+    return scalar @{ pubs($_[0]) };
 }
-my $p0 = pubs($live);
+my $p0 = npubs($live);
 my @fb = map { frame($id[11 + $_], 11 + $_, "batch $_") } 0 .. 2;
 is_deeply(evb('deliver',
               [[keys_of($B2, qw(routes inbox inboxq inboxn inboxok))], $B2,
@@ -334,7 +207,7 @@ is_deeply(heard($live, 3),
            "$B3 0 " . cli('GET', "chat:inboxn:{$B3}") . " $fb[1]",
            "$B2 0 $nB2 $fb[2]"],
           'DELIVER batch: every frame, in item order');
-is(pubs($live) - $p0, 1, 'DELIVER batch: one PUBLISH for the channel');
+is(npubs($live) - $p0, 1, 'DELIVER batch: one PUBLISH for the channel');
 is_deeply(r('ZRANGE', "chat:inboxq:{$B2}", 0, -1), [@id[11, 13]],
           'DELIVER batch: the inbox in order');
 
@@ -357,7 +230,7 @@ is_deeply(heard($live, 1), ["$B3 0 " . cli('GET', "chat:inboxn:{$B3}")
 # the sender's only connection is the sending one: no echo
 cli('DEL', "chat:routes:{$A}");
 cli('ZADD', "chat:routes:{$A}", now_ms() + 3600000, "$live 3");
-$p0 = pubs($live);
+$p0 = npubs($live);
 is(ev1('deliver', [keys_of($B3, qw(routes inbox inboxq inboxn inboxok)),
                    "chat:routes:{$A}"], $B3, $id[16], "$A 16 $conv", 'f16',
        10000, $ttl, $A, $live, 3), 1,
@@ -365,7 +238,7 @@ is(ev1('deliver', [keys_of($B3, qw(routes inbox inboxq inboxn inboxok)),
 is_deeply(heard($live, 1), ["$B3 0 " . cli('GET', "chat:inboxn:{$B3}")
                             . " f16"],
           'DELIVER: no echo to the sending connection');
-is(pubs($live) - $p0, 1, 'DELIVER: one PUBLISH, the recipient\'s');
+is(npubs($live) - $p0, 1, 'DELIVER: one PUBLISH, the recipient\'s');
 cli('ZADD', "chat:routes:{$A}", now_ms() + 3600000, "$live 4");
 
 # RELAY: a receipt to the sender, kept when no device of it is online
@@ -456,14 +329,14 @@ is(cli('ZSCORE', "chat:inboxd:{$B}", $id[3]), $n2 + 1,
 ev1('deliver', \@inbox, $B, $id[$_], "$A $_ $conv", "f$_", 10000, $ttl)
     for 17, 18;
 heard($live, 2);
-my $pr = pubs($live);
+my $pr = npubs($live);
 is_deeply(evb('receipt',
               map { [[@rcpt, keys_of($A, qw(routes rbox))], $id[$_], 'r',
                      5000, $ttl, $A, "rframe-$_", 4] } 17, 18),
           [2, 2], 'RECEIPT batch: a reply per item');
 is_deeply(heard($live, 2), ["$A 0 0 rframe-17", "$A 0 0 rframe-18"],
           'RECEIPT batch: both frames to the sender, in order');
-is(pubs($live) - $pr, 1, 'RECEIPT batch: one PUBLISH');
+is(npubs($live) - $pr, 1, 'RECEIPT batch: one PUBLISH');
 
 
 # --- REFRESH (routes) -----------------------------------------------------

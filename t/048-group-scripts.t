@@ -19,6 +19,7 @@ use FindBin;
 use POSIX ();
 use ChatTest;
 use ChatJWT;
+use ChatLua qw(cli r is_err ev evb ev1 evb_raw now_ms subscribe pubs);
 
 plan skip_all => 'needs the test stack (CHAT_STACK_PROFILE=test, as make '
                  . 'test sets)'
@@ -28,168 +29,22 @@ plan skip_all => 'needs redis-cli --json (Redis 7)'
 
 $ENV{TEST_NGINX_JWT_SECRET_FILE} = ChatJWT::secret_file();
 
-my $lua = "$FindBin::Bin/../src/store/lua";
-my $port = ($ENV{TEST_NGINX_PORT} || 1984) + 192;
-my $dir = "/tmp/chat-redis-glua-$$";
-my @subs;
-mkdir $dir;
-
-END {
-    kill 'TERM', $_ for @subs;
-    if (open my $fh, '<', "$dir/redis.pid") {
-        my $pid = <$fh>;
-        kill 'TERM', $pid if $pid && $pid =~ /^\d+$/;
-    }
-    system('rm', '-rf', $dir);
-}
-
-ChatTest::wait_until(sub { !IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                                  PeerPort => $port) });
-system('redis-server', ChatTest::redis_auth_conf($dir), '--port', $port,
-       '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-       '--daemonize', 'yes', '--pidfile', "$dir/redis.pid", '--dir', $dir,
-       '--logfile', "$dir/redis.log") == 0
-    or BAIL_OUT('cannot start redis-server');
-
-sub cli {
-    my @cmd = ('redis-cli', '-h', '127.0.0.1', '-p', $port, @_);
-    open my $fh, '-|', @cmd or die "redis-cli: $!";
-    my $out = do { local $/; <$fh> } // '';
-    close $fh;
-    $out =~ s/\n\z//;
-    return $out;
-}
-
-# a command's reply as Perl data (redis-cli --json), errors as {err => ...}
-sub r {
-    my $out = cli('--json', @_);
-    return { err => $out } if $out =~ /^\(error\)|^error:|^ERR|^WRONGTYPE/;
-    return decode_json("[$out]")->[0];
-}
-
-sub is_err {    # an error reply (a whole call, or one item of a batch)
-    my $r = shift;
-    return ref $r eq 'HASH' && defined $r->{err};
-}
+ChatLua::start(port => ($ENV{TEST_NGINX_PORT} || 1984) + 192,
+               dir => "/tmp/chat-redis-glua-$$",
+               lua => "$FindBin::Bin/../src/store/lua");
 
 ok(ChatTest::wait_until(sub { cli('PING') eq 'PONG' }), 'a Redis of our own');
 
 my @names = qw(gdeliver gfill ginval gpub greceipt gseq gsync gtype);
-my %sha = map {
-    my $src = `sh $lua/gen.sh -s $lua $_`;
-    die "gen.sh -s $_ failed" if $? || $src eq '';
-    ($_ => sha1_hex($src));
-} @names;
+my %sha = ChatLua::scripts(@names);
 
-ChatTest::start_nginx(
-    workers     => 1,
-    http_config => <<"CONF",
-    chat_redis 127.0.0.1:$port;
-    chat_redis_password_file \$TEST_NGINX_REDIS_PASSWORD_FILE;
-    chat_postgres "\$TEST_NGINX_PG_DSN";
-    chat_kafka_brokers \$TEST_NGINX_KAFKA_BROKERS;
-    chat_jwt_secret_file \$TEST_NGINX_JWT_SECRET_FILE;
-CONF
-    config      => <<'CONF',
-    location = /v1/ws {
-        chat_websocket;
-    }
-CONF
-);
+ChatLua::start_nginx();
 
 ok(ChatTest::wait_until(sub {
        my $e = r('SCRIPT', 'EXISTS', map { $sha{$_} } @names);
        ref $e eq 'ARRAY' && !grep { !$_ } @$e;
    }), 'the module loaded the eight group scripts, as gen.sh -s prints them')
     or diag explain r('SCRIPT', 'EXISTS', map { $sha{$_} } @names);
-
-# EVALSHA name, [keys], args...
-sub ev {
-    my ($name, $keys, @args) = @_;
-    die "no script $name" unless $sha{$name};
-    return r('EVALSHA', $sha{$name}, scalar @$keys, @$keys, @args);
-}
-
-# a multi-item script (ngx_chat_batch.c): [[keys], args...] per item
-sub evb {
-    my ($name, @items) = @_;
-    die "no script $name" unless $sha{$name};
-    my (@k, @a);
-    for my $it (@items) {
-        my ($keys, @args) = @$it;
-        push @k, @$keys;
-        push @a, scalar @$keys, scalar @args, @args;
-    }
-    return r('EVALSHA', $sha{$name}, scalar @k, @k, scalar @items, @a);
-}
-
-# one item of a multi-item script: its reply
-sub ev1 {
-    my $r = evb($_[0], [@_[1 .. $#_]]);
-    return ref $r eq 'ARRAY' ? $r->[0] : $r;
-}
-
-# a batch's items as redis-cli prints them without --json: for replies
-# that mix errors and data (--json cannot say which element failed)
-sub evb_raw {
-    my ($name, @items) = @_;
-    my (@k, @a);
-    for my $it (@items) {
-        my ($keys, @args) = @$it;
-        push @k, @$keys;
-        push @a, scalar @$keys, scalar @args, @args;
-    }
-    return cli('EVALSHA', $sha{$name}, scalar @k, @k, scalar @items, @a);
-}
-
-sub now_ms {
-    my $t = r('TIME');
-    return $t->[0] * 1000 + int($t->[1] / 1000);
-}
-
-# a subscriber to a worker channel: what it heard, in order
-my %heard;
-sub subscribe {
-    my $ch = shift;
-    my $file = "$dir/sub-" . scalar(@subs);
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        open STDOUT, '>', $file or POSIX::_exit(1);
-        { exec 'redis-cli', '-h', '127.0.0.1', '-p', $port, 'SUBSCRIBE',
-               $ch };
-        POSIX::_exit(1);
-    }
-    push @subs, $pid;
-    $heard{$ch} = $file;
-    ChatTest::wait_until(sub {
-        (r('PUBSUB', 'NUMSUB', $ch)->[1] // 0) > 0 })
-        or BAIL_OUT("cannot subscribe to $ch");
-}
-
-# the PUBLISHes heard on a channel: each a list of its lines ("*" gone)
-sub pubs {
-    my $ch = shift;
-    open my $fh, '<', $heard{$ch} or return [];
-    my @l = <$fh>;
-    chomp @l;
-    my @p;
-    for (my $i = 0; $i + 2 < @l; $i++) {
-        next unless $l[$i] eq 'message' && $l[$i + 1] eq $ch;
-        $i += 2;
-        my @m = ($l[$i]);
-        if ($l[$i] eq '*') {
-            @m = ();
-            while ($i + 1 < @l
-                   && !($l[$i + 1] eq 'message'
-                        && ($l[$i + 2] // '') eq $ch))
-            {
-                push @m, $l[++$i];
-            }
-        }
-        push @p, \@m;
-    }
-    return \@p;
-}
 
 # the PUBLISHes on a channel after the first $from, once $n are there
 sub heard {
