@@ -97,6 +97,7 @@ typedef struct {
     ngx_queue_t                seed;        /* waits for a counter */
     unsigned                   claimed:1;  /* the dedup key is ours */
     unsigned                   seeding:1;  /* in a seed's waiters */
+    unsigned                   held:1;     /* behind an earlier GSEQ */
     char                       client_id[NGX_CHAT_SEND_CLIENT_ID + 1];
     char                       id[CHAT_ID_LEN + 1];
     char                       conv[48];
@@ -125,6 +126,8 @@ static void ngx_chat_send_gsequenced(ngx_chat_store_rc_e rc,
     redisReply *reply, void *data);
 static void ngx_chat_send_filled(void *data, ngx_int_t rc);
 static ngx_chat_redis_t *ngx_chat_send_conv_redis(ngx_chat_send_t *s);
+static ngx_uint_t ngx_chat_send_hold(ngx_chat_send_t *s);
+static void ngx_chat_send_release(ngx_chat_send_t *s);
 static ngx_chat_seed_t *ngx_chat_seed_find(const char *conv);
 static void ngx_chat_seed_wait(ngx_chat_send_t *s);
 static void ngx_chat_seed_mark(ngx_chat_send_t *s, ngx_uint_t seeding);
@@ -580,6 +583,11 @@ ngx_chat_send_sequence(ngx_chat_send_t *s)
         return;
     }
 
+    /* one GSEQ of the connection's sends to a group at a time */
+    if (ngx_chat_send_hold(s)) {
+        return;
+    }
+
     /* behind a fill of this group's members: after it, in order */
     if (ngx_chat_group_filling(s->group)) {
         ngx_chat_send_filled(s, NGX_AGAIN);
@@ -598,6 +606,72 @@ ngx_chat_send_sequence(ngx_chat_send_t *s)
            == NULL)
     {
         ngx_chat_send_fail(s, "unavailable", "Redis is down");
+    }
+}
+
+
+/*
+ * A group's seq is taken by one GSEQ of a connection at a time: a later
+ * send's GSEQ could otherwise find the counter or the member list that
+ * another worker set meanwhile, while the earlier one waits for its seed
+ * or fill, and take a seq before it.  A send whose earlier send to the
+ * same group has no seq yet is held until that one has (or failed).
+ */
+
+static ngx_uint_t
+ngx_chat_send_hold(ngx_chat_send_t *s)
+{
+    ngx_queue_t      *q;
+    ngx_chat_send_t  *e;
+
+    if (s->op.ws == NULL) {
+        return 0;
+    }
+
+    for (q = ngx_queue_prev(&s->op.queue);
+         q != ngx_queue_sentinel(&s->op.ws->sends);
+         q = ngx_queue_prev(q))
+    {
+        e = (ngx_chat_send_t *) ngx_queue_data(q, ngx_chat_op_t, queue);
+
+        if (e->group == s->group && e->seq == 0) {
+            s->held = 1;
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* the send has its seq, or is done: the next held one goes on */
+
+static void
+ngx_chat_send_release(ngx_chat_send_t *s)
+{
+    ngx_queue_t      *q;
+    ngx_chat_send_t  *n;
+
+    if (s->group == 0 || s->op.ws == NULL) {
+        return;
+    }
+
+    for (q = ngx_queue_next(&s->op.queue);
+         q != ngx_queue_sentinel(&s->op.ws->sends);
+         q = ngx_queue_next(q))
+    {
+        n = (ngx_chat_send_t *) ngx_queue_data(q, ngx_chat_op_t, queue);
+
+        if (n->group != s->group) {
+            continue;
+        }
+
+        if (n->held) {
+            n->held = 0;
+            ngx_chat_send_sequence(n);
+        }
+
+        return;
     }
 }
 
@@ -625,6 +699,7 @@ ngx_chat_send_gsequenced(ngx_chat_store_rc_e rc, redisReply *reply,
         && v && v->type == REDIS_REPLY_INTEGER)
     {
         s->seq = v->integer;
+        ngx_chat_send_release(s);
         ngx_chat_send_produce(s);
         return;
     }
@@ -1031,6 +1106,11 @@ ngx_chat_send_done(ngx_chat_send_t *s)
     }
 
     if (ws) {
+        /* a send that failed before its seq: the next one goes on */
+        if (s->seq == 0) {
+            ngx_chat_send_release(s);
+        }
+
         ngx_queue_remove(&s->op.queue);
         ws->nsends--;
     }
@@ -1061,6 +1141,13 @@ ngx_chat_send_orphan(ngx_chat_ws_t *ws)
 
         s = (ngx_chat_send_t *) ngx_queue_data(q, ngx_chat_op_t, queue);
         s->op.ws = NULL;
+
+        if (s->held) {
+            /* held behind an earlier send to its group: on its own now */
+            s->held = 0;
+            ngx_chat_send_sequence(s);
+            continue;
+        }
 
         if (s->state != NGX_CHAT_SEND_CHECKED) {
             continue;
