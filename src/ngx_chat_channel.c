@@ -107,6 +107,8 @@ static void ngx_chat_channel_defer(ngx_chat_shard_t *sh, const char *p,
     size_t len, ngx_uint_t lines);
 static void ngx_chat_channel_more(ngx_event_t *ev);
 static void ngx_chat_channel_reset(ngx_event_t *ev);
+static ngx_int_t ngx_chat_channel_number(const char **p, const char *last,
+    uint64_t *v);
 static ngx_uint_t ngx_chat_channel_live(ngx_chat_shard_t *sh,
     const char *p, size_t len);
 static ngx_uint_t ngx_chat_channel_group(ngx_chat_shard_t *sh,
@@ -544,12 +546,31 @@ ngx_chat_channel_lines(ngx_chat_shard_t *sh, const char *p, size_t len)
 }
 
 
+/* a decimal number and the space after it, at *p (then past them) */
+
+static ngx_int_t
+ngx_chat_channel_number(const char **p, const char *last, uint64_t *v)
+{
+    char  *end;
+
+    errno = 0;
+    *v = strtoull(*p, &end, 10);
+
+    if (end == *p || end >= last || *end != ' ' || errno) {
+        return NGX_ERROR;
+    }
+
+    *p = end + 1;
+
+    return NGX_OK;
+}
+
+
 /* "<user> <except conn> <n> <frame>" from the worker's channel */
 
 static ngx_uint_t
 ngx_chat_channel_live(ngx_chat_shard_t *sh, const char *p, size_t len)
 {
-    char                   *end;
     size_t                  flen;
     uint64_t                uid, except, n;
     const char             *last, *frame;
@@ -562,23 +583,14 @@ ngx_chat_channel_live(ngx_chat_shard_t *sh, const char *p, size_t len)
     cost = 1;
     last = p + len;
 
-    errno = 0;
-    uid = strtoull(p, &end, 10);
-    if (end >= last || *end != ' ') {
+    if (ngx_chat_channel_number(&p, last, &uid) != NGX_OK
+        || ngx_chat_channel_number(&p, last, &except) != NGX_OK
+        || ngx_chat_channel_number(&p, last, &n) != NGX_OK)
+    {
         goto bad;
     }
 
-    except = strtoull(end + 1, &end, 10);
-    if (end >= last || *end != ' ') {
-        goto bad;
-    }
-
-    n = strtoull(end + 1, &end, 10);
-    if (end >= last || *end != ' ' || errno) {
-        goto bad;
-    }
-
-    frame = end + 1;
+    frame = p;
     flen = last - frame;
 
     lu = ngx_chat_local_find(uid);
@@ -693,8 +705,7 @@ ngx_chat_channel_group(ngx_chat_shard_t *sh, const char *p, size_t len)
 {
     char                   *end;
     size_t                  id_len, flen;
-    int64_t                 seq;
-    uint64_t                gid, n, except, uid, from;
+    uint64_t                gid, n, except, uid, from, seq;
     const char             *last, *id, *uids, *frame;
     ngx_queue_t            *q, *next;
     ngx_chat_ws_t          *ws;
@@ -704,41 +715,29 @@ ngx_chat_channel_group(ngx_chat_shard_t *sh, const char *p, size_t len)
     cost = 1;
     last = p + len;
 
-    errno = 0;
-    gid = strtoull(p, &end, 10);
-    if (end >= last || *end != ' ') {
+    if (ngx_chat_channel_number(&p, last, &gid) != NGX_OK
+        || ngx_chat_channel_number(&p, last, &n) != NGX_OK)
+    {
         goto bad;
     }
 
-    n = strtoull(end + 1, &end, 10);
-    if (end >= last || *end != ' ') {
-        goto bad;
-    }
-
-    id = end + 1;
+    id = p;
     end = memchr(id, ' ', last - id);
     if (end == NULL) {
         goto bad;
     }
 
     id_len = end - id;
+    p = end + 1;
 
-    from = strtoull(end + 1, &end, 10);
-    if (end >= last || *end != ' ') {
+    if (ngx_chat_channel_number(&p, last, &from) != NGX_OK
+        || ngx_chat_channel_number(&p, last, &seq) != NGX_OK
+        || ngx_chat_channel_number(&p, last, &except) != NGX_OK)
+    {
         goto bad;
     }
 
-    seq = strtoll(end + 1, &end, 10);
-    if (end >= last || *end != ' ') {
-        goto bad;
-    }
-
-    except = strtoull(end + 1, &end, 10);
-    if (end >= last || *end != ' ' || errno) {
-        goto bad;
-    }
-
-    uids = end + 1;
+    uids = p;
     end = memchr(uids, ' ', last - uids);
     if (end == NULL) {
         goto bad;
@@ -772,8 +771,8 @@ ngx_chat_channel_group(ngx_chat_shard_t *sh, const char *p, size_t len)
             }
 
             cost++;
-            ngx_chat_gsync_live(ws, gid, n, id, id_len, from, seq, frame,
-                                flen);
+            ngx_chat_gsync_live(ws, gid, n, id, id_len, from, (int64_t) seq,
+                                frame, flen);
         }
     }
 

@@ -40,7 +40,7 @@ typedef struct {
     uint64_t                   except;      /* the sending connection */
     ngx_uint_t                 tries;
     ngx_chat_batch_item_t     *item;
-    ngx_uint_t                 filling;     /* unsigned filling:1 */
+    ngx_uint_t                 fills;       /* of the member list */
     size_t                     len;
     char                       id[CHAT_ID_LEN + 1];
     char                       head[128];   /* "<from> <seq> <conv> <ts>" */
@@ -204,7 +204,7 @@ ngx_chat_gdelivery_reply(ngx_chat_store_rc_e rc, redisReply *reply,
         && reply->element[1]->type == REDIS_REPLY_STRING)
     {
         /* "miss": the member list first */
-        if (gd->filling++ >= 3
+        if (gd->fills++ >= 3
             || ngx_chat_group_fill(gd->gid, reply->element[1]->str,
                                    reply->element[1]->len,
                                    ngx_chat_gdelivery_filled, gd)
@@ -276,7 +276,7 @@ ngx_chat_gdelivery_later(ngx_chat_gdelivery_t *gd, const char *why)
                       "second", gd->id, why);
     }
 
-    gd->filling = 0;
+    gd->fills = 0;
     ngx_add_timer(&gd->retry, 1000);
 }
 

@@ -23,7 +23,8 @@ use IO::Socket::INET;
 use ChatTest;
 use ChatJWT;
 use ChatWS;
-use ChatClient qw(register_users ws_connect frame frames quiet);
+use ChatClient qw(register_users ws_connect frame frames quiet collect
+                  api_as);
 
 plan skip_all => 'needs the test stack (CHAT_STACK_PROFILE=test, as make '
                  . 'test sets)'
@@ -111,27 +112,7 @@ $uid{$_} = $uid{ $name{$_} }, $srv{$_} = $srv{ $name{$_} } for keys %name;
 my %more = register_users('gs', qw(x y));
 @uid{qw(x y)} = @more{qw(x y)};
 
-sub api {
-    my ($who, $method, $path, $body) = @_;
-    my ($st, undef, $resp) = ChatTest::http_request(
-        $method => $path,
-        { Authorization => 'Bearer ' . ChatJWT::token(sub => $uid{$who}) },
-        defined $body ? encode_json($body) : undef);
-    return ($st, eval { decode_json($resp) } // $resp);
-}
-
-sub collect {
-    my ($ws, $want, $timeout) = @_;
-    my %got = map { $_ => [] } keys %$want;
-    my $end = time + $timeout;
-    while (time < $end && grep { @{ $got{$_} } < $want->{$_} } keys %$want) {
-        my $f = frame($ws, $end - time) // last;
-        my $t = $f->{type} // '';
-        if ($got{$t}) { push @{ $got{$t} }, $f }
-        else { push @{ $ws->{other} }, $f }
-    }
-    return \%got;
-}
+sub api { api_as($uid{ $_[0] }, @_[1 .. $#_]) }
 
 sub send_msg { $_[0]->send_text(encode_json({ type => 'send', @_[1 .. $#_] })) }
 

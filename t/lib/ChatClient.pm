@@ -15,7 +15,8 @@ use ChatTest;
 use ChatJWT;
 use ChatWS;
 
-our @EXPORT_OK = qw(register_users ws_connect frame frames next_of quiet);
+our @EXPORT_OK = qw(register_users ws_connect frame frames next_of quiet
+                    collect api_as);
 
 # register_users(prefix, name...) -> (name => user id); one test per user
 sub register_users {
@@ -81,6 +82,31 @@ sub quiet {
         return 0 if ($f->{type} // '') eq $type;
     }
     return 1;
+}
+
+# frames of several types at once: type => count, within $timeout s;
+# what else comes goes to $ws->{other}
+sub collect {
+    my ($ws, $want, $timeout) = @_;
+    my %got = map { $_ => [] } keys %$want;
+    my $end = time + $timeout;
+    while (time < $end && grep { @{ $got{$_} } < $want->{$_} } keys %$want) {
+        my $f = frame($ws, $end - time) // last;
+        my $t = $f->{type} // '';
+        if ($got{$t}) { push @{ $got{$t} }, $f }
+        else { push @{ $ws->{other} }, $f }
+    }
+    return \%got;
+}
+
+# an API call as user id $uid: (status, decoded JSON body or the raw one)
+sub api_as {
+    my ($uid, $method, $path, $body) = @_;
+    my ($st, undef, $resp) = ChatTest::http_request(
+        $method => $path,
+        { Authorization => 'Bearer ' . ChatJWT::token(sub => $uid) },
+        defined $body ? encode_json($body) : undef);
+    return ($st, eval { decode_json($resp) } // $resp);
 }
 
 1;
