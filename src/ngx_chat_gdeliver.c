@@ -10,6 +10,10 @@
  * (ngx_chat_channel.c hands it to ngx_chat_gsync.c, which writes it to
  * their devices).  With several Redis servers the members' routes are
  * spread: GDELIVER returns the members and each server gets one GPUB.
+ * A group with at least twice as many members as there are worker
+ * channels skips the routes: one line naming all members goes to every
+ * worker channel from the group's server (every worker subscribes on
+ * every server), and each worker writes to the members it holds.
  * Members offline read the log when they connect (ngx_chat_gsync.c).
  *
  * A delivery that Redis refuses or misses the member list for is tried
@@ -120,7 +124,7 @@ ngx_chat_gdelivery_issue(ngx_chat_gdelivery_t *gd)
 {
     u_char            *p;
     ngx_str_t          keys[6], args[9];
-    ngx_uint_t         i, nargs, all;
+    ngx_uint_t         i, all;
     const char        *channel;
     ngx_chat_redis_t  *rds;
     u_char             buf[12 * NGX_CHAT_BATCH_STR];
@@ -154,18 +158,18 @@ ngx_chat_gdelivery_issue(ngx_chat_gdelivery_t *gd)
     p = ngx_chat_batch_str(&args[4], p, "%d", NGX_CHAT_GROUP_LOG_MAX);
     p = ngx_chat_batch_str(&args[5], p, "%d", NGX_CHAT_GROUP_LOG_TTL);
     ngx_str_set(&args[6], "0");
-    nargs = 7;
 
     if (all) {
         ngx_str_set(&args[6], "1");
-        args[7].data = (u_char *) channel;
-        args[7].len = ngx_strlen(channel);
-        (void) ngx_chat_batch_str(&args[8], p, "%uL", gd->except);
-        nargs = 9;
     }
 
+    /* a large group is published by GDELIVER itself whatever "all" says */
+    args[7].data = (u_char *) channel;
+    args[7].len = ngx_strlen(channel);
+    (void) ngx_chat_batch_str(&args[8], p, "%uL", gd->except);
+
     gd->item = ngx_chat_batch_add(rds, NGX_CHAT_SCRIPT_GDELIVER, 6, keys,
-                                  nargs, args, ngx_chat_gdelivery_reply, gd);
+                                  9, args, ngx_chat_gdelivery_reply, gd);
 
     if (gd->item == NULL) {
         ngx_chat_gdelivery_later(gd, "Redis is down");

@@ -262,6 +262,69 @@ is_deeply(heard($live2, $p2 + 1, 1),
 sleep 0.3;
 is(scalar @{ pubs($live) }, $p1 + 1, 'GDELIVER -1: nothing was published');
 
+# a large group: at least twice as many members as worker channels with a
+# subscriber (ours two, and the module's own workers') goes to every such
+# channel as one line naming all members (lib.lua's gbroadcast), routes or
+# not, whatever all= says; each worker writes to those it holds
+my @wch = sort @{ r('PUBSUB', 'CHANNELS', 'chat:w:*') };
+ok(@wch >= 3 && (grep { $_ eq $live } @wch) && (grep { $_ eq $live2 } @wch)
+   && !(grep { $_ eq $dead } @wch),
+   'the worker channels with a subscriber: ours and the module\'s')
+    or diag explain \@wch;
+my $L = 7030;
+my @gl = map { gk($_, $L) } qw(glog glogq glogn gm gv glogf);
+my @big = map { 5200 + $_ } 1 .. 2 * @wch;
+ev('gfill', [@gl[3, 4]], '0', 600, @big);
+my %before = map { $_ => scalar @{ pubs($_) } } $live, $live2;
+my $fb = gframe($id[7], 1, $big[0], 'to all');
+my $rl = ev1('gdeliver', \@gl, $L, $id[7], "$big[0] 1 g:$L 1", $fb, 5000,
+             $ttl, 0, $live2, 6);
+ok(ref $rl eq 'ARRAY' && @$rl == 1 && $rl->[0] =~ /^\d{16}$/,
+   'GDELIVER, 2 x channels members, all=0: {n} alone (published here, no '
+   . 'GPUB)') or diag explain $rl;
+my $all = join ',', sort { $a <=> $b } @big;
+is_deeply([ map { [ map { gline($_) } @$_ ] }
+            @{ heard($live, $before{$live}, 1) } ],
+          [[ "g $L $rl->[0] $id[7] $big[0] 1 0 $all $fb" ]],
+          'GDELIVER broadcast: one line on $live naming every member, though '
+          . 'none has a route');
+is_deeply([ map { [ map { gline($_) } @$_ ] }
+            @{ heard($live2, $before{$live2}, 1) } ],
+          [[ "g $L $rl->[0] $id[7] $big[0] 1 6 $all $fb" ]],
+          '... and on $live2, with the sending connection named there only');
+is(cli('EXISTS', "chat:routes:{$big[0]}"), '0', '... no route read or made');
+
+# one member fewer: routes again (gqueue), so only channels with routes
+cli('SREM', $gl[3], $big[-1]);
+route($big[1], $live2, 12);
+%before = map { $_ => scalar @{ pubs($_) } } $live, $live2;
+my $rs = ev1('gdeliver', \@gl, $L, $id[8], "$big[0] 2 g:$L 2", 'F8', 5000,
+             $ttl, 1, '', 0);
+is_deeply(heard($live2, $before{$live2}, 1),
+          [[ "g $L $rs->[0] $id[8] $big[0] 2 0 $big[1] F8" ]],
+          'GDELIVER, fewer than 2 x channels members: by routes, $live2 '
+          . 'names its one member');
+sleep 0.3;
+is(scalar @{ pubs($live) }, $before{$live},
+   '... and $live, where no member has a route, hears nothing');
+my $rs0 = ev1('gdeliver', \@gl, $L, $id[9], "$big[0] 3 g:$L 3", 'F9', 5000,
+              $ttl, 0);
+is(scalar @{ $rs0->[1] // [] }, @big - 1,
+   '... and with all=0 the members come back for GPUB');
+
+# typing in a large group: broadcast too, the typer left out of the names
+cli('SADD', $gl[3], $big[-1]);
+%before = map { $_ => scalar @{ pubs($_) } } $live, $live2;
+my $tb = '{"type":"typing","from":' . $big[2] . ',"group":' . $L . '}';
+is_deeply(ev1('gtype', [@gl[3, 4]], $L, $big[2], $tb, 0), ['ok'],
+          'GTYPE, 2 x channels members, all=0: ok alone (published here)');
+my $others = join ',', sort { $a <=> $b } grep { $_ != $big[2] } @big;
+is_deeply([ map { [ map { gline($_) } @$_ ] }
+            @{ heard($_, $before{$_}, 1) } ],
+          [[ "g $L 0 - $big[2] 0 0 $others $tb" ]],
+          "GTYPE broadcast on $_: every member but the typer")
+    for $live, $live2;
+
 # trim: the log keeps its max newest, and "from" moves past what went
 my @gt = map { gk($_, 7010) } qw(glog glogq glogn gm gv glogf);
 ev('gfill', [@gt[3, 4]], '0', 600, $D);

@@ -1,16 +1,19 @@
 -- GDELIVER  batch: per item
 --           KEYS log logq logn members version from
 --           ARGV gid id "<from> <seq> <conv> <ts>" frame max ttl all
---                [except-channel except-conn]
+--                except-channel except-conn
 -- A durable group message into the group's log, once for every member
 -- (log: id -> "<from> <seq> <conv> <ts> <frame>", logq: position -> id,
 -- positions from logn, started at Redis's clock in microseconds like an
--- inbox's).  With all=1 (one Redis server: the members' routes are here)
--- it goes to every channel holding members' connections in the same run,
--- one line per channel naming its members (lib.lua's gqueue); the
+-- inbox's).  A group with at least twice as many members as there are
+-- worker channels goes to every worker channel in the same run, one line
+-- naming all members (lib.lua's gbroadcast), whatever the number of
+-- Redis servers.  A smaller one, with all=1 (one Redis server: the
+-- members' routes are here), goes to every channel holding members'
+-- connections, one line per channel naming its members (gqueue).  The
 -- sending connection gets nothing.  Per item: {n} (or {-1} for a message
--- already logged), with all=0 {n, {member...}} for the caller to publish
--- on each server (GPUB); {"miss", version} when the member list is not
+-- already logged), with all=0 and a smaller group {n, {member...}} for
+-- the caller to publish on each server (GPUB); {"miss", version} when the member list is not
 -- cached (nothing done: it is filled first).  The log keeps its max
 -- newest entries; "from" is the seq from which it holds every message
 -- (the first message of a new log, then past what trims took): members
@@ -44,9 +47,12 @@ local res = batch(function(k, a)
   for i = 1, 3 do touch(k[i], a[6]) end
   touch(k[6], a[6])
   local members = redis.call('SMEMBERS', k[4])
+  local head = string.match(a[3], '^%S+ %S+')
+  if gbroadcast(members, a[1], n, a[2], head, a[4], a[8], a[9]) then
+    return {n}
+  end
   if a[7] == '1' then
-    gqueue(members, a[1], n, a[2], string.match(a[3], '^%S+ %S+'), a[4],
-           a[8], a[9])
+    gqueue(members, a[1], n, a[2], head, a[4], a[8], a[9])
     return {n}
   end
   return {n, members}
