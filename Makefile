@@ -194,8 +194,9 @@ clean:
 #   json    the JSON body guard (chat_json.c) and the UTF-8 validator
 #           (chat_utf8.c)
 #   jwt     the JWT parser and verifier (chat_jwt.c)
+#   image   the image type and size probe of uploads (chat_image.c)
 
-FUZZ_TARGETS := ws proto record json jwt
+FUZZ_TARGETS := ws proto record json jwt image
 FUZZ_SECONDS ?= 60
 FUZZ_EACH     = $(shell n=$(words $(FUZZ_TARGETS)); \
                         echo $$(( ($(FUZZ_SECONDS) + n - 1) / n )))
@@ -208,10 +209,12 @@ FUZZ_LEN_proto   := 20480
 FUZZ_LEN_record  := 20480
 FUZZ_LEN_json    := 8192
 FUZZ_LEN_jwt     := 4096
+FUZZ_LEN_image   := 65536
 FUZZ_DICT_proto  := tests/fuzz/proto.dict
 FUZZ_DICT_record := tests/fuzz/record.dict
 FUZZ_DICT_json   := tests/fuzz/proto.dict
 FUZZ_DICT_jwt    := tests/fuzz/jwt.dict
+FUZZ_DICT_image  := tests/fuzz/image.dict
 FUZZ_SRCS_ws     := src/common/chat_ws.c src/common/chat_utf8.c \
                     src/common/chat_base64.c
 FUZZ_SRCS_proto  := src/common/chat_proto.c src/common/chat_json.c \
@@ -221,6 +224,7 @@ FUZZ_SRCS_record := $(FUZZ_SRCS_proto)
 FUZZ_SRCS_json   := src/common/chat_json.c src/common/chat_utf8.c
 FUZZ_SRCS_jwt    := src/common/chat_jwt.c src/common/chat_json.c \
                     src/common/chat_utf8.c src/common/chat_base64.c
+FUZZ_SRCS_image  := src/common/chat_image.c
 
 .PHONY: fuzz $(addprefix fuzz-,$(FUZZ_TARGETS))
 
