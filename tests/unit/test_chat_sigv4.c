@@ -519,6 +519,8 @@ chat_test_session_token(void **state)
         "SignedHeaders=host;x-amz-date;x-amz-security-token, Signature="
         "85d96828115b5dc0cfc3bd16ad9e210dd772bbebba041836c64533a82be05ead";
     char                       tok[sizeof(CHAT_TEST_STS_TOKEN)];
+    size_t                     i;
+    const char                *wrong[3];
     chat_sigv4_header_t        other[3];
     const chat_sigv4_header_t  h[] = {
         { "Host", CHAT_TEST_SUITE_HOST },
@@ -552,31 +554,28 @@ chat_test_session_token(void **state)
                                               sizeof(out)), -1);
     assert_string_equal(out, "");
 
-    /* nor one signed with another value */
+    /*
+     * nor one signed with another value: a prefix, a longer one, one of
+     * the same length whose last byte differs
+     */
+    memcpy(tok, CHAT_TEST_STS_TOKEN, sizeof(tok));
+    tok[sizeof(tok) - 2] = 'A';
+    wrong[0] = "AQoDYXdzEPT";
+    wrong[1] = CHAT_TEST_STS_TOKEN "A";
+    wrong[2] = tok;
+
     other[0] = h[0];
     other[1] = h[1];
     other[2].name = "x-amz-security-token";
-    other[2].value = "AQoDYXdzEPT";
-    assert_int_equal(chat_sigv4_authorization(&chat_test_sts_key, "POST",
-                                              "/", NULL, other, 3,
-                                              CHAT_TEST_EMPTY_SHA,
-                                              CHAT_TEST_SUITE_DATE, out,
-                                              sizeof(out)), -1);
-    other[2].value = CHAT_TEST_STS_TOKEN "A";
-    assert_int_equal(chat_sigv4_authorization(&chat_test_sts_key, "POST",
-                                              "/", NULL, other, 3,
-                                              CHAT_TEST_EMPTY_SHA,
-                                              CHAT_TEST_SUITE_DATE, out,
-                                              sizeof(out)), -1);
-    /* the same length, the last byte differs */
-    memcpy(tok, CHAT_TEST_STS_TOKEN, sizeof(tok));
-    tok[sizeof(tok) - 2] = 'A';
-    other[2].value = tok;
-    assert_int_equal(chat_sigv4_authorization(&chat_test_sts_key, "POST",
-                                              "/", NULL, other, 3,
-                                              CHAT_TEST_EMPTY_SHA,
-                                              CHAT_TEST_SUITE_DATE, out,
-                                              sizeof(out)), -1);
+
+    for (i = 0; i < 3; i++) {
+        other[2].value = wrong[i];
+        assert_int_equal(chat_sigv4_authorization(&chat_test_sts_key,
+                                                  "POST", "/", NULL, other,
+                                                  3, CHAT_TEST_EMPTY_SHA,
+                                                  CHAT_TEST_SUITE_DATE, out,
+                                                  sizeof(out)), -1);
+    }
 }
 
 
