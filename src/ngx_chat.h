@@ -63,6 +63,16 @@ typedef struct {
     ngx_msec_t                 presence_ttl;
     ngx_msec_t                 delivery_timeout;
 
+    /* images (ngx_chat_api_media.c); no media_path: none */
+    ngx_str_t                  media_path;      /* the local store */
+    ngx_path_t                *media_temp;      /* <media_path>/.tmp */
+    ngx_str_t                  media_uri;       /* its internal location */
+    size_t                     media_max_size;
+    time_t                     media_url_ttl;
+    ngx_str_t                  media_url_key;   /* secret */
+
+    ngx_array_t               *api_locations;   /* core loc confs */
+
     ngx_uint_t                 api;             /* chat_api is used */
     ngx_uint_t                 websocket;       /* chat_websocket too */
     ngx_uint_t                 enabled;         /* unsigned enabled:1 */

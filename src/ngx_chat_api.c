@@ -23,6 +23,7 @@
 #include "ngx_chat_api_keys.h"
 #include "ngx_chat_api_messages.h"
 #include "ngx_chat_api_receipts.h"
+#include "ngx_chat_api_media.h"
 
 
 static ngx_int_t ngx_chat_api_handler(ngx_http_request_t *r);
@@ -55,6 +56,11 @@ static const ngx_chat_api_route_t  ngx_chat_api_routes[] = {
     { NGX_HTTP_DELETE, "/v1/devices/*", 1, 0, ngx_chat_api_device_delete },
     { NGX_HTTP_GET, "/v1/messages", 1, 0, ngx_chat_api_messages },
     { NGX_HTTP_GET, "/v1/messages/*/receipts", 1, 0, ngx_chat_api_receipts },
+    { NGX_HTTP_POST, "/v1/media", 1, NGX_CHAT_API_BODY_RAW,
+      ngx_chat_api_media_upload },
+    /* by token or by signed URL: the handler decides */
+    { NGX_HTTP_GET|NGX_HTTP_HEAD, "/v1/media/*", 0, 0,
+      ngx_chat_api_media_get },
     { 0, NULL, 0, 0, NULL }
 };
 
@@ -64,7 +70,7 @@ ngx_chat_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_chat_loc_conf_t *lcf = conf;
 
-    ngx_http_core_loc_conf_t  *clcf;
+    ngx_http_core_loc_conf_t  *clcf, **clcfp;
     ngx_chat_main_conf_t      *cmcf;
 
     /* tokens here are looked up in the deny-list (logout) */
@@ -74,6 +80,22 @@ ngx_chat_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     clcf->handler = ngx_chat_api_handler;
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_chat_module);
+
+    /* their body limits and temporary path: ngx_chat_api_media.c */
+    if (cmcf->api_locations == NULL) {
+        cmcf->api_locations = ngx_array_create(cf->pool, 2,
+                                          sizeof(ngx_http_core_loc_conf_t *));
+        if (cmcf->api_locations == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    clcfp = ngx_array_push(cmcf->api_locations);
+    if (clcfp == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *clcfp = clcf;
     cmcf->api = 1;
     cmcf->enabled = 1;
 
@@ -156,6 +178,11 @@ ngx_chat_api_handler(ngx_http_request_t *r)
         return ngx_chat_http_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                    "unavailable",
                                    "no database is configured");
+    }
+
+    if (route->body == NGX_CHAT_API_BODY_RAW) {
+        /* reads the body itself */
+        return route->handler(ctx);
     }
 
     if (!route->body) {

@@ -27,6 +27,11 @@
 
 #define NGX_CHAT_API_MAX_IDS  2
 
+/* a route's body: none (discarded), JSON (read first), raw (its handler's) */
+#define NGX_CHAT_API_BODY_NONE  0
+#define NGX_CHAT_API_BODY_JSON  1
+#define NGX_CHAT_API_BODY_RAW   2
+
 
 typedef struct ngx_chat_api_ctx_s  ngx_chat_api_ctx_t;
 
@@ -39,7 +44,7 @@ typedef struct {
     ngx_uint_t                 method;
     const char                *path;       /* '#': an id, '*': a string */
     unsigned                   auth:1;
-    unsigned                   body:1;
+    unsigned                   body:2;       /* NGX_CHAT_API_BODY_* */
     ngx_chat_api_handler_pt    handler;
 } ngx_chat_api_route_t;
 
@@ -53,6 +58,8 @@ struct ngx_chat_api_ctx_s {
     ngx_uint_t                 nids;
     ngx_str_t                  arg;
     json_t                    *body;
+    off_t                      body_seen;    /* bytes of it so far */
+    void                      *media;        /* an upload's state */
 
     ngx_chat_pg_query_t       *query;
     ngx_chat_api_pg_next_pt    pg_next;

@@ -16,6 +16,7 @@
 #include "ngx_chat_password.h"
 #include "ngx_chat_session.h"
 #include "ngx_chat_batch.h"
+#include "ngx_chat_api_media.h"
 
 
 #define NGX_CHAT_EXIT_FLUSH  3000
@@ -223,6 +224,41 @@ static ngx_command_t  ngx_chat_commands[] = {
       offsetof(ngx_chat_main_conf_t, group_max_members),
       &ngx_chat_group_max_p },
 
+    { ngx_string("chat_media_path"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_chat_media_path,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_media_location"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, media_uri),
+      NULL },
+
+    { ngx_string("chat_media_max_size"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, media_max_size),
+      &ngx_chat_positive_size_p },
+
+    { ngx_string("chat_media_url_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, media_url_ttl),
+      NULL },
+
+    { ngx_string("chat_media_url_secret_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_chat_media_url_secret_file,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("chat_auth"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -378,6 +414,8 @@ ngx_chat_create_main_conf(ngx_conf_t *cf)
     cmcf->presence_ttl = NGX_CONF_UNSET_MSEC;
     cmcf->delivery_timeout = NGX_CONF_UNSET_MSEC;
     cmcf->password_concurrency = NGX_CONF_UNSET_UINT;
+    cmcf->media_max_size = NGX_CONF_UNSET_SIZE;
+    cmcf->media_url_ttl = NGX_CONF_UNSET;
 
     return cmcf;
 }
@@ -404,6 +442,10 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(cmcf->presence_ttl, 300000);
     ngx_conf_init_msec_value(cmcf->delivery_timeout, 120000);
     ngx_conf_init_uint_value(cmcf->password_concurrency, 1);
+
+    if (ngx_chat_media_init_conf(cf, cmcf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     if (cmcf->jwt_ttl <= 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -563,6 +605,10 @@ ngx_chat_postconfiguration(ngx_conf_t *cf)
 {
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_chat_header_filter;
+
+    if (ngx_chat_media_postconfiguration(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     return ngx_chat_auth_init(cf);
 }

@@ -735,8 +735,22 @@ my @nf = (404, 'not_found', 'no such resource');
   ['me', 'GET /v1/groups/1/members'],
   # later work (CONTRACT.md): not there yet
   ['me', 'GET /v1/messages/1'], ['me', 'GET /v1/ws'],
-  ['me', 'POST /v1/media', 'GIF89a'], ['me', 'GET /v1/media/abc'],
   ['me', 'GET /v1/search?q=hi']),
+]
+--- no_error_log
+[alert]
+[crit]
+[error]
+
+
+
+=== TEST 19b: the media routes without chat_media_path: 503 in JSON, whatever the body
+--- cases eval
+my @un = (503, 'unavailable', 'no media store is configured');
+[
+ ['me', 'POST /v1/media', 'GIF89a', @un],
+ ['me', 'GET /v1/media/abc', undef, @un],
+ [undef, 'GET /v1/media/abc?exp=1&sig=00', undef, @un],
 ]
 --- no_error_log
 [alert]

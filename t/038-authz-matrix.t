@@ -151,6 +151,18 @@ my @MATRIX = (
       { mutates => 1, keep => 'owner_in:owner,admin' },
       [ 204, $F, $F, 204, $F, @NOT, $U ] ],
 
+    # -- images (issue #15): anyone signed in uploads; by token, the
+    # owner's image (sent nowhere) is the owner's alone, and everyone else
+    # gets the 404 of an id that does not exist (signed URLs: t/051)
+    [ 'POST /v1/media', 'POST /v1/media', \$::Png, {},
+      [ (201) x 5, @NOT, $U ] ],
+
+    [ 'GET /v1/media/*', 'GET /v1/media/{media}', undef, {},
+      [ 200, ('404 not_found') x 4, @NOT, $U ] ],
+
+    [ 'HEAD /v1/media/*', 'HEAD /v1/media/{media}', undef, {},
+      [ 200, (404) x 4, (401) x 4 ] ],
+
     # -- the owner's device token: nobody else takes or drops it ----------
     [ 'PUT /v1/devices/*', 'PUT /v1/devices/{device}',
       { platform => 'fcm' }, { mutates => 1, keep => 'device_owned:owner' },
@@ -252,6 +264,15 @@ is(scalar @{ $_->[4] }, scalar @CALLERS, "a cell per caller: $_->[1]")
 
 # --- the gateway and the world around it -------------------------------------
 
+$ENV{TEST_NGINX_MEDIA_DIR} = "/tmp/chat-media-matrix-$$";
+mkdir $ENV{TEST_NGINX_MEDIA_DIR};
+END { system('rm', '-rf', $ENV{TEST_NGINX_MEDIA_DIR}) }
+
+# a 1x1 PNG: what POST /v1/media takes
+our $Png = pack 'H*', '89504e470d0a1a0a0000000d4948445200000001000000010806'
+                    . '0000001f15c4890000000d49444154789c6360000000000200'
+                    . '01e221bc330000000049454e44ae426082';
+
 ChatTest::start_nginx(
     workers     => 1,
     http_config => <<'CONF',
@@ -263,6 +284,7 @@ ChatTest::start_nginx(
     chat_kafka_timeout 5s;
     chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
     chat_jwt_ttl 1h;
+    chat_media_path $TEST_NGINX_MEDIA_DIR;
 CONF
     config      => <<'CONF',
     location = /healthz {
@@ -281,6 +303,10 @@ CONF
     location = /v1/sessions {
         chat_api;
     }
+    location /_chat_media/ {
+        internal;
+        alias $TEST_NGINX_MEDIA_DIR/;
+    }
 CONF
 );
 
@@ -297,8 +323,12 @@ sub api {
     my %h;
     $h{Authorization} = "Bearer $token" if defined $token;
     $h{'Content-Type'} = 'application/json' if defined $body;
+    # raw bytes: an image
+    $h{'Content-Type'} = 'image/png' if ref $body eq 'SCALAR';
     my ($st, undef, $text) = ChatTest::http_request(
-        $method, $path, \%h, defined $body ? encode_json($body) : undef,
+        $method, $path, \%h,
+        ref $body eq 'SCALAR' ? $$body
+        : defined $body ? encode_json($body) : undef,
         timeout => 15);
     return ($st, eval { decode_json($text) }, $text);
 }
@@ -455,6 +485,11 @@ is($wst, 101, 'the owner\'s watching device connects');
 my ($pst, $peer) = ws_open($Tok{peer});
 is($pst, 101, 'the peer connects');
 
+# an image of the owner's, sent nowhere
+my ($mst, $mj, $mt) = api(POST => '/v1/media', $Tok{owner}, \$Png);
+is($mst, 201, 'the owner uploads an image') or diag $mt;
+our $Media = $mj->{media_id} // 'none';
+
 sub fill {
     my ($s) = @_;
     $s =~ s/\{owner\}/$Uid{owner}/g;
@@ -463,6 +498,7 @@ sub fill {
     $s =~ s/\{device\}/$Device/g;
     $s =~ s/\{unknown\}/$Unknown/g;
     $s =~ s/\{msg\}/$Msg/g;
+    $s =~ s/\{media\}/$Media/g;
     return $s;
 }
 

@@ -6,6 +6,7 @@
 
 #include <string.h>
 
+#include "chat_hex.h"
 #include "chat_json.h"
 #include "chat_query.h"
 
@@ -34,7 +35,6 @@ static const chat_query_param_t  chat_query_params[] = {
 
 static int chat_query_decode(const char *s, size_t len, char *out,
     size_t size, size_t *olen);
-static int chat_query_hex(char c);
 
 
 int
@@ -152,8 +152,8 @@ chat_query_decode(const char *s, size_t len, char *out, size_t size,
                 return -1;
             }
 
-            hi = chat_query_hex(s[i + 1]);
-            lo = chat_query_hex(s[i + 2]);
+            hi = chat_hex_value((unsigned char) s[i + 1]);
+            lo = chat_hex_value((unsigned char) s[i + 2]);
 
             if (hi < 0 || lo < 0) {
                 return -1;
@@ -172,19 +172,3 @@ chat_query_decode(const char *s, size_t len, char *out, size_t size,
     return 0;
 }
 
-
-static int
-chat_query_hex(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-
-    c |= 0x20;
-
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-
-    return -1;
-}

@@ -19,6 +19,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "chat_hex.h"
 #include "chat_sigv4.h"
 
 
@@ -74,8 +75,6 @@ static int chat_sigv4_done(chat_sigv4_sink_t *s);
 static void chat_sigv4_put_encoded(chat_sigv4_sink_t *s, const char *p,
     size_t n, int keep_slash);
 static int chat_sigv4_unreserved(unsigned char c);
-static int chat_sigv4_hex_value(unsigned char c);
-static void chat_sigv4_hex(const unsigned char *p, size_t n, char *out);
 static void chat_sigv4_enc_init(chat_sigv4_enc_t *e, const char *p,
     size_t n);
 static int chat_sigv4_enc_next(chat_sigv4_enc_t *e);
@@ -124,7 +123,6 @@ static int chat_sigv4_sign(const chat_sigv4_key_t *k, const char *method,
 
 
 static const char  chat_sigv4_hexdigits[] = "0123456789ABCDEF";
-static const char  chat_sigv4_lhexdigits[] = "0123456789abcdef";
 
 
 /* --- output ------------------------------------------------------------- */
@@ -198,37 +196,6 @@ chat_sigv4_unreserved(unsigned char c)
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
            || (c >= '0' && c <= '9')
            || c == '-' || c == '.' || c == '_' || c == '~';
-}
-
-
-static int
-chat_sigv4_hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-
-    c |= 0x20;
-
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-
-    return -1;
-}
-
-
-static void
-chat_sigv4_hex(const unsigned char *p, size_t n, char *out)
-{
-    size_t  i;
-
-    for (i = 0; i < n; i++) {
-        out[2 * i] = chat_sigv4_lhexdigits[p[i] >> 4];
-        out[2 * i + 1] = chat_sigv4_lhexdigits[p[i] & 0x0f];
-    }
-
-    out[2 * n] = '\0';
 }
 
 
@@ -307,8 +274,8 @@ chat_sigv4_enc_next(chat_sigv4_enc_t *e)
     }
 
     if (*e->p == '%') {
-        c = (unsigned char) (chat_sigv4_hex_value(e->p[1]) << 4
-                      | chat_sigv4_hex_value(e->p[2]));
+        c = (unsigned char) (chat_hex_value(e->p[1]) << 4
+                      | chat_hex_value(e->p[2]));
         e->p += 3;
 
     } else {
@@ -419,8 +386,8 @@ chat_sigv4_parse_query(const char *query, chat_sigv4_param_t *params,
             continue;
         }
 
-        if (chat_sigv4_hex_value((unsigned char) p[1]) < 0
-            || chat_sigv4_hex_value((unsigned char) p[2]) < 0)
+        if (chat_hex_value((unsigned char) p[1]) < 0
+            || chat_hex_value((unsigned char) p[2]) < 0)
         {
             return -1;
         }
@@ -1044,7 +1011,7 @@ chat_sigv4_creq_hash(const char *method, const char *path, const char *query,
         goto done;
     }
 
-    chat_sigv4_hex(md, 32, hex);
+    chat_hex_encode(md, 32, hex);
     rc = 0;
 
 done:
@@ -1071,7 +1038,7 @@ chat_sigv4_sha256_hex(const void *p, size_t len, char out[65])
         return;
     }
 
-    chat_sigv4_hex(md, 32, out);
+    chat_hex_encode(md, 32, out);
 }
 
 
@@ -1166,7 +1133,7 @@ chat_sigv4_signature(const chat_sigv4_key_t *k, const char *amz_date,
          | chat_sigv4_hmac(b, 32, sts != NULL ? sts : "", sts_len, a);
 
     if (rc == 0) {
-        chat_sigv4_hex(a, 32, out);
+        chat_hex_encode(a, 32, out);
     }
 
     OPENSSL_cleanse(key, sizeof(key));
