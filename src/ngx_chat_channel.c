@@ -32,6 +32,7 @@
 #include "ngx_chat_presence.h"
 #include "ngx_chat_channel.h"
 #include "ngx_chat_lua.h"
+#include "ngx_chat_media.h"
 
 
 #define NGX_CHAT_DELIVER_TICK     5000
@@ -648,7 +649,7 @@ ngx_chat_channel_live(ngx_chat_shard_t *sh, const char *p, size_t len)
                 }
             }
 
-            (void) ngx_chat_ws_send_text(ws, (u_char *) frame, flen);
+            (void) ngx_chat_media_send(ws, (u_char *) frame, flen);
             continue;
         }
 
@@ -678,7 +679,7 @@ ngx_chat_channel_live(ngx_chat_shard_t *sh, const char *p, size_t len)
         }
 
         ws->last_n = n;
-        (void) ngx_chat_ws_send_text(ws, (u_char *) frame, flen);
+        (void) ngx_chat_media_send(ws, (u_char *) frame, flen);
     }
 
     return cost;

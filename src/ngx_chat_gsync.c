@@ -36,6 +36,7 @@
 #include "ngx_chat_friends.h"
 #include "ngx_chat_lua.h"
 #include "ngx_chat_batch.h"
+#include "ngx_chat_media.h"
 #include "chat_id.h"
 
 
@@ -781,7 +782,7 @@ ngx_chat_gsync_send(ngx_chat_gconn_t *gc, uint64_t gid, const char *id,
     size_t id_len, uint64_t from, int64_t seq, const char *frame, size_t len)
 {
     (void) ngx_chat_gsync_ring_add(gc, gid, id, id_len, from, seq);
-    (void) ngx_chat_ws_send_text(gc->ws, (u_char *) frame, len);
+    (void) ngx_chat_media_send(gc->ws, (u_char *) frame, len);
 }
 
 

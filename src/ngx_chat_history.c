@@ -17,6 +17,7 @@
 #include <ngx_http.h>
 
 #include "ngx_chat.h"
+#include "ngx_chat_media.h"
 #include "chat_query.h"
 
 
@@ -126,6 +127,7 @@ ngx_chat_history_answer(ngx_chat_history_t *h, ngx_chat_store_rc_e rc,
 {
     u_char              *text;
     size_t               len;
+    ngx_str_t            page;
     const char          *state;
     ngx_http_request_t  *r = h->request;
 
@@ -167,7 +169,12 @@ ngx_chat_history_answer(ngx_chat_history_t *h, ngx_chat_store_rc_e rc,
                                        text, len);
     }
 
-    return ngx_chat_http_send_text(r, NGX_HTTP_OK, text, len);
+    /* messages with an image get a fresh signed URL */
+    if (ngx_chat_media_urls(r->pool, text, len, &page) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_chat_http_send_text(r, NGX_HTTP_OK, page.data, page.len);
 }
 
 

@@ -72,7 +72,7 @@ typedef struct {
 
 
 typedef enum {
-    NGX_CHAT_SEND_CHECKING = 0,             /* is there such a user? */
+    NGX_CHAT_SEND_CHECKING = 0,             /* such a user? the media ours? */
     NGX_CHAT_SEND_CHECKED,                  /* waits for earlier sends */
     NGX_CHAT_SEND_CLAIMING                  /* and on: in order */
 } ngx_chat_send_state_e;
@@ -149,13 +149,13 @@ static ngx_queue_t            ngx_chat_seeds = { &ngx_chat_seeds,
 ngx_int_t
 ngx_chat_send(ngx_chat_ws_t *ws, chat_proto_msg_t *m)
 {
-    u_char                  buf[NGX_INT64_LEN];
+    u_char                  buf[NGX_INT64_LEN], from[NGX_INT64_LEN];
     uint64_t                to, lo, hi;
     ngx_int_t               known;
-    ngx_str_t               param;
+    ngx_str_t               params[3];
     ngx_msec_t              retry;
     ngx_time_t             *tp;
-    const char             *refused;
+    const char             *refused, *media;
     ngx_chat_send_t        *s;
     ngx_chat_redis_t       *rds;
     chat_record_msg_t       rm;
@@ -268,17 +268,32 @@ ngx_chat_send(ngx_chat_ws_t *ws, chat_proto_msg_t *m)
     ngx_queue_insert_tail(&ws->sends, &s->op.queue);
     ws->nsends++;
 
-    if (known == 1) {
+    /*
+     * The recipient, unless known to exist, and the media, which only its
+     * uploader may send (chat_media_get() opens it to the recipients of
+     * the uploader's messages only): one query.  Without a media store
+     * (chat_media_path) the id is not checked: nothing is served by it.
+     */
+    media = w->conf->media_path.len ? m->media : NULL;
+
+    if (known == 1 && media == NULL) {
         s->state = NGX_CHAT_SEND_CHECKED;
         ngx_chat_send_pump(ws);
         return NGX_OK;
     }
 
-    param.data = buf;
-    param.len = ngx_sprintf(buf, "%uL", to) - buf;
+    params[0].data = buf;
+    params[0].len = ngx_sprintf(buf, "%uL", s->group ? s->from : to) - buf;
+    params[1].data = (u_char *) media;
+    params[1].len = media ? m->media_len : 0;
+    params[2].data = from;
+    params[2].len = ngx_sprintf(from, "%uL", s->from) - from;
 
-    s->query = ngx_chat_pg_query(w->pg, "SELECT 1 FROM users WHERE id = $1",
-                                 1, &param, ngx_chat_send_user_checked, s);
+    s->query = ngx_chat_pg_query(w->pg, "SELECT EXISTS (SELECT 1 FROM users "
+                                 "WHERE id = $1), $2::text IS NULL OR EXISTS "
+                                 "(SELECT 1 FROM media WHERE id = $2 AND "
+                                 "owner = $3)", 3, params,
+                                 ngx_chat_send_user_checked, s);
     if (s->query == NULL) {
         ngx_chat_send_fail(s, "unavailable", "the database is down");
     }
@@ -300,10 +315,26 @@ ngx_chat_send_user_checked(ngx_chat_store_rc_e rc, PGresult *res,
         return;
     }
 
-    ngx_chat_user_remember(s->to, PQntuples(res) > 0);
+    if (PQntuples(res) != 1 || PQnfields(res) != 2) {
+        ngx_chat_send_fail(s, "unavailable", "the database did not answer");
+        return;
+    }
 
-    if (PQntuples(res) == 0) {
+    if (s->to) {
+        ngx_chat_user_remember(s->to, PQgetvalue(res, 0, 0)[0] == 't');
+    }
+
+    if (PQgetvalue(res, 0, 0)[0] != 't') {
         ngx_chat_send_fail(s, "not_found", "no such user");
+        return;
+    }
+
+    if (PQgetvalue(res, 0, 1)[0] != 't') {
+        ngx_log_error(NGX_LOG_INFO, s->log, 0,
+                      "chat: user %uL sends media that is not its own, "
+                      "refused", s->from);
+        ngx_chat_send_fail(s, "forbidden", "only its uploader may send "
+                           "this media");
         return;
     }
 

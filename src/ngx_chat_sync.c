@@ -25,6 +25,7 @@
 #include "ngx_chat_gsync.h"
 #include "ngx_chat_lua.h"
 #include "ngx_chat_batch.h"
+#include "ngx_chat_media.h"
 
 
 static void ngx_chat_sync_page(ngx_chat_ws_t *ws);
@@ -298,7 +299,7 @@ ngx_chat_send_entry(ngx_chat_ws_t *ws, const char *v, size_t len)
     for (p = v; p < last; p++) {
         if (*p == ' ' && ++spaces == 4) {
             p++;
-            return ngx_chat_ws_send_text(ws, (u_char *) p, last - p);
+            return ngx_chat_media_send(ws, (u_char *) p, last - p);
         }
     }
 
@@ -332,7 +333,7 @@ ngx_chat_sync_done(ngx_chat_ws_t *ws)
 
         if (lv->n > ws->last_n) {
             ws->last_n = lv->n;
-            (void) ngx_chat_ws_send_text(ws, (u_char *) (lv + 1), lv->len);
+            (void) ngx_chat_media_send(ws, (u_char *) (lv + 1), lv->len);
         }
 
         ngx_free(lv);

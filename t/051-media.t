@@ -8,8 +8,12 @@
 #     uploader gets the same id, another user an id of its own;
 #   - a stranger gets 404, the same as for an id that does not exist; no
 #     token and no signature: 401; an altered or expired signature: 403;
-#   - a message carrying the image lets its recipient (1:1) and the group's
-#     members download it by token once it is stored, and nobody else;
+#   - a message carrying the image reaches its recipient with a signed url
+#     beside the media id (made as the frame goes out), history has a fresh
+#     one too, and the recipient (1:1) and the group's members download it
+#     by token once it is stored, and nobody else;
+#   - only the uploader sends an image: another user's media id, or one that
+#     does not exist, is refused (forbidden), never acked;
 #   - limits: text sent as image/png, a JPEG sent as image/png, a type that
 #     is not an image: 415; over chat_media_max_size with a Content-Length
 #     (413 before the body) and chunked (413 as it arrives); the worker's
@@ -222,6 +226,17 @@ $wa->send_text(encode_json({ type => 'send', group => $g->{group_id},
                              body => 'for the group' }));
 my $acks = collect($wa, { ack => 2 }, 20);
 is(scalar @{ $acks->{ack} }, 2, 'a sends it to b and to the group: acked');
+
+# b, online, gets the message with the id and a signed URL of its own
+my $wb = ws_connect($port, $u{b});
+my ($bm) = frames($wb, 'message', 1, 20);
+is($bm && $bm->{media}, $id, 'b gets the message with the media id');
+like($bm && $bm->{url} // '', qr{^/v1/media/\Q$id\E\?exp=\d+&sig=[0-9a-f]{64}$},
+     '... and a signed URL beside it');
+my ($us, undef, $ub) = get($bm && $bm->{url} // '/v1/media/x');
+ok($us == 200 && $ub eq $png, '... that downloads the image, no token '
+   . 'needed');
+$wb->close;
 my ($bs, $ds) = (0, 0);
 ok(ChatTest::wait_until(sub {
        ($bs) = get("/v1/media/$id", 'b');
@@ -231,29 +246,46 @@ ok(ChatTest::wait_until(sub {
    . 'it by token') or diag "b $bs, d $ds";
 ($ns) = get("/v1/media/$id", 'c');
 is($ns, 404, '... c still gets 404');
+
+# history: the URL is made when the page is read
+my ($hs, $hist) = api_as($u{b}, GET => "/v1/messages?with=$u{a}");
+my ($hm) = grep { ($_->{client_id} // '') eq "m1-$run" }
+           @{ ref $hist eq 'HASH' ? $hist->{messages} // [] : [] };
+is($hm && $hm->{media}, $id, 'b\'s history has the message with the media');
+my ($hexp) = ($hm && $hm->{url} // '') =~ /exp=(\d+)&sig=[0-9a-f]{64}$/;
+ok($hexp && $hexp > time + 3500, '... and a fresh signed URL');
+($us, undef, $ub) = get($hm && $hm->{url} // '/v1/media/x');
+ok($us == 200 && $ub eq $png, '... that downloads it');
 $wa->close;
 
-# c names a's media id in a message to d: that shows it to nobody (only
-# the uploader's own messages open an image)
+# only its uploader sends an image: c naming a's media id (to d, or to a
+# group), or an id that does not exist, is refused and never acked
 my ($dst, $dg) = api_as($u{d}, POST => '/v1/groups',
                         { name => "media2-$run", members => [ $u{c} ] });
 is($dst, 201, 'd makes a group with c');
 my $wc = ws_connect($port, $u{c});
+$wc->send_text(encode_json({ type => 'send', to => $u{d}, media => $id,
+                             client_id => "m3-$run", body => 'not mine' }));
 $wc->send_text(encode_json({ type => 'send', group => $dg->{group_id},
-                             media => $id, client_id => "m3-$run",
+                             media => $id, client_id => "m4-$run",
                              body => 'not mine' }));
-my ($cack) = frames($wc, 'ack', 1, 20);
-ok($cack, 'c sends a\'s media id to a group with d (acked: the send-time '
-   . 'check is not there yet)');
-ok(ChatTest::wait_until(sub {
-       my ($hs, $h) = api_as($u{d}, GET => "/v1/messages?group=$dg->{group_id}");
-       $hs == 200 && grep { ($_->{client_id} // '') eq "m3-$run" }
-                          @{ ref $h eq 'HASH' ? $h->{messages} // [] : [] }
-   }, timeout => 20), '... the message is stored');
+$wc->send_text(encode_json({ type => 'send', to => $u{d},
+                             media => '01HZZZZZZZZZZZZZZZZZZZZZZZ',
+                             client_id => "m5-$run", body => 'none' }));
+$wc->send_text(encode_json({ type => 'send', to => $u{d}, media => $up3->{media_id},
+                             client_id => "m6-$run", body => 'b\'s' }));
+my $cr = collect($wc, { error => 4 }, 20);
+# (each answered when its check is: not necessarily in the order sent)
+is_deeply([ sort map { "$_->{client_id} $_->{code}" } @{ $cr->{error} } ],
+          [ map { "$_-$run forbidden" } qw(m3 m4 m5 m6) ],
+          'c sends a\'s and b\'s media ids, and one that does not exist: '
+          . 'each refused, forbidden');
+is(scalar @{ $cr->{ack} // [] } + scalar(grep { ($_->{type} // '') eq 'ack' }
+                                          @{ $wc->{other} // [] }), 0,
+   '... none acked');
 my ($cs) = get("/v1/media/$id", 'c');
 my ($ds2) = get("/v1/media/$up3->{media_id}", 'd');
-is("$cs $ds2", '404 404', '... and neither c nor d can download a\'s or '
-   . 'b\'s image by it');
+is("$cs $ds2", '404 404', '... and neither c nor d can download them');
 $wc->close;
 
 # --- refused uploads ---------------------------------------------------------

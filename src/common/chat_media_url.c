@@ -4,6 +4,10 @@
  */
 
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE                     /* memmem() */
+#endif
+
 #include <stdio.h>
 #include <string.h>
 
@@ -17,10 +21,13 @@
 
 #define CHAT_MEDIA_URL_MAC_LEN  32
 #define CHAT_MEDIA_URL_LABEL    "ngx_chat media URL key v1"
+#define CHAT_MEDIA_URL_KEY      "\"media\":\""
+#define CHAT_MEDIA_URL_KEY_LEN  (sizeof(CHAT_MEDIA_URL_KEY) - 1)
 
 
 static int chat_media_url_mac(const unsigned char *key, size_t keylen,
     const char *id, size_t idlen, int64_t exp, unsigned char *mac);
+static size_t chat_media_url_id(const char *p, const char *last);
 
 
 static int
@@ -170,4 +177,121 @@ chat_media_url_strerror(chat_media_url_rc_e rc)
     }
 
     return "unknown";
+}
+
+
+/* the length of the id at p if a closing quote follows it, else 0 */
+
+static size_t
+chat_media_url_id(const char *p, const char *last)
+{
+    size_t  n;
+
+    for (n = 0; p + n < last && n <= CHAT_MEDIA_ID_MAX; n++) {
+        if (p[n] == '"') {
+            return n;
+        }
+
+        if (!((p[n] >= 'a' && p[n] <= 'z') || (p[n] >= 'A' && p[n] <= 'Z')
+              || (p[n] >= '0' && p[n] <= '9') || p[n] == '-' || p[n] == '_'))
+        {
+            return 0;
+        }
+    }
+
+    return 0;
+}
+
+
+size_t
+chat_media_url_count(const char *text, size_t len)
+{
+    size_t       n;
+    const char  *p, *last;
+
+    n = 0;
+    p = text;
+    last = text + len;
+
+    while (p < last
+           && (p = memmem(p, last - p, CHAT_MEDIA_URL_KEY,
+                          CHAT_MEDIA_URL_KEY_LEN))
+              != NULL)
+    {
+        p += CHAT_MEDIA_URL_KEY_LEN;
+
+        if (chat_media_url_id(p, last)) {
+            n++;
+        }
+    }
+
+    return n;
+}
+
+
+long
+chat_media_url_insert(const unsigned char *key, size_t keylen, int64_t exp,
+    const char *text, size_t len, char *out, size_t cap)
+{
+    int          w;
+    char         sig[CHAT_MEDIA_URL_SIG_LEN + 1];
+    size_t       idlen, n;
+    const char  *p, *last, *hit, *id;
+    char        *o, *olast;
+
+    p = text;
+    last = text + len;
+    o = out;
+    olast = out + cap;
+
+    for ( ;; ) {
+        hit = p < last ? memmem(p, last - p, CHAT_MEDIA_URL_KEY,
+                                CHAT_MEDIA_URL_KEY_LEN)
+                       : NULL;
+
+        if (hit == NULL) {
+            n = last - p;
+
+            if ((size_t) (olast - o) < n) {
+                return -1;
+            }
+
+            memcpy(o, p, n);
+            o += n;
+
+            return o - out;
+        }
+
+        id = hit + CHAT_MEDIA_URL_KEY_LEN;
+        idlen = chat_media_url_id(id, last);
+
+        /* through the key, and the id with its quote when there is one */
+        n = (id - p) + (idlen ? idlen + 1 : 0);
+
+        if ((size_t) (olast - o) < n) {
+            return -1;
+        }
+
+        memcpy(o, p, n);
+        o += n;
+        p += n;
+
+        if (idlen == 0) {
+            continue;
+        }
+
+        if (chat_media_url_sign(key, keylen, id, idlen, exp, sig) != 0) {
+            return -1;
+        }
+
+        w = snprintf(o, olast - o,
+                     ",\"url\":\"/v1/media/%.*s?exp=%lld&sig=%s\"",
+                     (int) idlen, id, (long long) exp, sig);
+
+        if (w < 0 || w >= olast - o) {
+            return -1;
+        }
+
+        o += w;
+    }
 }

@@ -63,5 +63,22 @@ int chat_media_url_key(const unsigned char *secret, size_t len,
 
 const char *chat_media_url_strerror(chat_media_url_rc_e rc);
 
+/*
+ * Fresh URLs in JSON text (a message frame, a page of history): after
+ * every member "media":"<id>" whose id is 1 to CHAT_MEDIA_ID_MAX of
+ * A-Z a-z 0-9 - _, the member ,"url":"/v1/media/<id>?exp=<exp>&sig=<sig>".
+ * Only a member can match: inside a JSON string every quote is escaped.
+ * chat_media_url_count() says how many there are; out needs len +
+ * count * CHAT_MEDIA_URL_MEMBER_MAX bytes.  The length written, or -1 for
+ * a key too short or too small a buffer.
+ */
+#define CHAT_MEDIA_URL_MEMBER_MAX                                           \
+    (sizeof(",\"url\":\"/v1/media/?exp=&sig=\"") - 1 + CHAT_MEDIA_ID_MAX  \
+     + 19 + CHAT_MEDIA_URL_SIG_LEN)
+
+size_t chat_media_url_count(const char *text, size_t len);
+long chat_media_url_insert(const unsigned char *key, size_t keylen,
+    int64_t exp, const char *text, size_t len, char *out, size_t cap);
+
 
 #endif /* _CHAT_MEDIA_URL_H_INCLUDED_ */

@@ -225,6 +225,102 @@ chat_test_derived_key(void **state)
 }
 
 
+#define URL  ",\"url\":\"/v1/media/" ID "?exp=1800000000&sig=" SIG "\""
+
+
+static long
+insert(const char *text, char *out, size_t cap)
+{
+    return chat_media_url_insert(key, KEYLEN, 1800000000, text, strlen(text),
+                                 out, cap);
+}
+
+
+static void
+chat_test_insert(void **state)
+{
+    long         n;
+    char         out[4096];
+    const char  *in, *want;
+
+    (void) state;
+
+    /* a frame with media: the URL right after it */
+    in = "{\"type\":\"message\",\"id\":\"x\",\"media\":\"" ID "\",\"ts\":1}";
+    want = "{\"type\":\"message\",\"id\":\"x\",\"media\":\"" ID "\"" URL
+           ",\"ts\":1}";
+    assert_int_equal(chat_media_url_count(in, strlen(in)), 1);
+    n = insert(in, out, sizeof(out));
+    assert_int_equal(n, (long) strlen(want));
+    assert_memory_equal(out, want, n);
+
+    /* exactly the room it needs, and one byte less */
+    assert_int_equal(insert(in, out, strlen(want)), (long) strlen(want));
+    assert_int_equal(insert(in, out, strlen(want) - 1), -1);
+
+    /* two messages of a history page: two URLs */
+    in = "[{\"media\":\"" ID "\"},{\"body\":\"b\"},{\"media\":\"" ID "\"}]";
+    want = "[{\"media\":\"" ID "\"" URL "},{\"body\":\"b\"},{\"media\":\""
+           ID "\"" URL "}]";
+    assert_int_equal(chat_media_url_count(in, strlen(in)), 2);
+    n = insert(in, out, sizeof(out));
+    assert_int_equal(n, (long) strlen(want));
+    assert_memory_equal(out, want, n);
+}
+
+
+static void
+chat_test_insert_untouched(void **state)
+{
+    long         n;
+    size_t       i;
+    char         out[4096], big[600];
+    const char  *in;
+
+    static const char  *same[] = {
+        "{\"type\":\"message\",\"body\":\"hi\"}",
+        /* a body that says "media":"<id>": escaped, so no member */
+        "{\"body\":\"\\\"media\\\":\\\"" ID "\\\"\"}",
+        /* values that are no media id */
+        "{\"media\":\"a b\"}",
+        "{\"media\":\"\"}",
+        "{\"media\":\"abc",
+        "{\"media\":\"ab\\u0041\"}",
+        "{\"media\":12}",
+        "\"media\":\"",
+        "",
+    };
+
+    (void) state;
+
+    for (i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+        in = same[i];
+        assert_int_equal(chat_media_url_count(in, strlen(in)), 0);
+        n = insert(in, out, sizeof(out));
+        assert_int_equal(n, (long) strlen(in));
+        assert_memory_equal(out, in, n);
+    }
+
+    /* an id of 256 bytes is none */
+    memcpy(big, "{\"media\":\"", 10);
+    memset(big + 10, 'a', 256);
+    memcpy(big + 266, "\"}", 3);
+    assert_int_equal(chat_media_url_count(big, strlen(big)), 0);
+    assert_int_equal(insert(big, out, sizeof(out)), (long) strlen(big));
+
+    /* of 255 it is one */
+    memcpy(big + 265, "\"}", 3);
+    assert_int_equal(chat_media_url_count(big, strlen(big)), 1);
+    assert_true(insert(big, out, sizeof(out)) > (long) strlen(big));
+
+    /* a key too short signs nothing */
+    in = "{\"media\":\"" ID "\"}";
+    assert_int_equal(chat_media_url_insert(key, KEYLEN - 1, 1800000000, in,
+                                           strlen(in), out, sizeof(out)),
+                     -1);
+}
+
+
 static void
 chat_test_rc_text(void **state)
 {
@@ -251,6 +347,8 @@ main(void)
         cmocka_unit_test(chat_test_malformed),
         cmocka_unit_test(chat_test_limits),
         cmocka_unit_test(chat_test_derived_key),
+        cmocka_unit_test(chat_test_insert),
+        cmocka_unit_test(chat_test_insert_untouched),
         cmocka_unit_test(chat_test_rc_text),
     };
 
