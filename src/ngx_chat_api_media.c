@@ -331,6 +331,7 @@ ngx_chat_media_put_done(ngx_chat_api_ctx_t *ctx, PGresult *res)
 {
     json_t                   *json;
     ngx_str_t                 url;
+    ngx_uint_t                stored;
     const char               *id;
     ngx_chat_media_upload_t  *up;
 
@@ -338,6 +339,23 @@ ngx_chat_media_put_done(ngx_chat_api_ctx_t *ctx, PGresult *res)
 
     if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /*
+     * Once more, now that the rows are there: chat-worker cleanup may have
+     * removed the content's file (and its row) since the first link, and
+     * it removes a file only while its row is locked (sql/0010)
+     */
+    if (ngx_chat_media_store_put(ctx->conf,
+                                 &ctx->request->request_body->temp_file
+                                     ->file.name,
+                                 up->hex, chat_image_ext(up->image.type),
+                                 &stored, ctx->request->connection->log)
+        != NGX_OK)
+    {
+        return ngx_chat_api_error(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                  "internal", "the image could not be "
+                                  "stored");
     }
 
     id = PQgetvalue(res, 0, 0);

@@ -32,6 +32,7 @@ use ChatTest;
 use ChatJWT;
 use ChatWS;
 use ChatClient qw(register_users ws_connect frames collect api_as);
+use ChatPersist ();
 
 plan skip_all => 'needs the test stack (CHAT_STACK_PROFILE=test, as make '
                  . 'test sets)'
@@ -387,6 +388,45 @@ ok($after - $before < 8 * 1024, 'the workers\' memory did not grow with '
 ok(ChatTest::wait_until(sub { !(() = glob "$media/.tmp/*") },
                         timeout => 5),
    "no temporary file left (removed as each request ends)");
+
+# --- collection: chat-worker cleanup --retention ephemeral --media-path -----
+
+# the JPEG and the 15 MB PNG were never sent, b's upload of a's PNG neither:
+# once older than the grace, their rows go, and the files of the contents
+# no upload names any more; a's PNG stays while a stored message carries it
+sleep 1.2;
+my $worker = $ENV{CHAT_WORKER_BIN} // "$ChatTest::Root/build/chat-worker";
+my $jsha = sha256_hex(jpeg(4, 5));
+my $cout = do {
+    local $ENV{PG_DSN} = ChatPersist::stack_env('PG_DSN');
+    `$worker cleanup --retention ephemeral --once --media-path $media --media-grace 1s 2>&1`;
+};
+is($? >> 8, 0, 'chat-worker cleanup --media-path --once: exit 0')
+    or diag $cout;
+my ($gone) = $cout =~ /event=pass .*\bmedia=(\d+)/;
+cmp_ok($gone // 0, '>=', 2, '... its pass counts the contents it removed')
+    or diag $cout;
+ok(!-e "$media/" . substr($jsha, 0, 2) . "/$jsha.jpg"
+   && !-e "$media/" . substr($bsha, 0, 2) . "/$bsha.png",
+   '... the files of the two images never sent are gone');
+is(ChatPersist::sql("SELECT count(*) FROM media_blobs WHERE sha256 IN "
+                    . "(:'a', :'b')", a => $jsha, b => $bsha), '0',
+   '... and their rows');
+is(ChatPersist::sql("SELECT count(*) FROM media WHERE id = :'i'",
+                    i => $up3->{media_id}), '0',
+   'b\'s upload of a\'s PNG, never sent, is gone');
+my $carried = ChatPersist::sql("SELECT count(*) FROM messages WHERE media "
+                               . "= :'i'", i => $id);
+is((-e "$media/" . substr($sha, 0, 2) . "/$sha.png" ? 1 : 0) . ' '
+   . ChatPersist::sql("SELECT count(*) FROM media WHERE id = :'i'", i => $id),
+   $carried > 0 ? '1 1' : '0 0',
+   "a's PNG, carried by $carried stored message(s): kept exactly while "
+   . 'one carries it');
+($rs, $rb) = upload('a', 'image/jpeg', jpeg(4, 5));
+is($rs, 201, 'the JPEG uploaded again: 201');
+ok(-f "$media/" . substr($jsha, 0, 2) . "/$jsha.jpg", '... stored again');
+($gs, undef, $gb) = get("/v1/media/$rb->{media_id}", 'a');
+ok($gs == 200 && $gb eq jpeg(4, 5), '... and downloads');
 
 unlike(ChatTest::error_log(), qr/\[(alert|crit|emerg)\]/, 'no alerts');
 ChatTest::stop_nginx();

@@ -22,8 +22,14 @@
  *     SELECT chat_cleanup_pending(max_age, lim)
  *
  * until it deletes fewer than --batch-size parked receipts older than
- * --pending-ttl.  One log line per pass with the counts; message bodies
- * are never read.
+ * --pending-ttl; then, with --media-path, in transactions of its own
+ *
+ *     SELECT sha256, type FROM chat_cleanup_media(grace, lim)
+ *
+ * (sql/0010_media_cleanup.sql: the uploads no message carries any more,
+ * older than --media-grace, and the contents left without an upload),
+ * removing each content's file under --media-path before the commit.
+ * One log line per pass with the counts; message bodies are never read.
  *
  * Several processes may run: rows are locked FOR UPDATE SKIP LOCKED, so
  * each deletion is done and counted once.  PostgreSQL failing: the same
@@ -33,14 +39,17 @@
  */
 
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
 #include "chat_pg.h"
 #include "chat_worker.h"
+#include "chat_image.h"
 
 
 #define CHAT_CLEANUP_CONV_LEN  128
@@ -51,6 +60,9 @@
 
 #define CHAT_CLEANUP_PENDING_SQL                                              \
     "SELECT chat_cleanup_pending($1, $2)"
+
+#define CHAT_CLEANUP_MEDIA_SQL                                                \
+    "SELECT sha256, type FROM chat_cleanup_media($1, $2)"
 
 /* fails on a database without sql/0005_retention.sql */
 #define CHAT_CLEANUP_CHECK                                                    \
@@ -64,6 +76,7 @@ typedef struct {
     int64_t                 expired;
     int64_t                 delivery_rows;
     int64_t                 pending;
+    int64_t                 media;          /* contents and their files */
     int64_t                 transactions;
 } chat_cleanup_counts_t;
 
@@ -92,12 +105,16 @@ typedef void (*chat_cleanup_row_pt)(chat_cleanup_t *c, PGresult *r,
 static int chat_cleanup_pass(chat_cleanup_t *c);
 static chat_pg_rc_e chat_cleanup_window(chat_cleanup_t *c, int *more);
 static chat_pg_rc_e chat_cleanup_pending(chat_cleanup_t *c, int *more);
+static chat_pg_rc_e chat_cleanup_media(chat_cleanup_t *c, int *more);
+static int chat_cleanup_unlink(chat_cleanup_t *c, const char *sha256,
+    const char *type);
 static void chat_cleanup_window_row(chat_cleanup_t *c, PGresult *r,
     int *more);
 static void chat_cleanup_pending_row(chat_cleanup_t *c, PGresult *r,
     int *more);
 static chat_pg_rc_e chat_cleanup_exec(chat_cleanup_t *c, const char *sql,
     int n, const char **params, chat_cleanup_row_pt row, int *more);
+static int chat_cleanup_connect(chat_cleanup_t *c);
 static int chat_cleanup_failed(chat_cleanup_t *c, const char *step);
 static void chat_cleanup_add(chat_cleanup_counts_t *to,
     chat_cleanup_counts_t *from);
@@ -121,10 +138,13 @@ chat_cleanup_main(chat_worker_conf_t *conf)
     c.delay = conf->retry_min;
 
     chat_log(CHAT_LOG_INFO, "started", "retention=ephemeral ttl_s=%lld "
-             "pending_ttl_s=%lld interval_ms=%lld batch_size=%d once=%d",
+             "pending_ttl_s=%lld interval_ms=%lld batch_size=%d once=%d "
+             "media=%s media_grace_s=%lld",
              (long long) (conf->ttl / 1000),
              (long long) (conf->pending_ttl / 1000),
-             (long long) conf->interval, conf->batch_size, conf->once);
+             (long long) conf->interval, conf->batch_size, conf->once,
+             conf->media_path ? "on" : "off",
+             (long long) (conf->media_grace / 1000));
 
     rc = 0;
 
@@ -143,10 +163,11 @@ chat_cleanup_main(chat_worker_conf_t *conf)
     }
 
     chat_log(CHAT_LOG_INFO, "stopped", "passes=%lld delivered=%lld "
-             "expired=%lld delivery_rows=%lld pending=%lld exit=%d",
+             "expired=%lld delivery_rows=%lld pending=%lld media=%lld "
+             "exit=%d",
              (long long) c.passes, (long long) c.total.delivered,
              (long long) c.total.expired, (long long) c.total.delivery_rows,
-             (long long) c.total.pending, rc);
+             (long long) c.total.pending, (long long) c.total.media, rc);
 
     return rc;
 }
@@ -197,6 +218,19 @@ chat_cleanup_pass(chat_cleanup_t *c)
         }
     }
 
+    for (more = c->conf->media_path != NULL; more; ) {
+        if (chat_worker_stop) {
+            stopped = 1;
+            goto done;
+        }
+
+        rc = chat_cleanup_media(c, &more);
+
+        if (rc != CHAT_PG_OK && chat_cleanup_failed(c, "media") != 0) {
+            return 1;
+        }
+    }
+
 done:
 
     c->passes++;
@@ -204,11 +238,12 @@ done:
 
     chat_log(CHAT_LOG_INFO, "pass", "scanned=%lld delivered=%lld "
              "expired=%lld delivery_rows=%lld pending=%lld "
-             "transactions=%lld ms=%lld%s",
+             "transactions=%lld ms=%lld media=%lld%s",
              (long long) c->pass.scanned, (long long) c->pass.delivered,
              (long long) c->pass.expired, (long long) c->pass.delivery_rows,
              (long long) c->pass.pending, (long long) c->pass.transactions,
              (long long) (chat_worker_now() - start),
+             (long long) c->pass.media,
              stopped ? " why=stop" : "");
 
     return 0;
@@ -303,6 +338,111 @@ chat_cleanup_pending_row(chat_cleanup_t *c, PGresult *r, int *more)
 }
 
 
+/*
+ * One batch of images: the rows go and the files with them, in one
+ * transaction that commits only once every file is gone (see
+ * sql/0010_media_cleanup.sql for why the order matters)
+ */
+
+static chat_pg_rc_e
+chat_cleanup_media(chat_cleanup_t *c, int *more)
+{
+    int            i, n;
+    char           grace[24], lim[16];
+    PGresult      *r;
+    const char    *params[2];
+    chat_pg_rc_e   rc;
+
+    *more = 0;
+
+    if (chat_cleanup_connect(c) != 0) {
+        return CHAT_PG_RETRY;
+    }
+
+    rc = chat_pg_exec(&c->pg, PQexec(c->pg, "BEGIN"), PGRES_COMMAND_OK,
+                      c->pg_error, sizeof(c->pg_error));
+    if (rc != CHAT_PG_OK) {
+        return rc;
+    }
+
+    snprintf(grace, sizeof(grace), "%lld", (long long) c->conf->media_grace);
+    snprintf(lim, sizeof(lim), "%d", c->conf->batch_size);
+    params[0] = grace;
+    params[1] = lim;
+
+    r = PQexecParams(c->pg, CHAT_CLEANUP_MEDIA_SQL, 2, NULL, params, NULL,
+                     NULL, 0);
+
+    n = PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) : -1;
+
+    for (i = 0; i < n; i++) {
+        if (chat_cleanup_unlink(c, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1))
+            != 0)
+        {
+            /* the rows stay with the files that could not go */
+            PQclear(r);
+            PQclear(PQexec(c->pg, "ROLLBACK"));
+            snprintf(c->pg_error, sizeof(c->pg_error),
+                     "a media file could not be removed");
+            return CHAT_PG_RETRY;
+        }
+    }
+
+    /* a failure is rolled back there */
+    rc = chat_pg_exec(&c->pg, r, PGRES_TUPLES_OK, c->pg_error,
+                      sizeof(c->pg_error));
+    if (rc != CHAT_PG_OK) {
+        return rc;
+    }
+
+    rc = chat_pg_exec(&c->pg, PQexec(c->pg, "COMMIT"), PGRES_COMMAND_OK,
+                      c->pg_error, sizeof(c->pg_error));
+    if (rc != CHAT_PG_OK) {
+        return rc;
+    }
+
+    c->pass.transactions++;
+    c->pass.media += n;
+    c->delay = c->conf->retry_min;
+    *more = n >= c->conf->batch_size;
+
+    return CHAT_PG_OK;
+}
+
+
+/* the file of a content, <media-path>/<2 hex>/<sha256>.<ext>; 0 if gone */
+
+static int
+chat_cleanup_unlink(chat_cleanup_t *c, const char *sha256, const char *type)
+{
+    char               path[4096];
+    const char        *ext;
+    chat_image_type_e  t;
+
+    t = chat_image_type_of_mime(type, strlen(type));
+    ext = t ? chat_image_ext(t) : NULL;
+
+    if (ext == NULL || strlen(sha256) != 64
+        || snprintf(path, sizeof(path), "%s/%.2s/%s.%s", c->conf->media_path,
+                    sha256, sha256, ext)
+           >= (int) sizeof(path))
+    {
+        chat_log(CHAT_LOG_WARN, "media_skipped", "sha256=%.64s type=%.32s",
+                 sha256, type);
+        return 0;
+    }
+
+    if (unlink(path) == 0 || errno == ENOENT) {
+        return 0;
+    }
+
+    chat_log(CHAT_LOG_ERROR, "media_unlink_failed", "sha256=%s errno=%d",
+             sha256, errno);
+
+    return -1;
+}
+
+
 /* one statement (its own transaction) and its one row, to row() */
 
 static chat_pg_rc_e
@@ -312,13 +452,8 @@ chat_cleanup_exec(chat_cleanup_t *c, const char *sql, int n,
     PGresult      *r;
     chat_pg_rc_e   rc;
 
-    if (c->pg == NULL) {
-        c->pg = chat_pg_connect(c->conf->pg_dsn, "chat-worker cleanup",
-                                CHAT_CLEANUP_CHECK, c->pg_error,
-                                sizeof(c->pg_error));
-        if (c->pg == NULL) {
-            return CHAT_PG_RETRY;
-        }
+    if (chat_cleanup_connect(c) != 0) {
+        return CHAT_PG_RETRY;
     }
 
     r = PQexecParams(c->pg, sql, n, NULL, params, NULL, NULL, 0);
@@ -336,6 +471,21 @@ chat_cleanup_exec(chat_cleanup_t *c, const char *sql, int n,
     }
 
     return rc;
+}
+
+
+/* 0 once connected (again), -1 with the reason in pg_error */
+
+static int
+chat_cleanup_connect(chat_cleanup_t *c)
+{
+    if (c->pg == NULL) {
+        c->pg = chat_pg_connect(c->conf->pg_dsn, "chat-worker cleanup",
+                                CHAT_CLEANUP_CHECK, c->pg_error,
+                                sizeof(c->pg_error));
+    }
+
+    return c->pg ? 0 : -1;
 }
 
 
@@ -376,5 +526,6 @@ chat_cleanup_add(chat_cleanup_counts_t *to, chat_cleanup_counts_t *from)
     to->expired += from->expired;
     to->delivery_rows += from->delivery_rows;
     to->pending += from->pending;
+    to->media += from->media;
     to->transactions += from->transactions;
 }

@@ -77,6 +77,9 @@ static const chat_opt_t  chat_opts[] = {
              CHAT_WORKER_MAX_DURATION),
     CHAT_OPT("interval", CHAT_OPT_DURATION, interval, 1, 86400),
     CHAT_OPT("once", CHAT_OPT_FLAG, once, 0, 1),
+    CHAT_OPT("media-path", CHAT_OPT_STRING, media_path, 0, 0),
+    CHAT_OPT("media-grace", CHAT_OPT_DURATION, media_grace, 1,
+             CHAT_WORKER_MAX_DURATION),
     CHAT_OPT("X", CHAT_OPT_PROP, props, 0, 0),
     { NULL, 0, 0, 0, 0 }
 };
@@ -164,6 +167,11 @@ chat_worker_usage(FILE *out)
 "  --interval DURATION    between passes (default 30s)\n"
 "  --batch-size N         messages per transaction (cleanup: 1000)\n"
 "  --once                 one pass, then exit (1 if PostgreSQL fails)\n"
+"  --media-path DIR       ephemeral: also delete the images no message\n"
+"                         carries any more, and their files under DIR\n"
+"                         (the gateway's chat_media_path)\n"
+"  --media-grace DURATION an image not sent yet is kept this long after\n"
+"                         its upload (default 1d)\n"
 "\n"
 "  --pid-file FILE        write the pid there once running; removed at\n"
 "                         exit\n"
@@ -293,6 +301,7 @@ chat_worker_defaults(chat_worker_conf_t *conf, const char *role)
     conf->retention = CHAT_RETENTION_PERMANENT;
     conf->pending_ttl = 3600 * 1000;
     conf->interval = 30 * 1000;
+    conf->media_grace = 86400 * 1000;
 }
 
 

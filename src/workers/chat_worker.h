@@ -62,6 +62,8 @@ typedef struct {
     int64_t             pending_ttl;        /* ms */
     int64_t             interval;           /* ms */
     int                 once;
+    char               *media_path;         /* the media store, or NULL */
+    int64_t             media_grace;        /* ms */
 
     /* librdkafka properties (-X name=value), for both clients */
     char               *props[CHAT_WORKER_MAX_PROPS];
