@@ -2,6 +2,9 @@
 # rejects bad values with a message that names the directive.
 
 use Test::Nginx::Socket 'no_plan';
+use ChatJWT;
+
+$ENV{TEST_NGINX_JWT_SECRET_FILE} = ChatJWT::secret_file();
 
 repeat_each(1);
 no_shuffle();
@@ -381,3 +384,85 @@ invalid parameter "nodelay"
 --- must_die
 --- error_log
 "chat_send_rate" directive is duplicate
+
+
+
+=== TEST 32: the media directives with good values
+--- http_config
+    chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
+    chat_postgres "hostaddr=127.0.0.1 port=1 dbname=chat user=chat";
+    chat_media_path $TEST_NGINX_SERVER_ROOT/html/;
+    chat_media_location /_store/;
+    chat_media_max_size 2m;
+    chat_media_url_ttl 10m;
+    chat_media_url_secret_file $TEST_NGINX_JWT_SECRET_FILE;
+--- config
+    location /v1/ {
+        chat_api;
+    }
+    location /_store/ {
+        internal;
+        alias $TEST_NGINX_SERVER_ROOT/html/;
+    }
+    location = /plain {
+        return 200 "ok\n";
+    }
+--- request
+GET /plain
+--- response_body
+ok
+--- error_code: 200
+
+
+
+=== TEST 33: chat_media_path needs a key for its URLs
+--- http_config
+    chat_media_path /tmp;
+--- config
+--- must_die
+--- error_log
+"chat_media_path" needs "chat_media_url_secret_file" or "chat_jwt_secret_file"
+
+
+
+=== TEST 34: chat_media_location starts and ends with a slash
+--- http_config
+    chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
+    chat_media_location /store;
+--- config
+--- must_die
+--- error_log
+"chat_media_location" must start and end with "/"
+
+
+
+=== TEST 35: chat_media_url_ttl must not be zero
+--- http_config
+    chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
+    chat_media_url_ttl 0;
+--- config
+--- must_die
+--- error_log
+"chat_media_url_ttl" must be greater than zero
+
+
+
+=== TEST 36: chat_media_max_size must not be zero
+--- http_config
+    chat_media_max_size 0;
+--- config
+--- must_die
+--- error_log
+"chat_media_max_size" directive must be greater than zero
+
+
+
+=== TEST 37: chat_media_path only once
+--- http_config
+    chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
+    chat_media_path /tmp;
+    chat_media_path /var/tmp;
+--- config
+--- must_die
+--- error_log
+"chat_media_path" directive is duplicate
