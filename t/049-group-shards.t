@@ -265,8 +265,10 @@ ok(quiet($ws{d}, 'message', 1), 'd, just removed, gets nothing');
 # with at least twice as many members as worker channels on the group's
 # server, GDELIVER publishes there to every channel (lib.lua's gbroadcast):
 # every worker subscribes on both servers, so no GPUB goes to the other
+# (t/048 checks that GDELIVER then answers {n} alone, the reply on which
+# ngx_chat_gdeliver.c publishes nothing more; the other server's PUBLISH
+# count cannot show it here: the workers' subscription pings go there too)
 my $rg = $gs == 1 ? \&r1 : \&r2;
-my $ro = $gs == 1 ? \&r2 : \&r1;
 my @chs = grep { /^chat:w:/ } split /\n/, $rg->("PUBSUB CHANNELS 'chat:w:*'");
 my $need = 2 * @chs - 6;                  # a b c e f x are members
 my %crowd = register_users('gs', map { "m$_" } 1 .. $need);
@@ -275,8 +277,6 @@ for my $m (sort keys %crowd) {
     $st == 200 or last;
 }
 is($st, 200, "the group grows to 2 x $#chs + 2 members, offline ones added");
-sub published { ($_[0]->('INFO commandstats') =~ /cmdstat_publish:calls=(\d+)/)[0] // 0 }
-my $pub_other = published($ro);
 send_msg($ws{e}, group => $gid, client_id => "big-$run", body => 'to all');
 ok(scalar frames($ws{e}, 'ack', 1, 10), 'e sends to the large group');
 for my $who (qw(a b c)) {
@@ -289,8 +289,6 @@ is($fb && $fb->{body}, 'to all', "f (server $srv{f}) too");
 is($xm && $xm->{body}, 'to all', 'x too');
 ok(quiet($_, 'message', 0.3), '... once') for $ws{a}, $f, $x;
 ok(quiet($ws{e}, 'message', 0.3), '... not to the sending connection');
-is(published($ro), $pub_other, 'nothing was published on the other server '
-   . '(no GPUB: the group\'s server reached every worker)');
 $ws{c}->send_text(encode_json({ type => 'typing', group => $gid }));
 for my $who (qw(a b e)) {
     my ($t) = frames($ws{$who}, 'typing', 1, 10);
