@@ -71,6 +71,16 @@ typedef struct {
     time_t                     media_url_ttl;
     ngx_str_t                  media_url_key;   /* secret */
 
+    /* the S3-compatible store (ngx_chat_media_s3.c); no bucket: local */
+    ngx_str_t                  media_s3_origin;  /* "https://host[:port]" */
+    ngx_str_t                  media_s3_host;    /* "host[:port]" */
+    ngx_str_t                  media_s3_bucket;  /* NUL-terminated ... */
+    ngx_str_t                  media_s3_region;
+    ngx_str_t                  media_s3_key_id;
+    ngx_str_t                  media_s3_secret;  /* ... secret */
+    ngx_str_t                  media_s3_uri;     /* its internal location */
+    ngx_int_t                  media_s3_vars[6]; /* variables' indexes */
+
     ngx_array_t               *api_locations;   /* core loc confs */
 
     ngx_uint_t                 api;             /* chat_api is used */

@@ -13,14 +13,16 @@
  * the type from the magic numbers, which must be the declared one, and
  * the dimensions) and stops it at the limit (413) whatever its framing.
  * Then the file is stored under its hash (ngx_chat_media_store.c: one
- * content, one file) and its rows written (chat_media_put(),
- * sql/0009_media.sql): 201 {"media_id","url","type","size","width",
- * "height"}.
+ * content, one file; with chat_media_s3 a PUT under way, after which
+ * the request goes on from its write_event_handler) and its rows written
+ * (chat_media_put(), sql/0009_media.sql): 201 {"media_id","url","type",
+ * "size","width","height"}.
  *
  * GET /v1/media/{id}: with ?exp=&sig= a signed URL (403 when expired or
  * altered), else the bearer token of someone who may see it
  * (chat_media_get()); 404 alike for an id that does not exist and one the
- * caller may not see.  The bytes come from the store.
+ * caller may not see.  The bytes come from the store (or, with S3, from
+ * a presigned URL it redirects to).
  */
 
 
@@ -32,6 +34,7 @@
 
 #include "ngx_chat_api_media.h"
 #include "ngx_chat_media_store.h"
+#include "ngx_chat_media_s3.h"
 #include "chat_hex.h"
 #include "chat_image.h"
 #include "chat_media_url.h"
@@ -55,6 +58,7 @@ typedef struct {
     off_t                      size;
     chat_image_type_e          declared;
     chat_image_t               image;
+    ngx_chat_media_put_t       put;
     char                       hex[NGX_CHAT_SHA256_HEX_LEN + 1];
     char                       id[CHAT_ID_LEN + 1];
     u_char                     num[4][NGX_OFF_T_LEN];
@@ -64,6 +68,8 @@ typedef struct {
 static void ngx_chat_media_upload_cleanup(void *data);
 static void ngx_chat_media_body_done(ngx_http_request_t *r);
 static ngx_int_t ngx_chat_media_uploaded(ngx_chat_api_ctx_t *ctx);
+static void ngx_chat_media_put_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_chat_media_stored(ngx_chat_api_ctx_t *ctx);
 static ngx_int_t ngx_chat_media_put_done(ngx_chat_api_ctx_t *ctx,
     PGresult *res);
 static ngx_int_t ngx_chat_media_get_done(ngx_chat_api_ctx_t *ctx,
@@ -221,12 +227,10 @@ static ngx_int_t
 ngx_chat_media_uploaded(ngx_chat_api_ctx_t *ctx)
 {
     int                       rc;
-    ngx_str_t                 params[7];
-    ngx_uint_t                stored;
-    const char               *err, *mime;
+    ngx_int_t                 stored;
+    const char               *err;
     unsigned char             md[EVP_MAX_MD_SIZE];
     unsigned int              mdlen;
-    ngx_time_t               *tp;
     ngx_http_request_t       *r;
     ngx_http_request_body_t  *rb;
     ngx_chat_media_upload_t  *up;
@@ -280,14 +284,77 @@ ngx_chat_media_uploaded(ngx_chat_api_ctx_t *ctx)
 
     chat_hex_encode(md, mdlen, up->hex);
 
-    if (ngx_chat_media_store_put(ctx->conf, &rb->temp_file->file.name,
-                                 up->hex, chat_image_ext(up->image.type),
-                                 &stored, r->connection->log)
-        != NGX_OK)
-    {
+    stored = ngx_chat_media_store_put(r, ctx->conf,
+                                      &rb->temp_file->file.name, up->size,
+                                      up->hex, chat_image_ext(up->image.type),
+                                      chat_image_mime(up->image.type),
+                                      &up->put);
+
+    if (stored == NGX_AGAIN) {
+        r->write_event_handler = ngx_chat_media_put_handler;
+        return NGX_DONE;
+    }
+
+    if (stored != NGX_OK) {
         return ngx_chat_api_error(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
                                   "internal", "the image could not be "
                                   "stored");
+    }
+
+    return ngx_chat_media_stored(ctx);
+}
+
+
+/* the parent, once the S3 PUT's subrequest is over */
+
+static void
+ngx_chat_media_put_handler(ngx_http_request_t *r)
+{
+    ngx_chat_ctx_t           *mctx;
+    ngx_chat_api_ctx_t       *ctx;
+    ngx_chat_media_upload_t  *up;
+
+    mctx = ngx_http_get_module_ctx(r, ngx_http_chat_module);
+    ctx = mctx->api;
+    up = ctx->media;
+
+    if (!up->put.done) {
+        return;
+    }
+
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    ngx_chat_api_finish(ctx, ngx_chat_media_stored(ctx));
+}
+
+
+static ngx_int_t
+ngx_chat_media_stored(ngx_chat_api_ctx_t *ctx)
+{
+    ngx_str_t                 params[7];
+    const char               *mime;
+    ngx_time_t               *tp;
+    ngx_http_request_t       *r;
+    ngx_chat_media_upload_t  *up;
+
+    r = ctx->request;
+    up = ctx->media;
+
+    if (up->put.done
+        && (up->put.status < 200 || up->put.status > 299))
+    {
+        /* 502, 504: the proxy could not reach it; 5xx: its own trouble */
+        if (up->put.status >= 500) {
+            return ngx_chat_api_error(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                      "unavailable", "the media store is "
+                                      "unavailable, try again later");
+        }
+
+        (void) ngx_snprintf(ctx->invalid, sizeof(ctx->invalid) - 1,
+                            "the media store refused the image (HTTP %ui): "
+                            "see the error log%Z", up->put.status);
+        return ngx_chat_api_error(ctx, NGX_HTTP_BAD_GATEWAY, "unavailable",
+                                  (char *) ctx->invalid);
     }
 
     tp = ngx_timeofday();
@@ -298,7 +365,8 @@ ngx_chat_media_uploaded(ngx_chat_api_ctx_t *ctx)
                   "chat: media: user %uL uploaded %s, %O bytes, %s %uDx%uD"
                   "%s", ctx->user_id, up->hex, up->size,
                   chat_image_mime(up->image.type), up->image.width,
-                  up->image.height, stored ? "" : " (stored before)");
+                  up->image.height,
+                  up->put.stored ? "" : " (stored before)");
 
     mime = chat_image_mime(up->image.type);
 
@@ -331,8 +399,8 @@ ngx_chat_media_put_done(ngx_chat_api_ctx_t *ctx, PGresult *res)
 {
     json_t                   *json;
     ngx_str_t                 url;
-    ngx_uint_t                stored;
     const char               *id;
+    ngx_chat_media_put_t      again;
     ngx_chat_media_upload_t  *up;
 
     up = ctx->media;
@@ -342,16 +410,21 @@ ngx_chat_media_put_done(ngx_chat_api_ctx_t *ctx, PGresult *res)
     }
 
     /*
-     * Once more, now that the rows are there: chat-worker cleanup may have
-     * removed the content's file (and its row) since the first link, and
-     * it removes a file only while its row is locked (sql/0010)
+     * Locally, once more, now that the rows are there: chat-worker cleanup
+     * may have removed the content's file (and its row) since the first
+     * link, and it removes a file only while its row is locked (sql/0010)
      */
-    if (ngx_chat_media_store_put(ctx->conf,
-                                 &ctx->request->request_body->temp_file
-                                     ->file.name,
-                                 up->hex, chat_image_ext(up->image.type),
-                                 &stored, ctx->request->connection->log)
-        != NGX_OK)
+    ngx_memzero(&again, sizeof(ngx_chat_media_put_t));
+
+    if (ctx->conf->media_s3_bucket.len == 0
+        && ngx_chat_media_store_put(ctx->request, ctx->conf,
+                                    &ctx->request->request_body->temp_file
+                                        ->file.name,
+                                    up->size, up->hex,
+                                    chat_image_ext(up->image.type),
+                                    chat_image_mime(up->image.type),
+                                    &again)
+           != NGX_OK)
     {
         return ngx_chat_api_error(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
                                   "internal", "the image could not be "
@@ -711,6 +784,10 @@ ngx_chat_media_init_conf(ngx_conf_t *cf, ngx_chat_main_conf_t *cmcf)
         return NGX_CONF_ERROR;
     }
 
+    if (ngx_chat_media_s3_init_conf(cf, cmcf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     if (cmcf->media_url_ttl <= 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"chat_media_url_ttl\" must be greater than "
@@ -767,6 +844,10 @@ ngx_chat_media_postconfiguration(ngx_conf_t *cf)
 
     if (cmcf->media_path.len == 0) {
         return NGX_OK;
+    }
+
+    if (ngx_chat_media_s3_postconfiguration(cf, cmcf) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     /*

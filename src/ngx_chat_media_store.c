@@ -2,7 +2,8 @@
 /*
  * Copyright (C) ngx_chat authors
  *
- * The local media store (ngx_chat_media_store.h).  link(2) and mkdir(2)
+ * The media store (ngx_chat_media_store.h): the local backend here, the
+ * S3-compatible one in ngx_chat_media_s3.c.  Locally,  link(2) and mkdir(2)
  * are the only file system calls on the event loop, as nginx's own
  * proxy_store and dav modules rename files there: metadata operations,
  * no data copied.  The temporary file is on the store's file system
@@ -16,15 +17,12 @@
 #include <ngx_http.h>
 
 #include "ngx_chat_media_store.h"
-
-
-static u_char *ngx_chat_media_store_name(u_char *p, const char *sha256,
-    const char *ext);
+#include "ngx_chat_media_s3.h"
 
 
 /* "<2 hex>/<64 hex>.<ext>" */
 
-static u_char *
+u_char *
 ngx_chat_media_store_name(u_char *p, const char *sha256, const char *ext)
 {
     p = ngx_cpymem(p, sha256, 2);
@@ -37,12 +35,22 @@ ngx_chat_media_store_name(u_char *p, const char *sha256, const char *ext)
 
 
 ngx_int_t
-ngx_chat_media_store_put(ngx_chat_main_conf_t *cmcf, ngx_str_t *path,
-    const char *sha256, const char *ext, ngx_uint_t *stored, ngx_log_t *log)
+ngx_chat_media_store_put(ngx_http_request_t *r, ngx_chat_main_conf_t *cmcf,
+    ngx_str_t *path, off_t size, const char *sha256, const char *ext,
+    const char *mime, ngx_chat_media_put_t *put)
 {
-    u_char     *p, *dir_end;
-    u_char      name[NGX_MAX_PATH];
-    ngx_err_t   err;
+    u_char      *p, *dir_end;
+    u_char       name[NGX_MAX_PATH];
+    ngx_err_t    err;
+    ngx_log_t   *log;
+    ngx_uint_t  *stored;
+
+    if (cmcf->media_s3_bucket.len) {
+        return ngx_chat_media_s3_put(r, cmcf, size, sha256, ext, mime, put);
+    }
+
+    log = r->connection->log;
+    stored = &put->stored;
 
     if (cmcf->media_path.len + NGX_CHAT_SHA256_HEX_LEN + 16 > NGX_MAX_PATH) {
         return NGX_ERROR;
@@ -106,6 +114,10 @@ ngx_chat_media_store_serve(ngx_http_request_t *r, ngx_chat_main_conf_t *cmcf,
     u_char           *p;
     ngx_str_t         uri;
     ngx_table_elt_t  *h;
+
+    if (cmcf->media_s3_bucket.len) {
+        return ngx_chat_media_s3_serve(r, cmcf, sha256, ext);
+    }
 
     uri.data = ngx_pnalloc(r->pool, cmcf->media_uri.len
                                     + NGX_CHAT_SHA256_HEX_LEN + 16);

@@ -17,6 +17,7 @@
 #include "ngx_chat_session.h"
 #include "ngx_chat_batch.h"
 #include "ngx_chat_api_media.h"
+#include "ngx_chat_media_s3.h"
 
 
 #define NGX_CHAT_EXIT_FLUSH  3000
@@ -257,6 +258,27 @@ static ngx_command_t  ngx_chat_commands[] = {
       ngx_chat_media_url_secret_file,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("chat_media_s3"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE3,
+      ngx_chat_media_s3,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_media_s3_credentials_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_chat_media_s3_credentials_file,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_media_s3_location"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, media_s3_uri),
       NULL },
 
     { ngx_string("chat_auth"),
@@ -596,6 +618,10 @@ ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 static ngx_int_t
 ngx_chat_preconfiguration(ngx_conf_t *cf)
 {
+    if (ngx_chat_media_s3_add_variables(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_chat_auth_add_variables(cf);
 }
 

@@ -466,3 +466,95 @@ ok
 --- must_die
 --- error_log
 "chat_media_path" directive is duplicate
+
+
+
+=== TEST 38: chat_media_s3 with its credentials and chat_media_path
+--- user_files
+>>> s3.credentials
+AKIDEXAMPLE
+wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY
+>>> url.secret
+0123456789abcdef0123456789abcdef0123456789
+--- http_config
+    chat_media_path html;
+    chat_media_url_secret_file ../html/url.secret;
+    chat_media_s3 https://s3.eu-west-1.amazonaws.com:443/ my-bucket.1 eu-west-1;
+    chat_media_s3_credentials_file ../html/s3.credentials;
+    chat_media_s3_location /_s3/;
+--- config
+    location = /plain {
+        return 200 "plain\n";
+    }
+--- request
+GET /plain
+--- response_body
+plain
+--- error_code: 200
+
+
+
+=== TEST 39: chat_media_s3 takes no path in its endpoint
+--- http_config
+    chat_media_s3 http://127.0.0.1:9000/bucket bucket us-east-1;
+--- config
+--- must_die
+--- error_log
+chat_media_s3: the endpoint "http://127.0.0.1:9000/bucket" must be a scheme and host[:port], with no path
+
+
+
+=== TEST 40: chat_media_s3 checks the bucket's name
+--- http_config
+    chat_media_s3 http://127.0.0.1:9000 My_Bucket us-east-1;
+--- config
+--- must_die
+--- error_log
+chat_media_s3: the bucket "My_Bucket" must be 3 to 63 of a-z 0-9 . -
+
+
+
+=== TEST 41: chat_media_s3 needs its credentials
+--- user_files
+>>> url.secret
+0123456789abcdef0123456789abcdef0123456789
+--- http_config
+    chat_media_path html;
+    chat_media_url_secret_file ../html/url.secret;
+    chat_media_s3 http://127.0.0.1:9000 bucket us-east-1;
+--- config
+--- must_die
+--- error_log
+"chat_media_s3" needs "chat_media_s3_credentials_file"
+
+
+
+=== TEST 42: chat_media_s3_credentials_file takes two lines, and says so without the secret
+--- user_files
+>>> s3.credentials
+AKIDEXAMPLE
+wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY
+extra
+--- http_config
+    chat_media_s3_credentials_file ../html/s3.credentials;
+--- config
+--- must_die
+--- error_log
+must hold the access key id (visible ASCII, no / , = ;) on its first line and the secret access key (at most 128 bytes) on its second, and nothing else
+--- no_error_log
+wJalrXUtnFEMI
+
+
+
+=== TEST 43: chat_media_s3 needs chat_media_path (uploads are written there first)
+--- user_files
+>>> s3.credentials
+AKIDEXAMPLE
+wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY
+--- http_config
+    chat_media_s3 http://127.0.0.1:9000 bucket us-east-1;
+    chat_media_s3_credentials_file ../html/s3.credentials;
+--- config
+--- must_die
+--- error_log
+"chat_media_s3" needs "chat_media_path"
