@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # scripts/bench.d/media.sh — the images workload of scripts/bench
 # (--only media; issue #15).  Sourced by scripts/bench, not run on its own:
 # it uses the bench's nginx (127.0.0.1:18091, whose config write_confs
@@ -133,7 +134,7 @@ media_files() {   # files in the store (not its .tmp)
 # socket errors) M_CPU ("total|split" CPU-ms per MiB) M_GEN (wrk's own
 # CPU-ms per MiB) M_FILE
 media_wrk() {   # NAME SIZE ENV...
-    local name=$1 size=$2 out b a g ms total=0 split= mib TIMEFORMAT='%U %S'
+    local name=$1 size=$2 out b a g ms total=0 split='' mib TIMEFORMAT='%U %S'
     shift 2
 
     M_FILE=$OUT/media-$name.txt
@@ -156,7 +157,7 @@ media_wrk() {   # NAME SIZE ENV...
     M_MIBS=$(awk -v r="${M_RPS:-0}" -v s="$size" \
                  'BEGIN { printf "%.1f", r * s / 1048576 }')
     mib=$(awk -v n="${M_N:-0}" -v s="$size" 'BEGIN { print n * s / 1048576 }')
-    M_CPU= M_GEN=
+    M_CPU='' M_GEN=''
     awk -v m="$mib" 'BEGIN { exit !(m > 0) }' || return 0
     M_GEN=$(awk -v m="$mib" '{ printf "%.2f", ($1 + $2) * 1000 / m }' \
                 "$M_FILE.cpu")
@@ -166,7 +167,8 @@ media_wrk() {   # NAME SIZE ENV...
         split="$split${split:+, }${g#*-} $(awk -v t="$ms" -v m="$mib" \
             'BEGIN { printf "%.2f", t / m }')"
     done
-    M_CPU="$(awk -v t="$total" -v m="$mib" 'BEGIN { printf "%.2f", t / m }')|$split"
+    M_CPU=$(awk -v t="$total" -v m="$mib" 'BEGIN { printf "%.2f", t / m }')
+    M_CPU="$M_CPU|$split"
 }
 
 media_step_results() {   # WORKLOAD FIGURE TARGET
@@ -250,7 +252,7 @@ run_media() {   # TARGET RUN
         files1=$(media_files)
         media_step_results "$w" "upload, distinct images" "$t"
         result "$w" "upload, distinct images: 2xx / rows / files added" "$t" \
-            "$(( ${M_N:-0} - M_BAD )) / $((rows1 - rows0)) / $((files1 - files0))"
+            "$((${M_N:-0} - M_BAD)) / $((rows1 - rows0)) / $((files1 - files0))"
         media_prune "$dir/keep"
         sleep 1
 
