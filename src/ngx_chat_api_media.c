@@ -34,6 +34,7 @@
 
 #include "ngx_chat_api_media.h"
 #include "ngx_chat_media_store.h"
+#include "ngx_chat_media_cache.h"
 #include "ngx_chat_media_s3.h"
 #include "chat_hex.h"
 #include "chat_image.h"
@@ -74,6 +75,8 @@ static ngx_int_t ngx_chat_media_put_done(ngx_chat_api_ctx_t *ctx,
     PGresult *res);
 static ngx_int_t ngx_chat_media_get_done(ngx_chat_api_ctx_t *ctx,
     PGresult *res);
+static ngx_int_t ngx_chat_media_serve(ngx_chat_api_ctx_t *ctx,
+    const char *sha256, ngx_uint_t type);
 static ngx_int_t ngx_chat_media_refuse(ngx_chat_api_ctx_t *ctx,
     ngx_uint_t status, const char *code, const char *message);
 static ngx_int_t ngx_chat_media_body_filter(ngx_http_request_t *r,
@@ -433,6 +436,9 @@ ngx_chat_media_put_done(ngx_chat_api_ctx_t *ctx, PGresult *res)
 
     id = PQgetvalue(res, 0, 0);
 
+    ngx_chat_media_cache_put((u_char *) id, ngx_strlen(id), up->hex,
+                             up->image.type, ctx->user_id);
+
     if (ngx_chat_media_url(ctx->conf, id, ngx_strlen(id),
                            ctx->request->pool, &url)
         != NGX_OK)
@@ -487,9 +493,10 @@ ngx_chat_media_url(ngx_chat_main_conf_t *cmcf, const char *id, size_t len,
 ngx_int_t
 ngx_chat_api_media_get(ngx_chat_api_ctx_t *ctx)
 {
-    u_char                c;
-    size_t                i;
-    ngx_str_t             exp, sig, *params;
+    u_char                    c;
+    size_t                    i;
+    ngx_str_t                 exp, sig, *params;
+    ngx_chat_media_cached_t  *mc;
     ngx_uint_t            has_exp, has_sig;
     const char           *reason;
     ngx_http_request_t   *r;
@@ -554,15 +561,27 @@ ngx_chat_api_media_get(ngx_chat_api_ctx_t *ctx)
                                       (char *) ctx->invalid);
         }
 
+        /* anyone with the URL: what the worker knows of the id will do */
+        mc = ngx_chat_media_cache_find(ctx->arg.data, ctx->arg.len);
+        if (mc) {
+            return ngx_chat_media_serve(ctx, mc->sha256, mc->type);
+        }
+
         /* params[1] stays NULL: anyone with the URL */
 
-        return ngx_chat_api_pg(ctx, "SELECT sha256, type FROM "
+        return ngx_chat_api_pg(ctx, "SELECT sha256, type, owner FROM "
                                "chat_media_get($1, $2)", 2, params,
                                ngx_chat_media_get_done);
     }
 
     if (ngx_chat_auth_user(r, &ctx->user_id, &reason) != NGX_OK) {
         return ngx_chat_auth_refuse(r, reason);
+    }
+
+    /* its uploader: no need to ask who else may see it */
+    mc = ngx_chat_media_cache_find(ctx->arg.data, ctx->arg.len);
+    if (mc && mc->owner == ctx->user_id) {
+        return ngx_chat_media_serve(ctx, mc->sha256, mc->type);
     }
 
     params[1].data = ngx_pnalloc(r->pool, NGX_INT64_LEN);
@@ -573,7 +592,7 @@ ngx_chat_api_media_get(ngx_chat_api_ctx_t *ctx)
     params[1].len = ngx_sprintf(params[1].data, "%uL", ctx->user_id)
                     - params[1].data;
 
-    return ngx_chat_api_pg(ctx, "SELECT sha256, type FROM "
+    return ngx_chat_api_pg(ctx, "SELECT sha256, type, owner FROM "
                            "chat_media_get($1, $2)", 2, params,
                            ngx_chat_media_get_done);
 }
@@ -582,11 +601,11 @@ ngx_chat_api_media_get(ngx_chat_api_ctx_t *ctx)
 static ngx_int_t
 ngx_chat_media_get_done(ngx_chat_api_ctx_t *ctx, PGresult *res)
 {
-    char                *type, *sha;
+    char                *type, *sha, *end;
     ngx_int_t            rc;
+    uint64_t             owner;
     ngx_connection_t    *c;
     chat_image_type_e    t;
-    ngx_http_request_t  *r;
 
     if (PQntuples(res) != 1) {
         return ngx_chat_api_error(ctx, NGX_HTTP_NOT_FOUND, "not_found",
@@ -596,26 +615,49 @@ ngx_chat_media_get_done(ngx_chat_api_ctx_t *ctx, PGresult *res)
     sha = PQgetvalue(res, 0, 0);
     type = PQgetvalue(res, 0, 1);
     t = chat_image_type_of_mime(type, ngx_strlen(type));
+    owner = strtoull(PQgetvalue(res, 0, 2), &end, 10);
 
-    if (t == 0 || ngx_strlen(sha) != NGX_CHAT_SHA256_HEX_LEN) {
+    if (t == 0 || ngx_strlen(sha) != NGX_CHAT_SHA256_HEX_LEN || *end != '\0')
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    r = ctx->request;
-    c = r->connection;
+    ngx_chat_media_cache_put(ctx->arg.data, ctx->arg.len, sha, t, owner);
 
-    rc = ngx_chat_media_store_serve(r, ctx->conf, sha, chat_image_ext(t),
-                                    chat_image_mime(t));
+    c = ctx->request->connection;
 
-    if (rc != NGX_DONE) {
-        return rc;
+    rc = ngx_chat_media_serve(ctx, sha, t);
+
+    if (rc == NGX_DONE) {
+        /* from a backend's event, not the request's handlers */
+        ngx_http_run_posted_requests(c);
     }
 
-    /* the redirect holds the request now; let go of the API's hold */
-    ngx_http_finalize_request(r, NGX_DONE);
-    ngx_http_run_posted_requests(c);
+    return rc;
+}
 
-    return NGX_DONE;
+
+/*
+ * Answers with the stored content: after an internal redirect (NGX_DONE),
+ * the API's hold on the request goes (ngx_chat_api_finish() skips
+ * NGX_DONE)
+ */
+
+static ngx_int_t
+ngx_chat_media_serve(ngx_chat_api_ctx_t *ctx, const char *sha256,
+    ngx_uint_t type)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_chat_media_store_serve(ctx->request, ctx->conf, sha256,
+                                    chat_image_ext(type),
+                                    chat_image_mime(type));
+
+    if (rc == NGX_DONE) {
+        ngx_http_finalize_request(ctx->request, NGX_DONE);
+    }
+
+    return rc;
 }
 
 
