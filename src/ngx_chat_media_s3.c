@@ -313,7 +313,7 @@ ngx_chat_media_s3_path(u_char *p, ngx_chat_main_conf_t *cmcf,
     p = ngx_cpymem(p, cmcf->media_s3_bucket.data, cmcf->media_s3_bucket.len);
     *p++ = '/';
 
-    return ngx_chat_media_store_name(p, sha256, ext);
+    return ngx_chat_media_key(p, sha256, ext);
 }
 
 

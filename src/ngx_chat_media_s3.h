@@ -22,7 +22,7 @@
 #include <ngx_http.h>
 
 #include "ngx_chat.h"
-#include "ngx_chat_media_store.h"
+#include "ngx_chat_media_key.h"
 
 
 /* presigned URLs live at most this long, whatever chat_media_url_ttl */

@@ -20,20 +20,6 @@
 #include "ngx_chat_media_s3.h"
 
 
-/* "<2 hex>/<64 hex>.<ext>" */
-
-u_char *
-ngx_chat_media_store_name(u_char *p, const char *sha256, const char *ext)
-{
-    p = ngx_cpymem(p, sha256, 2);
-    *p++ = '/';
-    p = ngx_cpymem(p, sha256, NGX_CHAT_SHA256_HEX_LEN);
-    *p++ = '.';
-
-    return ngx_cpymem(p, ext, ngx_strlen(ext));
-}
-
-
 ngx_int_t
 ngx_chat_media_store_put(ngx_http_request_t *r, ngx_chat_main_conf_t *cmcf,
     ngx_str_t *path, off_t size, const char *sha256, const char *ext,
@@ -59,7 +45,7 @@ ngx_chat_media_store_put(ngx_http_request_t *r, ngx_chat_main_conf_t *cmcf,
     p = ngx_cpymem(name, cmcf->media_path.data, cmcf->media_path.len);
     *p++ = '/';
     dir_end = p + 2;
-    p = ngx_chat_media_store_name(p, sha256, ext);
+    p = ngx_chat_media_key(p, sha256, ext);
     *p = '\0';
 
     *stored = 0;
@@ -126,7 +112,7 @@ ngx_chat_media_store_serve(ngx_http_request_t *r, ngx_chat_main_conf_t *cmcf,
     }
 
     p = ngx_cpymem(uri.data, cmcf->media_uri.data, cmcf->media_uri.len);
-    p = ngx_chat_media_store_name(p, sha256, ext);
+    p = ngx_chat_media_key(p, sha256, ext);
     uri.len = p - uri.data;
 
     /* the static handler keeps a type that is set (by the bytes, here) */

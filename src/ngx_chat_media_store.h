@@ -25,17 +25,7 @@
 #include <ngx_http.h>
 
 #include "ngx_chat.h"
-
-
-#define NGX_CHAT_SHA256_HEX_LEN  64
-
-
-/* one put under way (the caller's, zeroed) */
-typedef struct {
-    ngx_uint_t                 stored;    /* stored now, not there before */
-    ngx_uint_t                 done;      /* S3: the PUT is over */
-    ngx_uint_t                 status;    /* S3: its HTTP status */
-} ngx_chat_media_put_t;
+#include "ngx_chat_media_key.h"
 
 
 /*
@@ -59,10 +49,6 @@ ngx_int_t ngx_chat_media_store_put(ngx_http_request_t *r,
 ngx_int_t ngx_chat_media_store_serve(ngx_http_request_t *r,
     ngx_chat_main_conf_t *cmcf, const char *sha256, const char *ext,
     const char *mime);
-
-/* "<2 hex>/<64 hex>.<ext>" at p: the key in the store; returns its end */
-u_char *ngx_chat_media_store_name(u_char *p, const char *sha256,
-    const char *ext);
 
 
 #endif /* _NGX_CHAT_MEDIA_STORE_H_INCLUDED_ */
