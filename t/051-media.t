@@ -238,13 +238,14 @@ my ($us, undef, $ub) = get($bm && $bm->{url} // '/v1/media/x');
 ok($us == 200 && $ub eq $png, '... that downloads the image, no token '
    . 'needed');
 $wb->close;
-my ($bs, $ds) = (0, 0);
+my ($bs, $ds, $bb, $db) = (0, 0, '', '');
 ok(ChatTest::wait_until(sub {
-       ($bs) = get("/v1/media/$id", 'b');
-       ($ds) = get("/v1/media/$id", 'd');
+       ($bs, undef, $bb) = get("/v1/media/$id", 'b');
+       ($ds, undef, $db) = get("/v1/media/$id", 'd');
        $bs == 200 && $ds == 200 }, timeout => 20),
    'once stored, b (its recipient) and d (a member of the group) download '
    . 'it by token') or diag "b $bs, d $ds";
+ok($bb eq $png && $db eq $png, '... identical bytes');
 ($ns) = get("/v1/media/$id", 'c');
 is($ns, 404, '... c still gets 404');
 

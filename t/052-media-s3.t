@@ -357,6 +357,36 @@ like(ChatTest::error_log('bad'), qr/chat: media: S3 PUT \/\Q$bucket\E\/\S+: 403/
      '... the error log says which PUT');
 ChatTest::stop_nginx('bad');
 
+# --- collection: chat-worker cleanup deletes the objects ------------------------
+
+# the images of this test were never sent: older than the grace, their rows
+# go and their objects with them (a DELETE signed like the gateway's PUT)
+my $worker = $ENV{CHAT_WORKER_BIN} // "$FindBin::Bin/../build/chat-worker";
+sub cleanup_with {
+    my ($creds) = @_;
+    local $ENV{PG_DSN} = $ENV{TEST_NGINX_PG_DSN};
+    my $out = `$worker cleanup --retention ephemeral --once --media-grace 1s \\
+               --s3-endpoint http://127.0.0.1:$s3port --s3-bucket $bucket \\
+               --s3-region us-east-1 --s3-credentials-file $creds 2>&1`;
+    return ($? >> 8, $out);
+}
+sleep 1.2;
+my ($crc, $cout) = cleanup_with(creds('worker-bad', 'NOTTHEKEY'));
+is($crc, 1, 'cleanup with a key the store refuses: exit 1 (--once gives up)')
+    or diag $cout;
+like($cout, qr/event=s3_delete_failed .*status=403/, '... saying the store '
+     . 'refused the DELETE') or diag $cout;
+unlike($cout, qr/S3RVER|Signature=/, '... no secret, no signature in its log');
+ok(object_file($sha) && rows($sha) == 1, '... the object and its rows stay '
+   . '(the transaction rolled back)');
+($crc, $cout) = cleanup_with($good);
+is($crc, 0, 'cleanup with the right key: exit 0') or diag $cout;
+like($cout, qr/media=s3 .*\n.*event=pass .*media=[1-9]/s,
+     '... its pass counts what it removed') or diag $cout;
+ok(!object_file($sha), '... the object of the image never sent is deleted '
+   . 'from the bucket');
+is(rows($sha), 0, '... and its rows');
+
 # --- s3rver down ----------------------------------------------------------------
 
 stop_s3rver();

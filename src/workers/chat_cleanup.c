@@ -50,6 +50,7 @@
 #include "chat_pg.h"
 #include "chat_worker.h"
 #include "chat_image.h"
+#include "chat_s3.h"
 
 
 #define CHAT_CLEANUP_CONV_LEN  128
@@ -84,6 +85,7 @@ typedef struct {
 typedef struct {
     chat_worker_conf_t     *conf;
     PGconn                 *pg;
+    chat_s3_t              *s3;             /* the images' store, or NULL */
     char                    pg_error[512];
     int                     delay;          /* ms, the next backoff */
 
@@ -137,13 +139,22 @@ chat_cleanup_main(chat_worker_conf_t *conf)
     c.conf = conf;
     c.delay = conf->retry_min;
 
+    if (conf->s3_endpoint || conf->s3_bucket || conf->s3_region
+        || conf->s3_credentials_file)
+    {
+        c.s3 = chat_s3_open(conf);
+        if (c.s3 == NULL) {
+            return 2;
+        }
+    }
+
     chat_log(CHAT_LOG_INFO, "started", "retention=ephemeral ttl_s=%lld "
              "pending_ttl_s=%lld interval_ms=%lld batch_size=%d once=%d "
              "media=%s media_grace_s=%lld",
              (long long) (conf->ttl / 1000),
              (long long) (conf->pending_ttl / 1000),
              (long long) conf->interval, conf->batch_size, conf->once,
-             conf->media_path ? "on" : "off",
+             c.s3 ? "s3" : conf->media_path ? "on" : "off",
              (long long) (conf->media_grace / 1000));
 
     rc = 0;
@@ -161,6 +172,8 @@ chat_cleanup_main(chat_worker_conf_t *conf)
     if (c.pg) {
         PQfinish(c.pg);
     }
+
+    chat_s3_close(c.s3);
 
     chat_log(CHAT_LOG_INFO, "stopped", "passes=%lld delivered=%lld "
              "expired=%lld delivery_rows=%lld pending=%lld media=%lld "
@@ -218,7 +231,7 @@ chat_cleanup_pass(chat_cleanup_t *c)
         }
     }
 
-    for (more = c->conf->media_path != NULL; more; ) {
+    for (more = c->conf->media_path != NULL || c->s3 != NULL; more; ) {
         if (chat_worker_stop) {
             stopped = 1;
             goto done;
@@ -410,25 +423,37 @@ chat_cleanup_media(chat_cleanup_t *c, int *more)
 }
 
 
-/* the file of a content, <media-path>/<2 hex>/<sha256>.<ext>; 0 if gone */
+/*
+ * A content's file, <media-path>/<2 hex>/<sha256>.<ext>, or its object of
+ * the same key in the bucket; 0 once gone
+ */
 
 static int
 chat_cleanup_unlink(chat_cleanup_t *c, const char *sha256, const char *type)
 {
-    char               path[4096];
+    char               key[128], path[4096];
     const char        *ext;
     chat_image_type_e  t;
 
     t = chat_image_type_of_mime(type, strlen(type));
     ext = t ? chat_image_ext(t) : NULL;
 
-    if (ext == NULL || strlen(sha256) != 64
-        || snprintf(path, sizeof(path), "%s/%.2s/%s.%s", c->conf->media_path,
-                    sha256, sha256, ext)
-           >= (int) sizeof(path))
-    {
+    if (ext == NULL || strlen(sha256) != 64) {
         chat_log(CHAT_LOG_WARN, "media_skipped", "sha256=%.64s type=%.32s",
                  sha256, type);
+        return 0;
+    }
+
+    snprintf(key, sizeof(key), "%.2s/%s.%s", sha256, sha256, ext);
+
+    if (c->s3) {
+        return chat_s3_delete(c->s3, key);
+    }
+
+    if (snprintf(path, sizeof(path), "%s/%s", c->conf->media_path, key)
+        >= (int) sizeof(path))
+    {
+        chat_log(CHAT_LOG_WARN, "media_skipped", "sha256=%s", sha256);
         return 0;
     }
 

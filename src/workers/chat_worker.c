@@ -80,6 +80,11 @@ static const chat_opt_t  chat_opts[] = {
     CHAT_OPT("media-path", CHAT_OPT_STRING, media_path, 0, 0),
     CHAT_OPT("media-grace", CHAT_OPT_DURATION, media_grace, 1,
              CHAT_WORKER_MAX_DURATION),
+    CHAT_OPT("s3-endpoint", CHAT_OPT_STRING, s3_endpoint, 0, 0),
+    CHAT_OPT("s3-bucket", CHAT_OPT_STRING, s3_bucket, 0, 0),
+    CHAT_OPT("s3-region", CHAT_OPT_STRING, s3_region, 0, 0),
+    CHAT_OPT("s3-credentials-file", CHAT_OPT_STRING, s3_credentials_file, 0,
+             0),
     CHAT_OPT("X", CHAT_OPT_PROP, props, 0, 0),
     { NULL, 0, 0, 0, 0 }
 };
@@ -172,6 +177,10 @@ chat_worker_usage(FILE *out)
 "                         (the gateway's chat_media_path)\n"
 "  --media-grace DURATION an image not sent yet is kept this long after\n"
 "                         its upload (default 1d)\n"
+"  --s3-endpoint URL      ephemeral: the images are in an S3-compatible\n"
+"  --s3-bucket NAME       store (the gateway's chat_media_s3): delete\n"
+"  --s3-region REGION     their objects there, not files under\n"
+"  --s3-credentials-file FILE  --media-path (the key id, then the secret)\n"
 "\n"
 "  --pid-file FILE        write the pid there once running; removed at\n"
 "                         exit\n"

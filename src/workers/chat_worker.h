@@ -64,6 +64,10 @@ typedef struct {
     int                 once;
     char               *media_path;         /* the media store, or NULL */
     int64_t             media_grace;        /* ms */
+    char               *s3_endpoint;        /* or the S3-compatible one */
+    char               *s3_bucket;
+    char               *s3_region;
+    char               *s3_credentials_file;
 
     /* librdkafka properties (-X name=value), for both clients */
     char               *props[CHAT_WORKER_MAX_PROPS];
