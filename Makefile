@@ -219,7 +219,7 @@ FUZZ_SRCS_ws     := src/common/chat_ws.c src/common/chat_utf8.c \
                     src/common/chat_base64.c
 FUZZ_SRCS_proto  := src/common/chat_proto.c src/common/chat_json.c \
                     src/common/chat_utf8.c src/common/chat_record.c \
-                    src/common/chat_id.c
+                    src/common/chat_id.c src/common/chat_media_id.c
 FUZZ_SRCS_record := $(FUZZ_SRCS_proto)
 FUZZ_SRCS_json   := src/common/chat_json.c src/common/chat_utf8.c
 FUZZ_SRCS_jwt    := src/common/chat_jwt.c src/common/chat_json.c \

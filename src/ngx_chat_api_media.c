@@ -46,9 +46,6 @@
  * frame header can be large */
 #define NGX_CHAT_MEDIA_HEAD      262144
 
-#define NGX_CHAT_MEDIA_URL_MAX   (sizeof("/v1/media/?exp=&sig=") - 1        \
-                                  + CHAT_MEDIA_ID_MAX + NGX_INT64_LEN       \
-                                  + CHAT_MEDIA_URL_SIG_LEN)
 
 
 typedef struct {
@@ -462,29 +459,22 @@ ngx_int_t
 ngx_chat_media_url(ngx_chat_main_conf_t *cmcf, const char *id, size_t len,
     ngx_pool_t *pool, ngx_str_t *url)
 {
-    char       sig[CHAT_MEDIA_URL_SIG_LEN + 1];
-    time_t     exp;
-    u_char    *p;
+    int  n;
 
-    exp = ngx_time() + cmcf->media_url_ttl;
-
-    if (chat_media_url_sign(cmcf->media_url_key.data, cmcf->media_url_key.len,
-                            id, len, (int64_t) exp, sig)
-        != 0)
-    {
+    url->data = ngx_pnalloc(pool, CHAT_MEDIA_URL_MAX + 1);
+    if (url->data == NULL) {
         return NGX_ERROR;
     }
 
-    p = ngx_pnalloc(pool, NGX_CHAT_MEDIA_URL_MAX + 1);
-    if (p == NULL) {
+    n = chat_media_url_make(cmcf->media_url_key.data, cmcf->media_url_key.len,
+                            id, len,
+                            (int64_t) (ngx_time() + cmcf->media_url_ttl),
+                            (char *) url->data, CHAT_MEDIA_URL_MAX + 1);
+    if (n < 0) {
         return NGX_ERROR;
     }
 
-    url->data = p;
-    url->len = ngx_snprintf(p, NGX_CHAT_MEDIA_URL_MAX,
-                            "/v1/media/%*s?exp=%T&sig=%s", len, id, exp, sig)
-               - p;
-    p[url->len] = '\0';
+    url->len = (size_t) n;
 
     return NGX_OK;
 }
@@ -493,32 +483,19 @@ ngx_chat_media_url(ngx_chat_main_conf_t *cmcf, const char *id, size_t len,
 ngx_int_t
 ngx_chat_api_media_get(ngx_chat_api_ctx_t *ctx)
 {
-    u_char                    c;
-    size_t                    i;
     ngx_str_t                 exp, sig, *params;
+    ngx_uint_t                has_exp, has_sig;
+    const char               *reason;
+    ngx_http_request_t       *r;
+    chat_media_url_rc_e       rc;
     ngx_chat_media_cached_t  *mc;
-    ngx_uint_t            has_exp, has_sig;
-    const char           *reason;
-    ngx_http_request_t   *r;
-    chat_media_url_rc_e   rc;
 
     r = ctx->request;
 
-    /* a media id is 1 to 255 of A-Z a-z 0-9 - _; anything else is none */
-    if (ctx->arg.len == 0 || ctx->arg.len > CHAT_MEDIA_ID_MAX) {
+    /* a path segment that is no media id names none */
+    if (!chat_media_id_valid((char *) ctx->arg.data, ctx->arg.len)) {
         return ngx_chat_api_error(ctx, NGX_HTTP_NOT_FOUND, "not_found",
                                   "no such media");
-    }
-
-    for (i = 0; i < ctx->arg.len; i++) {
-        c = ctx->arg.data[i];
-
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-              || (c >= '0' && c <= '9') || c == '-' || c == '_'))
-        {
-            return ngx_chat_api_error(ctx, NGX_HTTP_NOT_FOUND, "not_found",
-                                      "no such media");
-        }
     }
 
     if (ctx->conf->media_path.len == 0) {

@@ -15,6 +15,7 @@
 #include "chat_media_url.h"
 
 
+static size_t ngx_chat_media_room(const u_char *text, size_t len);
 static long ngx_chat_media_insert(u_char *text, size_t len, u_char *out,
     size_t cap);
 
@@ -23,18 +24,15 @@ ngx_int_t
 ngx_chat_media_send(ngx_chat_ws_t *ws, const u_char *frame, size_t len)
 {
     long        n;
-    size_t      cap, count;
+    size_t      cap;
     u_char     *buf;
     ngx_int_t   rc;
 
-    count = ngx_chat_worker->conf->media_url_key.len
-            ? chat_media_url_count((const char *) frame, len) : 0;
+    cap = ngx_chat_media_room(frame, len);
 
-    if (count == 0) {
+    if (cap == 0) {
         return ngx_chat_ws_send_text(ws, frame, len);
     }
-
-    cap = len + count * CHAT_MEDIA_URL_MEMBER_MAX;
 
     buf = ngx_alloc(cap, ngx_cycle->log);
     if (buf == NULL) {
@@ -57,20 +55,17 @@ ngx_chat_media_urls(ngx_pool_t *pool, u_char *text, size_t len,
     ngx_str_t *out)
 {
     long     n;
-    size_t   cap, count;
+    size_t   cap;
     u_char  *buf;
 
     out->data = text;
     out->len = len;
 
-    count = ngx_chat_worker->conf->media_url_key.len
-            ? chat_media_url_count((const char *) text, len) : 0;
+    cap = ngx_chat_media_room(text, len);
 
-    if (count == 0) {
+    if (cap == 0) {
         return NGX_OK;
     }
-
-    cap = len + count * CHAT_MEDIA_URL_MEMBER_MAX;
 
     buf = ngx_pnalloc(pool, cap);
     if (buf == NULL) {
@@ -86,6 +81,23 @@ ngx_chat_media_urls(ngx_pool_t *pool, u_char *text, size_t len,
     out->len = (size_t) n;
 
     return NGX_OK;
+}
+
+
+/* the room text takes with its URLs; 0: it has none to get */
+
+static size_t
+ngx_chat_media_room(const u_char *text, size_t len)
+{
+    size_t  count;
+
+    if (ngx_chat_worker->conf->media_url_key.len == 0) {
+        return 0;
+    }
+
+    count = chat_media_url_count((const char *) text, len);
+
+    return count ? len + count * CHAT_MEDIA_URL_MEMBER_MAX : 0;
 }
 
 

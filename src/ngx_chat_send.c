@@ -282,17 +282,19 @@ ngx_chat_send(ngx_chat_ws_t *ws, chat_proto_msg_t *m)
         return NGX_OK;
     }
 
-    params[0].data = buf;
-    params[0].len = ngx_sprintf(buf, "%uL", s->group ? s->from : to) - buf;
+    /* NULL: a group's membership is checked with its seq (GSEQ) */
+    params[0].data = s->group ? NULL : buf;
+    params[0].len = s->group ? 0 : ngx_sprintf(buf, "%uL", to) - buf;
     params[1].data = (u_char *) media;
     params[1].len = media ? m->media_len : 0;
     params[2].data = from;
     params[2].len = ngx_sprintf(from, "%uL", s->from) - from;
 
-    s->query = ngx_chat_pg_query(w->pg, "SELECT EXISTS (SELECT 1 FROM users "
-                                 "WHERE id = $1), $2::text IS NULL OR EXISTS "
-                                 "(SELECT 1 FROM media WHERE id = $2 AND "
-                                 "owner = $3)", 3, params,
+    s->query = ngx_chat_pg_query(w->pg, "SELECT $1::bigint IS NULL OR EXISTS "
+                                 "(SELECT 1 FROM users WHERE id = $1), "
+                                 "$2::text IS NULL OR EXISTS (SELECT 1 FROM "
+                                 "media WHERE id = $2 AND owner = $3)", 3,
+                                 params,
                                  ngx_chat_send_user_checked, s);
     if (s->query == NULL) {
         ngx_chat_send_fail(s, "unavailable", "the database is down");

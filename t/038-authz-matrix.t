@@ -38,6 +38,7 @@ use ChatTest;
 use ChatJWT;
 use ChatWS;
 use ChatPersist ();
+use ChatMedia ();
 
 plan skip_all => 'needs the test stack (CHAT_STACK_PROFILE=test, as make '
                  . 'test sets)'
@@ -269,9 +270,7 @@ mkdir $ENV{TEST_NGINX_MEDIA_DIR};
 END { system('rm', '-rf', $ENV{TEST_NGINX_MEDIA_DIR}) }
 
 # a 1x1 PNG: what POST /v1/media takes
-our $Png = pack 'H*', '89504e470d0a1a0a0000000d4948445200000001000000010806'
-                    . '0000001f15c4890000000d49444154789c6360000000000200'
-                    . '01e221bc330000000049454e44ae426082';
+our $Png = ChatMedia::png(1, 1, 0);
 
 ChatTest::start_nginx(
     workers     => 1,

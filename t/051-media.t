@@ -25,7 +25,6 @@ use Test::More;
 use JSON::PP qw(decode_json encode_json);
 use Time::HiRes qw(time sleep);
 use Digest::SHA qw(sha256_hex hmac_sha256 hmac_sha256_hex);
-use Compress::Zlib qw(compress crc32);
 use File::Path qw(make_path remove_tree);
 use IO::Socket::INET;
 use ChatTest;
@@ -33,6 +32,7 @@ use ChatJWT;
 use ChatWS;
 use ChatClient qw(register_users ws_connect frames collect api_as);
 use ChatPersist ();
+use ChatMedia qw(png jpeg);
 
 plan skip_all => 'needs the test stack (CHAT_STACK_PROFILE=test, as make '
                  . 'test sets)'
@@ -79,32 +79,6 @@ CONF
 );
 my $port = ChatTest::port();
 my $run = sprintf '%x%x', $$, time;
-
-# --- images as bytes ---------------------------------------------------------
-
-sub chunk {
-    my ($type, $data) = @_;
-    return pack('N', length $data) . $type . $data
-           . pack('N', crc32($type . $data));
-}
-
-# a w x h RGB PNG whose pixels depend on $seed
-sub png {
-    my ($w, $h, $seed) = @_;
-    my $raw = join '', map { "\0" . join '', map { chr(($seed + $_) % 256) x 3 }
-                             1 .. $w } 1 .. $h;
-    return "\x89PNG\r\n\x1a\n"
-           . chunk('IHDR', pack('NNCCCCC', $w, $h, 8, 2, 0, 0, 0))
-           . chunk('IDAT', compress($raw)) . chunk('IEND', '');
-}
-
-# the header of a JPEG: SOI, APP0 (JFIF), SOF0 (w x h), EOI
-sub jpeg {
-    my ($w, $h) = @_;
-    return "\xff\xd8" . "\xff\xe0" . pack('n', 16) . "JFIF\0\x01\x01\0\0\x01\0\x01\0\0"
-           . "\xff\xc0" . pack('nCnnC', 11, 8, $h, $w, 1) . "\x01\x11\0"
-           . "\xff\xd9";
-}
 
 my %u = register_users('media', qw(a b c d));
 my %tok = map { $_ => 'Bearer ' . ChatJWT::token(sub => $u{$_}) } keys %u;

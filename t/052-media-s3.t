@@ -29,7 +29,6 @@ use Test::More;
 use JSON::PP qw(decode_json);
 use Time::HiRes qw(time sleep);
 use Digest::SHA qw(sha256_hex hmac_sha256 hmac_sha256_hex);
-use Compress::Zlib qw(compress crc32);
 use File::Path qw(make_path remove_tree);
 use File::Find qw(find);
 use FindBin;
@@ -39,6 +38,7 @@ use POSIX qw(WNOHANG);
 use ChatTest;
 use ChatJWT;
 use ChatClient qw(register_users);
+use ChatMedia qw(png);
 
 plan skip_all => 'needs the test stack (CHAT_STACK_PROFILE=test, as make '
                  . 'test sets)'
@@ -167,23 +167,6 @@ CONF
 
 my $good = creds('good', 'S3RVER');
 my $port = gateway('', $good);
-
-# --- images as bytes (as t/051) -----------------------------------------------
-
-sub chunk {
-    my ($type, $data) = @_;
-    return pack('N', length $data) . $type . $data
-           . pack('N', crc32($type . $data));
-}
-
-sub png {
-    my ($w, $h, $seed) = @_;
-    my $raw = join '', map { "\0" . join '', map { chr(($seed + $_) % 256) x 3 }
-                             1 .. $w } 1 .. $h;
-    return "\x89PNG\r\n\x1a\n"
-           . chunk('IHDR', pack('NNCCCCC', $w, $h, 8, 2, 0, 0, 0))
-           . chunk('IDAT', compress($raw)) . chunk('IEND', '');
-}
 
 my %u = register_users('s3media', qw(a b c));
 my %tok = map { $_ => 'Bearer ' . ChatJWT::token(sub => $u{$_}) } keys %u;

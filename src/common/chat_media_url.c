@@ -23,6 +23,8 @@
 #define CHAT_MEDIA_URL_LABEL    "ngx_chat media URL key v1"
 #define CHAT_MEDIA_URL_KEY      "\"media\":\""
 #define CHAT_MEDIA_URL_KEY_LEN  (sizeof(CHAT_MEDIA_URL_KEY) - 1)
+#define CHAT_MEDIA_URL_MEMBER   ",\"url\":\""
+#define CHAT_MEDIA_URL_MEMBER_LEN  (sizeof(CHAT_MEDIA_URL_MEMBER) - 1)
 
 
 static int chat_media_url_mac(const unsigned char *key, size_t keylen,
@@ -162,6 +164,24 @@ chat_media_url_key(const unsigned char *secret, size_t len,
 }
 
 
+int
+chat_media_url_make(const unsigned char *key, size_t keylen, const char *id,
+    size_t idlen, int64_t exp, char *out, size_t cap)
+{
+    int   n;
+    char  sig[CHAT_MEDIA_URL_SIG_LEN + 1];
+
+    if (chat_media_url_sign(key, keylen, id, idlen, exp, sig) != 0) {
+        return -1;
+    }
+
+    n = snprintf(out, cap, "/v1/media/%.*s?exp=%lld&sig=%s", (int) idlen, id,
+                 (long long) exp, sig);
+
+    return n < 0 || (size_t) n >= cap ? -1 : n;
+}
+
+
 const char *
 chat_media_url_strerror(chat_media_url_rc_e rc)
 {
@@ -192,9 +212,7 @@ chat_media_url_id(const char *p, const char *last)
             return n;
         }
 
-        if (!((p[n] >= 'a' && p[n] <= 'z') || (p[n] >= 'A' && p[n] <= 'Z')
-              || (p[n] >= '0' && p[n] <= '9') || p[n] == '-' || p[n] == '_'))
-        {
+        if (!chat_media_id_char((unsigned char) p[n])) {
             return 0;
         }
     }
@@ -234,7 +252,6 @@ chat_media_url_insert(const unsigned char *key, size_t keylen, int64_t exp,
     const char *text, size_t len, char *out, size_t cap)
 {
     int          w;
-    char         sig[CHAT_MEDIA_URL_SIG_LEN + 1];
     size_t       idlen, n;
     const char  *p, *last, *hit, *id;
     char        *o, *olast;
@@ -280,18 +297,21 @@ chat_media_url_insert(const unsigned char *key, size_t keylen, int64_t exp,
             continue;
         }
 
-        if (chat_media_url_sign(key, keylen, id, idlen, exp, sig) != 0) {
+        /* ,"url":"<the signed URL>" */
+        if ((size_t) (olast - o) < CHAT_MEDIA_URL_MEMBER_LEN) {
             return -1;
         }
 
-        w = snprintf(o, olast - o,
-                     ",\"url\":\"/v1/media/%.*s?exp=%lld&sig=%s\"",
-                     (int) idlen, id, (long long) exp, sig);
+        memcpy(o, CHAT_MEDIA_URL_MEMBER, CHAT_MEDIA_URL_MEMBER_LEN);
+        o += CHAT_MEDIA_URL_MEMBER_LEN;
 
-        if (w < 0 || w >= olast - o) {
+        /* snprintf() leaves room for its NUL: the quote goes there */
+        w = chat_media_url_make(key, keylen, id, idlen, exp, o, olast - o);
+        if (w < 0) {
             return -1;
         }
 
         o += w;
+        *o++ = '"';
     }
 }

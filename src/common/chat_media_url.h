@@ -21,10 +21,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "chat_media_id.h"
+
 
 #define CHAT_MEDIA_URL_KEY_MIN   32
 #define CHAT_MEDIA_URL_SIG_LEN   64     /* hex digits */
-#define CHAT_MEDIA_ID_MAX        255
+
+/* the longest "/v1/media/<id>?exp=<exp>&sig=<sig>" */
+#define CHAT_MEDIA_URL_MAX                                                  \
+    (sizeof("/v1/media/?exp=&sig=") - 1 + CHAT_MEDIA_ID_MAX + 19            \
+     + CHAT_MEDIA_URL_SIG_LEN)
 
 
 typedef enum {
@@ -61,6 +67,14 @@ chat_media_url_rc_e chat_media_url_verify(const unsigned char *key,
 int chat_media_url_key(const unsigned char *secret, size_t len,
     unsigned char *out);
 
+/*
+ * The signed URL "/v1/media/<id>?exp=<exp>&sig=<sig>" and a NUL into out
+ * (CHAT_MEDIA_URL_MAX + 1 bytes always do): its length, or -1 as
+ * chat_media_url_sign() refuses, or for too small a buffer
+ */
+int chat_media_url_make(const unsigned char *key, size_t keylen,
+    const char *id, size_t idlen, int64_t exp, char *out, size_t cap);
+
 const char *chat_media_url_strerror(chat_media_url_rc_e rc);
 
 /*
@@ -73,8 +87,7 @@ const char *chat_media_url_strerror(chat_media_url_rc_e rc);
  * a key too short or too small a buffer.
  */
 #define CHAT_MEDIA_URL_MEMBER_MAX                                           \
-    (sizeof(",\"url\":\"/v1/media/?exp=&sig=\"") - 1 + CHAT_MEDIA_ID_MAX  \
-     + 19 + CHAT_MEDIA_URL_SIG_LEN)
+    (sizeof(",\"url\":\"\"") - 1 + CHAT_MEDIA_URL_MAX)
 
 size_t chat_media_url_count(const char *text, size_t len);
 long chat_media_url_insert(const unsigned char *key, size_t keylen,

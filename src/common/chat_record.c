@@ -77,9 +77,6 @@ chat_record_parse(const char *key, size_t key_len, const char *value,
 const char *
 chat_record_check(const chat_record_msg_t *m)
 {
-    size_t          i;
-    unsigned char   c;
-
     if (m->from < 0) {
         return "\"from\" must be a user id";
     }
@@ -113,22 +110,8 @@ chat_record_check(const chat_record_msg_t *m)
         return "\"e2e\" must be true or false";
     }
 
-    if (m->media == NULL) {
-        return NULL;
-    }
-
-    if (m->media_len == 0 || m->media_len > CHAT_RECORD_MEDIA) {
+    if (m->media != NULL && !chat_media_id_valid(m->media, m->media_len)) {
         return "\"media\" must be a media id";
-    }
-
-    for (i = 0; i < m->media_len; i++) {
-        c = (unsigned char) m->media[i];
-
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-              || (c >= '0' && c <= '9') || c == '-' || c == '_'))
-        {
-            return "\"media\" must be a media id";
-        }
     }
 
     return NULL;

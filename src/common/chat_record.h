@@ -40,6 +40,7 @@
 #include <jansson.h>
 
 #include "chat_id.h"
+#include "chat_media_id.h"
 
 
 #define CHAT_RECORD_MAX_SIZE     (1024 * 1024)
@@ -48,7 +49,7 @@
 /* a message's fields, in bytes (docs/PROTOCOL.md, "Limits") */
 #define CHAT_RECORD_BODY         16384
 #define CHAT_RECORD_CLIENT_ID    64
-#define CHAT_RECORD_MEDIA        255
+#define CHAT_RECORD_MEDIA        CHAT_MEDIA_ID_MAX
 
 /*
  * The longest value of a message that chat_record_message_dump() can

@@ -24,7 +24,8 @@ static const unsigned char  key[] = "0123456789abcdef0123456789abcdef";
 
 /* printf '01HZX3Q7RS8V0M2K4N6P8R0T2W\n1800000000' | openssl dgst -sha256
  *     -hmac 0123456789abcdef0123456789abcdef */
-#define SIG     "9ed3f75de4eed415de44122e88e8e9c722fc3e53a6e06ef38ced004666655c85"
+#define SIG     "9ed3f75de4eed415de44122e88e8e9c7"                          \
+                "22fc3e53a6e06ef38ced004666655c85"
 
 
 static chat_media_url_rc_e
