@@ -32,7 +32,7 @@ UNIT_ASAN   := $(patsubst tests/unit/%.c,$(B)/asan/tests/%,$(UNIT_SRCS))
 
 WORKER_SRCS := $(wildcard src/workers/*.c)
 WORKER_HDRS := $(wildcard src/workers/*.h)
-WORKER_LIBS := -lrdkafka -lpq -ljansson -lcrypto -lcurl -lpthread
+WORKER_LIBS := -lrdkafka -lpq -ljansson -lcrypto -lcurl -lhiredis -lpthread
 PG_INC      := -I$(shell pg_config --includedir 2>/dev/null || \
                          echo /usr/include/postgresql)
 
