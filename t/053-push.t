@@ -127,8 +127,14 @@ sub log_since {
 sub lag {
     local $ENV{KAFKA_BROKERS} = ChatPersist::brokers();
     my @out = `$ChatTest::Root/build/chat-worker lag --group chat-push 2>&1`;
-    for (@out) { return $1 if /^total lag=(\d+)/ }
-    return -1;
+    # the role reads chat.messages only (lag lists chat.receipts too)
+    my ($lag, $parts) = (0, 0);
+    for (@out) {
+        next unless /^topic=chat\.messages partition=\d+ .*lag=(\d+)/;
+        $lag += $1;
+        $parts++;
+    }
+    return $parts ? $lag : -1;
 }
 sub caught_up {
     ChatTest::wait_until(sub { lag() == 0 }, timeout => $_[0] // 60,
@@ -355,7 +361,32 @@ ok(!exists $got[0]{body}{to}, '... and no "to"');
 is($got[0]{body}{preview}, 'to the group', '... with the preview');
 
 
-# --- 9. no webhook URL: the worker runs and says it drops ----------------------
+# --- 9. records: an old message is skipped, an unreadable one dead-lettered -
+
+$off = log_size();
+my $old_id = ChatPersist::new_id();
+my $new_id = ChatPersist::new_id();
+ChatPersist::produce('chat.messages',
+    ChatPersist::message_record(id => $old_id, seq => 1, from => $A,
+                                to => $B, body => 'ancient',
+                                ts => int(time * 1000) - 2 * 3600 * 1000),
+    ['d:1:2', 'not a record'],
+    ChatPersist::message_record(id => $new_id, seq => 2, from => $A,
+                                to => $B, body => 'fresh'));
+@got = wait_received(sub {
+    my @r = grep { $_->{status} == 200 } for_message($new_id);
+    return @r == 2 ? @r : ();
+});
+is(scalar @got, 2, 'a record produced now notifies B\'s two devices');
+ok(caught_up(30), 'committed');
+ok(!for_message($old_id), 'a message older than --push-max-age does not');
+like(log_since($off), qr/event=batch .*old=1 /, '... and is counted');
+ok(scalar(grep { /not a record/ }
+          ChatPersist::consume('chat.push.dlq', "%s\n")),
+   'an unreadable record goes to chat.push.dlq');
+
+
+# --- 10. no webhook URL: the worker runs and says it drops ----------------------
 
 $off = log_size();
 worker_restart(CHAT_PUSH_WEBHOOK_URL => '', CHAT_PUSH_OPTS => $opts);

@@ -100,6 +100,7 @@ typedef struct {
     int                     size;
     int                     ndlq;       /* records that could not be read */
     int                     nskipped;   /* not messages */
+    int                     nold;       /* older than --push-max-age */
 
     int                     resolved;
     chat_push_run_t        *runs;
@@ -163,7 +164,7 @@ static chat_pg_rc_e chat_push_remove(chat_consume_lane_t *l,
     chat_push_batch_t *b);
 static void chat_push_letters(chat_consume_lane_t *l, chat_push_batch_t *b);
 static void chat_push_figures(chat_push_batch_t *b);
-static int chat_push_run_cmp(const void *one, const void *two);
+static int chat_push_run_cmp(const void *one, const void *two, void *arg);
 static int chat_push_i64_cmp(const void *one, const void *two);
 static char *chat_push_array(const int64_t *v, int n);
 static int64_t chat_push_wall(void);
@@ -376,6 +377,7 @@ chat_push_batch_reset(chat_consume_batch_t *cb)
     b->nmsgs = 0;
     b->ndlq = 0;
     b->nskipped = 0;
+    b->nold = 0;
     b->resolved = 0;
     b->nruns = 0;
     b->recipients = 0;
@@ -441,6 +443,19 @@ chat_push_record(chat_consume_t *c, chat_consume_batch_t *cb,
     if (rec.type != CHAT_RECORD_MESSAGE || b->nmsgs == b->size) {
         json_decref(json);
         b->nskipped++;
+        return;
+    }
+
+    /*
+     * A new group reads the topic from its start, and a worker that was
+     * down long reads what it missed: a notification of an old message
+     * wakes nobody usefully, the app syncs when it opens.
+     */
+    if (c->k.conf->push_max_age
+        && rec.ts < chat_push_wall() - c->k.conf->push_max_age)
+    {
+        json_decref(json);
+        b->nold++;
         return;
     }
 
@@ -714,8 +729,6 @@ chat_push_run_add(chat_push_batch_t *b, int64_t user, int msg)
 
 /* (user, message) pairs into runs of one user and conversation */
 
-static chat_push_batch_t  *chat_push_sorting;
-
 static int
 chat_push_runs(chat_push_batch_t *b)
 {
@@ -726,10 +739,9 @@ chat_push_runs(chat_push_batch_t *b)
         return 0;
     }
 
-    /* qsort has no argument for the comparison: one sort at a time */
-    chat_push_sorting = b;
-    qsort(b->runs, b->nruns, sizeof(chat_push_run_t), chat_push_run_cmp);
-    chat_push_sorting = NULL;
+    /* the lanes sort side by side: the batch goes as the argument */
+    qsort_r(b->runs, b->nruns, sizeof(chat_push_run_t), chat_push_run_cmp,
+            b);
 
     for (i = 1, n = 1; i < b->nruns; i++) {
         r = &b->runs[i];
@@ -756,9 +768,10 @@ chat_push_runs(chat_push_batch_t *b)
 /* by user, conversation, seq */
 
 static int
-chat_push_run_cmp(const void *one, const void *two)
+chat_push_run_cmp(const void *one, const void *two, void *arg)
 {
     int                     c;
+    chat_push_batch_t      *batch = arg;
     const chat_push_run_t  *a = one, *b = two;
     const chat_push_msg_t  *ma, *mb;
 
@@ -766,8 +779,8 @@ chat_push_run_cmp(const void *one, const void *two)
         return a->user < b->user ? -1 : 1;
     }
 
-    ma = &chat_push_sorting->msgs[a->msg];
-    mb = &chat_push_sorting->msgs[b->msg];
+    ma = &batch->msgs[a->msg];
+    mb = &batch->msgs[b->msg];
 
     c = strcmp(ma->conv, mb->conv);
     if (c) {
@@ -1185,11 +1198,12 @@ chat_push_logged(chat_consume_lane_t *l, chat_consume_batch_t *cb,
     chat_log(strcmp(commit, "ok") ? CHAT_LOG_WARN : CHAT_LOG_INFO, "batch",
              "%swhy=%s records=%d messages=%d recipients=%d online=%d "
              "notifications=%d sent=%d failed=%d retried=%d dropped=%d "
-             "invalid=%d dlq=%d latency_p50_ms=%lld latency_p99_ms=%lld "
+             "invalid=%d dlq=%d old=%d latency_p50_ms=%lld "
+             "latency_p99_ms=%lld "
              "attempts=%d ms=%lld commit=%s offsets=%s", l->tag, why,
              cb->nrecs, b->nmsgs, b->recipients, b->online, b->njobs,
              b->sent, b->dead, b->retried, b->dropped, b->invalid, b->ndlq,
-             (long long) b->p50, (long long) b->p99, cb->attempts,
+             b->nold, (long long) b->p50, (long long) b->p99, cb->attempts,
              (long long) cb->write_ms, commit,
              chat_kafka_parts(cb->offsets, parts, sizeof(parts)));
 

@@ -97,6 +97,7 @@ static const chat_opt_t  chat_opts[] = {
     CHAT_OPT("push-retry-min", CHAT_OPT_INT, push_retry_min, 1, 600000),
     CHAT_OPT("push-retry-max", CHAT_OPT_INT, push_retry_max, 1, 3600000),
     CHAT_OPT("push-concurrency", CHAT_OPT_INT, push_concurrency, 1, 10000),
+    CHAT_OPT("push-max-age", CHAT_OPT_INT, push_max_age, 0, 604800000),
     CHAT_OPT("fcm-credentials", CHAT_OPT_STRING, fcm_credentials, 0, 0),
     CHAT_OPT("fcm-endpoint", CHAT_OPT_STRING, fcm_endpoint, 0, 0),
     CHAT_OPT("fcm-token-uri", CHAT_OPT_STRING, fcm_token_uri, 0, 0),
@@ -225,6 +226,9 @@ chat_worker_usage(FILE *out)
 "  --push-retry-max MS    longest wait between retries (30000)\n"
 "  --push-give-up MS      then a dead letter (120000; 0: never)\n"
 "  --push-concurrency N   requests in flight per lane (64)\n"
+"  --push-max-age MS      no notification for an older message (a new\n"
+"                         group reads the topic from its start)\n"
+"                         (3600000; 0: any age)\n"
 "  --push-dlq-topic T     default chat.push.dlq\n"
 "  --fcm-credentials FILE a Google service-account JSON file\n"
 "  --fcm-endpoint URL     instead of https://fcm.googleapis.com\n"
@@ -382,6 +386,7 @@ chat_worker_defaults(chat_worker_conf_t *conf, const char *role)
     conf->push_retry_min = 500;
     conf->push_retry_max = 30000;
     conf->push_concurrency = 64;
+    conf->push_max_age = 3600000;
 }
 
 

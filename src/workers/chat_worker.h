@@ -80,6 +80,7 @@ typedef struct {
     int                 push_retry_min;     /* ms */
     int                 push_retry_max;     /* ms */
     int                 push_concurrency;   /* requests in flight, a lane */
+    int                 push_max_age;       /* ms, older messages: none */
     char               *fcm_credentials;
     char               *fcm_endpoint;
     char               *fcm_token_uri;      /* tests: not the file's */
