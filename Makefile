@@ -164,6 +164,22 @@ $(B)/asan/tests/%: tests/unit/%.c tests/unit/chat_test.h $(COMMON_SRCS) \
 	$(CC) $(CHAT_CFLAGS) $(SAN) -Isrc/tools -o $@ $< $(COMMON_SRCS) \
 	    $(BENCH_SRCS) $(COMMON_LIBS)
 
+# the push worker's credentials (src/workers/chat_push_auth.c) need libcurl
+PUSH_AUTH_SRCS := src/workers/chat_push_auth.c
+PUSH_AUTH_DEPS := tests/unit/test_chat_push_auth.c tests/unit/chat_test.h \
+                  $(PUSH_AUTH_SRCS) src/workers/chat_push_auth.h \
+                  $(COMMON_SRCS) $(COMMON_HDRS)
+
+$(B)/tests/test_chat_push_auth: $(PUSH_AUTH_DEPS)
+	@mkdir -p $(B)/tests
+	$(CC) $(CHAT_CFLAGS) -Isrc/workers -o $@ $< $(PUSH_AUTH_SRCS) \
+	    $(COMMON_SRCS) $(COMMON_LIBS) -lcurl -lpthread
+
+$(B)/asan/tests/test_chat_push_auth: $(PUSH_AUTH_DEPS)
+	@mkdir -p $(B)/asan/tests
+	$(CC) $(CHAT_CFLAGS) $(SAN) -Isrc/workers -o $@ $< $(PUSH_AUTH_SRCS) \
+	    $(COMMON_SRCS) $(COMMON_LIBS) -lcurl -lpthread
+
 # --- the stack and the test run -------------------------------------------
 
 run: deps all
