@@ -211,8 +211,10 @@ clean:
 #           (chat_utf8.c)
 #   jwt     the JWT parser and verifier (chat_jwt.c)
 #   image   the image type and size probe of uploads (chat_image.c)
+#   push    the push providers' answers, the OAuth2 token answer, previews
+#           and Retry-After (chat_push_wire.c)
 
-FUZZ_TARGETS := ws proto record json jwt image
+FUZZ_TARGETS := ws proto record json jwt image push
 FUZZ_SECONDS ?= 60
 FUZZ_EACH     = $(shell n=$(words $(FUZZ_TARGETS)); \
                         echo $$(( ($(FUZZ_SECONDS) + n - 1) / n )))
@@ -226,6 +228,7 @@ FUZZ_LEN_record  := 20480
 FUZZ_LEN_json    := 8192
 FUZZ_LEN_jwt     := 4096
 FUZZ_LEN_image   := 65536
+FUZZ_LEN_push    := 20480
 FUZZ_DICT_proto  := tests/fuzz/proto.dict
 FUZZ_DICT_record := tests/fuzz/record.dict
 FUZZ_DICT_json   := tests/fuzz/proto.dict
@@ -241,6 +244,9 @@ FUZZ_SRCS_json   := src/common/chat_json.c src/common/chat_utf8.c
 FUZZ_SRCS_jwt    := src/common/chat_jwt.c src/common/chat_json.c \
                     src/common/chat_utf8.c src/common/chat_base64.c
 FUZZ_SRCS_image  := src/common/chat_image.c
+FUZZ_SRCS_push   := src/common/chat_push_wire.c src/common/chat_json.c \
+                    src/common/chat_utf8.c src/common/chat_base64.c \
+                    src/common/chat_sigv4.c src/common/chat_hex.c
 
 .PHONY: fuzz $(addprefix fuzz-,$(FUZZ_TARGETS))
 
