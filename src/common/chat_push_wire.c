@@ -1104,7 +1104,9 @@ chat_push_google_token_parse(const char *body, size_t len, char *token,
     }
 
     for (i = 0; i < tlen; i++) {
-        if (tok[i] < 0x21 || tok[i] > 0x7e) {
+        if ((unsigned char) tok[i] < 0x21
+            || (unsigned char) tok[i] > 0x7e)
+        {
             goto done;
         }
     }

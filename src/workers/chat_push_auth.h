@@ -13,18 +13,19 @@
  *   --fcm-credentials FILE   a Google service-account JSON key file
  *                            ("type":"service_account", project_id,
  *                            client_email, private_key, token_uri)
- *   --fcm-endpoint URL       FCM's base, default https://fcm.googleapis.com
- *                            (a test points it at a local receiver)
+ *   --fcm-endpoint URL       FCM's base, CHAT_PUSH_FCM_ENDPOINT by
+ *                            default (a test points it at a local
+ *                            receiver)
  *   --fcm-token-uri URL      overrides the file's token_uri: the only way
- *                            to an http:// token endpoint (tests); the
- *                            file's own must be https://
+ *                            to a plain http token endpoint (tests); the
+ *                            file's own must be https
  *   --apns-key FILE          the .p8 key (PEM, EC P-256) from Apple
  *   --apns-key-id ID         its 10-character key id
  *   --apns-team-id ID        the 10-character team id
  *   --apns-topic BUNDLE      the app's bundle id
- *   --apns-endpoint URL      https://api.push.apple.com (the default),
- *                            https://api.sandbox.push.apple.com for
- *                            development builds, or a test receiver
+ *   --apns-endpoint URL      CHAT_PUSH_APNS_PRODUCTION (the default),
+ *                            CHAT_PUSH_APNS_SANDBOX for development
+ *                            builds, or a test receiver
  *
  * Times: now_ms is the wall clock (ms since the epoch): JWTs carry it.
  * Errors come back as a short text in err (errlen bytes) for the caller
@@ -85,9 +86,10 @@ typedef struct {
 
 /*
  * Reads the service-account file and checks it: 0, or -1 with err.
- * endpoint: NULL for CHAT_PUSH_FCM_ENDPOINT, else http[s]://host[:port]
- * without a path.  token_uri: NULL for the file's (which must be
- * https://), else this one (http allowed: the explicit test override).
+ * endpoint: NULL for CHAT_PUSH_FCM_ENDPOINT, else an http or https URL
+ * of a host[:port] without a path.  token_uri: NULL for the file's
+ * (which must be https), else this one (http allowed: the explicit test
+ * override).
  * f is zeroed first; chat_push_fcm_close() is safe after a failure.
  */
 int chat_push_fcm_open(chat_push_fcm_t *f, const char *sa_file,
@@ -119,8 +121,8 @@ void chat_push_fcm_close(chat_push_fcm_t *f);
 /*
  * Reads the .p8 key (an EC P-256 private key in PEM) and checks the ids:
  * key_id and team_id 1..64 of [A-Za-z0-9], topic 1..200 of
- * [A-Za-z0-9.-_]; endpoint NULL for CHAT_PUSH_APNS_PRODUCTION, else
- * http[s]://host[:port] without a path.  0, or -1 with err.
+ * [A-Za-z0-9.-_]; endpoint NULL for CHAT_PUSH_APNS_PRODUCTION, else an
+ * http or https URL of a host[:port] without a path.  0, or -1 with err.
  */
 int chat_push_apns_open(chat_push_apns_t *a, const char *key_file,
     const char *key_id, const char *team_id, const char *topic,
@@ -156,8 +158,8 @@ int chat_push_apns_url(chat_push_apns_t *a, const char *token, char *out,
  *   content-type: application/json
  * 0, or -1 with err (*list is then left as it was).  HTTP/2 is the
  * caller's: CURLOPT_HTTP_VERSION = CURL_HTTP_VERSION_2TLS (APNs speaks
- * nothing else), and CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE for an http://
- * test endpoint.
+ * nothing else), and CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE for a plain
+ * http test endpoint.
  */
 int chat_push_apns_headers(chat_push_apns_t *a, const chat_push_note_t *n,
     int64_t now_ms, struct curl_slist **list, char *err, size_t errlen);
