@@ -80,6 +80,7 @@ typedef struct {
     int64_t                 to;
     int64_t                 group;
     int64_t                 ts;
+    int                     e2e;
     int                     has_preview;
     char                    preview[CHAT_PUSH_PREVIEW_MAX];
 } chat_push_msg_t;
@@ -468,6 +469,7 @@ chat_push_record(chat_consume_t *c, chat_consume_batch_t *cb,
     msg->to = rec.to;
     msg->group = rec.group;
     msg->ts = rec.ts;
+    msg->e2e = rec.e2e;
 
     /* never the body of an end-to-end encrypted message */
     msg->has_preview = chat_push_preview(rec.body, rec.body_len,
@@ -946,6 +948,7 @@ chat_push_job_add(chat_push_lane_t *pl, chat_push_batch_t *b,
     n->to = msg->group ? 0 : run->user;
     n->group = msg->group;
     n->preview = msg->has_preview ? msg->preview : NULL;
+    n->e2e = msg->e2e;
     n->count = run->count;
     n->ts = msg->ts;
     n->conv = msg->conv;
