@@ -35,7 +35,6 @@ static size_t chat_push_body_cb(char *data, size_t size, size_t n,
     void *arg);
 static size_t chat_push_header_cb(char *data, size_t size, size_t n,
     void *arg);
-static int64_t chat_push_wall_ms(void);
 
 
 int
@@ -335,7 +334,7 @@ chat_push_done(chat_push_sender_t *s, CURL *easy, CURLcode result)
 
     case CHAT_PUSH_OK:
         j->state = CHAT_PUSH_JOB_SENT;
-        j->sent_at = chat_push_wall_ms();
+        j->sent_at = chat_worker_wall();
         break;
 
     case CHAT_PUSH_INVALID:
@@ -478,19 +477,8 @@ chat_push_header_cb(char *data, size_t size, size_t n, void *arg)
         value[strcspn(value, "\r\n")] = '\0';
 
         j->retry_after = chat_push_retry_after(value + strspn(value, " \t"),
-                                               chat_push_wall_ms());
+                                               chat_worker_wall());
     }
 
     return len;
-}
-
-
-static int64_t
-chat_push_wall_ms(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

@@ -916,6 +916,17 @@ chat_worker_now(void)
 }
 
 
+int64_t
+chat_worker_wall(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+
 void
 chat_worker_sleep(int ms, int level)
 {

@@ -116,6 +116,9 @@ const char *chat_log_quote(const char *s, char *buf, size_t size);
 /* ms of CLOCK_MONOTONIC */
 int64_t chat_worker_now(void);
 
+/* ms since the epoch (CLOCK_REALTIME): to compare with a message's ts */
+int64_t chat_worker_wall(void);
+
 /* sleeps up to ms, less when a stop of at least level is asked for */
 void chat_worker_sleep(int ms, int level);
 
