@@ -15,6 +15,11 @@
 #     the uncommitted batch is delivered, nothing of a committed batch is
 #     sent again;
 #   - an e2e message's notification has no preview;
+#   - a message older than --push-max-age is skipped, an unreadable record
+#     goes to chat.push.dlq;
+#   - FCM end to end against the receiver: the service account's OAuth2
+#     token (a JWT bearer assertion), the v1 request with the access token,
+#     a 404 UNREGISTERED removes the token;
 #   - a group message notifies each offline member (not the sender, not an
 #     online member), with "group" instead of "to";
 #   - without CHAT_PUSH_WEBHOOK_URL the worker runs and says it drops.
@@ -58,10 +63,9 @@ sub receiver_start {
     unlink "$dir/ready";
     $receiver = fork // die "fork: $!";
     if ($receiver == 0) {
-        exec 'python3', "$ChatTest::Root/t/lib/push_receiver.py",
+        exec('python3', "$ChatTest::Root/t/lib/push_receiver.py",
              '--port', $rport, '--log', $log, '--control', $control,
-             '--ready', "$dir/ready";
-        POSIX::_exit(127);
+             '--ready', "$dir/ready") or POSIX::_exit(127);
     }
     ChatTest::wait_until(sub { -e "$dir/ready" && receiver_up() },
                          timeout => 10)
@@ -105,6 +109,12 @@ sub for_message {
     my ($id, @recs) = @_;
     return grep { ref $_->{body} && ($_->{body}{message_id} // '') eq $id }
            (@recs ? @recs : received());
+}
+sub for_message_fcm {
+    my ($id) = @_;
+    return grep { ref $_->{body} && ref $_->{body}{message}
+                  && ($_->{body}{message}{data}{message_id} // '') eq $id }
+           received();
 }
 sub wait_received {
     my ($what, $timeout) = @_;
@@ -386,7 +396,59 @@ ok(scalar(grep { /not a record/ }
    'an unreadable record goes to chat.push.dlq');
 
 
-# --- 10. no webhook URL: the worker runs and says it drops ----------------------
+# --- 10. FCM: the service account's token, the v1 request, UNREGISTERED ------
+
+my ($E) = values %{{ register_users('pushfcm', 'e') }};
+my $ftok = "fcm:$run-AbC_d-1";
+is((api_as($E, PUT => "/v1/devices/$ftok", { platform => 'fcm' }))[0], 204,
+   'an fcm device registered');
+system("openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 "
+       . "-out $dir/sa.key 2>/dev/null") == 0 or die "openssl genpkey failed";
+my $pem = do { local (@ARGV, $/) = "$dir/sa.key"; <> };
+{
+    open my $f, '>', "$dir/sa.json" or die;
+    print $f encode_json({ type => 'service_account',
+                           project_id => 'chat-test',
+                           private_key_id => 'k1', private_key => $pem,
+                           client_email => 'push@chat-test.iam.example',
+                           token_uri => 'https://oauth2.example/token' });
+    close $f;
+    chmod 0600, "$dir/sa.json";
+}
+worker_restart(CHAT_PUSH_WEBHOOK_URL => "http://127.0.0.1:$rport/push",
+               CHAT_PUSH_OPTS => "$opts --fcm-credentials $dir/sa.json "
+                   . "--fcm-endpoint http://127.0.0.1:$rport "
+                   . "--fcm-token-uri http://127.0.0.1:$rport/token");
+$ack = send_msg($wa, to => $E, body => 'to a phone');
+@got = wait_received(sub { for_message_fcm($ack->{id}) });
+is(scalar @got, 1, 'one FCM request');
+is($got[0]{path}, '/v1/projects/chat-test/messages:send',
+   '... to the project\'s messages:send');
+my ($tokreq) = grep { $_->{path} eq '/token' } received();
+ok($tokreq, 'the worker asked the token endpoint first');
+like($tokreq->{body} // '', qr/^grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=[\w-]+\.[\w-]+\.[\w-]+$/,
+     '... with a JWT bearer assertion');
+like($got[0]{auth} // '', qr/^Bearer ya29\.test-\d+$/,
+     'the request carries the access token');
+my $m = $got[0]{body}{message};
+is($m->{token}, $ftok, 'the device token in the body');
+is($m->{notification}{body}, 'to a phone', 'the preview as the body');
+is($m->{data}{message_id}, $ack->{id}, 'data: message_id');
+is($m->{data}{from}, "$A", 'data: from, as a string');
+control(statuses => [{ status => 404, body => encode_json({ error => {
+    code => 404, status => 'NOT_FOUND', details => [{
+        '@type' => 'type.googleapis.com/google.firebase.fcm.v1.FcmError',
+        errorCode => 'UNREGISTERED' }] } }) }], default => 200);
+$ack = send_msg($wa, to => $E, body => 'phone gone');
+ok(wait_received(sub { for_message_fcm($ack->{id}) }), 'FCM asked again');
+ok(ChatTest::wait_until(sub {
+       ChatPersist::sql("SELECT count(*) FROM devices WHERE token = '$ftok'")
+           == 0 }, timeout => 20),
+   'UNREGISTERED: the token is gone from devices');
+control(default => 200);
+
+
+# --- 11. no webhook URL: the worker runs and says it drops ----------------------
 
 $off = log_size();
 worker_restart(CHAT_PUSH_WEBHOOK_URL => '', CHAT_PUSH_OPTS => $opts);

@@ -9,8 +9,13 @@ Every POST is appended to --log as one JSON line
 request body, parsed, or its text>}.  What it answers comes from --control,
 read at each request: a JSON object {"statuses": [500, 500], "default": 200,
 "delay_ms": 0}; each request takes the first of "statuses" (and the file is
-written back without it), then "default".  A GET answers 200 "ok" (the test's
-readiness probe); anything else 405.
+written back without it), then "default"; an entry may be {"status": 404,
+"body": "..."} to answer that body instead of {}.  A POST to /token is an
+OAuth2 token endpoint (as Google's for FCM): it answers
+{"access_token": "ya29.test-<n>", "expires_in": 3600} whatever the control
+says, and is logged too.  The log has the request's Authorization header as
+"auth".  A GET answers 200 "ok" (the test's readiness probe); anything else
+405.
 """
 
 import argparse
@@ -23,14 +28,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 LOCK = threading.Lock()
 
 
+TOKENS = [0]
+
+
 def next_status(control):
     if not control or not os.path.exists(control):
-        return 200, 0
+        return 200, "{}", 0
     with open(control) as f:
         try:
             c = json.load(f)
         except ValueError:
-            return 200, 0
+            return 200, "{}", 0
     status = c.get("default", 200)
     statuses = c.get("statuses") or []
     if statuses:
@@ -40,7 +48,11 @@ def next_status(control):
         with open(tmp, "w") as f:
             json.dump(c, f)
         os.replace(tmp, control)
-    return int(status), int(c.get("delay_ms", 0))
+    body = "{}"
+    if isinstance(status, dict):
+        body = status.get("body", "{}")
+        status = status.get("status", 200)
+    return int(status), body, int(c.get("delay_ms", 0))
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -68,14 +80,23 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = raw
         with LOCK:
-            status, delay = next_status(self.server.control)
+            if self.path == "/token":
+                TOKENS[0] += 1
+                status, delay = 200, 0
+                answer = json.dumps({"access_token":
+                                     "ya29.test-%d" % TOKENS[0],
+                                     "expires_in": 3600,
+                                     "token_type": "Bearer"})
+            else:
+                status, answer, delay = next_status(self.server.control)
             with open(self.server.log, "a") as f:
                 f.write(json.dumps({"at": int(time.time() * 1000),
                                     "path": self.path, "status": status,
+                                    "auth": self.headers.get("Authorization"),
                                     "body": body}) + "\n")
         if delay:
             time.sleep(delay / 1000.0)
-        self.answer(status, "{}")
+        self.answer(status, answer)
 
     def do_PUT(self):
         self.answer(405, "{}")
