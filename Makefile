@@ -32,7 +32,7 @@ UNIT_ASAN   := $(patsubst tests/unit/%.c,$(B)/asan/tests/%,$(UNIT_SRCS))
 
 WORKER_SRCS := $(wildcard src/workers/*.c)
 WORKER_HDRS := $(wildcard src/workers/*.h)
-WORKER_LIBS := -lrdkafka -lpq -ljansson -lcrypto -lcurl -lpthread
+WORKER_LIBS := -lrdkafka -lpq -ljansson -lcrypto -lcurl -lhiredis -lpthread
 PG_INC      := -I$(shell pg_config --includedir 2>/dev/null || \
                          echo /usr/include/postgresql)
 
@@ -173,6 +173,22 @@ $(B)/asan/tests/%: tests/unit/%.c tests/unit/chat_test.h $(COMMON_SRCS) \
 	$(CC) $(CHAT_CFLAGS) $(SAN) -Isrc/tools -o $@ $< $(COMMON_SRCS) \
 	    $(BENCH_SRCS) $(COMMON_LIBS)
 
+# the push worker's credentials (src/workers/chat_push_auth.c) need libcurl
+PUSH_AUTH_SRCS := src/workers/chat_push_auth.c
+PUSH_AUTH_DEPS := tests/unit/test_chat_push_auth.c tests/unit/chat_test.h \
+                  $(PUSH_AUTH_SRCS) src/workers/chat_push_auth.h \
+                  $(COMMON_SRCS) $(COMMON_HDRS)
+
+$(B)/tests/test_chat_push_auth: $(PUSH_AUTH_DEPS)
+	@mkdir -p $(B)/tests
+	$(CC) $(CHAT_CFLAGS) -Isrc/workers -o $@ $< $(PUSH_AUTH_SRCS) \
+	    $(COMMON_SRCS) $(COMMON_LIBS) -lcurl -lpthread
+
+$(B)/asan/tests/test_chat_push_auth: $(PUSH_AUTH_DEPS)
+	@mkdir -p $(B)/asan/tests
+	$(CC) $(CHAT_CFLAGS) $(SAN) -Isrc/workers -o $@ $< $(PUSH_AUTH_SRCS) \
+	    $(COMMON_SRCS) $(COMMON_LIBS) -lcurl -lpthread
+
 # --- the stack and the test run -------------------------------------------
 
 run: deps all
@@ -204,8 +220,10 @@ clean:
 #           (chat_utf8.c)
 #   jwt     the JWT parser and verifier (chat_jwt.c)
 #   image   the image type and size probe of uploads (chat_image.c)
+#   push    the push providers' answers, the OAuth2 token answer, previews
+#           and Retry-After (chat_push_wire.c)
 
-FUZZ_TARGETS := ws proto record json jwt image
+FUZZ_TARGETS := ws proto record json jwt image push
 FUZZ_SECONDS ?= 60
 FUZZ_EACH     = $(shell n=$(words $(FUZZ_TARGETS)); \
                         echo $$(( ($(FUZZ_SECONDS) + n - 1) / n )))
@@ -219,6 +237,7 @@ FUZZ_LEN_record  := 20480
 FUZZ_LEN_json    := 8192
 FUZZ_LEN_jwt     := 4096
 FUZZ_LEN_image   := 65536
+FUZZ_LEN_push    := 20480
 FUZZ_DICT_proto  := tests/fuzz/proto.dict
 FUZZ_DICT_record := tests/fuzz/record.dict
 FUZZ_DICT_json   := tests/fuzz/proto.dict
@@ -234,6 +253,9 @@ FUZZ_SRCS_json   := src/common/chat_json.c src/common/chat_utf8.c
 FUZZ_SRCS_jwt    := src/common/chat_jwt.c src/common/chat_json.c \
                     src/common/chat_utf8.c src/common/chat_base64.c
 FUZZ_SRCS_image  := src/common/chat_image.c
+FUZZ_SRCS_push   := src/common/chat_push_wire.c src/common/chat_json.c \
+                    src/common/chat_utf8.c src/common/chat_base64.c \
+                    src/common/chat_sigv4.c src/common/chat_hex.c
 
 .PHONY: fuzz $(addprefix fuzz-,$(FUZZ_TARGETS))
 

@@ -96,6 +96,7 @@ static const chat_kb_topic_t  chat_kb_default_topics[] = {
     { "chat.health",   1 },
     { "chat.dlq",      1 },
     { "chat.presence", 4 },
+    { "chat.push.dlq", 1 },
 };
 
 
@@ -288,6 +289,7 @@ chat_kb_usage(FILE *out)
 "                             (1..%d); repeatable; replaces the default\n"
 "                             topics chat.messages:8 chat.receipts:8\n"
 "                             chat.health:1 chat.dlq:1 chat.presence:4\n"
+"                             chat.push.dlq:1\n"
 "  -p, --pid-file FILE        when ready, write the pid to FILE; removed\n"
 "                             on shutdown\n"
 "  -B, --bootstrap-file FILE  when ready, write the bootstrap list to FILE\n"

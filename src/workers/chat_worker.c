@@ -85,6 +85,27 @@ static const chat_opt_t  chat_opts[] = {
     CHAT_OPT("s3-region", CHAT_OPT_STRING, s3_region, 0, 0),
     CHAT_OPT("s3-credentials-file", CHAT_OPT_STRING, s3_credentials_file, 0,
              0),
+    CHAT_OPT("webhook-url", CHAT_OPT_STRING, webhook_url, 0, 0),
+    CHAT_OPT("redis", CHAT_OPT_STRING, redis, 0, 0),
+    CHAT_OPT("redis-password-file", CHAT_OPT_STRING, redis_password_file, 0,
+             0),
+    CHAT_OPT("push-dlq-topic", CHAT_OPT_STRING, topic_push_dlq, 0, 0),
+    CHAT_OPT("push-window", CHAT_OPT_INT, batch_wait, 0, 60000),
+    CHAT_OPT("presence-ttl", CHAT_OPT_INT, presence_ttl, 1000, 86400000),
+    CHAT_OPT("push-timeout", CHAT_OPT_INT, push_timeout, 100, 600000),
+    CHAT_OPT("push-give-up", CHAT_OPT_INT, push_give_up, 0, 3600000),
+    CHAT_OPT("push-retry-min", CHAT_OPT_INT, push_retry_min, 1, 600000),
+    CHAT_OPT("push-retry-max", CHAT_OPT_INT, push_retry_max, 1, 3600000),
+    CHAT_OPT("push-concurrency", CHAT_OPT_INT, push_concurrency, 1, 10000),
+    CHAT_OPT("push-max-age", CHAT_OPT_INT, push_max_age, 0, 604800000),
+    CHAT_OPT("fcm-credentials", CHAT_OPT_STRING, fcm_credentials, 0, 0),
+    CHAT_OPT("fcm-endpoint", CHAT_OPT_STRING, fcm_endpoint, 0, 0),
+    CHAT_OPT("fcm-token-uri", CHAT_OPT_STRING, fcm_token_uri, 0, 0),
+    CHAT_OPT("apns-key", CHAT_OPT_STRING, apns_key, 0, 0),
+    CHAT_OPT("apns-key-id", CHAT_OPT_STRING, apns_key_id, 0, 0),
+    CHAT_OPT("apns-team-id", CHAT_OPT_STRING, apns_team_id, 0, 0),
+    CHAT_OPT("apns-topic", CHAT_OPT_STRING, apns_topic, 0, 0),
+    CHAT_OPT("apns-endpoint", CHAT_OPT_STRING, apns_endpoint, 0, 0),
     CHAT_OPT("X", CHAT_OPT_PROP, props, 0, 0),
     { NULL, 0, 0, 0, 0 }
 };
@@ -133,6 +154,14 @@ chat_worker_usage(FILE *out)
 "            or read) and, with --ttl, older ones regardless, in batches\n"
 "            (one transaction each), every --interval; with --retention\n"
 "            permanent (the default) delete nothing, say so, exit 0\n"
+"  push      consume chat.messages; for each recipient with no device\n"
+"            online (Redis presence), one notification per registered\n"
+"            device (PostgreSQL devices) through its provider (webhook,\n"
+"            fcm, apns), messages to one user in one conversation within\n"
+"            --push-window collapsed into one; retried with backoff,\n"
+"            tokens the provider calls invalid removed, what keeps\n"
+"            failing to --push-dlq-topic; offsets committed after\n"
+"            (docs/PUSH.md)\n"
 "  lag       print the committed offsets of --group against the end of\n"
 "            each partition of the message and receipt topics, and exit\n"
 "\n"
@@ -143,7 +172,8 @@ chat_worker_usage(FILE *out)
 "                         the environment or the file: the command line\n"
 "                         is visible to every user)\n"
 "  --group NAME           consumer group (default chat-persist;\n"
-"                         presence: chat-presence)\n"
+"                         presence: chat-presence;\n"
+"                         push: chat-push)\n"
 "  --messages-topic T     default chat.messages\n"
 "  --receipts-topic T     default chat.receipts\n"
 "  --presence-topic T     default chat.presence\n"
@@ -182,6 +212,31 @@ chat_worker_usage(FILE *out)
 "  --s3-region REGION     their objects there, not files under\n"
 "  --s3-credentials-file FILE  --media-path (the key id, then the secret)\n"
 "\n"
+"push (docs/PUSH.md):\n"
+"  --webhook-url URL      where webhook notifications are POSTed (env\n"
+"                         CHAT_PUSH_WEBHOOK_URL; unset: they are dropped,\n"
+"                         and the log says so)\n"
+"  --redis LIST           the gateway's chat_redis servers, written as\n"
+"                         there (host:port,...; default 127.0.0.1:6379)\n"
+"  --redis-password-file FILE  as chat_redis_password_file\n"
+"  --presence-ttl MS      as chat_presence_ttl (default 300000)\n"
+"  --push-window MS       collapse window: the batch's wait (2000)\n"
+"  --push-timeout MS      one request (default 10000)\n"
+"  --push-retry-min MS    first wait before a retry (500)\n"
+"  --push-retry-max MS    longest wait between retries (30000)\n"
+"  --push-give-up MS      then a dead letter (120000; 0: never)\n"
+"  --push-concurrency N   requests in flight per lane (64)\n"
+"  --push-max-age MS      no notification for an older message (a new\n"
+"                         group reads the topic from its start)\n"
+"                         (3600000; 0: any age)\n"
+"  --push-dlq-topic T     default chat.push.dlq\n"
+"  --fcm-credentials FILE a Google service-account JSON file\n"
+"  --fcm-endpoint URL     instead of https://fcm.googleapis.com\n"
+"  --fcm-token-uri URL    instead of the file's token_uri (tests)\n"
+"  --apns-key FILE        the .p8 key; with --apns-key-id, --apns-team-id,\n"
+"  --apns-topic BUNDLE    and the app's bundle id\n"
+"  --apns-endpoint URL    default https://api.push.apple.com\n"
+"\n"
 "  --pid-file FILE        write the pid there once running; removed at\n"
 "                         exit\n"
 "  -X NAME=VALUE          a librdkafka property for the consumer and the\n"
@@ -216,7 +271,8 @@ main(int argc, char **argv)
     role = argv[1];
 
     if (strcmp(role, "persist") != 0 && strcmp(role, "presence") != 0
-        && strcmp(role, "cleanup") != 0 && strcmp(role, "lag") != 0)
+        && strcmp(role, "cleanup") != 0 && strcmp(role, "lag") != 0
+        && strcmp(role, "push") != 0)
     {
         fprintf(stderr, CHAT_WORKER_NAME ": unknown role \"%s\"\n\n"
                 "Try '" CHAT_WORKER_NAME " --help' for more information.\n",
@@ -240,6 +296,12 @@ main(int argc, char **argv)
     env = getenv("CHAT_WORKER_FAILPOINT");
     if (env && strncmp(env, "after_pg_commit:", 16) == 0) {
         conf.failpoint_after_commit = atoi(env + 16);
+    }
+
+    env = getenv("CHAT_PUSH_WEBHOOK_URL");
+    if (env && *env && strcmp(role, "push") == 0) {
+        (void) chat_worker_set(&conf, "webhook-url", env,
+                               "CHAT_PUSH_WEBHOOK_URL");
     }
 
     rc = chat_worker_args(&conf, argc - 1, argv + 1);
@@ -272,6 +334,9 @@ main(int argc, char **argv)
     } else if (strcmp(role, "cleanup") == 0) {
         rc = chat_cleanup_main(&conf);
 
+    } else if (strcmp(role, "push") == 0) {
+        rc = chat_push_main(&conf);
+
     } else {
         rc = chat_lag_main(&conf);
     }
@@ -293,15 +358,17 @@ chat_worker_defaults(chat_worker_conf_t *conf, const char *role)
 
     conf->role = role;
     conf->brokers = strdup("127.0.0.1:9092");
-    conf->group = strdup(strcmp(conf->role, "presence") == 0
-                         ? "chat-presence" : "chat-persist");
+    conf->group = strdup(strcmp(role, "presence") == 0 ? "chat-presence"
+                         : strcmp(role, "push") == 0 ? "chat-push"
+                         : "chat-persist");
     conf->topic_messages = strdup("chat.messages");
     conf->topic_receipts = strdup("chat.receipts");
     conf->topic_presence = strdup("chat.presence");
     conf->topic_dlq = strdup("chat.dlq");
     conf->writers = 2;
-    conf->batch_size = strcmp(role, "cleanup") == 0 ? 1000 : 5000;
-    conf->batch_wait = 100;
+    conf->batch_size = strcmp(role, "cleanup") == 0
+                       || strcmp(role, "push") == 0 ? 1000 : 5000;
+    conf->batch_wait = strcmp(role, "push") == 0 ? 2000 : 100;
     conf->retry_min = 100;
     conf->retry_max = 5000;
     conf->drain_timeout = 60000;
@@ -311,6 +378,15 @@ chat_worker_defaults(chat_worker_conf_t *conf, const char *role)
     conf->pending_ttl = 3600 * 1000;
     conf->interval = 30 * 1000;
     conf->media_grace = 86400 * 1000;
+    conf->redis = strdup("127.0.0.1:6379");
+    conf->topic_push_dlq = strdup("chat.push.dlq");
+    conf->presence_ttl = 300000;
+    conf->push_timeout = 10000;
+    conf->push_give_up = 120000;
+    conf->push_retry_min = 500;
+    conf->push_retry_max = 30000;
+    conf->push_concurrency = 64;
+    conf->push_max_age = 3600000;
 }
 
 

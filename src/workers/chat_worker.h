@@ -4,7 +4,7 @@
  *
  * chat-worker: the daemons beside nginx, one binary with roles
  * ("chat-worker persist", "chat-worker presence", "chat-worker cleanup",
- * "chat-worker lag").
+ * "chat-worker push", "chat-worker lag").
  * Blocking libpq and librdkafka calls are fine here: nothing else shares
  * the thread.
  */
@@ -69,6 +69,27 @@ typedef struct {
     char               *s3_region;
     char               *s3_credentials_file;
 
+    /* push (chat_push.c); batch_wait is its collapse window */
+    char               *webhook_url;        /* NULL: webhooks dropped */
+    char               *redis;              /* "host:port,..." as nginx's */
+    char               *redis_password_file;
+    char               *topic_push_dlq;
+    int                 presence_ttl;       /* ms */
+    int                 push_timeout;       /* ms, one request */
+    int                 push_give_up;       /* ms, then a dead letter */
+    int                 push_retry_min;     /* ms */
+    int                 push_retry_max;     /* ms */
+    int                 push_concurrency;   /* requests in flight, a lane */
+    int                 push_max_age;       /* ms, older messages: none */
+    char               *fcm_credentials;
+    char               *fcm_endpoint;
+    char               *fcm_token_uri;      /* tests: not the file's */
+    char               *apns_key;
+    char               *apns_key_id;
+    char               *apns_team_id;
+    char               *apns_topic;
+    char               *apns_endpoint;
+
     /* librdkafka properties (-X name=value), for both clients */
     char               *props[CHAT_WORKER_MAX_PROPS];
     int                 nprops;
@@ -102,6 +123,7 @@ int chat_persist_main(chat_worker_conf_t *conf);
 int chat_lag_main(chat_worker_conf_t *conf);
 int chat_presence_main(chat_worker_conf_t *conf);
 int chat_cleanup_main(chat_worker_conf_t *conf);
+int chat_push_main(chat_worker_conf_t *conf);
 
 
 #endif /* _CHAT_WORKER_H_INCLUDED_ */
