@@ -22,12 +22,13 @@
  * it prints
  *
  *   notifications=N messages=N rate=R p50_ms=X p99_ms=X max_ms=X bad=N
- *   requests=N dup=N stale=N span_s=S
+ *   requests=N dup=N stale=N span_s=S conns=N
  *
- * (one line) on stdout and exits 0.  rate: notifications per second from
- * the first to the last one counted.  --ready-file F is written once it
- * listens; --out FILE gets one JSON line per POST (the time it came,
- * the status answered and the body).
+ * (one line) on stdout and exits 0.  rate: notifications per second
+ * over span_s, from --since (or the first notification counted, without
+ * it) to the last one; conns: connections accepted.  --ready-file F is
+ * written once it listens; --out FILE gets one JSON line per POST (the
+ * time it came, the status answered and the body).
  */
 
 
@@ -83,6 +84,7 @@ typedef struct {
     int            lfd;
 
     /* figures */
+    uint64_t       conns;       /* accepted */
     uint64_t       requests;
     uint64_t       notifications;
     uint64_t       messages;
@@ -309,6 +311,7 @@ sink_accept(void)
         }
 
         c->fd = fd;
+        S.conns++;
 
         memset(&ev, 0, sizeof(ev));
         ev.events = EPOLLIN | EPOLLRDHUP;
@@ -685,22 +688,25 @@ sink_seen(const char *token, size_t tlen, const char *id, size_t ilen)
 static int
 sink_stats(char *buf, size_t cap)
 {
-    int     n;
-    double  span;
+    int       n;
+    double    span;
+    uint64_t  t0;
 
-    span = S.t_last > S.t_first ? (double) (S.t_last - S.t_first) / 1e6 : 0;
+    /* from --since (the bench: when it starts sending) or the first */
+    t0 = S.since_ms ? S.since_ms * 1000 : S.t_first;
+    span = S.t_last > t0 ? (double) (S.t_last - t0) / 1e6 : 0;
 
     n = snprintf(buf, cap,
                  "notifications=%" PRIu64 " messages=%" PRIu64 " rate=%.0f"
                  " p50_ms=%.1f p99_ms=%.1f max_ms=%.1f bad=%" PRIu64
                  " requests=%" PRIu64 " dup=%" PRIu64 " stale=%" PRIu64
-                 " span_s=%.3f",
+                 " span_s=%.3f conns=%" PRIu64,
                  S.notifications, S.messages,
                  span > 0 ? (double) S.notifications / span : 0,
                  bench_hist_quantile(&S.lat, 0.5) / 1e3,
                  bench_hist_quantile(&S.lat, 0.99) / 1e3,
                  (double) S.lat.max / 1e3, S.bad, S.requests, S.dup,
-                 S.stale, span);
+                 S.stale, span, S.conns);
 
     if (n < 0) {
         n = 0;
