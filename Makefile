@@ -37,11 +37,14 @@ PG_INC      := -I$(shell pg_config --includedir 2>/dev/null || \
                          echo /usr/include/postgresql)
 
 TOOLS       := $(B)/chat-kafka-broker $(B)/chat-bench $(B)/chat-worker \
-               $(B)/chat-bench-produce
+               $(B)/chat-bench-produce $(B)/chat-push-sink
 
-# the load generator's parts that have unit tests of their own
-BENCH_SRCS  := src/tools/bench_hist.c src/tools/bench_proto.c
-BENCH_HDRS  := src/tools/bench_hist.h src/tools/bench_proto.h
+# the load generator's and the push sink's parts that have unit tests of
+# their own
+BENCH_SRCS  := src/tools/bench_hist.c src/tools/bench_proto.c \
+               src/tools/bench_http.c
+BENCH_HDRS  := src/tools/bench_hist.h src/tools/bench_proto.h \
+               src/tools/bench_http.h
 
 .PHONY: all module tools asan unit unit-asan deps run stop test clean \
         style
@@ -124,6 +127,12 @@ $(B)/chat-bench: src/tools/chat_bench.c $(BENCH_SRCS) $(BENCH_HDRS) \
 	@mkdir -p $(B)
 	$(CC) $(CHAT_CFLAGS) -Isrc/tools -o $@ src/tools/chat_bench.c \
 	    $(BENCH_SRCS) $(COMMON_SRCS) -ljansson -lcrypto
+
+# the push workload's provider (scripts/bench.d/push.sh): no nginx headers
+$(B)/chat-push-sink: src/tools/chat_push_sink.c $(BENCH_SRCS) $(BENCH_HDRS)
+	@mkdir -p $(B)
+	$(CC) $(CHAT_CFLAGS) -Isrc/tools -o $@ src/tools/chat_push_sink.c \
+	    $(BENCH_SRCS)
 
 $(B)/asan/chat-kafka-broker: src/tools/chat_kafka_broker.c
 	@mkdir -p $(B)/asan

@@ -35,7 +35,12 @@
  *           {"type":"send","to":U,"client_id":<stamp>,"body":<stamp...>}
  *           and times the "ack" (send->ack) and the "message" frame at
  *           the peer (send->receive), which answers with a delivered
- *           receipt (--receipts 0: not).  Fan-out: user 0 sends
+ *           receipt (--receipts 0: not).  Pair with
+ *           --offline-receivers 1: only the even users connect, each
+ *           sending to the odd one after it, who never connects (the push
+ *           workload: its messages go to offline users, whose devices
+ *           chat-worker push notifies); send->ack alone is timed and
+ *           nothing is expected to arrive.  Fan-out: user 0 sends
  *           {"type":"send","group":G,...} to --group G, whose members
  *           are the other users; the group seq of each message is
  *           checked to be the same at every member and to grow.
@@ -234,6 +239,7 @@ typedef struct {
     uint64_t       group;
     uint64_t       token_uid;   /* --token: print one and exit */
     int            receipts;    /* chat: answer messages with receipts */
+    int            offline;     /* pair: the odd users never connect */
     const char    *secret_file;
     unsigned char  secret[256];
     size_t         secret_len;
@@ -402,6 +408,8 @@ bench_usage(int rc)
 "  [--pairs N]                      pair: user pairs\n"
 "  [--receivers N] [--group G]      fanout: receivers; chat: group id\n"
 "  [--receipts 1]                   chat: 0: receive without receipts\n"
+"  [--offline-receivers 0]          pair, chat: 1: the receivers (odd\n"
+"                                   users) stay offline, the even send\n"
 "  [--token UID]                    chat: print a token for UID, exit\n"
 "  [--user-base B]                  users B.. (chat ids, nchan channels)\n"
 "  [--jwt-secret FILE]              chat: HS256 secret to mint tokens\n"
@@ -598,6 +606,8 @@ bench_options(int argc, char **argv)
             B.token_uid = strtoull(v, NULL, 10);
         } else if (strcmp(o, "--receipts") == 0) {
             B.receipts = atoi(v);
+        } else if (strcmp(o, "--offline-receivers") == 0) {
+            B.offline = atoi(v);
         } else if (strcmp(o, "--user-base") == 0) {
             B.base = strtoull(v, NULL, 10);
         } else if (strcmp(o, "--jwt-secret") == 0) {
@@ -660,6 +670,12 @@ bench_options(int argc, char **argv)
 
     if (B.target < 0 || B.mode < 0 || B.slo < 0) {
         bench_usage(2);
+    }
+
+    if (B.offline
+        && (B.mode != BENCH_MODE_PAIR || B.target != BENCH_TARGET_CHAT))
+    {
+        bench_die("--offline-receivers: --mode pair --target chat only");
     }
 
     if (B.procs < 1 || B.procs > BENCH_MAX_PROCS || B.naddrs < 1
@@ -932,7 +948,7 @@ bench_user_sends(uint32_t g)
     switch (B.mode) {
 
     case BENCH_MODE_PAIR:
-        return 1;
+        return !B.offline || g % 2 == 0;
 
     case BENCH_MODE_FANOUT:
         return g == 0;
@@ -1012,10 +1028,11 @@ bench_child_setup(void)
         }
 
         if (!(B.target == BENCH_TARGET_NCHAN && B.mode == BENCH_MODE_FANOUT
-              && g == 0))
+              && g == 0)
+            && !(B.offline && g % 2))
         {
             /* everyone has a socket of its own, but nchan's fan-out
-             * sender, which only publishes */
+             * sender, which only publishes, and offline receivers */
             c = &B.conn[B.nconn];
             c->user = i;
             c->role = BENCH_RX;
@@ -2170,7 +2187,8 @@ bench_step_start(const bench_cmd_t *cmd)
         }
 
     } else {
-        share = (double) B.nsenders / (double) B.users;
+        share = (double) B.nsenders
+                / (double) (B.offline ? B.users / 2 : B.users);
     }
 
     B.interval = (rate > 0 && share > 0 && B.nsenders > 0)
@@ -2842,7 +2860,7 @@ bench_run_step(int *cmd_w, int *res_r, uint32_t step, double rate,
     secs = (double) cmd.duration / 1e9;
     sent_rate = (double) st->sent_measured / secs;
 
-    expected = st->sent;
+    expected = B.offline ? 0 : st->sent;
     if (B.mode == BENCH_MODE_FANOUT) {
         expected = st->sent * B.receivers;
     }
