@@ -298,6 +298,8 @@ chat_push_batch_reset(chat_consume_batch_t *cb)
     b->retried = 0;
     b->p50 = 0;
     b->p99 = 0;
+    b->resolve_ms = 0;
+    b->send_ms = 0;
 }
 
 
@@ -397,6 +399,7 @@ chat_push_record(chat_consume_t *c, chat_consume_batch_t *cb,
 static chat_pg_rc_e
 chat_push_write(chat_consume_lane_t *l, chat_consume_batch_t *cb)
 {
+    int64_t             t;
     chat_pg_rc_e        rc;
     chat_push_lane_t   *pl;
     chat_push_batch_t  *b = cb->data;
@@ -407,6 +410,8 @@ chat_push_write(chat_consume_lane_t *l, chat_consume_batch_t *cb)
 
     pl = &chat_push_lanes[l->index];
 
+    t = chat_worker_now();
+
     if (!b->resolved) {
         rc = chat_push_resolve(l, pl, b);
         if (rc != CHAT_PG_OK) {
@@ -414,12 +419,16 @@ chat_push_write(chat_consume_lane_t *l, chat_consume_batch_t *cb)
         }
 
         b->resolved = 1;
+        b->resolve_ms = chat_worker_now() - t;
+        t = chat_worker_now();
     }
 
     if (chat_push_send(&pl->sender, b->jobp, b->njobs) != 0) {
         snprintf(l->pg_error, sizeof(l->pg_error), "sending stopped");
         return CHAT_PG_RETRY;
     }
+
+    b->send_ms += chat_worker_now() - t;
 
     b->retried += pl->sender.retried;
 
@@ -637,8 +646,9 @@ chat_push_logged(chat_consume_lane_t *l, chat_consume_batch_t *cb,
             || j->state == CHAT_PUSH_JOB_INVALID)
         {
             chat_log(CHAT_LOG_INFO, "dropped", "user=%lld message=%s "
-                     "platform=%d reason=%s", (long long) j->note.user_id,
-                     j->note.message_id, j->note.platform,
+                     "platform=%s reason=%s", (long long) j->note.user_id,
+                     j->note.message_id,
+                     chat_push_platform_name(j->note.platform),
                      chat_log_quote(j->state == CHAT_PUSH_JOB_INVALID
                                     ? "the provider says the token is gone"
                                     : j->reason, q, sizeof(q)));
@@ -650,10 +660,12 @@ chat_push_logged(chat_consume_lane_t *l, chat_consume_batch_t *cb,
              "notifications=%d sent=%d failed=%d retried=%d dropped=%d "
              "invalid=%d dlq=%d old=%d latency_p50_ms=%lld "
              "latency_p99_ms=%lld "
-             "attempts=%d ms=%lld commit=%s offsets=%s", l->tag, why,
+             "resolve_ms=%lld send_ms=%lld attempts=%d ms=%lld commit=%s "
+             "offsets=%s", l->tag, why,
              cb->nrecs, b->nmsgs, b->recipients, b->online, b->njobs,
              b->sent, b->dead, b->retried, b->dropped, b->invalid, b->ndlq,
-             b->nold, (long long) b->p50, (long long) b->p99, cb->attempts,
+             b->nold, (long long) b->p50, (long long) b->p99,
+             (long long) b->resolve_ms, (long long) b->send_ms, cb->attempts,
              (long long) cb->write_ms, commit,
              chat_kafka_parts(cb->offsets, parts, sizeof(parts)));
 

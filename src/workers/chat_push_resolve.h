@@ -79,6 +79,8 @@ typedef struct {
     int                     retried;
     int64_t                 p50;
     int64_t                 p99;
+    int64_t                 resolve_ms;     /* steps 1 to 4 */
+    int64_t                 send_ms;
 } chat_push_batch_t;
 
 

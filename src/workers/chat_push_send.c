@@ -77,7 +77,7 @@ chat_push_sender_free(chat_push_sender_t *s)
 int
 chat_push_send(chat_push_sender_t *s, chat_push_job_t **jobs, int n)
 {
-    int               i, pending, running, left, timeout;
+    int               i, pending, running, left, timeout, finished;
     char              q[256];
     int64_t           now, next;
     CURLMsg          *msg;
@@ -129,10 +129,18 @@ chat_push_send(chat_push_sender_t *s, chat_push_job_t **jobs, int n)
 
         (void) curl_multi_perform(s->multi, &running);
 
+        finished = 0;
+
         while ((msg = curl_multi_info_read(s->multi, &left)) != NULL) {
             if (msg->msg == CURLMSG_DONE) {
                 chat_push_done(s, msg->easy_handle, msg->data.result);
+                finished++;
             }
+        }
+
+        if (finished) {
+            /* slots are free, or everything is done: no wait */
+            continue;
         }
 
         now = chat_worker_now();
@@ -207,7 +215,9 @@ chat_push_start(chat_push_sender_t *s, chat_push_job_t *j, int64_t now)
     (void) curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     (void) curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     (void) curl_easy_setopt(e, CURLOPT_HTTP_VERSION, version);
-    (void) curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    /* HTTP/2 (APNs): a new stream on the connection, not a new one */
+    (void) curl_easy_setopt(e, CURLOPT_PIPEWAIT,
+                            (long) (version != CURL_HTTP_VERSION_NONE));
     (void) curl_easy_setopt(e, CURLOPT_USERAGENT, "ngx_chat-push/1");
     (void) curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, chat_push_body_cb);
     (void) curl_easy_setopt(e, CURLOPT_WRITEDATA, j);
