@@ -73,6 +73,7 @@ static chat_pg_rc_e chat_push_remove(chat_consume_lane_t *l,
     chat_push_batch_t *b);
 static void chat_push_letters(chat_consume_lane_t *l, chat_push_batch_t *b);
 static void chat_push_figures(chat_push_batch_t *b);
+static int chat_push_stop(void *data);
 static int chat_push_i64_cmp(const void *one, const void *two);
 
 
@@ -423,7 +424,9 @@ chat_push_write(chat_consume_lane_t *l, chat_consume_batch_t *cb)
         t = chat_worker_now();
     }
 
-    if (chat_push_send(&pl->sender, b->jobp, b->njobs) != 0) {
+    if (chat_push_send(&pl->sender, b->jobp, b->njobs, chat_push_stop, l)
+        != 0)
+    {
         snprintf(l->pg_error, sizeof(l->pg_error), "sending stopped");
         return CHAT_PG_RETRY;
     }
@@ -441,6 +444,30 @@ chat_push_write(chat_consume_lane_t *l, chat_consume_batch_t *cb)
     chat_push_figures(b);
 
     return CHAT_PG_OK;
+}
+
+
+/*
+ * The sender gives up what is in flight on a stop now, or when the loop's
+ * deadline for this batch passed (a drain's end, a revoke): the batch is
+ * then not committed, and read again.
+ */
+
+static int
+chat_push_stop(void *data)
+{
+    int64_t               deadline;
+    chat_consume_lane_t  *l = data;
+
+    if (chat_worker_stop >= 2 || l->c->k.fatal) {
+        return 1;
+    }
+
+    pthread_mutex_lock(&l->lock);
+    deadline = l->job_deadline;
+    pthread_mutex_unlock(&l->lock);
+
+    return deadline && chat_worker_now() >= deadline;
 }
 
 

@@ -75,7 +75,8 @@ chat_push_sender_free(chat_push_sender_t *s)
 
 
 int
-chat_push_send(chat_push_sender_t *s, chat_push_job_t **jobs, int n)
+chat_push_send(chat_push_sender_t *s, chat_push_job_t **jobs, int n,
+    int (*stop)(void *data), void *data)
 {
     int               i, pending, running, left, timeout, finished;
     char              q[256];
@@ -122,7 +123,7 @@ chat_push_send(chat_push_sender_t *s, chat_push_job_t **jobs, int n)
             return 0;
         }
 
-        if (chat_worker_stop >= 2) {
+        if (stop(data)) {
             chat_push_abort(s, jobs, n);
             return -1;
         }

@@ -97,10 +97,12 @@ void chat_push_sender_free(chat_push_sender_t *s);
 
 /*
  * Sends jobs[0..n-1] that are not final yet until every one is: 0, or -1
- * when a stop now was asked for (chat_worker_stop >= 2) or out of memory
- * (the jobs not final then are sent again by the next call).
+ * when stop(data) says so (asked every round: a stop now, a drain's end)
+ * or out of memory (the jobs not final then are sent again by the next
+ * call).
  */
-int chat_push_send(chat_push_sender_t *s, chat_push_job_t **jobs, int n);
+int chat_push_send(chat_push_sender_t *s, chat_push_job_t **jobs, int n,
+    int (*stop)(void *data), void *data);
 
 /* the job's final state is one of SENT, INVALID, DEAD, DROPPED */
 #define chat_push_job_final(j)  ((j)->state >= CHAT_PUSH_JOB_SENT)
