@@ -162,6 +162,10 @@ chat_worker_usage(FILE *out)
 "            tokens the provider calls invalid removed, what keeps\n"
 "            failing to --push-dlq-topic; offsets committed after\n"
 "            (docs/PUSH.md)\n"
+"  index     consume chat.messages, write the search index\n"
+"            (message_search: the body as a tsvector, an e2e message's\n"
+"            search_tokens instead) in batches (one statement each),\n"
+"            commit Kafka offsets after it\n"
 "  lag       print the committed offsets of --group against the end of\n"
 "            each partition of the message and receipt topics, and exit\n"
 "\n"
@@ -173,7 +177,7 @@ chat_worker_usage(FILE *out)
 "                         is visible to every user)\n"
 "  --group NAME           consumer group (default chat-persist;\n"
 "                         presence: chat-presence;\n"
-"                         push: chat-push)\n"
+"                         push: chat-push; index: chat-index)\n"
 "  --messages-topic T     default chat.messages\n"
 "  --receipts-topic T     default chat.receipts\n"
 "  --presence-topic T     default chat.presence\n"
@@ -272,7 +276,7 @@ main(int argc, char **argv)
 
     if (strcmp(role, "persist") != 0 && strcmp(role, "presence") != 0
         && strcmp(role, "cleanup") != 0 && strcmp(role, "lag") != 0
-        && strcmp(role, "push") != 0)
+        && strcmp(role, "push") != 0 && strcmp(role, "index") != 0)
     {
         fprintf(stderr, CHAT_WORKER_NAME ": unknown role \"%s\"\n\n"
                 "Try '" CHAT_WORKER_NAME " --help' for more information.\n",
@@ -337,6 +341,9 @@ main(int argc, char **argv)
     } else if (strcmp(role, "push") == 0) {
         rc = chat_push_main(&conf);
 
+    } else if (strcmp(role, "index") == 0) {
+        rc = chat_index_main(&conf);
+
     } else {
         rc = chat_lag_main(&conf);
     }
@@ -360,6 +367,7 @@ chat_worker_defaults(chat_worker_conf_t *conf, const char *role)
     conf->brokers = strdup("127.0.0.1:9092");
     conf->group = strdup(strcmp(role, "presence") == 0 ? "chat-presence"
                          : strcmp(role, "push") == 0 ? "chat-push"
+                         : strcmp(role, "index") == 0 ? "chat-index"
                          : "chat-persist");
     conf->topic_messages = strdup("chat.messages");
     conf->topic_receipts = strdup("chat.receipts");

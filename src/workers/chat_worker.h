@@ -4,7 +4,7 @@
  *
  * chat-worker: the daemons beside nginx, one binary with roles
  * ("chat-worker persist", "chat-worker presence", "chat-worker cleanup",
- * "chat-worker push", "chat-worker lag").
+ * "chat-worker push", "chat-worker index", "chat-worker lag").
  * Blocking libpq and librdkafka calls are fine here: nothing else shares
  * the thread.
  */
@@ -127,6 +127,7 @@ int chat_lag_main(chat_worker_conf_t *conf);
 int chat_presence_main(chat_worker_conf_t *conf);
 int chat_cleanup_main(chat_worker_conf_t *conf);
 int chat_push_main(chat_worker_conf_t *conf);
+int chat_index_main(chat_worker_conf_t *conf);
 
 
 #endif /* _CHAT_WORKER_H_INCLUDED_ */
