@@ -7,6 +7,11 @@
 # and chat.dlq gets nothing.  The valid sends around them (a media id, a
 # body of exactly 16 KiB in ASCII and in two-byte UTF-8) are acked, stored
 # and read back from GET /v1/messages with seq 1, 2, 3, ... without a gap.
+# Then "search_tokens" (issue #17): acked with "e2e":true and 1 to 64
+# base64url strings of 16 to 64 characters, carried by the chat.messages
+# record as sent, left out of the recipient's frame; refused with
+# bad_request without e2e, with 65 tokens, a 15-character or padded token,
+# or a string instead of an array.
 
 use strict;
 use warnings;
