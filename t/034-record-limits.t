@@ -7,6 +7,11 @@
 # and chat.dlq gets nothing.  The valid sends around them (a media id, a
 # body of exactly 16 KiB in ASCII and in two-byte UTF-8) are acked, stored
 # and read back from GET /v1/messages with seq 1, 2, 3, ... without a gap.
+# Then "search_tokens" (issue #17): acked with "e2e":true and 1 to 64
+# base64url strings of 16 to 64 characters, carried by the chat.messages
+# record as sent, left out of the recipient's frame; refused with
+# bad_request without e2e, with 65 tokens, a 15-character or padded token,
+# or a string instead of an array.
 
 use strict;
 use warnings;
@@ -167,6 +172,85 @@ ok($hist[2]{e2e}, '... e2e kept');
 is_deeply([map { "$_->{seq}:$_->{client_id}:" . ($_->{media} // '') }
            @{ $page->{messages} // [] }], ["1:cok-$run:M-$run"],
           'history with cat: the one acked message');
+
+# --- search tokens of an e2e message (issue #17) -----------------------------------
+#
+# Acked only with "e2e":true and 1 to 64 base64url strings of 16 to 64
+# characters; the chat.messages record carries them as sent (a duplicate
+# too), the recipient's message frame does not.
+
+my @tokens = ('AZaz09_-0123456789abcd', '0123456789abcdef',
+              'AZaz09_-0123456789abcd', 'x' x 64);
+my $TOK_E2E = '"search_tokens" needs "e2e":true';
+my $TOK_ERR = '"search_tokens" must be 1 to 64 strings of 16 to 64 '
+              . 'base64url characters';
+my @tsends = (
+    ["tok-$run", { e2e => JSON::PP::true, search_tokens => \@tokens },
+     undef],
+    ["tnoe2e-$run", { search_tokens => [$tokens[0]] }, $TOK_E2E],
+    ["tfalse-$run", { e2e => JSON::PP::false,
+                      search_tokens => [$tokens[0]] }, $TOK_E2E],
+    ["t65-$run", { e2e => JSON::PP::true,
+                   search_tokens => [map { sprintf 'tok_%012d-xyz', $_ }
+                                     1 .. 65] }, $TOK_ERR],
+    ["tshort-$run", { e2e => JSON::PP::true,
+                      search_tokens => ['0123456789abcde'] }, $TOK_ERR],
+    ["tpad-$run", { e2e => JSON::PP::true,
+                    search_tokens => ['0123456789abcdef='] }, $TOK_ERR],
+    ["tstr-$run", { e2e => JSON::PP::true, search_tokens => $tokens[0] },
+     $TOK_ERR],
+);
+for my $s (@tsends) {
+    $wa->send_text($Json->encode({ type => 'send', to => $B,
+                                   client_id => $s->[0],
+                                   body => 'b3BhcXVl', %{ $s->[1] } }));
+}
+my %tans;
+$deadline = time + 30;
+while (keys %tans < @tsends && time < $deadline) {
+    my $t = $wa->read_text(5) // last;
+    my $f = eval { $Json->decode($t) } or next;
+    $tans{ $f->{client_id} // '' } //= $f;
+}
+while (defined(my $t = $wa->read_text(1))) {
+    my $f = eval { $Json->decode($t) } or next;
+    $tans{"extra $f->{type}"} = $f;
+}
+is_deeply([sort keys %tans], [sort map { $_->[0] } @tsends],
+          'search tokens: one answer per send, nothing more');
+my $tack = $tans{"tok-$run"} // {};
+ok(($tack->{type} // '') eq 'ack' && $tack->{id},
+   'e2e with search tokens: acked') or diag explain $tack;
+for my $s (grep { defined $_->[2] } @tsends) {
+    my $f = $tans{$s->[0]} // {};
+    is_deeply([@$f{qw(type code message)}], ['error', 'bad_request', $s->[2]],
+              "$s->[0]: an error frame bad_request, not an ack")
+        or diag explain $f;
+}
+
+my $tlive;
+$deadline = time + 10;
+while (!$tlive && time < $deadline) {
+    my $t = $wb->read_text(2) // next;
+    my $f = eval { $Json->decode($t) } or next;
+    $tlive = $f if ($f->{client_id} // '') eq "tok-$run";
+}
+ok($tlive && $tlive->{e2e} && $tlive->{id} eq ($tack->{id} // ''),
+   'bob got the e2e message') or diag explain $tlive;
+ok($tlive && !exists $tlive->{search_tokens},
+   '... without the sender\'s search tokens') or diag explain $tlive;
+
+my @trec = map { $Json->decode($_) }
+           grep { /"client_id":"t[a-z0-9]*-\Q$run\E"/ }
+           ChatPersist::consume('chat.messages', '%s\n');
+is_deeply([map { $_->{client_id} } @trec], ["tok-$run"],
+          'chat.messages: only the acked one of them');
+is_deeply($trec[0]{search_tokens}, \@tokens,
+          '... with its search tokens as sent, in order, after "e2e"')
+    or diag explain $trec[0];
+ok(ChatPersist::wait_caught_up(90), 'the worker persisted it');
+@dlq = grep { /\Q$run\E/ } ChatPersist::consume('chat.dlq', '%s\t%h\n');
+is_deeply(\@dlq, [], '... and chat.dlq got nothing');
 
 $_->close for $wa, $wb, $wc;
 

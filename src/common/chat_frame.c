@@ -26,6 +26,8 @@ chat_frame_message(json_t *msg)
 
     if (frame == NULL
         || json_object_update(frame, msg) != 0
+        || (json_object_get(frame, "search_tokens") != NULL
+            && json_object_del(frame, "search_tokens") != 0)
         || json_object_set_new(frame, "status", json_string("sent")) != 0)
     {
         json_decref(frame);

@@ -25,7 +25,9 @@
 /*
  * {"type":"message",<the members of msg, in its order>,"status":"sent"}:
  * msg is a message's record as chat_record_message_new() builds it (id
- * and seq set) or as the history has it.
+ * and seq set) or as the history has it.  But for "search_tokens": the
+ * sender's blind-index terms are for the search index only, never for
+ * the other members (who could match them to words they read).
  */
 char *chat_frame_message(json_t *msg);
 

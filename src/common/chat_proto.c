@@ -186,6 +186,9 @@ chat_proto_send(chat_proto_msg_t *m, const char **message)
         return -1;
     }
 
+    /* the blind-index terms of an e2e message, by chat_record_check() */
+    m->search_tokens = json_object_get(m->json, "search_tokens");
+
     chat_proto_record(m, 0, &r);
 
     *message = chat_record_check(&r);
@@ -208,6 +211,7 @@ chat_proto_record(const chat_proto_msg_t *m, int64_t from,
     r->media = m->media;
     r->media_len = m->media_len;
     r->e2e = m->e2e;
+    r->search_tokens = m->search_tokens;
 }
 
 

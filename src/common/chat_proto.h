@@ -13,11 +13,14 @@
  *              has
  *   send       "to" a user id or "group" a group id, not both;
  *              "client_id" and "body" strings, "e2e" true or false and
- *              "media" a string, if given; then the contents by
+ *              "media" a string, if given, "search_tokens" any JSON
+ *              (judged whole by chat_record_check()); then the contents by
  *              chat_record_check() (chat_record.h), which the consumer
  *              of chat.messages applies too: "client_id" 1 to
  *              CHAT_PROTO_CLIENT_ID_MAX bytes, "body" at most
- *              CHAT_PROTO_BODY_MAX bytes, "media" a media id
+ *              CHAT_PROTO_BODY_MAX bytes, "media" a media id,
+ *              "search_tokens" only with "e2e":true, 1 to 64 strings of
+ *              16 to 64 base64url characters
  *   receipt    "id" a string of 1 to CHAT_PROTO_ID_MAX bytes, or "ids"
  *              an array of 1 to CHAT_PROTO_IDS_MAX such strings, all
  *              different (not both); "status" "delivered" or "read"
@@ -91,6 +94,7 @@ typedef struct {
     const char         *media;             /* NULL when absent */
     size_t              media_len;
     int                 e2e;               /* -1 absent, 0 false, 1 true */
+    const json_t       *search_tokens;     /* NULL when absent; checked */
 
     /*
      * receipt: the ids it is about, nids of them, in the input's order;

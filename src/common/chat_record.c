@@ -19,6 +19,7 @@
 
 static int chat_record_check_text(const char *s, size_t len, size_t min,
     size_t max);
+static int chat_record_check_tokens(const json_t *tokens);
 static int chat_record_message(json_t *v, const char *key, size_t key_len,
     chat_record_t *rec, char *err, size_t errlen);
 static int chat_record_receipt(json_t *v, const char *key, size_t key_len,
@@ -114,7 +115,69 @@ chat_record_check(const chat_record_msg_t *m)
         return "\"media\" must be a media id";
     }
 
+    if (m->search_tokens != NULL) {
+        if (m->e2e != 1) {
+            return "\"search_tokens\" needs \"e2e\":true";
+        }
+
+        if (chat_record_check_tokens(m->search_tokens) != 0) {
+            return "\"search_tokens\" must be 1 to 64 strings of 16 to 64 "
+                   "base64url characters";
+        }
+    }
+
     return NULL;
+}
+
+
+/* an array of 1..64 strings of 16..64 base64url characters, no padding */
+
+static int
+chat_record_check_tokens(const json_t *tokens)
+{
+    unsigned     c;
+    size_t       i, j, n, len;
+    const char  *s;
+    json_t      *v;
+
+    if (!json_is_array(tokens)) {
+        return -1;
+    }
+
+    n = json_array_size(tokens);
+
+    if (n == 0 || n > CHAT_RECORD_SEARCH_TOKENS) {
+        return -1;
+    }
+
+    for (i = 0; i < n; i++) {
+        v = json_array_get(tokens, i);
+
+        if (!json_is_string(v)) {
+            return -1;
+        }
+
+        s = json_string_value(v);
+        len = json_string_length(v);
+
+        if (len < CHAT_RECORD_SEARCH_TOKEN_MIN
+            || len > CHAT_RECORD_SEARCH_TOKEN_MAX)
+        {
+            return -1;
+        }
+
+        for (j = 0; j < len; j++) {
+            c = (unsigned char) s[j];
+
+            if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
+                  || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+            {
+                return -1;
+            }
+        }
+    }
+
+    return 0;
 }
 
 
@@ -139,7 +202,7 @@ json_t *
 chat_record_message_new(const chat_record_msg_t *m, int64_t ts,
     const char **message)
 {
-    json_t  *msg;
+    json_t  *msg, *tokens;
 
     *message = (m->from == 0) ? "\"from\" must be a user id"
                               : chat_record_check(m);
@@ -174,6 +237,18 @@ chat_record_message_new(const chat_record_msg_t *m, int64_t ts,
     {
         json_decref(msg);
         return NULL;
+    }
+
+    /* after "e2e"; a copy: m's JSON may go before the record does */
+    if (m->search_tokens != NULL) {
+        tokens = json_deep_copy(m->search_tokens);
+
+        if (tokens == NULL
+            || json_object_set_new(msg, "search_tokens", tokens) != 0)
+        {
+            json_decref(msg);
+            return NULL;
+        }
     }
 
     return msg;
@@ -242,7 +317,7 @@ chat_record_message(json_t *v, const char *key, size_t key_len,
     chat_record_t *rec, char *err, size_t errlen)
 {
     int                 rc;
-    json_t             *to, *group;
+    json_t             *to, *group, *tokens;
     const char         *message;
     chat_record_msg_t   m;
 
@@ -304,10 +379,17 @@ chat_record_message(json_t *v, const char *key, size_t key_len,
     m.media_len = rec->media_len;
     m.e2e = (rc == 0) ? rec->e2e : -1;
 
+    /* any JSON: chat_record_check() judges it */
+    tokens = json_object_get(v, "search_tokens");
+    m.search_tokens = tokens;
+
     message = chat_record_check(&m);
     if (message != NULL) {
         return chat_record_fail(err, errlen, "%s", message);
     }
+
+    rec->search_tokens = tokens;
+    rec->nsearch_tokens = tokens ? json_array_size(tokens) : 0;
 
     chat_record_conv(rec->conv, rec->from, rec->to, rec->group);
 

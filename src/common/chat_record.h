@@ -8,7 +8,8 @@
  *          first) or "g:<gid>"
  *   value  a compact JSON object:
  *          message  {"id","seq","from","to"|"group","body","client_id",
- *                    "ts","media"?,"e2e"?}  ("type":"message" optional)
+ *                    "ts","media"?,"e2e"?,"search_tokens"?}
+ *                   ("type":"message" optional)
  *          receipt  {"type":"receipt","id","conv","seq","from","by",
  *                    "status":"delivered"|"read","ts"}
  *
@@ -52,14 +53,26 @@
 #define CHAT_RECORD_MEDIA        CHAT_MEDIA_ID_MAX
 
 /*
+ * An e2e message's blind-index terms (docs/PROTOCOL.md, "Search over
+ * end-to-end encrypted messages"): up to 64 strings of 16 to 64 bytes of
+ * base64url without padding.
+ */
+#define CHAT_RECORD_SEARCH_TOKENS     64
+#define CHAT_RECORD_SEARCH_TOKEN_MIN  16
+#define CHAT_RECORD_SEARCH_TOKEN_MAX  64
+
+/*
  * The longest value of a message that chat_record_message_dump() can
  * write: each byte of body and client_id escaped at most 6 bytes long
- * ("\u001f"), a media id is never escaped, and the rest (names, ids,
- * seq, ts, e2e) takes less than 512 bytes.  Well under the Kafka
- * producer's message.max.bytes (1,000,000) and CHAT_RECORD_MAX_SIZE.
+ * ("\u001f"), a media id and search tokens are never escaped (each
+ * token takes its quotes and a comma more), and the rest (names, ids,
+ * seq, ts, e2e, "search_tokens":[]) takes less than 512 bytes.  Well
+ * under the Kafka producer's message.max.bytes (1,000,000) and
+ * CHAT_RECORD_MAX_SIZE.
  */
 #define CHAT_RECORD_MESSAGE_MAX                                               \
-    (6 * (CHAT_RECORD_BODY + CHAT_RECORD_CLIENT_ID) + CHAT_RECORD_MEDIA + 512)
+    (6 * (CHAT_RECORD_BODY + CHAT_RECORD_CLIENT_ID) + CHAT_RECORD_MEDIA      \
+     + CHAT_RECORD_SEARCH_TOKENS * (CHAT_RECORD_SEARCH_TOKEN_MAX + 3) + 512)
 
 
 /* 9999-12-31T23:59:59.999Z in ms */
@@ -91,6 +104,16 @@ typedef struct {
     size_t              media_len;
     int                 e2e;            /* 0 also when absent */
 
+    /*
+     * NULL: none; else a JSON array (in the parsed JSON) of
+     * nsearch_tokens strings, 1..CHAT_RECORD_SEARCH_TOKENS, each checked
+     * by chat_record_check(), in the sender's order, duplicates kept:
+     * json_string_value(json_array_get(rec->search_tokens, i)) for
+     * i < nsearch_tokens.  Only with e2e 1.
+     */
+    const json_t       *search_tokens;
+    size_t              nsearch_tokens;
+
     /* a receipt */
     int64_t             by;
     int                 read;           /* 1 "read", 0 "delivered" */
@@ -112,6 +135,7 @@ typedef struct {
     const char         *media;          /* NULL: none */
     size_t              media_len;
     int                 e2e;            /* -1 absent, 0 false, 1 true */
+    const json_t       *search_tokens;  /* NULL: none; any JSON else */
 } chat_record_msg_t;
 
 
@@ -133,6 +157,17 @@ typedef struct {
  *   e2e       -1, 0 or 1   "\"e2e\" must be true or false"
  *   media     none, or a media id: 1..CHAT_RECORD_MEDIA bytes of
  *             A-Z a-z 0-9 '-' '_'   "\"media\" must be a media id"
+ *   search_tokens
+ *             none, or only with e2e 1
+ *             "\"search_tokens\" needs \"e2e\":true"
+ *             and then a JSON array of 1..CHAT_RECORD_SEARCH_TOKENS
+ *             strings, each CHAT_RECORD_SEARCH_TOKEN_MIN..MAX bytes of
+ *             A-Z a-z 0-9 '-' '_' (base64url, no padding)
+ *             "\"search_tokens\" must be 1 to 64 strings of 16 to 64
+ *             base64url characters"
+ *             Duplicates are let through as sent: harmless to an index
+ *             that stores the terms as a set, and refusing them would
+ *             only tell the client what it already knows.
  *
  * in this order; the first failure is returned.
  */
@@ -141,7 +176,8 @@ const char *chat_record_check(const chat_record_msg_t *m);
 /*
  * The record of message m sent at ts (ms), as the gateway produces it:
  * {"id":"","seq":0,"from","to"|"group","body","client_id","ts","media"?,
- * "e2e"?}, id and seq to be filled by chat_record_message_dump().
+ * "e2e"?,"search_tokens"?}, id and seq to be filled by
+ * chat_record_message_dump(); the tokens are copied.
  * Returns a new reference, or NULL with *message set when
  * chat_record_check() refuses m or ts is negative (or NULL with *message
  * NULL when out of memory).

@@ -47,6 +47,9 @@ static const char  *chat_fuzz_field_errors[] = {
     "\"body\" must be a string of at most 16384 bytes",
     "\"e2e\" must be true or false",
     "\"media\" must be a media id",
+    "\"search_tokens\" needs \"e2e\":true",
+    "\"search_tokens\" must be 1 to 64 strings of 16 to 64 base64url "
+    "characters",
     "\"id\" must be a message id",
     "\"id\" and \"ids\" cannot both be given",
     "\"ids\" must be an array of message ids",
@@ -169,8 +172,18 @@ chat_fuzz_ok(chat_proto_msg_t *m)
         chat_fuzz_check((m->media == NULL)
                         == (json_object_get(m->json, "media") == NULL));
 
+        /* the JSON's own array, only with e2e */
+        v = json_object_get(m->json, "search_tokens");
+        chat_fuzz_check(m->search_tokens == v);
+        chat_fuzz_check(v == NULL
+                        || (m->e2e == 1 && json_is_array(v)
+                            && json_array_size(v) >= 1
+                            && json_array_size(v)
+                               <= CHAT_RECORD_SEARCH_TOKENS));
+
     } else {
         chat_fuzz_check(m->body == NULL && m->media == NULL);
+        chat_fuzz_check(m->search_tokens == NULL);
         chat_fuzz_check(m->e2e == -1);
     }
 
@@ -239,6 +252,7 @@ chat_fuzz_error(chat_proto_msg_t *m, const char *code, const char *message)
     chat_fuzz_check(m->type == 0 && m->to == 0 && m->group == 0);
     chat_fuzz_check(m->body == NULL && m->body_len == 0);
     chat_fuzz_check(m->media == NULL && m->media_len == 0);
+    chat_fuzz_check(m->search_tokens == NULL);
     chat_fuzz_check(m->id == NULL && m->id_len == 0 && m->nids == 0);
     chat_fuzz_check(m->e2e == -1 && m->read == 0);
 }
@@ -293,6 +307,10 @@ chat_fuzz_again(chat_proto_msg_t *m, int rc, const char *code,
                                               m->body, m->body_len));
         chat_fuzz_check(chat_fuzz_same_string(m2.media, m2.media_len,
                                               m->media, m->media_len));
+        chat_fuzz_check((m2.search_tokens == NULL)
+                        == (m->search_tokens == NULL));
+        chat_fuzz_check(m2.search_tokens == NULL
+                        || json_equal(m2.search_tokens, m->search_tokens));
         chat_fuzz_check(chat_fuzz_same_string(m2.id, m2.id_len,
                                               m->id, m->id_len));
     }

@@ -43,6 +43,9 @@ static const char  *chat_fuzz_check_errors[] = {
     "\"body\" must be a string of at most 16384 bytes",
     "\"e2e\" must be true or false",
     "\"media\" must be a media id",
+    "\"search_tokens\" needs \"e2e\":true",
+    "\"search_tokens\" must be 1 to 64 strings of 16 to 64 base64url "
+    "characters",
     NULL
 };
 
@@ -118,6 +121,12 @@ chat_fuzz_stored(const chat_record_msg_t *m, int64_t ts, int64_t seq)
     chat_fuzz_check(chat_fuzz_same(rec.media, rec.media_len, m->media,
                                    m->media_len));
     chat_fuzz_check(rec.e2e == (m->e2e == 1));
+    chat_fuzz_check((rec.search_tokens == NULL) == (m->search_tokens == NULL));
+    chat_fuzz_check(rec.search_tokens == NULL
+                    || (rec.e2e == 1
+                        && json_equal(rec.search_tokens, m->search_tokens)
+                        && rec.nsearch_tokens
+                           == json_array_size(rec.search_tokens)));
 
     json_decref(v);
     free(value);
@@ -263,6 +272,7 @@ chat_fuzz_record(const uint8_t *data, size_t size)
         m.media = rec.media;
         m.media_len = rec.media_len;
         m.e2e = rec.e2e;
+        m.search_tokens = rec.search_tokens;
 
         chat_fuzz_check(chat_record_check(&m) == NULL);
         chat_fuzz_stored(&m, rec.ts, rec.seq);

@@ -69,6 +69,29 @@ chat_test_message(void **state)
     free(rec);
     json_decref(msg);
 
+    /* an e2e message's search tokens stay in the record, not the frame */
+    m.e2e = 1;
+    m.search_tokens = json_pack("[s]", "AZaz09_-0123456789abcd");
+    assert_non_null(m.search_tokens);
+    msg = chat_record_message_new(&m, 1700000000123LL, &refused);
+    json_decref((json_t *) m.search_tokens);
+    assert_non_null(msg);
+    rec = chat_record_message_dump(msg, CHAT_TEST_ID, 8);
+    assert_non_null(rec);
+    assert_non_null(strstr(rec, "\"search_tokens\":["));
+
+    chat_test_is(chat_frame_message(msg),
+                 "{\"type\":\"message\",\"id\":\"" CHAT_TEST_ID "\","
+                 "\"seq\":8,\"from\":1,\"to\":2,"
+                 "\"body\":\"h\xc3\xa9 \\\"there\\\"\",\"client_id\":\"c1\","
+                 "\"ts\":1700000000123,\"e2e\":true,\"status\":\"sent\"}");
+
+    text = json_dumps(msg, JSON_COMPACT|JSON_PRESERVE_ORDER);
+    assert_string_equal(text, rec);
+    free(text);
+    free(rec);
+    json_decref(msg);
+
     /* a group message with media, as the history has it */
     msg = json_pack("{s:s, s:I, s:I, s:I, s:s, s:s, s:I, s:s, s:b}",
                     "id", CHAT_TEST_ID, "seq", (json_int_t) 3,

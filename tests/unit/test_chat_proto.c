@@ -39,6 +39,21 @@
 #define CHAT_TEST_BODY      "\"body\" must be a string of at most 16384 bytes"
 #define CHAT_TEST_E2E       "\"e2e\" must be true or false"
 #define CHAT_TEST_MEDIA     "\"media\" must be a media id"
+#define CHAT_TEST_TOK_E2E   "\"search_tokens\" needs \"e2e\":true"
+#define CHAT_TEST_TOKENS    "\"search_tokens\" must be 1 to 64 strings of " \
+                            "16 to 64 base64url characters"
+
+/* search tokens: 16, 22 (as clients make them), 64, 15 and 65 bytes */
+#define CHAT_TEST_T16       "\"0123456789abcdef\""
+#define CHAT_TEST_T22       "\"AZaz09_-0123456789abcd\""
+#define CHAT_TEST_T64       "\"0123456789abcdef0123456789abcdef"              \
+                            "0123456789abcdef0123456789ABCDEF\""
+#define CHAT_TEST_T15       "\"0123456789abcde\""
+#define CHAT_TEST_T65       "\"0123456789abcdef0123456789abcdef"              \
+                            "0123456789abcdef0123456789ABCDEFx\""
+#define CHAT_TEST_TOK(t)                                                      \
+    CHAT_TEST_SEND("\"to\":3,\"body\":\"x\",\"e2e\":true,"                  \
+                   "\"search_tokens\":" t)
 #define CHAT_TEST_ID        "\"id\" must be a message id"
 #define CHAT_TEST_STATUS    "\"status\" must be \"delivered\" or \"read\""
 #define CHAT_TEST_ID_IDS    "\"id\" and \"ids\" cannot both be given"
@@ -103,6 +118,7 @@ chat_test_decode(const char *text, size_t len, chat_proto_msg_t *m,
         assert_true(m->body == NULL && m->media == NULL && m->id == NULL);
         assert_int_equal(m->nids, 0);
         assert_int_equal(m->e2e, -1);
+        assert_null(m->search_tokens);
         return rc;
     }
 
@@ -469,6 +485,131 @@ chat_test_send_valid(void **state)
     chat_proto_free(&m);
     memset(&m, 0, sizeof(m));
     chat_proto_free(&m);
+}
+
+
+/* "search_tokens": only with e2e, 1..64 base64url strings of 16..64 */
+static void
+chat_test_send_tokens(void **state)
+{
+    char               *text, *p;
+    size_t              i, len;
+    json_t             *v;
+    const char         *code, *message;
+    chat_proto_msg_t    m;
+    chat_record_msg_t   r;
+
+    static const chat_test_case_t  cases[] = {
+        CHAT_TEST_OK(CHAT_TEST_TOK("[" CHAT_TEST_T16 "]")),
+        CHAT_TEST_OK(CHAT_TEST_TOK("[" CHAT_TEST_T64 "," CHAT_TEST_T64 "]")),
+        CHAT_TEST_CID_ERR(CHAT_TEST_SEND("\"to\":3,\"body\":\"x\","
+                                         "\"search_tokens\":["
+                                         CHAT_TEST_T22 "]"),
+                          CHAT_TEST_BAD, CHAT_TEST_TOK_E2E, "c1"),
+        CHAT_TEST_CID_ERR(CHAT_TEST_SEND("\"to\":3,\"body\":\"x\","
+                                         "\"e2e\":false,\"search_tokens\":["
+                                         CHAT_TEST_T22 "]"),
+                          CHAT_TEST_BAD, CHAT_TEST_TOK_E2E, "c1"),
+        CHAT_TEST_CID_ERR(CHAT_TEST_TOK("[]"), CHAT_TEST_BAD,
+                          CHAT_TEST_TOKENS, "c1"),
+        CHAT_TEST_CID_ERR(CHAT_TEST_TOK("[" CHAT_TEST_T15 "]"),
+                          CHAT_TEST_BAD, CHAT_TEST_TOKENS, "c1"),
+        CHAT_TEST_CID_ERR(CHAT_TEST_TOK("[" CHAT_TEST_T22 ","
+                                        CHAT_TEST_T65 "]"),
+                          CHAT_TEST_BAD, CHAT_TEST_TOKENS, "c1"),
+        CHAT_TEST_CID_ERR(CHAT_TEST_TOK("[\"0123456789abcdef=\"]"),
+                          CHAT_TEST_BAD, CHAT_TEST_TOKENS, "c1"),
+        CHAT_TEST_CID_ERR(CHAT_TEST_TOK("[\"0123456789abcde+\"]"),
+                          CHAT_TEST_BAD, CHAT_TEST_TOKENS, "c1"),
+        CHAT_TEST_CID_ERR(CHAT_TEST_TOK("[\"0123456789abcde\\u00e9\"]"),
+                          CHAT_TEST_BAD, CHAT_TEST_TOKENS, "c1"),
+        CHAT_TEST_CID_ERR(CHAT_TEST_TOK(CHAT_TEST_T22), CHAT_TEST_BAD,
+                          CHAT_TEST_TOKENS, "c1"),
+        CHAT_TEST_CID_ERR(CHAT_TEST_TOK("{\"a\":" CHAT_TEST_T22 "}"),
+                          CHAT_TEST_BAD, CHAT_TEST_TOKENS, "c1"),
+        CHAT_TEST_CID_ERR(CHAT_TEST_TOK("null"), CHAT_TEST_BAD,
+                          CHAT_TEST_TOKENS, "c1"),
+        CHAT_TEST_CID_ERR(CHAT_TEST_TOK("[1]"), CHAT_TEST_BAD,
+                          CHAT_TEST_TOKENS, "c1"),
+        CHAT_TEST_CID_ERR(CHAT_TEST_TOK("[" CHAT_TEST_T22 ",null]"),
+                          CHAT_TEST_BAD, CHAT_TEST_TOKENS, "c1"),
+        CHAT_TEST_CID_ERR(CHAT_TEST_TOK("[[" CHAT_TEST_T22 "]]"),
+                          CHAT_TEST_BAD, CHAT_TEST_TOKENS, "c1"),
+        /* the checks before it come first */
+        CHAT_TEST_CID_ERR(CHAT_TEST_SEND("\"to\":3,\"body\":\"x\","
+                                         "\"media\":\"\",\"e2e\":true,"
+                                         "\"search_tokens\":[]"),
+                          CHAT_TEST_BAD, CHAT_TEST_MEDIA, "c1"),
+    };
+
+    (void) state;
+
+    chat_test_table(cases, sizeof(cases) / sizeof(cases[0]));
+
+    /* the JSON's own array, in order, duplicates kept, to the record */
+    chat_test_ok(CHAT_TEST_TOK("[" CHAT_TEST_T22 "," CHAT_TEST_T16 ","
+                               CHAT_TEST_T22 "]"), &m);
+    assert_int_equal(m.e2e, 1);
+    assert_non_null(m.search_tokens);
+    assert_ptr_equal(m.search_tokens,
+                     json_object_get(m.json, "search_tokens"));
+    assert_int_equal(json_array_size(m.search_tokens), 3);
+    assert_string_equal(json_string_value(json_array_get(m.search_tokens,
+                                                         0)),
+                        "AZaz09_-0123456789abcd");
+    assert_string_equal(json_string_value(json_array_get(m.search_tokens,
+                                                         1)),
+                        "0123456789abcdef");
+    chat_proto_record(&m, 5, &r);
+    assert_ptr_equal(r.search_tokens, m.search_tokens);
+    assert_null(chat_record_check(&r));
+    chat_proto_free(&m);
+
+    chat_test_ok(CHAT_TEST_SEND("\"to\":3,\"body\":\"x\",\"e2e\":true"),
+                 &m);
+    assert_null(m.search_tokens);
+    chat_proto_record(&m, 5, &r);
+    assert_null(r.search_tokens);
+    chat_proto_free(&m);
+
+    /* other types leave it NULL */
+    chat_test_ok("{\"type\":\"ping\",\"e2e\":true,\"search_tokens\":["
+                 CHAT_TEST_T22 "]}", &m);
+    assert_null(m.search_tokens);
+    chat_proto_free(&m);
+
+    /* 64 tokens pass, 65 do not */
+    text = malloc(4096 + 32 * 65);
+    assert_non_null(text);
+
+    for (len = 64; len <= 65; len++) {
+        p = text + sprintf(text, "{\"type\":\"send\",\"client_id\":\"c1\","
+                           "\"to\":3,\"body\":\"x\",\"e2e\":true,"
+                           "\"search_tokens\":[");
+
+        for (i = 0; i < len; i++) {
+            p += sprintf(p, "%s\"tok_%012zu-xyz\"", i ? "," : "", i);
+        }
+
+        p += sprintf(p, "]}");
+
+        if (len == 64) {
+            chat_test_ok(text, &m);
+            v = (json_t *) m.search_tokens;
+            assert_int_equal(json_array_size(v), 64);
+            assert_string_equal(json_string_value(json_array_get(v, 63)),
+                                "tok_000000000063-xyz");
+
+        } else {
+            assert_int_equal(chat_test_decode(text, p - text, &m, &code,
+                                              &message), -1);
+            assert_string_equal(message, CHAT_TEST_TOKENS);
+        }
+
+        chat_proto_free(&m);
+    }
+
+    free(text);
 }
 
 
@@ -1013,6 +1154,7 @@ main(void)
         cmocka_unit_test(chat_test_ping_sync),
         cmocka_unit_test(chat_test_send_valid),
         cmocka_unit_test(chat_test_send_errors),
+        cmocka_unit_test(chat_test_send_tokens),
         cmocka_unit_test(chat_test_limits),
         cmocka_unit_test(chat_test_receipt),
         cmocka_unit_test(chat_test_receipt_ids),

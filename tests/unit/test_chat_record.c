@@ -138,6 +138,15 @@ chat_test_receipt(void **state)
 #define CHAT_TEST_65                                                          \
     "0123456789012345678901234567890123456789012345678901234567890123" "4"
 
+#define CHAT_TEST_TOK_E2E                                                     \
+    "\"search_tokens\" needs \"e2e\":true"
+#define CHAT_TEST_TOKENS                                                      \
+    "\"search_tokens\" must be 1 to 64 strings of 16 to 64 base64url "      \
+    "characters"
+#define CHAT_TEST_T22  "\"AZaz09_-0123456789abcd\""
+#define CHAT_TEST_TOK(t)                                                      \
+    CHAT_TEST_MSG(CHAT_TEST_OK_MSG ",\"e2e\":true,\"search_tokens\":" t)
+
 #define CHAT_TEST_RCPT(members)                                               \
     "{\"type\":\"receipt\",\"id\":\"" CHAT_TEST_ID "\"," members "}"
 
@@ -193,6 +202,20 @@ static const chat_test_bad_t  chat_test_bad[] = {
       "\"media\" must be a string" },
     { "d:1:2", CHAT_TEST_MSG(CHAT_TEST_OK_MSG ",\"e2e\":1"),
       "\"e2e\" must be true or false" },
+    { "d:1:2", CHAT_TEST_MSG(CHAT_TEST_OK_MSG ",\"search_tokens\":["
+                             CHAT_TEST_T22 "]"), CHAT_TEST_TOK_E2E },
+    { "d:1:2", CHAT_TEST_MSG(CHAT_TEST_OK_MSG ",\"e2e\":false,"
+                             "\"search_tokens\":[" CHAT_TEST_T22 "]"),
+      CHAT_TEST_TOK_E2E },
+    { "d:1:2", CHAT_TEST_TOK("[]"), CHAT_TEST_TOKENS },
+    { "d:1:2", CHAT_TEST_TOK("[\"0123456789abcde\"]"), CHAT_TEST_TOKENS },
+    { "d:1:2", CHAT_TEST_TOK("[\"" CHAT_TEST_65 "\"]"), CHAT_TEST_TOKENS },
+    { "d:1:2", CHAT_TEST_TOK("[\"0123456789abcdef=\"]"), CHAT_TEST_TOKENS },
+    { "d:1:2", CHAT_TEST_TOK("[\"0123456789abcdef.\"]"), CHAT_TEST_TOKENS },
+    { "d:1:2", CHAT_TEST_TOK(CHAT_TEST_T22), CHAT_TEST_TOKENS },
+    { "d:1:2", CHAT_TEST_TOK("{}"), CHAT_TEST_TOKENS },
+    { "d:1:2", CHAT_TEST_TOK("[" CHAT_TEST_T22 ",7]"), CHAT_TEST_TOKENS },
+    { "d:1:2", CHAT_TEST_TOK("[null]"), CHAT_TEST_TOKENS },
     { NULL, CHAT_TEST_MSG(CHAT_TEST_OK_MSG), "no key" },
     { "d:2:1", CHAT_TEST_MSG(CHAT_TEST_OK_MSG), "key is not" },
     { "d:1:3", CHAT_TEST_MSG(CHAT_TEST_OK_MSG), "key is not" },
@@ -375,6 +398,104 @@ chat_test_presence(void **state)
 }
 
 
+/*
+ * search_tokens: what the gateway writes (after "e2e", in the sender's
+ * order, duplicates kept), the worker reads back; 64 pass, 65 do not.
+ */
+static void
+chat_test_tokens(void **state)
+{
+    char               *text, err[128], tok[32];
+    size_t              i;
+    json_t             *in, *msg, *v;
+    const char         *message;
+    chat_record_t       rec;
+    chat_record_msg_t   m;
+
+    (void) state;
+
+    in = json_pack("[s, s, s]", "AZaz09_-0123456789abcd",
+                   "0123456789abcdef", "AZaz09_-0123456789abcd");
+    assert_non_null(in);
+
+    memset(&m, 0, sizeof(m));
+    m.from = 12;
+    m.to = 7;
+    m.body = "b3BhcXVl";
+    m.body_len = 8;
+    m.client_id = "c-1";
+    m.client_id_len = 3;
+    m.e2e = 1;
+    m.search_tokens = in;
+
+    msg = chat_record_message_new(&m, 1764346000000LL, &message);
+    assert_non_null(msg);
+    assert_null(message);
+
+    /* a copy: the frame's JSON may go first */
+    assert_ptr_not_equal(json_object_get(msg, "search_tokens"), in);
+    json_decref(in);
+    m.search_tokens = NULL;
+
+    text = chat_record_message_dump(msg, CHAT_TEST_ID, 3);
+    json_decref(msg);
+    assert_non_null(text);
+    assert_string_equal(text,
+                        "{\"id\":\"" CHAT_TEST_ID "\",\"seq\":3,\"from\":12,"
+                        "\"to\":7,\"body\":\"b3BhcXVl\",\"client_id\":\"c-1\","
+                        "\"ts\":1764346000000,\"e2e\":true,"
+                        "\"search_tokens\":[\"AZaz09_-0123456789abcd\","
+                        "\"0123456789abcdef\",\"AZaz09_-0123456789abcd\"]}");
+    assert_true(strlen(text) <= CHAT_RECORD_MESSAGE_MAX);
+
+    v = chat_test_parse("d:7:12", text, &rec, err);
+    assert_non_null(v);
+    assert_int_equal(rec.e2e, 1);
+    assert_non_null(rec.search_tokens);
+    assert_int_equal(rec.nsearch_tokens, 3);
+    assert_ptr_equal(rec.search_tokens, json_object_get(v, "search_tokens"));
+    assert_string_equal(json_string_value(json_array_get(rec.search_tokens,
+                                                         1)),
+                        "0123456789abcdef");
+    assert_string_equal(json_string_value(json_array_get(rec.search_tokens,
+                                                         2)),
+                        "AZaz09_-0123456789abcd");
+    json_decref(v);
+    free(text);
+
+    /* without: NULL and 0 */
+    v = chat_test_parse("d:1:2", CHAT_TEST_MSG(CHAT_TEST_OK_MSG
+                                               ",\"e2e\":true"), &rec, err);
+    assert_non_null(v);
+    assert_null(rec.search_tokens);
+    assert_int_equal(rec.nsearch_tokens, 0);
+    json_decref(v);
+
+    /* the encoder refuses what the check refuses */
+    m.search_tokens = json_array();
+    assert_non_null(m.search_tokens);
+    assert_null(chat_record_message_new(&m, 1, &message));
+    assert_string_equal(message, CHAT_TEST_TOKENS);
+
+    for (i = 0; i < CHAT_RECORD_SEARCH_TOKENS + 1; i++) {
+        snprintf(tok, sizeof(tok), "tok_%012zu-xyz", i);
+        assert_int_equal(json_array_append_new((json_t *) m.search_tokens,
+                                               json_string(tok)), 0);
+
+        if (i == CHAT_RECORD_SEARCH_TOKENS - 1) {
+            assert_null(chat_record_check(&m));
+        }
+    }
+
+    assert_string_equal(chat_record_check(&m), CHAT_TEST_TOKENS);
+
+    m.e2e = -1;
+    assert_string_equal(chat_record_check(&m), CHAT_TEST_TOK_E2E);
+
+    json_decref((json_t *) m.search_tokens);
+}
+
+
 /* the gateway's receipt and presence records, read back by the workers */
 static void
 chat_test_dumps(void **state)
@@ -461,6 +582,7 @@ main(void)
         cmocka_unit_test(chat_test_large),
         cmocka_unit_test(chat_test_presence),
         cmocka_unit_test(chat_test_dumps),
+        cmocka_unit_test(chat_test_tokens),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

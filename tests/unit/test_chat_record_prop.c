@@ -502,6 +502,7 @@ chat_test_direct(void **state)
         m.media = ((r >> 40) % 2 == 0) ? NULL : media;
 
         m.e2e = (int) ((r >> 42) % 5) - 2;
+        m.search_tokens = NULL;
 
         message = chat_record_check(&m);
 
@@ -535,12 +536,23 @@ chat_test_direct(void **state)
 static void
 chat_test_edges(void **state)
 {
-    char                *body, *value;
-    json_t              *msg;
+    char                *body, *value, token[CHAT_RECORD_SEARCH_TOKEN_MAX];
+    size_t               i;
+    json_t              *msg, *tokens;
     const char          *message;
     chat_record_msg_t    m;
 
     (void) state;
+
+    /* the most search tokens, each the longest: part of the bound too */
+    tokens = json_array();
+    assert_non_null(tokens);
+    memset(token, '_', sizeof(token));
+
+    for (i = 0; i < CHAT_RECORD_SEARCH_TOKENS; i++) {
+        assert_int_equal(json_array_append_new(tokens,
+                             json_stringn(token, sizeof(token))), 0);
+    }
 
     body = malloc(CHAT_RECORD_BODY + 1);
     assert_non_null(body);
@@ -556,6 +568,7 @@ chat_test_edges(void **state)
     m.media = "m";
     m.media_len = 1;
     m.e2e = 1;
+    m.search_tokens = tokens;
 
     /* every byte escaped: the longest value, still within the bound */
     assert_null(chat_record_check(&m));
@@ -564,10 +577,12 @@ chat_test_edges(void **state)
     value = chat_record_message_dump(msg, "01KB3FJ6WW0010000000000001",
                                      INT64_MAX);
     assert_non_null(value);
-    assert_true(strlen(value) > 6 * CHAT_RECORD_BODY);
+    assert_true(strlen(value) > 6 * CHAT_RECORD_BODY
+                + CHAT_RECORD_SEARCH_TOKENS * CHAT_RECORD_SEARCH_TOKEN_MAX);
     assert_true(strlen(value) <= CHAT_RECORD_MESSAGE_MAX);
     free(value);
     json_decref(msg);
+    m.search_tokens = NULL;
 
     m.body_len = CHAT_RECORD_BODY + 1;
     assert_string_equal(chat_record_check(&m),
@@ -622,6 +637,7 @@ chat_test_edges(void **state)
     assert_non_null(message);
 
     free(body);
+    json_decref(tokens);
 }
 
 
