@@ -142,6 +142,18 @@ is(sql("SELECT id FROM message_search WHERE tokens @> ARRAY[:'t']::text[]",
        t => $tokens[1]), $eid, 'a token finds it');
 
 
+# ... and through the gateway: the tokens a client sends reach the index
+my @gt = map { substr("gw${_}_$run" . ('y' x 22), 0, 22) } qw(A B C);
+my $ge = send_msg($wa, to => $B, body => 'Y2lwaGVydGV4dA', e2e => JSON::PP::true,
+                  search_tokens => \@gt);
+ok($ge && $ge->{id}, 'an e2e send with search_tokens is acked');
+ok(ChatTest::wait_until(sub {
+       sql("SELECT array_to_string(tokens, ',') FROM message_search "
+           . "WHERE id = :'id' AND doc IS NULL", id => $ge->{id})
+       eq join(',', @gt) }, timeout => 5),
+   '... and indexed by its tokens only');
+
+
 # --- 4. twice, and an unreadable record ----------------------------------------
 
 ChatPersist::produce('chat.messages', $erec, ['d:1:2', 'not a record']);
