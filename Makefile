@@ -223,7 +223,7 @@ clean:
 #   push    the push providers' answers, the OAuth2 token answer, previews
 #           and Retry-After (chat_push_wire.c)
 
-FUZZ_TARGETS := ws proto record json jwt image push
+FUZZ_TARGETS := ws proto record json jwt image push query
 FUZZ_SECONDS ?= 60
 FUZZ_EACH     = $(shell n=$(words $(FUZZ_TARGETS)); \
                         echo $$(( ($(FUZZ_SECONDS) + n - 1) / n )))
@@ -238,6 +238,7 @@ FUZZ_LEN_json    := 8192
 FUZZ_LEN_jwt     := 4096
 FUZZ_LEN_image   := 65536
 FUZZ_LEN_push    := 20480
+FUZZ_LEN_query   := 4096
 FUZZ_DICT_proto  := tests/fuzz/proto.dict
 FUZZ_DICT_record := tests/fuzz/record.dict
 FUZZ_DICT_json   := tests/fuzz/proto.dict
@@ -253,6 +254,9 @@ FUZZ_SRCS_json   := src/common/chat_json.c src/common/chat_utf8.c
 FUZZ_SRCS_jwt    := src/common/chat_jwt.c src/common/chat_json.c \
                     src/common/chat_utf8.c src/common/chat_base64.c
 FUZZ_SRCS_image  := src/common/chat_image.c
+FUZZ_SRCS_query  := src/common/chat_search_query.c src/common/chat_query.c \
+                    src/common/chat_json.c src/common/chat_utf8.c \
+                    src/common/chat_base64.c src/common/chat_hex.c
 FUZZ_SRCS_push   := src/common/chat_push_wire.c src/common/chat_json.c \
                     src/common/chat_utf8.c src/common/chat_base64.c \
                     src/common/chat_sigv4.c src/common/chat_hex.c

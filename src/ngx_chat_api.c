@@ -23,6 +23,7 @@
 #include "ngx_chat_api_keys.h"
 #include "ngx_chat_api_messages.h"
 #include "ngx_chat_api_receipts.h"
+#include "ngx_chat_api_search.h"
 #include "ngx_chat_api_media.h"
 
 
@@ -56,6 +57,7 @@ static const ngx_chat_api_route_t  ngx_chat_api_routes[] = {
     { NGX_HTTP_DELETE, "/v1/devices/*", 1, 0, ngx_chat_api_device_delete },
     { NGX_HTTP_GET, "/v1/messages", 1, 0, ngx_chat_api_messages },
     { NGX_HTTP_GET, "/v1/messages/*/receipts", 1, 0, ngx_chat_api_receipts },
+    { NGX_HTTP_GET, "/v1/search", 1, 0, ngx_chat_api_search },
     { NGX_HTTP_POST, "/v1/media", 1, NGX_CHAT_API_BODY_RAW,
       ngx_chat_api_media_upload },
     /* by token or by signed URL: the handler decides */

@@ -735,7 +735,7 @@ my @nf = (404, 'not_found', 'no such resource');
   ['me', 'GET /v1/groups/1/members'],
   # later work (CONTRACT.md): not there yet
   ['me', 'GET /v1/messages/1'], ['me', 'GET /v1/ws'],
-  ['me', 'GET /v1/search?q=hi']),
+  ['me', 'GET /v1/search/1']),
 ]
 --- no_error_log
 [alert]
@@ -769,6 +769,7 @@ my @na = (405, 'method_not_allowed', 'this method is not allowed here');
   'POST /v1/me', 'PUT /v1/me', 'DELETE /v1/me', 'PATCH /v1/me',
   'OPTIONS /v1/me', 'BREW /v1/me',
   'POST /v1/friends', 'DELETE /v1/friends',
+  'POST /v1/search', 'DELETE /v1/search',
   'GET /v1/friends/1', 'POST /v1/friends/1',
   'GET /v1/groups', 'PUT /v1/groups',
   'POST /v1/groups/1', 'DELETE /v1/groups/1',

@@ -138,6 +138,14 @@ my @MATRIX = (
       undef, {},
       [ 200, $F, $F, $F, $F, @NOT, $U ] ],
 
+    # search (issue #17): everyone signed in searches, and finds only
+    # what is theirs (t/055); bad input is a 400 for everyone signed in
+    [ 'GET /v1/search', 'GET /v1/search?q=matrix', undef, {},
+      [ (200) x 5, @NOT, $U ] ],
+
+    [ 'GET /v1/search', 'GET /v1/search?q=', undef, {},
+      [ ('400 bad_request') x 5, @NOT, $U ] ],
+
     # -- the group: members see it, admins change it ---------------------
     [ 'GET /v1/groups/#', 'GET /v1/groups/{gid}', undef, {},
       [ 200, $F, 200, 200, $F, @NOT, $U ] ],

@@ -11,8 +11,7 @@
 #include "chat_query.h"
 
 
-/* longer names or values cannot be one of ours (or a valid number) */
-#define CHAT_QUERY_NAME_MAX   16
+/* longer values cannot be a valid number */
 #define CHAT_QUERY_VALUE_MAX  32
 
 
@@ -21,6 +20,10 @@ typedef struct {
     const char  *invalid;
     const char  *twice;
 } chat_query_param_t;
+
+
+static int chat_history_query_param(void *data, int which,
+    const char *value, size_t len);
 
 
 static const chat_query_param_t  chat_query_params[] = {
@@ -33,83 +36,29 @@ static const chat_query_param_t  chat_query_params[] = {
 };
 
 
-static int chat_query_decode(const char *s, size_t len, char *out,
-    size_t size, size_t *olen);
-
-
 int
 chat_history_query_parse(const char *args, size_t len,
     chat_history_query_t *q, const char **err)
 {
-    char         name[CHAT_QUERY_NAME_MAX + 1], value[CHAT_QUERY_VALUE_MAX];
-    size_t       nlen, vlen, i;
-    uint64_t     v, *slot[4];
-    unsigned     seen;
-    const char  *p, *end, *amp, *eq, *next;
+    int          which, twice;
+    char         value[CHAT_QUERY_VALUE_MAX];
+    const char  *names[5];
 
     memset(q, 0, sizeof(chat_history_query_t));
 
-    slot[0] = &q->with;
-    slot[1] = &q->group;
-    slot[2] = &q->before;
-    slot[3] = NULL;
-    seen = 0;
+    for (which = 0; which < 4; which++) {
+        names[which] = chat_query_params[which].name;
+    }
 
-    p = args;
-    end = args ? args + len : NULL;
+    names[4] = NULL;
 
-    while (p && p < end) {
-        amp = memchr(p, '&', end - p);
-        amp = amp ? amp : end;
-        eq = memchr(p, '=', amp - p);
-        eq = eq ? eq : amp;
-        next = amp < end ? amp + 1 : NULL;
-
-        if (chat_query_decode(p, eq - p, name, sizeof(name) - 1, &nlen) != 0)
-        {
-            /* not one of our names */
-            p = next;
-            continue;
-        }
-
-        name[nlen] = '\0';
-
-        for (i = 0; chat_query_params[i].name; i++) {
-            if (strcmp(name, chat_query_params[i].name) == 0) {
-                break;
-            }
-        }
-
-        if (chat_query_params[i].name == NULL) {
-            p = next;
-            continue;
-        }
-
-        if (seen & (1u << i)) {
-            *err = chat_query_params[i].twice;
-            return -1;
-        }
-
-        seen |= 1u << i;
-
-        if (eq == amp
-            || chat_query_decode(eq + 1, amp - eq - 1, value, sizeof(value),
-                                 &vlen) != 0
-            || chat_json_parse_id(value, vlen, &v) != 0
-            || (slot[i] == NULL && v > CHAT_HISTORY_LIMIT_MAX))
-        {
-            *err = chat_query_params[i].invalid;
-            return -1;
-        }
-
-        if (slot[i]) {
-            *slot[i] = v;
-
-        } else {
-            q->limit = (unsigned) v;
-        }
-
-        p = next;
+    if (chat_query_walk(args, len, names, value, sizeof(value),
+                        chat_history_query_param, q, &which, &twice)
+        != 0)
+    {
+        *err = twice ? chat_query_params[which].twice
+                     : chat_query_params[which].invalid;
+        return -1;
     }
 
     if (q->with && q->group) {
@@ -130,10 +79,109 @@ chat_history_query_parse(const char *args, size_t len,
 }
 
 
-/* -1: a bad escape, or longer than size */
-
 static int
-chat_query_decode(const char *s, size_t len, char *out, size_t size,
+chat_history_query_param(void *data, int which, const char *value,
+    size_t len)
+{
+    uint64_t               v;
+    chat_history_query_t  *q = data;
+
+    if (chat_json_parse_id(value, len, &v) != 0) {
+        return -1;
+    }
+
+    switch (which) {
+    case 0:
+        q->with = v;
+        break;
+    case 1:
+        q->group = v;
+        break;
+    case 2:
+        q->before = v;
+        break;
+    default:
+        if (v > CHAT_HISTORY_LIMIT_MAX) {
+            return -1;
+        }
+
+        q->limit = (unsigned) v;
+        break;
+    }
+
+    return 0;
+}
+
+
+int
+chat_query_walk(const char *args, size_t len, const char *const *names,
+    char *value, size_t size, chat_query_param_pt param, void *data,
+    int *which, int *twice)
+{
+    int          i;
+    char         name[CHAT_QUERY_NAME_MAX + 1];
+    size_t       nlen, vlen;
+    uint32_t     seen;
+    const char  *p, *end, *amp, *eq, *next;
+
+    seen = 0;
+    p = args;
+    end = args ? args + len : NULL;
+
+    while (p && p < end) {
+        amp = memchr(p, '&', end - p);
+        amp = amp ? amp : end;
+        eq = memchr(p, '=', amp - p);
+        eq = eq ? eq : amp;
+        next = amp < end ? amp + 1 : NULL;
+
+        if (chat_query_unescape(p, eq - p, name, sizeof(name) - 1, &nlen)
+            != 0)
+        {
+            /* not one of our names */
+            p = next;
+            continue;
+        }
+
+        name[nlen] = '\0';
+
+        for (i = 0; names[i]; i++) {
+            if (strcmp(name, names[i]) == 0) {
+                break;
+            }
+        }
+
+        if (names[i] == NULL) {
+            p = next;
+            continue;
+        }
+
+        *which = i;
+        *twice = (seen & (1u << i)) != 0;
+
+        if (*twice) {
+            return -1;
+        }
+
+        seen |= 1u << i;
+
+        if (eq == amp
+            || chat_query_unescape(eq + 1, amp - eq - 1, value, size, &vlen)
+               != 0
+            || param(data, i, value, vlen) != 0)
+        {
+            return -1;
+        }
+
+        p = next;
+    }
+
+    return 0;
+}
+
+
+int
+chat_query_unescape(const char *s, size_t len, char *out, size_t size,
     size_t *olen)
 {
     int     hi, lo;
