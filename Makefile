@@ -141,7 +141,7 @@ $(B)/asan/chat-kafka-broker: src/tools/chat_kafka_broker.c
 $(B)/chat-bench-produce: src/tools/chat_bench_produce.c src/common/chat_id.c \
                          src/common/chat_id.h
 	@mkdir -p $(B)
-	$(CC) $(CHAT_CFLAGS) -o $@ $< src/common/chat_id.c -lrdkafka
+	$(CC) $(CHAT_CFLAGS) -o $@ $< src/common/chat_id.c -lrdkafka -lm
 
 # the worker daemons: src/workers/ and the shared code, no nginx headers
 $(B)/chat-worker: $(WORKER_SRCS) $(WORKER_HDRS) $(COMMON_SRCS) $(COMMON_HDRS)

@@ -20,6 +20,7 @@
 
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,12 +43,14 @@ typedef struct {
     long          count;
     long          convs;
     long          body_size;
+    long          words;
     long          max_lag;
     int64_t       user_base;
 } chat_bp_conf_t;
 
 
 static void chat_bp_usage(FILE *out);
+static void chat_bp_words(char *body, long size, long words, uint64_t seed);
 static int64_t chat_bp_now(void);
 static int64_t chat_bp_lag(rd_kafka_t *rk, rd_kafka_t *gk, const char *topic);
 static void chat_bp_dr(rd_kafka_t *rk, const rd_kafka_message_t *m,
@@ -68,6 +71,9 @@ chat_bp_usage(FILE *out)
 "  --topic T             default chat.messages\n"
 "  --conversations N     one-to-one conversations, round robin (10000)\n"
 "  --body-size N         bytes of each body (100)\n"
+"  --words N             bodies of words w0..w<N-1> (log-uniform: w0 the\n"
+"                        most frequent), not one word repeated; for the\n"
+"                        search index's bench (0: off)\n"
 "  --user-base N         first user id (default: from the clock, so that\n"
 "                        runs do not share conversations)\n"
 "  --group G --max-lag N wait while group G is more than N records behind\n"
@@ -99,6 +105,7 @@ main(int argc, char **argv)
         { "topic",         required_argument, NULL, 't' },
         { "conversations", required_argument, NULL, 'c' },
         { "body-size",     required_argument, NULL, 's' },
+        { "words",         required_argument, NULL, 'w' },
         { "user-base",     required_argument, NULL, 'u' },
         { "group",         required_argument, NULL, 'g' },
         { "max-lag",       required_argument, NULL, 'l' },
@@ -124,6 +131,7 @@ main(int argc, char **argv)
         case 't': conf.topic = optarg; break;
         case 'c': conf.convs = atol(optarg); break;
         case 's': conf.body_size = atol(optarg); break;
+        case 'w': conf.words = atol(optarg); break;
         case 'u': conf.user_base = atoll(optarg); break;
         case 'g': conf.group = optarg; break;
         case 'l': conf.max_lag = atol(optarg); break;
@@ -134,7 +142,8 @@ main(int argc, char **argv)
 
     if (conf.brokers == NULL || conf.count <= 0 || conf.convs <= 0
         || conf.convs > 500000 || conf.body_size < 0
-        || conf.body_size > 65536 || conf.user_base <= 0)
+        || conf.body_size > 65536 || conf.user_base <= 0
+        || conf.words < 0 || conf.words > 1000000)
     {
         chat_bp_usage(stderr);
         return 2;
@@ -209,6 +218,10 @@ main(int argc, char **argv)
 
                 rd_kafka_poll(rk, 50);
             }
+        }
+
+        if (conf.words) {
+            chat_bp_words(body, conf.body_size, conf.words, (uint64_t) i);
         }
 
         conv = i % conf.convs;
@@ -351,4 +364,42 @@ chat_bp_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     if (m->err) {
         chat_bp_failed++;
     }
+}
+
+
+/*
+ * size bytes of words "w<k>" separated by spaces, k log-uniform in
+ * 0..words-1 (k = words^u - 1, u uniform: a few words are frequent, most
+ * are rare, as in text), the same for the same seed
+ */
+
+static void
+chat_bp_words(char *body, long size, long words, uint64_t seed)
+{
+    int       n;
+    long      k, len;
+    double    u;
+    uint64_t  x;
+
+    x = seed * 0x9e3779b97f4a7c15ULL + 0x632be59bd9b4e019ULL;
+    len = 0;
+
+    while (len < size) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        u = (double) (x >> 11) / 9007199254740992.0;    /* 2^53 */
+        k = (long) pow((double) words, u) - 1;
+        k = k < 0 ? 0 : (k >= words ? words - 1 : k);
+
+        n = snprintf(body + len, size - len + 1, "%sw%ld", len ? " " : "",
+                     k);
+        if (n <= 0 || len + n > size) {
+            break;
+        }
+
+        len += n;
+    }
+
+    body[len] = '\0';
 }
