@@ -30,7 +30,7 @@
 -- can use an index for.
 CREATE FUNCTION chat_search_hits(me bigint, tsq tsquery, toks text[])
 RETURNS TABLE (conv text, seq bigint, ts bigint, rank real)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE ROWS 50 AS $$
 BEGIN
     IF tsq IS NOT NULL THEN
         RETURN QUERY
@@ -84,9 +84,12 @@ BEGIN
         FROM cfg, chat_search_hits($1, cfg.tsq, $3) h
     ),
     page AS (
-        SELECT h.*, m
+        -- each hit's stored message by its key (LATERAL: an index
+        -- lookup per hit, never a scan of messages)
+        SELECT h.*, x.m
         FROM hits h
-        JOIN messages m ON m.conv = h.conv AND m.seq = h.seq
+        CROSS JOIN LATERAL (SELECT m FROM messages m
+                            WHERE m.conv = h.conv AND m.seq = h.seq) x
         WHERE $5 IS NULL
            OR (h.rank, h.ts, h.conv, h.seq) < ($5, $6, $7, $8)
         ORDER BY h.rank DESC, h.ts DESC, h.conv DESC, h.seq DESC
