@@ -135,22 +135,7 @@ sub log_since {
     return scalar(<$in>) // '';
 }
 
-sub lag {
-    local $ENV{KAFKA_BROKERS} = ChatPersist::brokers();
-    my @out = `$ChatTest::Root/build/chat-worker lag --group chat-push 2>&1`;
-    # the role reads chat.messages only (lag lists chat.receipts too)
-    my ($lag, $parts) = (0, 0);
-    for (@out) {
-        next unless /^topic=chat\.messages partition=\d+ .*lag=(\d+)/;
-        $lag += $1;
-        $parts++;
-    }
-    return $parts ? $lag : -1;
-}
-sub caught_up {
-    ChatTest::wait_until(sub { lag() == 0 }, timeout => $_[0] // 60,
-                         interval => 0.3);
-}
+sub caught_up { ChatPersist::messages_caught_up('chat-push', @_) }
 
 sub worker_restart {
     my (%env) = @_;

@@ -37,21 +37,7 @@ my $port = ChatTest::port();
 
 sub sql { ChatPersist::sql(@_) }
 
-sub lag {
-    local $ENV{KAFKA_BROKERS} = ChatPersist::brokers();
-    my @out = `$ChatTest::Root/build/chat-worker lag --group chat-index 2>&1`;
-    my ($lag, $parts) = (0, 0);
-    for (@out) {
-        next unless /^topic=chat\.messages partition=\d+ .*lag=(\d+)/;
-        $lag += $1;
-        $parts++;
-    }
-    return $parts ? $lag : -1;
-}
-sub caught_up {
-    ChatTest::wait_until(sub { lag() == 0 }, timeout => $_[0] // 60,
-                         interval => 0.3);
-}
+sub caught_up { ChatPersist::messages_caught_up('chat-index', @_) }
 
 ChatTest::stack_svc('index', 'start');
 ok(caught_up(90), 'the index worker runs and has caught up');

@@ -318,9 +318,9 @@ chat_push_done(chat_push_sender_t *s, CURL *easy, CURLcode result)
 
     j = NULL;
     (void) curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &j);
-    (void) curl_multi_remove_handle(s->multi, easy);
 
     if (j == NULL) {
+        (void) curl_multi_remove_handle(s->multi, easy);
         curl_easy_cleanup(easy);
         return;
     }

@@ -151,6 +151,28 @@ sub lag {
     return (defined $total ? $total : -1, \%parts);
 }
 
+# the lag of a consumer group that reads chat.messages only (push,
+# index): chat-worker lag lists chat.receipts too; -1 when it says nothing
+sub messages_lag {
+    my ($group) = @_;
+    local $ENV{KAFKA_BROKERS} = brokers();
+    my @out = `$ChatTest::Root/build/chat-worker lag --group $group 2>&1`;
+    my ($lag, $parts) = (0, 0);
+    for (@out) {
+        next unless /^topic=chat\.messages partition=\d+ .*lag=(\d+)/;
+        $lag += $1;
+        $parts++;
+    }
+    return $parts ? $lag : -1;
+}
+
+# waits until such a group committed everything the broker holds
+sub messages_caught_up {
+    my ($group, $timeout) = @_;
+    return ChatTest::wait_until(sub { messages_lag($group) == 0 },
+                                timeout => $timeout // 60, interval => 0.3);
+}
+
 # waits until the worker committed everything the broker holds
 sub wait_caught_up {
     my ($timeout) = @_;
