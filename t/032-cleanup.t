@@ -12,6 +12,9 @@
 #     a receipt parked before its message stays until the message comes,
 #     then that message goes; parked receipts older than --pending-ttl go;
 #     GET /v1/messages shows what is left; bodies never reach the log;
+#   - the search index: a row of a message deleted before it was indexed
+#     goes after --search-grace, the rows of stored messages and of
+#     messages not stored yet stay;
 #   - --ttl: old undelivered messages go, new ones stay;
 #   - two instances at once delete each message once, and all of them;
 #   - the daemon from scripts/stack (CHAT_RETENTION=ephemeral): a message
@@ -119,6 +122,7 @@ for my $case (
     [['--retention', 'ephemeral', '--interval', '0s'], qr/"interval" wants a duration .*from 1s/],
     [['--retention', 'ephemeral', '--pending-ttl', '5'], qr/"pending-ttl" wants a duration/],
     [['--retention', 'ephemeral', '--batch-size', '0'], qr/"batch-size" wants a number from 1/],
+    [['--retention', 'ephemeral', '--search-grace', '10'], qr/"search-grace" wants a duration/],
     [['--retention', 'ephemeral', '--bogus'], qr/unknown option "--bogus"/],
 ) {
     my ($args, $re) = @$case;
@@ -313,6 +317,63 @@ is(count("SELECT chat_seq_top(:'c')", c => $conv_cd), 1,
    '... so a counter set from PostgreSQL goes on after it');
 is(count("SELECT chat_seq_top(:'c')", c => $conv_ab), 6,
    'chat_seq_top of a conversation with messages: its newest seq');
+
+
+# --- 4b. the search index's orphans (sql/0014) ----------------------------------------
+#
+# rows as chat-worker index writes them, put there by hand: the index
+# worker is not part of this suite
+
+sub index_row {
+    my ($conv, $seq, $age_s, %to) = @_;
+    ChatPersist::sql("INSERT INTO message_search (conv, seq, id, sender, "
+        . "recipient, ts, doc, indexed_at) VALUES (:'c', :'s', :'id', "
+        . ":'from', :'to', 0, to_tsvector('simple', 'orphan words'), "
+        . "now() - (:'age')::int * interval '1 second') ON CONFLICT DO NOTHING",
+        c => $conv, s => $seq, id => ChatPersist::new_id(),
+        from => $to{from}, to => $to{to}, age => $age_s);
+}
+
+sub indexed {
+    my ($conv) = @_;
+    return ChatPersist::sql("SELECT coalesce(string_agg(seq::text, ',' "
+                            . "ORDER BY seq), '') FROM message_search "
+                            . "WHERE conv = :'c'", c => $conv);
+}
+
+ChatPersist::sql("DELETE FROM message_search WHERE conv IN "
+                 . "(:'a', :'b', :'c')", a => $conv_cd, b => $conv_ab,
+                 c => $conv_ad);
+# deleted (the floor is 1), indexed an hour ago: an orphan
+index_row($conv_cd, 1, 3600, from => $uid{cid}, to => $uid{dan});
+# deleted (the floor is 3), indexed just now: within the grace
+index_row($conv_ab, 2, 0, from => $uid{ann}, to => $uid{ben});
+# stored: not an orphan, however old
+index_row($conv_ab, 5, 3600, from => $uid{ann}, to => $uid{ben});
+# not stored, above the floor (no floor): not stored yet, kept
+index_row($conv_ad, 2, 3600, from => $uid{ann}, to => $uid{dan});
+
+($rc, $out) = cleanup('--retention', 'ephemeral', '--once',
+                      '--batch-size', 2);
+is($rc, 0, 'a pass with orphans in the index: exit 0') or diag $out;
+cmp_ok(pass_sums($out)->{search} // 0, '>=', 1, '... it counts them');
+is(indexed($conv_cd), '', '... the row of a deleted message, indexed an '
+                          . 'hour ago, is gone');
+is(indexed($conv_ab), '2,5', '... one indexed just now (--search-grace '
+                             . '10m) and one of a stored message stay');
+is(indexed($conv_ad), '2', '... and one above its conversation\'s floor '
+                           . '(not stored yet) stays');
+like($out, qr/event=started .*search_grace_s=600 /,
+     '... the grace in the start line');
+
+($rc, $out) = cleanup('--retention', 'ephemeral', '--once',
+                      '--search-grace', '0s');
+is($rc, 0, '--search-grace 0s: exit 0');
+is(indexed($conv_ab), '5', '... the new orphan goes too, the stored '
+                           . 'message\'s row stays');
+is(indexed($conv_ad), '2', '... the row above the floor still stays');
+ChatPersist::sql("DELETE FROM message_search WHERE conv = :'c'",
+                 c => $conv_ad);
 
 
 # --- 5. --ttl ---------------------------------------------------------------------------

@@ -22,7 +22,13 @@
  *     SELECT chat_cleanup_pending(max_age, lim)
  *
  * until it deletes fewer than --batch-size parked receipts older than
- * --pending-ttl; then, with --media-path, in transactions of its own
+ * --pending-ttl; then, window by window over the search index,
+ *
+ *     SELECT * FROM chat_cleanup_search(after_conv, after_seq, lim, grace)
+ *
+ * (sql/0014_search_cleanup.sql: the rows the index worker wrote for
+ * messages this role had deleted already, indexed more than
+ * --search-grace ago); then, with --media-path, in transactions of its own
  *
  *     SELECT sha256, type FROM chat_cleanup_media(grace, lim)
  *
@@ -59,6 +65,10 @@
     "SELECT scanned, delivered, expired, delivery_rows, last_conv, "          \
     "last_seq FROM chat_cleanup_messages($1, $2, $3, $4)"
 
+#define CHAT_CLEANUP_SEARCH_SQL                                               \
+    "SELECT scanned, deleted, last_conv, last_seq "                           \
+    "FROM chat_cleanup_search($1, $2, $3, $4)"
+
 #define CHAT_CLEANUP_PENDING_SQL                                              \
     "SELECT chat_cleanup_pending($1, $2)"
 
@@ -77,6 +87,7 @@ typedef struct {
     int64_t                 expired;
     int64_t                 delivery_rows;
     int64_t                 pending;
+    int64_t                 search;         /* orphans of the index */
     int64_t                 media;          /* contents and their files */
     int64_t                 transactions;
 } chat_cleanup_counts_t;
@@ -107,12 +118,17 @@ typedef void (*chat_cleanup_row_pt)(chat_cleanup_t *c, PGresult *r,
 static int chat_cleanup_pass(chat_cleanup_t *c);
 static chat_pg_rc_e chat_cleanup_window(chat_cleanup_t *c, int *more);
 static chat_pg_rc_e chat_cleanup_pending(chat_cleanup_t *c, int *more);
+static chat_pg_rc_e chat_cleanup_search(chat_cleanup_t *c, int *more);
 static chat_pg_rc_e chat_cleanup_media(chat_cleanup_t *c, int *more);
 static int chat_cleanup_unlink(chat_cleanup_t *c, const char *sha256,
     const char *type);
 static void chat_cleanup_window_row(chat_cleanup_t *c, PGresult *r,
     int *more);
 static void chat_cleanup_pending_row(chat_cleanup_t *c, PGresult *r,
+    int *more);
+static void chat_cleanup_search_row(chat_cleanup_t *c, PGresult *r,
+    int *more);
+static void chat_cleanup_cursor(chat_cleanup_t *c, PGresult *r, int col,
     int *more);
 static chat_pg_rc_e chat_cleanup_exec(chat_cleanup_t *c, const char *sql,
     int n, const char **params, chat_cleanup_row_pt row, int *more);
@@ -150,10 +166,11 @@ chat_cleanup_main(chat_worker_conf_t *conf)
 
     chat_log(CHAT_LOG_INFO, "started", "retention=ephemeral ttl_s=%lld "
              "pending_ttl_s=%lld interval_ms=%lld batch_size=%d once=%d "
-             "media=%s media_grace_s=%lld",
+             "search_grace_s=%lld media=%s media_grace_s=%lld",
              (long long) (conf->ttl / 1000),
              (long long) (conf->pending_ttl / 1000),
              (long long) conf->interval, conf->batch_size, conf->once,
+             (long long) (conf->search_grace / 1000),
              c.s3 ? "s3" : conf->media_path ? "on" : "off",
              (long long) (conf->media_grace / 1000));
 
@@ -176,18 +193,20 @@ chat_cleanup_main(chat_worker_conf_t *conf)
     chat_s3_close(c.s3);
 
     chat_log(CHAT_LOG_INFO, "stopped", "passes=%lld delivered=%lld "
-             "expired=%lld delivery_rows=%lld pending=%lld media=%lld "
-             "exit=%d",
+             "expired=%lld delivery_rows=%lld pending=%lld search=%lld "
+             "media=%lld exit=%d",
              (long long) c.passes, (long long) c.total.delivered,
              (long long) c.total.expired, (long long) c.total.delivery_rows,
-             (long long) c.total.pending, (long long) c.total.media, rc);
+             (long long) c.total.pending, (long long) c.total.search,
+             (long long) c.total.media, rc);
 
     return rc;
 }
 
 
 /*
- * One pass: the windows of messages, then the parked receipts.  0, or 1
+ * One pass: the windows of messages, the parked receipts, the windows of
+ * the search index, the images.  0, or 1
  * when --once gives up after a failure.
  */
 
@@ -231,6 +250,21 @@ chat_cleanup_pass(chat_cleanup_t *c)
         }
     }
 
+    c->has_cursor = 0;
+
+    for (more = 1; more; ) {
+        if (chat_worker_stop) {
+            stopped = 1;
+            goto done;
+        }
+
+        rc = chat_cleanup_search(c, &more);
+
+        if (rc != CHAT_PG_OK && chat_cleanup_failed(c, "search") != 0) {
+            return 1;
+        }
+    }
+
     for (more = c->conf->media_path != NULL || c->s3 != NULL; more; ) {
         if (chat_worker_stop) {
             stopped = 1;
@@ -251,12 +285,12 @@ done:
 
     chat_log(CHAT_LOG_INFO, "pass", "scanned=%lld delivered=%lld "
              "expired=%lld delivery_rows=%lld pending=%lld "
-             "transactions=%lld ms=%lld media=%lld%s",
+             "transactions=%lld ms=%lld search=%lld media=%lld%s",
              (long long) c->pass.scanned, (long long) c->pass.delivered,
              (long long) c->pass.expired, (long long) c->pass.delivery_rows,
              (long long) c->pass.pending, (long long) c->pass.transactions,
              (long long) (chat_worker_now() - start),
-             (long long) c->pass.media,
+             (long long) c->pass.search, (long long) c->pass.media,
              stopped ? " why=stop" : "");
 
     return 0;
@@ -288,24 +322,35 @@ chat_cleanup_window(chat_cleanup_t *c, int *more)
 static void
 chat_cleanup_window_row(chat_cleanup_t *c, PGresult *r, int *more)
 {
+    c->pass.scanned += atoi(PQgetvalue(r, 0, 0));
+    c->pass.delivered += atoll(PQgetvalue(r, 0, 1));
+    c->pass.expired += atoll(PQgetvalue(r, 0, 2));
+    c->pass.delivery_rows += atoll(PQgetvalue(r, 0, 3));
+
+    chat_cleanup_cursor(c, r, 4, more);
+}
+
+
+/*
+ * A window's last key, in columns col and col + 1, is where the next one
+ * starts; *more: the window was full (column 0, the rows scanned)
+ */
+
+static void
+chat_cleanup_cursor(chat_cleanup_t *c, PGresult *r, int col, int *more)
+{
     int          scanned;
     size_t       len;
     const char  *conv;
 
     scanned = atoi(PQgetvalue(r, 0, 0));
-
-    c->pass.scanned += scanned;
-    c->pass.delivered += atoll(PQgetvalue(r, 0, 1));
-    c->pass.expired += atoll(PQgetvalue(r, 0, 2));
-    c->pass.delivery_rows += atoll(PQgetvalue(r, 0, 3));
-
     *more = scanned >= c->conf->batch_size;
 
     if (scanned == 0) {
         return;
     }
 
-    conv = PQgetvalue(r, 0, 4);
+    conv = PQgetvalue(r, 0, col);
     len = strlen(conv);
 
     if (len >= sizeof(c->conv)) {
@@ -316,7 +361,7 @@ chat_cleanup_window_row(chat_cleanup_t *c, PGresult *r, int *more)
     }
 
     memcpy(c->conv, conv, len + 1);
-    c->seq = atoll(PQgetvalue(r, 0, 5));
+    c->seq = atoll(PQgetvalue(r, 0, col + 1));
     c->has_cursor = 1;
 }
 
@@ -348,6 +393,37 @@ chat_cleanup_pending_row(chat_cleanup_t *c, PGresult *r, int *more)
     n = atoi(PQgetvalue(r, 0, 0));
     c->pass.pending += n;
     *more = n >= c->conf->batch_size;
+}
+
+
+/* one window of the search index, one transaction */
+
+static chat_pg_rc_e
+chat_cleanup_search(chat_cleanup_t *c, int *more)
+{
+    char         seq[24], lim[16], grace[24];
+    const char  *params[4];
+
+    snprintf(seq, sizeof(seq), "%lld", (long long) c->seq);
+    snprintf(lim, sizeof(lim), "%d", c->conf->batch_size);
+    snprintf(grace, sizeof(grace), "%lld", (long long) c->conf->search_grace);
+
+    params[0] = c->has_cursor ? c->conv : NULL;
+    params[1] = c->has_cursor ? seq : NULL;
+    params[2] = lim;
+    params[3] = grace;
+
+    return chat_cleanup_exec(c, CHAT_CLEANUP_SEARCH_SQL, 4, params,
+                             chat_cleanup_search_row, more);
+}
+
+
+static void
+chat_cleanup_search_row(chat_cleanup_t *c, PGresult *r, int *more)
+{
+    c->pass.search += atoll(PQgetvalue(r, 0, 1));
+
+    chat_cleanup_cursor(c, r, 2, more);
 }
 
 
@@ -551,6 +627,7 @@ chat_cleanup_add(chat_cleanup_counts_t *to, chat_cleanup_counts_t *from)
     to->expired += from->expired;
     to->delivery_rows += from->delivery_rows;
     to->pending += from->pending;
+    to->search += from->search;
     to->media += from->media;
     to->transactions += from->transactions;
 }

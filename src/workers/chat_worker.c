@@ -77,6 +77,8 @@ static const chat_opt_t  chat_opts[] = {
              CHAT_WORKER_MAX_DURATION),
     CHAT_OPT("interval", CHAT_OPT_DURATION, interval, 1, 86400),
     CHAT_OPT("once", CHAT_OPT_FLAG, once, 0, 1),
+    CHAT_OPT("search-grace", CHAT_OPT_DURATION, search_grace, 0,
+             CHAT_WORKER_MAX_DURATION),
     CHAT_OPT("media-path", CHAT_OPT_STRING, media_path, 0, 0),
     CHAT_OPT("media-grace", CHAT_OPT_DURATION, media_grace, 1,
              CHAT_WORKER_MAX_DURATION),
@@ -206,6 +208,9 @@ chat_worker_usage(FILE *out)
 "  --interval DURATION    between passes (default 30s)\n"
 "  --batch-size N         messages per transaction (cleanup: 1000)\n"
 "  --once                 one pass, then exit (1 if PostgreSQL fails)\n"
+"  --search-grace DURATION  ephemeral: a search index row of a message\n"
+"                         deleted already goes once indexed this long\n"
+"                         ago (default 10m)\n"
 "  --media-path DIR       ephemeral: also delete the images no message\n"
 "                         carries any more, and their files under DIR\n"
 "                         (the gateway's chat_media_path)\n"
@@ -386,6 +391,7 @@ chat_worker_defaults(chat_worker_conf_t *conf, const char *role)
     conf->pending_ttl = 3600 * 1000;
     conf->interval = 30 * 1000;
     conf->media_grace = 86400 * 1000;
+    conf->search_grace = 600 * 1000;
     conf->redis = strdup("127.0.0.1:6379");
     conf->topic_push_dlq = strdup("chat.push.dlq");
     conf->presence_ttl = 300000;

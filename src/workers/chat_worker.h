@@ -64,6 +64,7 @@ typedef struct {
     int                 once;
     char               *media_path;         /* the media store, or NULL */
     int64_t             media_grace;        /* ms */
+    int64_t             search_grace;       /* ms */
     char               *s3_endpoint;        /* or the S3-compatible one */
     char               *s3_bucket;
     char               *s3_region;
