@@ -2,8 +2,9 @@
 # started by scripts/stack, against the test stack's real PostgreSQL,
 # Redis and Kafka-protocol broker.
 #
-#   - A and B, and C and D, exchange messages through the gateway; each
-#     message is in message_search within 3 s of its ack, its words found
+#   - A and B, and C and D, exchange messages through the gateway while
+#     1,000 messages a second go to chat.messages; each is found by
+#     GET /v1/search within 3 s of its ack, its words found
 #     by PostgreSQL's full-text search in the configured language
 #     (search_config, 'simple'), with its conversation, sender and
 #     recipient; a word of A's conversation is not in C's;
@@ -22,6 +23,7 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP qw(decode_json encode_json);
+use POSIX ();
 use Time::HiRes qw(time sleep);
 use ChatTest;
 use ChatJWT;
@@ -67,18 +69,71 @@ sub found {
 }
 
 
-# --- 1. within 3 s of the ack, in the right conversation ----------------------
+# --- 1. within 3 s of the ack at steady load, in the right conversation ------
+#
+# build/chat-bench-produce writes 1,000 one-to-one messages a second to
+# chat.messages meanwhile, users of its own (no rows in users): the index
+# and persist workers read them with ours.  "Searchable" is found by
+# GET /v1/search, which needs the message stored too.
 
-my $w1 = "zebra$run";
-my $w2 = "okapi$run";
-my $acked = time;
-my $a1 = send_msg($wa, to => $B, body => "the $w1 crossed");
-my $c1 = send_msg($wc, to => $D, body => "an $w2 and a $w1 too");
-ok($a1 && $c1, 'both messages acked');
-ok(ChatTest::wait_until(sub { found($w1) =~ /\Q$a1->{id}\E/
-                              && found($w1) =~ /\Q$c1->{id}\E/ },
-                        timeout => 3, interval => 0.05),
-   sprintf('both searchable within 3 s of the ack (%.2f s)', time - $acked));
+my $load_base = int(time) * 1000 + 7;
+my $load_pid = fork // die "fork: $!";
+if (!$load_pid) {
+    $ENV{KAFKA_BROKERS} = ChatPersist::stack_env('KAFKA_BROKERS');
+    open STDOUT, '>', '/dev/null';
+    exec "$ChatTest::Root/build/chat-bench-produce", '--count', 30000,
+         '--rate', 1000, '--conversations', 100, '--words', 500,
+         '--user-base', $load_base, '--max-lag', 0
+        or POSIX::_exit(127);
+}
+sleep 2;
+
+sub load_rows {
+    return sql("SELECT count(*) FROM message_search WHERE sender BETWEEN "
+               . "(:'b')::bigint AND (:'b')::bigint + 199", b => $load_base);
+}
+ok(ChatTest::wait_until(sub { load_rows() > 0 }, timeout => 10),
+   'a steady load of 1,000 messages a second is being indexed');
+
+sub searchable {
+    my ($uid, $word, $id) = @_;
+    my ($st, $r) = api_as($uid, GET => "/v1/search?q=$word");
+    return $st == 200 && grep { $_->{id} eq $id } @{ $r->{results} || [] };
+}
+
+my ($w1, $w2, $a1, $c1, @late, @took);
+my $worst = 0;
+for my $i (1 .. 5) {
+    $w1 = "zebra$run$i";
+    $w2 = "okapi$run$i";
+    my $acked = time;
+    $a1 = send_msg($wa, to => $B, body => "the $w1 crossed");
+    $c1 = send_msg($wc, to => $D, body => "an $w2 and a $w1 too");
+    last unless $a1 && $c1;
+    ChatTest::wait_until(sub { searchable($A, $w1, $a1->{id})
+                               && searchable($C, $w2, $c1->{id}) },
+                         timeout => 6, interval => 0.05);
+    my $took = time - $acked;
+    $worst = $took if $took > $worst;
+    push @took, $took;
+    push @late, sprintf('%.2f', $took) if $took > 3;
+    sleep 0.5;
+}
+ok($a1 && $c1, 'the messages are acked');
+ok(!@late, sprintf('at 1,000 msgs/s, each of 5 pairs searchable through '
+                   . 'GET /v1/search within 3 s of the ack (worst %.2f s, '
+                   . 'median %.2f s)', $worst, (sort { $a <=> $b } @took)[$#took / 2] // 0))
+    or diag "late: @late";
+ok(load_rows() > 2000, '... while the load was being indexed ('
+                       . load_rows() . ' rows)');
+kill 'TERM', $load_pid;
+waitpid $load_pid, 0;
+for my $t (qw(message_search messages)) {
+    sql("DELETE FROM $t WHERE sender BETWEEN (:'b')::bigint AND (:'b')::bigint + 199",
+        b => $load_base);
+}
+sql("DELETE FROM deliveries WHERE recipient BETWEEN (:'b')::bigint AND (:'b')::bigint + 199",
+    b => $load_base);
 
 my $row = sql("SELECT conv, sender, recipient, group_id IS NULL, ts > 0 "
               . "FROM message_search WHERE id = :'id'", id => $a1->{id});

@@ -3,7 +3,7 @@
  * Copyright (C) ngx_chat authors
  *
  * chat-bench-produce: writes N one-to-one message records to chat.messages
- * as fast as the broker takes them, in exactly the shape the gateway
+ * as fast as the broker takes them (or --rate a second), in exactly the shape the gateway
  * produces (src/ngx_chat_send.c): key "d:<lo>:<hi>", value
  * {"id","seq","from","to","body","client_id","ts"}, seq counting up per
  * conversation, ids from chat_id.  For benchmarking the persistence worker
@@ -45,6 +45,7 @@ typedef struct {
     long          body_size;
     long          words;
     long          max_lag;
+    long          rate;
     int64_t       user_base;
 } chat_bp_conf_t;
 
@@ -79,6 +80,9 @@ chat_bp_usage(FILE *out)
 "  --group G --max-lag N wait while group G is more than N records behind\n"
 "                        on any partition of the topic (default\n"
 "                        chat-persist, 8000; 0: do not wait)\n"
+"  --rate N              records per second, evenly (0: as fast as the\n"
+"                        broker takes them, the default); a steady load\n"
+"                        for the tests\n"
 "\n"
 "Prints one line: produced=N seconds=S rate=R user_base=B\n");
 }
@@ -90,7 +94,7 @@ main(int argc, char **argv)
     int                  c;
     char                 err[512], key[64], *value, *body, id[CHAT_ID_LEN + 1];
     long                 i, conv;
-    int64_t              start, lo, hi, from, to, ms, *seq, lag;
+    int64_t              start, lo, hi, from, to, ms, *seq, lag, due, now;
     size_t               vsize;
     const char          *env;
     rd_kafka_t          *rk, *gk;
@@ -109,6 +113,7 @@ main(int argc, char **argv)
         { "user-base",     required_argument, NULL, 'u' },
         { "group",         required_argument, NULL, 'g' },
         { "max-lag",       required_argument, NULL, 'l' },
+        { "rate",          required_argument, NULL, 'r' },
         { "help",          no_argument,       NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -135,6 +140,7 @@ main(int argc, char **argv)
         case 'u': conf.user_base = atoll(optarg); break;
         case 'g': conf.group = optarg; break;
         case 'l': conf.max_lag = atol(optarg); break;
+        case 'r': conf.rate = atol(optarg); break;
         case 'h': chat_bp_usage(stdout); return 0;
         default: chat_bp_usage(stderr); return 2;
         }
@@ -143,7 +149,8 @@ main(int argc, char **argv)
     if (conf.brokers == NULL || conf.count <= 0 || conf.convs <= 0
         || conf.convs > 500000 || conf.body_size < 0
         || conf.body_size > 65536 || conf.user_base <= 0
-        || conf.words < 0 || conf.words > 1000000)
+        || conf.words < 0 || conf.words > 1000000
+        || conf.rate < 0 || conf.rate > 10000000)
     {
         chat_bp_usage(stderr);
         return 2;
@@ -217,6 +224,15 @@ main(int argc, char **argv)
                 }
 
                 rd_kafka_poll(rk, 50);
+            }
+        }
+
+        if (conf.rate) {
+            /* record i is due i / rate seconds after the start */
+            due = start + (int64_t) ((double) i * 1000 / conf.rate);
+
+            while ((now = chat_bp_now()) < due) {
+                rd_kafka_poll(rk, (int) (due - now < 10 ? due - now : 10));
             }
         }
 
