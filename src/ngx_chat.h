@@ -34,6 +34,7 @@
 
 typedef struct {
     ngx_str_t                  node_name;
+    ngx_str_t                  ws_url;          /* from chat_public_url */
 
     ngx_array_t               *redis_addrs;     /* ngx_chat_redis_addr_t */
     ngx_msec_t                 redis_timeout;
@@ -86,6 +87,8 @@ typedef struct {
     ngx_uint_t                 api;             /* chat_api is used */
     ngx_uint_t                 websocket;       /* chat_websocket too */
     ngx_uint_t                 enabled;         /* unsigned enabled:1 */
+    ngx_uint_t                 node;            /* a chat node: names
+                                                   itself, has backends */
 } ngx_chat_main_conf_t;
 
 

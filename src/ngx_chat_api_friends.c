@@ -49,11 +49,12 @@ ngx_chat_api_me(ngx_chat_api_ctx_t *ctx)
 static ngx_int_t
 ngx_chat_api_me_done(ngx_chat_api_ctx_t *ctx, PGresult *res)
 {
-    u_char              *p;
-    json_t              *me;
-    ngx_int_t            rc;
-    ngx_str_t            host;
-    ngx_http_request_t  *r = ctx->request;
+    u_char                *p;
+    json_t                *me;
+    ngx_int_t              rc;
+    ngx_str_t              host;
+    ngx_http_request_t    *r = ctx->request;
+    ngx_chat_main_conf_t  *cmcf;
 
     if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
         /* a valid token of an account that is gone */
@@ -64,6 +65,15 @@ ngx_chat_api_me_done(ngx_chat_api_ctx_t *ctx, PGresult *res)
     me = json_loadb(PQgetvalue(res, 0, 0), PQgetlength(res, 0, 0), 0, NULL);
     if (me == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_chat_module);
+
+    if (cmcf->ws_url.len) {
+        /* chat_public_url: behind an edge, Host and scheme are the edge's */
+        p = cmcf->ws_url.data;
+        rc = cmcf->ws_url.len;
+        goto done;
     }
 
     /* the Host header as the client sent it, port included */
@@ -90,6 +100,8 @@ ngx_chat_api_me_done(ngx_chat_api_ctx_t *ctx, PGresult *res)
                      "ws",
 #endif
                      &host) - p;
+
+done:
 
     (void) json_object_set_new(me, "ws_url", json_stringn((char *) p, rc));
 

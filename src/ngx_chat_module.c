@@ -49,6 +49,8 @@ static char *ngx_chat_kafka_option_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_chat_enable_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_chat_public_url(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_chat_positive_msec(ngx_conf_t *cf, void *post, void *data);
 static char *ngx_chat_pool_size(ngx_conf_t *cf, void *post, void *data);
 static char *ngx_chat_positive_size(ngx_conf_t *cf, void *post, void *data);
@@ -90,6 +92,13 @@ static ngx_command_t  ngx_chat_commands[] = {
       ngx_chat_enable_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_chat_main_conf_t, node_name),
+      NULL },
+
+    { ngx_string("chat_public_url"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_chat_public_url,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("chat_redis"),
@@ -505,6 +514,14 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
         }
     }
 
+    /*
+     * A chat node: named, or with backends.  An edge in front of nodes
+     * loads the module for chat_auth alone, and its responses do not say
+     * X-Chat-Node (a proxied one carries the node's).
+     */
+    cmcf->node = cmcf->node_name.len || cmcf->redis_addrs
+                 || cmcf->pg_conninfo.len || cmcf->kafka_brokers.len;
+
     if (cmcf->node_name.len == 0) {
         cmcf->node_name = cf->cycle->hostname;
     }
@@ -648,6 +665,78 @@ ngx_chat_enable_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     cmcf->enabled = 1;
 
     return ngx_conf_set_str_slot(cf, cmd, conf);
+}
+
+
+/*
+ * chat_public_url: where clients reach this node (an edge in front of
+ * it), an http or https URL with a host, an optional port and path; GET
+ * /v1/me's ws_url is then the same with ws or wss and "/v1/ws" appended,
+ * whatever Host and scheme the request had on its way from the edge
+ */
+
+static char *
+ngx_chat_public_url(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t *cmcf = conf;
+
+    u_char     *p, *last;
+    size_t      skip;
+    ngx_str_t  *value, url;
+
+    if (cmcf->ws_url.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    url = value[1];
+
+    if (url.len > 8 && ngx_strncasecmp(url.data, (u_char *) "https://", 8)
+                       == 0)
+    {
+        skip = 8;
+
+    } else if (url.len > 7
+               && ngx_strncasecmp(url.data, (u_char *) "http://", 7) == 0)
+    {
+        skip = 7;
+
+    } else {
+        return "wants an http:// or https:// URL with a host";
+    }
+
+    last = url.data + url.len;
+
+    while (last > url.data + skip && last[-1] == '/') {
+        last--;
+    }
+
+    if (last == url.data + skip || url.data[skip] == '/') {
+        return "wants an http:// or https:// URL with a host";
+    }
+
+    for (p = url.data + skip; p < last; p++) {
+        if (*p <= 0x20 || *p >= 0x7f || *p == '?' || *p == '#'
+            || *p == '"' || *p == '\\' || *p == '@')
+        {
+            return "wants a URL without query, fragment, user or spaces";
+        }
+    }
+
+    /* "https://" becomes "wss://", "http://" "ws://" */
+    cmcf->ws_url.len = (skip == 8 ? 6 : 5) + (last - url.data - skip)
+                       + sizeof("/v1/ws") - 1;
+    cmcf->ws_url.data = ngx_pnalloc(cf->pool, cmcf->ws_url.len);
+    if (cmcf->ws_url.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    p = ngx_cpymem(cmcf->ws_url.data, skip == 8 ? "wss://" : "ws://",
+                   skip == 8 ? 6 : 5);
+    p = ngx_cpymem(p, url.data + skip, last - url.data - skip);
+    (void) ngx_cpymem(p, "/v1/ws", sizeof("/v1/ws") - 1);
+
+    return NGX_CONF_OK;
 }
 
 
@@ -1413,7 +1502,7 @@ ngx_chat_header_filter(ngx_http_request_t *r)
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_chat_module);
 
-    if (cmcf->enabled && r == r->main) {
+    if (cmcf->enabled && cmcf->node && r == r->main) {
         h = ngx_list_push(&r->headers_out.headers);
         if (h == NULL) {
             return NGX_ERROR;

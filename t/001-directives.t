@@ -558,3 +558,52 @@ wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY
 --- must_die
 --- error_log
 "chat_media_s3" needs "chat_media_path"
+
+
+
+=== TEST 44: chat_public_url wants an http(s) URL with a host
+--- http_config
+    chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
+    chat_public_url ftp://chat.example.com;
+--- config
+--- must_die
+--- error_log
+"chat_public_url" directive wants an http:// or https:// URL with a host
+
+
+
+=== TEST 45: chat_public_url refuses a query, a user, spaces
+--- http_config
+    chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
+    chat_public_url "https://user@chat.example.com/?x=1";
+--- config
+--- must_die
+--- error_log
+"chat_public_url" directive wants a URL without query, fragment, user or spaces
+
+
+
+=== TEST 46: chat_public_url with no host
+--- http_config
+    chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
+    chat_public_url https:///v1;
+--- config
+--- must_die
+--- error_log
+"chat_public_url" directive wants an http:// or https:// URL with a host
+
+
+
+=== TEST 47: an nginx with the module for chat_auth alone (an edge) names no node
+--- http_config
+    chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
+--- config
+    location = /index.html {
+        chat_auth on;
+    }
+--- request
+GET /index.html
+--- error_code: 401
+--- response_headers
+!X-Chat-Node
+WWW-Authenticate: Bearer realm="chat"

@@ -3,8 +3,8 @@
  * Copyright (C) ngx_chat authors
  *
  * chat-bench-produce: writes N one-to-one message records to chat.messages
- * as fast as the broker takes them (or --rate a second), in exactly the shape the gateway
- * produces (src/ngx_chat_send.c): key "d:<lo>:<hi>", value
+ * as fast as the broker takes them (or --rate a second), in exactly the
+ * shape the gateway produces (src/ngx_chat_send.c): key "d:<lo>:<hi>", value
  * {"id","seq","from","to","body","client_id","ts"}, seq counting up per
  * conversation, ids from chat_id.  For benchmarking the persistence worker
  * alone (scripts/bench.d/persist.sh).

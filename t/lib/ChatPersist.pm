@@ -43,6 +43,9 @@ sub stack_env {
     return $Env{$name};
 }
 
+# forget what stack_env read: `scripts/stack up` wrote the file again
+sub stack_env_reload { %Env = () }
+
 sub brokers { $ENV{TEST_NGINX_KAFKA_BROKERS} // stack_env('KAFKA_BROKERS') }
 
 sub worker_log { stack_env('CHAT_VAR') . '/log/worker-persist.log' }

@@ -355,12 +355,17 @@ sub wait_until {
 # fails, returns the output otherwise.
 sub stack_svc {
     my ($service, $action) = @_;
+    return stack('svc', $service, $action);
+}
+
+# Runs "scripts/stack ARGS..." (e.g. up --nodes 3) the same way
+sub stack {
+    my (@args) = @_;
     my $file = "/tmp/chattest-stack-$$.out";
-    my $status = run_to_file($file, $StackTimeout, $StackScript, 'svc',
-                             $service, $action);
+    my $status = run_to_file($file, $StackTimeout, $StackScript, @args);
     my $out = slurp($file);
     unlink $file;
-    die "ChatTest: scripts/stack svc $service $action failed ("
+    die "ChatTest: scripts/stack @args failed ("
         . describe_status($status) . "):\n$out" if $status != 0;
     return $out;
 }

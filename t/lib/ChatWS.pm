@@ -29,6 +29,18 @@ sub new {
     # dropping and retransmitting with backoff, not in flow control
     setsockopt($sock, Socket::SOL_SOCKET(), Socket::SO_RCVBUF(), $o{rcvbuf})
         if $o{rcvbuf};
+    # tls => CA file: TLS on the socket, the server's certificate checked
+    # against it for "localhost" (an edge's wss://)
+    if ($o{tls}) {
+        require IO::Socket::SSL;
+        IO::Socket::SSL->start_SSL($sock, SSL_ca_file => $o{tls},
+                                   SSL_hostname => 'localhost',
+                                   SSL_verifycn_name => 'localhost',
+                                   SSL_verifycn_scheme => 'http',
+                                   SSL_verify_mode => 1,
+                                   Timeout => 5)
+            or die "ChatWS: TLS: " . IO::Socket::SSL::errstr() . "\n";
+    }
     my $self = bless { sock => $sock, buf => '' }, $class;
     return $self;
 }
@@ -60,7 +72,9 @@ sub _fill {
     my ($self, $deadline) = @_;
     my $sel = IO::Select->new($self->{sock});
     my $left = $deadline - time;
-    return 0 if $left <= 0 || !$sel->can_read($left);
+    # TLS: what is decrypted already is not on the socket for select
+    my $pending = $self->{sock}->can('pending') && $self->{sock}->pending;
+    return 0 if !$pending && ($left <= 0 || !$sel->can_read($left));
     my $n = sysread $self->{sock}, my $chunk, 65536;
     return 0 unless $n;
     $self->{buf} .= $chunk;
