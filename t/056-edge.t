@@ -5,7 +5,9 @@
 # TLS through the edge, as clients would.
 #
 #   - the edge answers a request without a token itself (401, no node
-#     named); GET /v1/me names its node and gives the edge's wss:// URL;
+#     named); HTTP/2, TLS 1.2 and 1.3 only; GET /v1/me names its node and
+#     gives the edge's wss:// URL; the node sees the client's address, not
+#     an X-Forwarded-For the client wrote;
 #   - users spread over the nodes; a user's devices and API calls meet on
 #     one node (the WebSocket upgrade names it too);
 #   - everyone messages everyone once: every message acked and delivered,
@@ -81,6 +83,19 @@ is($st, 401, 'a bad token: 401 at the edge');
 ($st, $body) = api(GET => '/healthz');
 is($body->{role}, 'edge', '/healthz: the edge\'s own');
 
+# HTTP/2 for the API, modern TLS only (curl and openssl as clients)
+my $h2 = `curl -s --cacert $cert --http2 -o /dev/null -w '%{http_version}' https://localhost:$https/healthz`;
+is($h2, '2', 'the edge speaks HTTP/2 (ALPN h2)');
+sub tls_ok {   # the protocol the edge agreed on with only $flag offered
+    my ($flag) = @_;
+    my $out = `echo | timeout 10 openssl s_client -connect 127.0.0.1:$https $flag -servername localhost 2>&1`;
+    return $out =~ /^New, (TLSv1\.\d), Cipher is (?!\(NONE\))/m ? $1 : '';
+}
+is(tls_ok('-tls1_3'), 'TLSv1.3', 'TLS 1.3 accepted');
+is(tls_ok('-tls1_2'), 'TLSv1.2', 'TLS 1.2 accepted');
+is(tls_ok(q{-tls1_1 -cipher 'DEFAULT@SECLEVEL=0'}), '',
+   'TLS 1.1 refused (by the edge: the client offers it)');
+
 
 # --- 2. users over the nodes -----------------------------------------------
 
@@ -131,6 +146,23 @@ for my $n (@names) {
     fail("$n: API calls on $hh->{'x-chat-node'}, WebSocket on $node{$n}");
 }
 pass('each user\'s API calls go to its WebSocket\'s node');
+# the node sees the client's address as the edge saw it, never one the
+# client wrote into X-Forwarded-For
+{
+    my $log = ChatPersist::stack_env('CHAT_VAR') . "/log/nginx-$node{e1}-access.log";
+    my $off = -s $log // 0;
+    my $r = $http->request(GET => "https://localhost:$https/v1/me?xff=$run",
+                           { headers => { Authorization => "Bearer $tok{e1}",
+                                          'X-Forwarded-For' => '203.0.113.7' } });
+    is($r->{status}, 200, 'GET /v1/me with a forged X-Forwarded-For');
+    ChatTest::wait_until(sub { (-s $log // 0) > $off }, timeout => 5);
+    my $text = do { open my $in, '<', $log or die "$log: $!"; seek $in, $off, 0;
+                    local $/; <$in> };
+    like($text, qr{^127\.0\.0\.1 .*"GET /v1/me }m,
+         '... the node logs the client\'s real address');
+    unlike($text, qr/203\.0\.113\.7/, '... not the forged one');
+}
+
 my ($ws1b, $node1b) = connect_ws('e1');
 is($node1b, $node{e1}, 'a second device of e1 lands on the same node');
 
