@@ -648,7 +648,9 @@ sub log_grep {
     my ($self, @words) = @_;
     my $re = join '|', map { quotemeta } grep { defined } @words;
     return '' unless length $re;
-    return join '', map { "  $_\n" } grep { /$re/ } @{ $self->{log} };
+    my @l = grep { /$re/ } @{ $self->{log} };
+    splice @l, 40, @l - 60, '...' if @l > 60;
+    return join '', map { "  $_\n" } @l;
 }
 
 sub log_tail {
