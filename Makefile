@@ -6,6 +6,7 @@
 #   make unit       C unit tests (cmocka)
 #   make run/stop   the local stack under ./var
 #   make test       everything, against services of its own under ./var-test
+#   make test-faults  the fault matrix alone (t/057-faults.t, RELIABILITY.md)
 
 SHELL     := /bin/bash
 NGX_SRC   ?= /usr/share/nginx/src
@@ -46,7 +47,7 @@ BENCH_SRCS  := src/tools/bench_hist.c src/tools/bench_proto.c \
 BENCH_HDRS  := src/tools/bench_hist.h src/tools/bench_proto.h \
                src/tools/bench_http.h
 
-.PHONY: all module tools asan unit unit-asan deps run stop test clean \
+.PHONY: all module tools asan unit unit-asan deps run stop test test-faults clean \
         style
 
 all: module tools
@@ -199,6 +200,10 @@ stop:
 
 test: deps
 	scripts/run-tests
+
+# the fault matrix alone (docs/RELIABILITY.md), on a test stack of its own
+test-faults: deps all
+	scripts/run-tests --faults
 
 style:
 	../shared/tools/ngx-style-check
