@@ -117,6 +117,7 @@ static void ngx_chat_send_user_checked(ngx_chat_store_rc_e rc, PGresult *res,
     void *data);
 static void ngx_chat_send_pump(ngx_chat_ws_t *ws);
 static void ngx_chat_send_claim(ngx_chat_send_t *s);
+static ngx_msec_t ngx_chat_send_pending_ttl(ngx_chat_main_conf_t *conf);
 static void ngx_chat_send_claimed(ngx_chat_store_rc_e rc, redisReply *reply,
     void *data);
 static void ngx_chat_send_sequenced(ngx_chat_store_rc_e rc,
@@ -464,8 +465,8 @@ ngx_chat_send_claim(ngx_chat_send_t *s)
     /* metered whatever became of the connection */
     p = ngx_chat_batch_str(&args[0], p, "%ui", s->interval);
     p = ngx_chat_batch_str(&args[1], p, "%ui", s->burst);
-    p = ngx_chat_batch_str(&args[2], p, "%d",
-                           NGX_CHAT_SEND_DEDUP_TTL);
+    p = ngx_chat_batch_str(&args[2], p, "%M",
+                           ngx_chat_send_pending_ttl(ngx_chat_worker->conf));
 
     if (ngx_chat_batch_add(rds, NGX_CHAT_SCRIPT_CLAIM, nkeys, keys, 3, args,
                            ngx_chat_send_claimed, s)
@@ -473,6 +474,24 @@ ngx_chat_send_claim(ngx_chat_send_t *s)
     {
         ngx_chat_send_fail(s, "unavailable", "Redis is down");
     }
+}
+
+
+/*
+ * How long a claimed client_id stays "pending" (seconds) before its ack
+ * replaces it: the longest a send can be in flight after its claim (the
+ * produce, bounded by chat_kafka_timeout, then the ack's SET) with room to
+ * spare, at least 15 s.  Not a day: a claim that timed out on its way (Redis
+ * hung) may still run when Redis comes back, for a send that has ended
+ * with "unavailable"; its client_id would then answer in_progress to every
+ * retry until the key expired.
+ */
+
+static ngx_msec_t
+ngx_chat_send_pending_ttl(ngx_chat_main_conf_t *conf)
+{
+    return ngx_max(15, 3 * (conf->kafka_timeout + conf->redis_timeout)
+                       / 1000 + 1);
 }
 
 

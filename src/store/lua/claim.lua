@@ -1,6 +1,7 @@
 -- CLAIM  batch: per item
 --        KEYS rate dedup [seq]  ARGV interval-us(0: no limit) burst
---        dedup-ttl
+--        pending-ttl (s: how long "pending" holds the client_id; the ack,
+--        SET later with its own TTL, replaces it)
 -- per item: {"rate", retry-after-ms} | {"new"[, seq]} | {"dup", first ack
 -- or "pending"} | {"seed"}; with the conversation's counter on the same
 -- server (KEYS[3]) a new claim takes its seq at once, and when Redis has
