@@ -105,6 +105,9 @@ sub new {
     my ($class, %o) = @_;
     my $self = bless {
         port    => $o{port} // ChatTest::port(),
+        # uid => bearer token (an edge's nodes know the stack's secret, not
+        # ChatJWT's); without it, ChatJWT signs one
+        tokens  => $o{tokens},
         rate    => $o{rate} // 5,
         group   => $o{group},
         members => [ @{ $o{users} } ],
@@ -262,7 +265,8 @@ sub connect {
     my $ws = eval { ChatWS->new(port => $self->{port}) };
     my ($st) = $ws ? eval {
         $ws->handshake('/v1/ws', Authorization => 'Bearer '
-                       . ChatJWT::token(sub => $c->{uid}))
+                       . ($self->{tokens} ? $self->{tokens}{$c->{uid}}
+                                          : ChatJWT::token(sub => $c->{uid})))
     } : ();
     if (!$ws || !$st || $st != 101) {
         $self->note('user %d: connect failed (%s)', $c->{uid}, $st // $@);
