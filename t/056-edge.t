@@ -19,6 +19,8 @@
 #     on it: the user's WebSocket is closed with 1001, it reconnects, and
 #     every acked message reaches it, once (but for one whose receipt the
 #     close overtook: sent again, as the contract says);
+#   - a fourth node (scripts/stack up --nodes 4) takes about a quarter of
+#     the users, every one that moves going to it; back to 3, they return;
 #   - back to one node (scripts/stack up) at the end, whatever happened.
 
 use strict;
@@ -30,6 +32,7 @@ use POSIX ();
 use Time::HiRes qw(time sleep);
 use ChatTest;
 use ChatWS;
+use ChatJWT;
 use ChatPersist ();
 
 plan skip_all => 'needs the test stack (CHAT_STACK_PROFILE=test, as make '
@@ -392,5 +395,37 @@ unlike(ChatTest::slurp(ChatPersist::stack_env('CHAT_VAR')
                        . "/log/nginx-$_-error.log"), qr/\[(alert|emerg)\]/,
        "$_: no alert in its error log")
     for qw(node1 node2 node3);
+
+
+
+# --- 6. a fourth node moves about a quarter of the users --------------------
+#
+# 40 users' API calls name their node with 3 nodes, then with 4: the ones
+# that move all go to the new node, about 1/4 of them (consistent hashing).
+# Tokens signed with the stack's secret for user ids nobody has: the node
+# that gets one answers 401 "no such user", and says its name.
+
+my $secret = ChatTest::slurp(ChatPersist::stack_env('CHAT_JWT_SECRET_FILE'));
+$secret =~ s/\s+\z//;
+my @many = map { ChatJWT::token(sub => 4_000_000_000 + $_, secret => $secret) }
+           1 .. 40;
+sub where { map { my (undef, undef, $hh) = api(GET => '/v1/me', $_);
+                  $hh->{'x-chat-node'} // '?' } @_ }
+# the reload above may have had the edge mark a node failed for its
+# fail_timeout (10 s: its users go to the next node meanwhile)
+sleep 11;
+my @before = where(@many);
+like(ChatTest::stack('up', '--nodes', 4), qr/nginx-node4: started/,
+     'scripts/stack up --nodes 4: a fourth node');
+my @after = where(@many);
+my @moved = grep { $before[$_] ne $after[$_] } 0 .. $#many;
+ok(!(grep { $after[$_] ne 'node4' } @moved),
+   'every user that moved went to the new node');
+cmp_ok(scalar @moved, '>=', 3, 'some users moved (' . @moved . ' of 40)')
+    or diag "before: @before\nafter: @after";
+cmp_ok(scalar @moved, '<=', 20, '... not most of them (1/4 expected)');
+like(ChatTest::stack('up', '--nodes', 3), qr/nginx-node4: stopped/,
+     'back to 3 nodes: node4 stopped');
+is_deeply([where(@many)], \@before, '... and every user on its node again');
 
 done_testing();
