@@ -247,10 +247,11 @@ scale_stop() {   # NAME
 scale_cleanup() {
     local name
 
-    [ -d "$SCALE_DIR" ] || return 0
-    for name in edge ref node1 node2 node3; do
-        scale_stop "$name"
-    done
+    if [ -d "$SCALE_DIR" ]; then
+        for name in edge ref node1 node2 node3; do
+            scale_stop "$name"
+        done
+    fi
     if [ -n "$SCALE_INDEX_STOPPED" ]; then
         scale_svc index start
         SCALE_INDEX_STOPPED=
@@ -289,7 +290,7 @@ scale_sample() {   # NAME...
 declare -A SCALE_FIG=()
 scale_pair() {   # KEY LABEL RUN PORT NGINX_NAMES...
     local key=$1 label=$2 run=$3 port=$4 w out line b= a= g ms n total=0
-    local nginx=0 split=
+    local nginx=0 split= spread=
     shift 4
     w="scale-out 1:1, $PAIRS pairs, $SCALE_RATE msgs/s"
     out=$SCALE_DIR/pair-$key-$run.out
@@ -300,7 +301,10 @@ scale_pair() {   # KEY LABEL RUN PORT NGINX_NAMES...
         printf '%s\n' "$line" >> "$out"
         case "$line" in
         phase=connect*) b=$(scale_sample "$@") ;;
-        phase=step*step=0\ *) b=$(scale_sample "$@") ;;
+        phase=step*step=0\ *)
+            b=$(scale_sample "$@")
+            spread=$(scale_spread "$@")
+            ;;
         phase=step*step=1\ *) a=$(scale_sample "$@") ;;
         esac
     done < <(timeout 600 "$BENCH" --target chat --port "$port" \
@@ -325,6 +329,8 @@ scale_pair() {   # KEY LABEL RUN PORT NGINX_NAMES...
         "$n / $(kv "$line" acked) / $(kv "$line" received)"
     result "$w" "$label: lost / dup / reordered" chat \
         "$(kv "$line" lost) / $(kv "$line" dup) / $(kv "$line" reordered)"
+    [ -z "$spread" ] || result "$w" "$label: WebSockets per node" chat \
+        "$spread"
     SCALE_FIG[$key.p50]=$(kv "$line" rcv_p50_ms)
     SCALE_FIG[$key.p99]=$(kv "$line" rcv_p99_ms)
     result "$w" "$label: send->receive p50 ms" chat \
@@ -357,6 +363,19 @@ scale_pair() {   # KEY LABEL RUN PORT NGINX_NAMES...
     SCALE_FIG[$key.max]=$(kv "$line" max_tp_rate)
     result "$w" "$label: highest msgs/s kept up with (searched)" chat \
         "${SCALE_FIG[$key.max]:-0}" high
+}
+
+# the WebSockets each node holds (established, from ss), when several
+scale_spread() {   # NAME...
+    local name out=
+
+    [ $# -gt 2 ] || return 0
+    for name in "$@"; do
+        [ "$name" != edge ] || continue
+        out="$out${out:+ / }$name $(ss -tnH state established \
+            "sport = :$(scale_port "$name")" | wc -l)"
+    done
+    echo "$out"
 }
 
 scale_ratio() {   # A B -> A / B to 2 places, or -
