@@ -35,16 +35,18 @@
 # set-ups more than the earlier ones).
 #
 # TLS handshakes/s: `openssl s_time -new` (a full handshake per
-# connection, no request, no resumption), SCALE_TLS_CLIENTS processes at
-# once for SCALE_TLS_SECS s each, TLS 1.3 then TLS 1.2 (ECDSA P-256
+# connection, no request, no resumption; one at a time per process),
+# SCALE_TLS_CLIENTS processes at once for SCALE_TLS_SECS s each, TLS 1.3 then TLS 1.2 (ECDSA P-256
 # certificate, X25519), at the edge and at the reference; with the
-# server's CPU per 1,000 handshakes from /proc.
+# server's CPU per 1,000 handshakes from /proc, and its inverse,
+# handshakes/s per core of the server's CPU (what the clients and the
+# machine's other load do not move).
 
 SCALE_NODES=3
 SCALE_RATE=${CHAT_BENCH_SCALE_RATE:-2000}
 SCALE_PORT=$((18100 + BENCH_PORT_SHIFT))
 SCALE_DIR=$OUT/scale
-SCALE_TLS_CLIENTS=2
+SCALE_TLS_CLIENTS=4
 if [ -n "$QUICK" ]; then
     SCALE_ARGS=(--warmup 0.5 --duration 2 --drain 1 --bisect 0)
     SCALE_TLS_SECS=3
@@ -415,8 +417,13 @@ scale_tls() {   # LABEL RUN PORT NAME PROTO(1.2|1.3)
         'BEGIN { if (ms > 0) printf "%.0f", n * 1000 / ms; else print 0 }')
     result "$w" "$label: handshakes/s ($SCALE_TLS_CLIENTS clients)" chat \
         "${SCALE_FIG[tls.$name.$proto]}" high
-    [ "$n" -gt 0 ] && result "$w" "$label: server CPU-ms per 1k handshakes" \
-        chat "$(awk -v m="$ms" -v n="$n" 'BEGIN { printf "%.0f", m * 1000 / n }')" low
+    [ "$n" -gt 0 ] || return 0
+    result "$w" "$label: server CPU-ms per 1k handshakes" chat \
+        "$(awk -v m="$ms" -v n="$n" 'BEGIN { printf "%.0f", m * 1000 / n }')" low
+    if [ "$ms" -gt 0 ]; then
+        result "$w" "$label: handshakes/s per core of nginx CPU" chat \
+            "$(awk -v m="$ms" -v n="$n" 'BEGIN { printf "%.0f", n * 1000 / m }')" high
+    fi
 }
 
 run_scale() {   # TARGET RUN
