@@ -20,10 +20,10 @@
 # SCALE_RATE msgs/s, twice (the figures are the second step's: the first
 # one warms the set-up up: new connections, producers, pools), then the
 # highest rate kept up with (doubling from 1,000, bisected), in three
-# set-ups: (a) straight to node1, (b) through
-# the edge to node1, (c) through the edge to the three nodes (a user's
-# devices on one node, a pair's two users on two nodes about 2 times in
-# 3, so most messages cross nodes through Redis).  chat-bench speaks no
+# set-ups: (a) straight to node1, (b) through the edge to node1, (c)
+# through the edge to the three nodes (a user's devices on one node, a
+# pair's two users on two nodes about 2 times in 3, so most messages
+# cross nodes through Redis).  chat-bench speaks no
 # TLS: (b) and (c) reach the edge over plain HTTP and the TLS cost is
 # measured apart, as handshakes.  Nodes 2 and 3 run only during (c).
 # CPU from /proc as for the 1:1 workload: the nginx of the set-up (node1;
@@ -36,8 +36,9 @@
 #
 # TLS handshakes/s: `openssl s_time -new` (a full handshake per
 # connection, no request, no resumption; one at a time per process),
-# SCALE_TLS_CLIENTS processes at once for SCALE_TLS_SECS s each, TLS 1.3 then TLS 1.2 (ECDSA P-256
-# certificate, X25519), at the edge and at the reference; with the
+# SCALE_TLS_CLIENTS processes at once for SCALE_TLS_SECS s each, TLS 1.3
+# then TLS 1.2 (ECDSA P-256 certificate, X25519), at the edge and at the
+# reference; with the
 # server's CPU per 1,000 handshakes from /proc, and its inverse,
 # handshakes/s per core of the server's CPU (what the clients and the
 # machine's other load do not move).
@@ -56,6 +57,11 @@ else
 fi
 SCALE_TLS_CERT=$(env_get "$STACK_ENV" CHAT_TLS_CERT) || SCALE_TLS_CERT=
 SCALE_TLS_KEY=${SCALE_TLS_CERT%/*}/key.pem
+SCALE_CIPHERS=ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384
+SCALE_CIPHERS=$SCALE_CIPHERS:ECDHE-ECDSA-CHACHA20-POLY1305
+SCALE_CIPHERS=$SCALE_CIPHERS:ECDHE-RSA-AES128-GCM-SHA256
+SCALE_CIPHERS=$SCALE_CIPHERS:ECDHE-RSA-AES256-GCM-SHA384
+SCALE_CIPHERS=$SCALE_CIPHERS:ECDHE-RSA-CHACHA20-POLY1305
 SCALE_INDEX_STOPPED=
 
 scale_svc() {   # SERVICE start|stop: the stack's worker
@@ -79,7 +85,7 @@ scale_tls_conf() {
         ssl_certificate     $SCALE_TLS_CERT;
         ssl_certificate_key $SCALE_TLS_KEY;
         ssl_protocols       TLSv1.2 TLSv1.3;
-        ssl_ciphers         ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305;
+        ssl_ciphers         $SCALE_CIPHERS;
         ssl_prefer_server_ciphers off;
         ssl_ecdh_curve      X25519:prime256v1;
         ssl_session_cache   shared:SSL:10m;
@@ -96,7 +102,8 @@ scale_write_confs() (
         mkdir -p "$SCALE_DIR/$name/logs" "$SCALE_DIR/$name/tmp"
     done
     for k in $(seq "$SCALE_NODES"); do
-        up3="$up3        server 127.0.0.1:$(scale_port node$k) max_fails=1 fail_timeout=10s;
+        up3="$up3        server 127.0.0.1:$(scale_port node$k)"
+        up3="$up3 max_fails=1 fail_timeout=10s;
 "
         { echo "load_module $MODULE;"
           nginx_common "$SCALE_DIR/node$k"
@@ -313,7 +320,8 @@ scale_pair() {   # KEY LABEL RUN PORT NGINX_NAMES...
                  --payload "$PAYLOAD" --jwt-secret "$SECRET" \
                  --user-base "$USER_BASE" --mode pair --pairs "$PAIRS" \
                  --procs 2 --src-addrs 4 --inflight 128 \
-                 --rates "$SCALE_RATE,$SCALE_RATE" --search 1000 --search-max 16000 \
+                 --rates "$SCALE_RATE,$SCALE_RATE" --search 1000 \
+                 --search-max 16000 \
                  --slo rcv --slo-ms 1000 "${SCALE_ARGS[@]}" \
                  2> "${out%.out}.err")
     wait $! || warn "scale $label: chat-bench exited non-zero (see $out)"
@@ -419,10 +427,12 @@ scale_tls() {   # LABEL RUN PORT NAME PROTO(1.2|1.3)
         "${SCALE_FIG[tls.$name.$proto]}" high
     [ "$n" -gt 0 ] || return 0
     result "$w" "$label: server CPU-ms per 1k handshakes" chat \
-        "$(awk -v m="$ms" -v n="$n" 'BEGIN { printf "%.0f", m * 1000 / n }')" low
+        "$(awk -v m="$ms" -v n="$n" \
+               'BEGIN { printf "%.0f", m * 1000 / n }')" low
     if [ "$ms" -gt 0 ]; then
         result "$w" "$label: handshakes/s per core of nginx CPU" chat \
-            "$(awk -v m="$ms" -v n="$n" 'BEGIN { printf "%.0f", n * 1000 / m }')" high
+            "$(awk -v m="$ms" -v n="$n" \
+                   'BEGIN { printf "%.0f", n * 1000 / m }')" high
     fi
 }
 
@@ -456,15 +466,20 @@ run_scale() {   # TARGET RUN
         edge node1 node2 node3
     for k in b c; do
         result "$wr" "($k)/(a) send->receive p50" chat \
-            "$(scale_ratio "${SCALE_FIG[$k.p50]:-}" "${SCALE_FIG[a.p50]:-}")" -
+            "$(scale_ratio "${SCALE_FIG[$k.p50]:-}" \
+                            "${SCALE_FIG[a.p50]:-}")" -
         result "$wr" "($k)/(a) send->receive p99" chat \
-            "$(scale_ratio "${SCALE_FIG[$k.p99]:-}" "${SCALE_FIG[a.p99]:-}")" -
+            "$(scale_ratio "${SCALE_FIG[$k.p99]:-}" \
+                            "${SCALE_FIG[a.p99]:-}")" -
         result "$wr" "($k)/(a) nginx CPU per msg" chat \
-            "$(scale_ratio "${SCALE_FIG[$k.nginx]:-}" "${SCALE_FIG[a.nginx]:-}")" -
+            "$(scale_ratio "${SCALE_FIG[$k.nginx]:-}" \
+                            "${SCALE_FIG[a.nginx]:-}")" -
         result "$wr" "($k)/(a) server CPU per msg (all)" chat \
-            "$(scale_ratio "${SCALE_FIG[$k.total]:-}" "${SCALE_FIG[a.total]:-}")" -
+            "$(scale_ratio "${SCALE_FIG[$k.total]:-}" \
+                            "${SCALE_FIG[a.total]:-}")" -
         result "$wr" "($k)/(a) highest msgs/s kept up with" chat \
-            "$(scale_ratio "${SCALE_FIG[$k.max]:-}" "${SCALE_FIG[a.max]:-}")" -
+            "$(scale_ratio "${SCALE_FIG[$k.max]:-}" \
+                            "${SCALE_FIG[a.max]:-}")" -
     done
     # the nodes are idle for the handshakes: only the edge and ref work
     for k in $(seq "$SCALE_NODES"); do
@@ -480,7 +495,8 @@ run_scale() {   # TARGET RUN
                 "$(scale_port edgetls)" edge "$proto"
             scale_tls "stock nginx, return 200" "$run" \
                 "$(scale_port ref)" ref "$proto"
-            result "scale-out: TLS $proto full handshakes (openssl s_time -new)" \
+            result \
+                "scale-out: TLS $proto full handshakes (openssl s_time -new)" \
                 "edge / stock nginx handshakes/s" chat \
                 "$(scale_ratio "${SCALE_FIG[tls.edge.$proto]:-}" \
                                "${SCALE_FIG[tls.ref.$proto]:-}")" -
