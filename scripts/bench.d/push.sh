@@ -63,7 +63,7 @@ push_svc() {   # start|stop [ENV...]: the stack's push worker
     local op=$1
 
     shift
-    env "$@" "$CHAT_TOP/scripts/stack" --profile run svc push "$op" \
+    env "$@" "$CHAT_TOP/scripts/stack" --profile "$CHAT_PROFILE" svc push "$op" \
         > /dev/null || { warn "scripts/stack svc push $op failed"; return 1; }
 }
 

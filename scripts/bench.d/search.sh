@@ -45,7 +45,7 @@ search_psql() {   # SQL
 }
 
 search_svc() {   # SERVICE start|stop
-    "$CHAT_TOP/scripts/stack" --profile run svc "$1" "$2" > /dev/null \
+    "$CHAT_TOP/scripts/stack" --profile "$CHAT_PROFILE" svc "$1" "$2" > /dev/null \
         || warn "scripts/stack svc $1 $2 failed"
 }
 
