@@ -464,22 +464,16 @@ run_scale() {   # TARGET RUN
     done
     scale_pair c "(c) edge -> 3 nodes" "$run" "$(scale_port edge3)" \
         edge node1 node2 node3
+    local f key
     for k in b c; do
-        result "$wr" "($k)/(a) send->receive p50" chat \
-            "$(scale_ratio "${SCALE_FIG[$k.p50]:-}" \
-                            "${SCALE_FIG[a.p50]:-}")" -
-        result "$wr" "($k)/(a) send->receive p99" chat \
-            "$(scale_ratio "${SCALE_FIG[$k.p99]:-}" \
-                            "${SCALE_FIG[a.p99]:-}")" -
-        result "$wr" "($k)/(a) nginx CPU per msg" chat \
-            "$(scale_ratio "${SCALE_FIG[$k.nginx]:-}" \
-                            "${SCALE_FIG[a.nginx]:-}")" -
-        result "$wr" "($k)/(a) server CPU per msg (all)" chat \
-            "$(scale_ratio "${SCALE_FIG[$k.total]:-}" \
-                            "${SCALE_FIG[a.total]:-}")" -
-        result "$wr" "($k)/(a) highest msgs/s kept up with" chat \
-            "$(scale_ratio "${SCALE_FIG[$k.max]:-}" \
-                            "${SCALE_FIG[a.max]:-}")" -
+        for f in "send->receive p50=p50" "send->receive p99=p99" \
+                 "nginx CPU per msg=nginx" "server CPU per msg (all)=total" \
+                 "highest msgs/s kept up with=max"; do
+            key=${f##*=}
+            result "$wr" "($k)/(a) ${f%=*}" chat \
+                "$(scale_ratio "${SCALE_FIG[$k.$key]:-}" \
+                                "${SCALE_FIG[a.$key]:-}")" -
+        done
     done
     # the nodes are idle for the handshakes: only the edge and ref work
     for k in $(seq "$SCALE_NODES"); do

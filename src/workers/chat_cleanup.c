@@ -117,6 +117,8 @@ typedef void (*chat_cleanup_row_pt)(chat_cleanup_t *c, PGresult *r,
 
 static int chat_cleanup_pass(chat_cleanup_t *c);
 static chat_pg_rc_e chat_cleanup_window(chat_cleanup_t *c, int *more);
+static chat_pg_rc_e chat_cleanup_walk(chat_cleanup_t *c, const char *sql,
+    const char *param, chat_cleanup_row_pt row, int *more);
 static chat_pg_rc_e chat_cleanup_pending(chat_cleanup_t *c, int *more);
 static chat_pg_rc_e chat_cleanup_search(chat_cleanup_t *c, int *more);
 static chat_pg_rc_e chat_cleanup_media(chat_cleanup_t *c, int *more);
@@ -302,20 +304,37 @@ done:
 static chat_pg_rc_e
 chat_cleanup_window(chat_cleanup_t *c, int *more)
 {
-    char         seq[24], lim[16], ttl[24];
+    char  ttl[24];
+
+    snprintf(ttl, sizeof(ttl), "%lld", (long long) c->conf->ttl);
+
+    return chat_cleanup_walk(c, CHAT_CLEANUP_MESSAGES_SQL,
+                             c->conf->ttl ? ttl : NULL,
+                             chat_cleanup_window_row, more);
+}
+
+
+/*
+ * A window in primary key order after the cursor: sql takes (after_conv,
+ * after_seq, lim, param), NULL for the first two on the first window
+ */
+
+static chat_pg_rc_e
+chat_cleanup_walk(chat_cleanup_t *c, const char *sql, const char *param,
+    chat_cleanup_row_pt row, int *more)
+{
+    char         seq[24], lim[16];
     const char  *params[4];
 
     snprintf(seq, sizeof(seq), "%lld", (long long) c->seq);
     snprintf(lim, sizeof(lim), "%d", c->conf->batch_size);
-    snprintf(ttl, sizeof(ttl), "%lld", (long long) c->conf->ttl);
 
     params[0] = c->has_cursor ? c->conv : NULL;
     params[1] = c->has_cursor ? seq : NULL;
     params[2] = lim;
-    params[3] = c->conf->ttl ? ttl : NULL;
+    params[3] = param;
 
-    return chat_cleanup_exec(c, CHAT_CLEANUP_MESSAGES_SQL, 4, params,
-                             chat_cleanup_window_row, more);
+    return chat_cleanup_exec(c, sql, 4, params, row, more);
 }
 
 
@@ -401,19 +420,11 @@ chat_cleanup_pending_row(chat_cleanup_t *c, PGresult *r, int *more)
 static chat_pg_rc_e
 chat_cleanup_search(chat_cleanup_t *c, int *more)
 {
-    char         seq[24], lim[16], grace[24];
-    const char  *params[4];
+    char  grace[24];
 
-    snprintf(seq, sizeof(seq), "%lld", (long long) c->seq);
-    snprintf(lim, sizeof(lim), "%d", c->conf->batch_size);
     snprintf(grace, sizeof(grace), "%lld", (long long) c->conf->search_grace);
 
-    params[0] = c->has_cursor ? c->conv : NULL;
-    params[1] = c->has_cursor ? seq : NULL;
-    params[2] = lim;
-    params[3] = grace;
-
-    return chat_cleanup_exec(c, CHAT_CLEANUP_SEARCH_SQL, 4, params,
+    return chat_cleanup_walk(c, CHAT_CLEANUP_SEARCH_SQL, grace,
                              chat_cleanup_search_row, more);
 }
 

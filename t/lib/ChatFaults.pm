@@ -64,28 +64,10 @@ our $INFLIGHT = 8;      # sends of one client waiting for their ack at most
 # broker that is down fails (and is retried) within seconds
 sub start_gateway {
     my (%o) = @_;
-    $ENV{TEST_NGINX_JWT_SECRET_FILE} = ChatJWT::secret_file();
-    return ChatTest::start_nginx(
-        workers     => $o{workers} // 2,
-        listen      => 'reuseport',
-        http_config => <<"CONF",
-    chat_node_name faults;
-    chat_redis \$TEST_NGINX_REDIS;
-    chat_redis_password_file \$TEST_NGINX_REDIS_PASSWORD_FILE;
-    chat_postgres "\$TEST_NGINX_PG_DSN";
-    chat_kafka_brokers \$TEST_NGINX_KAFKA_BROKERS;
-    chat_kafka_timeout 3s;
-    chat_jwt_secret_file \$TEST_NGINX_JWT_SECRET_FILE;
-CONF
-        config      => <<'CONF',
-    location /v1/ {
-        chat_api;
-    }
-    location = /v1/ws {
-        chat_websocket;
-    }
-CONF
-    );
+    return ChatPersist::start_gateway('faults',
+        workers    => $o{workers} // 2,
+        listen     => 'reuseport',
+        http_extra => '    chat_kafka_timeout 3s;');
 }
 
 # the pids of the ChatTest nginx's worker processes (children of its master)

@@ -233,11 +233,15 @@ sub receipt_record {
 # --- users and the gateway ------------------------------------------------------
 
 # a ChatTest nginx with the API and the WebSocket on the test stack's
-# backends, tokens signed with ChatJWT's secret
+# backends, tokens signed with ChatJWT's secret; %o: more http-level
+# directives (http_extra), and what else ChatTest::start_nginx takes
+# (workers, listen, ...)
 sub start_gateway {
-    my ($node) = @_;
+    my ($node, %o) = @_;
+    my $extra = delete $o{http_extra} // '';
     $ENV{TEST_NGINX_JWT_SECRET_FILE} = ChatJWT::secret_file();
     ChatTest::start_nginx(
+        %o,
         http_config => <<"CONF",
     chat_node_name $node;
     chat_redis \$TEST_NGINX_REDIS;
@@ -245,6 +249,7 @@ sub start_gateway {
     chat_postgres "\$TEST_NGINX_PG_DSN";
     chat_kafka_brokers \$TEST_NGINX_KAFKA_BROKERS;
     chat_jwt_secret_file \$TEST_NGINX_JWT_SECRET_FILE;
+$extra
 CONF
         config      => <<'CONF',
     location /v1/ {
