@@ -813,6 +813,9 @@ ngx_chat_channel_resync(ngx_chat_shard_t *sh)
                 continue;
             }
 
+            /* live group frames wait for the groups' logs: the sync's end */
+            ngx_chat_gsync_hold(ws);
+
             if (ws->syncing) {
                 ws->lost_live = 1;
                 ws->sync_register = 1;
