@@ -13,7 +13,8 @@
  * of messages (held back while a connection syncs, ngx_chat_sync.c),
  * presence, and logouts.  A subscription that comes (back) has every
  * local user of its server sync again: what was published meanwhile is
- * in the inboxes.
+ * in the inboxes and the groups' logs (live group frames wait for the
+ * logs' read, ngx_chat_gsync.c).
  */
 
 

@@ -16,7 +16,12 @@
  * (each worker publishes its messages on the members' servers itself,
  * GPUB, and another worker's later message can get there first): a
  * frame below the highest position sent but past the position read goes
- * out too, unless the connection sent that message already.
+ * out too, unless the connection sent that message already.  A
+ * subscription that comes back holds its connections' live frames from
+ * then on (ngx_chat_gsync_hold()) until the group read its resync ends
+ * with: what was published while it was down is only in the logs, and a
+ * later frame sent first would move the connection's position (and, with
+ * its receipt, the member's) past it.
  *
  * The last NGX_CHAT_GSYNC_RING group messages sent on the connection are
  * remembered, so that a receipt for one finds its group without asking
