@@ -240,6 +240,15 @@ sub take {
     }
 }
 
+# a one-to-one message first: r's connection has an inbox position, so
+# the resync's inbox read registers its route in its first call (from 0
+# it may first ask PostgreSQL, whose answer waits behind the held ones)
+$s->send_text(encode_json({ type => 'send', to => $uid{r},
+                            client_id => "d-$run", body => 'direct' }));
+my ($d) = frames($s, 'ack', 1, 15);
+take(10, [$d ? $d->{id} : 'none']);
+ok($d && $got{ $d->{id} }, 'r gets a one-to-one message');
+
 my $m0 = send_g();
 ok($m0, 'm0 acked');
 take(10, [$m0]);
