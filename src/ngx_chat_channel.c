@@ -13,7 +13,8 @@
  * of messages (held back while a connection syncs, ngx_chat_sync.c),
  * presence, and logouts.  A subscription that comes (back) has every
  * local user of its server sync again: what was published meanwhile is
- * in the inboxes.
+ * in the inboxes and the groups' logs (live group frames wait for the
+ * logs' read, ngx_chat_gsync.c).
  */
 
 
@@ -812,6 +813,9 @@ ngx_chat_channel_resync(ngx_chat_shard_t *sh)
             if (ws->done) {
                 continue;
             }
+
+            /* live group frames wait for the groups' logs: the sync's end */
+            ngx_chat_gsync_hold(ws);
 
             if (ws->syncing) {
                 ws->lost_live = 1;

@@ -16,7 +16,12 @@
  * (each worker publishes its messages on the members' servers itself,
  * GPUB, and another worker's later message can get there first): a
  * frame below the highest position sent but past the position read goes
- * out too, unless the connection sent that message already.
+ * out too, unless the connection sent that message already.  A
+ * subscription that comes back holds its connections' live frames from
+ * then on (ngx_chat_gsync_hold()) until the group read its resync ends
+ * with: what was published while it was down is only in the logs, and a
+ * later frame sent first would move the connection's position (and, with
+ * its receipt, the member's) past it.
  *
  * The last NGX_CHAT_GSYNC_RING group messages sent on the connection are
  * remembered, so that a receipt for one finds its group without asking
@@ -639,16 +644,27 @@ ngx_chat_gsync_backlog_rows(ngx_chat_store_rc_e rc, PGresult *res,
 }
 
 
-/* the reads are done: the held frames past them go out */
+/*
+ * The reads are done: the held frames past them go out.  When frames
+ * were dropped, or a sync (a resubscription's) was asked meanwhile, the
+ * logs are read again first: a held frame past what the connection has
+ * is in its log, and the next read sends it; sent now, it would move the
+ * connection's position past messages that the next read is for.
+ */
 
 static void
 ngx_chat_gsync_done(ngx_chat_gconn_t *gc)
 {
+    ngx_uint_t           again;
     ngx_queue_t         *q;
     ngx_chat_gheld_t    *h;
     ngx_chat_gmember_t  *gm;
 
-    gc->ready = 1;
+    again = (gc->lost || gc->again) && !gc->ws->done;
+
+    if (!again) {
+        gc->ready = 1;
+    }
 
     while (!ngx_queue_empty(&gc->held)) {
         q = ngx_queue_head(&gc->held);
@@ -659,8 +675,16 @@ ngx_chat_gsync_done(ngx_chat_gconn_t *gc)
         if (!gc->ws->done) {
             gm = ngx_chat_gmember(gc, h->gid, 1);
 
-            if (h->n == 0 || gm == NULL
-                || ngx_chat_gsync_due(gc, gm, h->n, h->id, h->id_len))
+            if (again && h->from == gc->ws->user_id) {
+                /* its own (another device's): never in a read */
+                ngx_chat_gsync_send(gc, h->gid, h->id, h->id_len, h->from,
+                                    h->seq, (char *) (h + 1), h->len);
+
+            } else if (again && (gm == NULL || h->n > gm->last_n)) {
+                /* the next read sends it */
+
+            } else if (h->n == 0 || gm == NULL
+                       || ngx_chat_gsync_due(gc, gm, h->n, h->id, h->id_len))
             {
                 ngx_chat_gsync_send(gc, h->gid, h->id, h->id_len, h->from,
                                     h->seq, (char *) (h + 1), h->len);
@@ -670,12 +694,7 @@ ngx_chat_gsync_done(ngx_chat_gconn_t *gc)
         ngx_free(h);
     }
 
-    if (gc->ws->done) {
-        return;
-    }
-
-    /* frames were dropped, or a sync was asked meanwhile: read again */
-    if (gc->lost || gc->again) {
+    if (again) {
         gc->lost = 0;
         gc->again = 0;
         ngx_chat_gsync_start(gc->ws);
@@ -868,6 +887,18 @@ ngx_chat_gsync_receipt(ngx_chat_ws_t *ws, const char *id, ngx_uint_t read,
     }
 
     return NGX_DECLINED;
+}
+
+
+void
+ngx_chat_gsync_hold(ngx_chat_ws_t *ws)
+{
+    ngx_chat_gconn_t  *gc;
+
+    gc = ngx_chat_gconn(ws);
+    if (gc) {
+        gc->ready = 0;
+    }
 }
 
 

@@ -38,6 +38,15 @@ void ngx_chat_gsync_remember(ngx_chat_ws_t *ws, const char *id,
     uint64_t gid, uint64_t from, int64_t seq, ngx_uint_t read);
 
 /*
+ * The worker's subscription is back (ngx_chat_channel.c): live group
+ * frames are held from now on until the group sync that the resync ends
+ * with is done.  Frames published while it was down came to nobody, and
+ * a later one let out before that read would move the connection's
+ * position (and, with its receipt, the member's) past them.
+ */
+void ngx_chat_gsync_hold(ngx_chat_ws_t *ws);
+
+/*
  * {"type":"sync"}: the next group sync reads each log from the member's
  * delivered position again, not from what the connection has
  */
