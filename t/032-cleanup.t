@@ -444,7 +444,8 @@ my $off = -s $log // 0;
 my $ack = ChatPersist::ws_send($ann, to => $uid{ben}, client_id => "d-$run",
                                body => "live $run");
 my ($live) = frames($ben, 'message', 1, 30);
-is($live && $live->{id}, $ack->{id}, 'ben gets a new message');
+ok($ack && $ack->{id} && $live && ($live->{id} // '') eq $ack->{id},
+   'ann\'s new message is acked and ben gets it');
 ok(ChatTest::wait_until(sub {
        count("SELECT count(*) FROM messages WHERE conv = :'c' AND id = :'id'",
              c => $conv_ab, id => $ack->{id}) == 1 },
