@@ -14,7 +14,8 @@
 #     to both devices of a user with two;
 #   - one node SIGKILLed: its users' WebSockets drop, what is sent to them
 #     meanwhile is acked, they reconnect through the edge to other nodes
-#     and get it, and new messages reach them live there;
+#     and get it, their routes and presence move, and new messages reach
+#     them live there;
 #   - a node reloaded (nginx -s reload) while a sender streams to a user
 #     on it: the user's WebSocket is closed with 1001, it reconnects, and
 #     every acked message reaches it, once (but for one whose receipt the
@@ -316,6 +317,16 @@ my %lg;
 pump($ws{$v}, \%lg, undef, 10, sub { $la{"live-$run"} && $lg{$la{"live-$run"}} });
 ok($la{"live-$run"} && $lg{$la{"live-$run"}},
    "a new message reaches $v live on $moved{$v}");
+
+# the route and presence moved with it: its routes (chat:routes:{uid},
+# "channel conn" members) name a channel of its new node; it is online
+my ($rh, $rp) = split /:/, ChatPersist::stack_env('REDIS');
+my @routes = split /\n/, `redis-cli -h $rh -p $rp ZRANGE 'chat:routes:{$uid{$v}}' 0 -1`;
+ok((grep { /^chat:w:\Q$moved{$v}\E:/ } @routes),
+   "$v: its route is on $moved{$v} now") or diag "routes: @routes";
+($st, $body) = api(GET => "/v1/users/$uid{$v}/presence", $tok{$v});
+is($st == 200 && $body->{online} ? 'online' : "$st", 'online',
+   "$v: online, as its new node says");
 
 like(ChatTest::stack_svc($dead, 'start'), qr/started/, "svc $dead start");
 
