@@ -215,11 +215,13 @@ ok(ChatTest::wait_until(sub {
 sleep 1;    # their group syncs are done
 
 my $k = 0;
+my %seq_of;
 sub send_g {
     $k++;
     $s->send_text(encode_json({ type => 'send', group => $gid,
                                 client_id => "c$k-$run", body => "m$k" }));
     my ($ack) = frames($s, 'ack', 1, 15);
+    $seq_of{$ack->{id}} = $ack->{seq} if $ack && $ack->{id};
     return $ack ? $ack->{id} : undef;
 }
 
@@ -301,7 +303,13 @@ is($got{$m4} // 0, 1, 'r gets m4 once');
 my @seen = grep { my $id = $_; grep { $_ eq $id } @lost, $m4 } @order;
 is(join(' ', map { $name{$_} } @seen), 'm1 m2 m3 m4', 'in seq order');
 
-# nothing more: a sync brings nothing twice (they are acknowledged)
+# nothing more: a sync brings nothing twice once they are acknowledged
+# (r's receipts have moved its delivered seq to m4's: a sync before that
+# sends them again, as the protocol says)
+ok(ChatTest::wait_until(sub {
+       (redis("HGET chat:gspos:{g:$gid} $uid{r}") || 0) >= ($seq_of{$m4} // 1e18) },
+       timeout => 15, interval => 0.1),
+   "r's receipts counted: its delivered seq is m4's");
 $r->send_text(encode_json({ type => 'sync' }));
 take(2);
 is(scalar(grep { $got{$_} > 1 } keys %got), 0, 'nothing came twice');
