@@ -167,10 +167,16 @@ $up3        keepalive 64;
         default upgrade;
         ''      '';
     }
+    # every proxy_set_header here, none in a location: a location with
+    # one of its own inherits none of these (lua-free-conf/edge-and-nodes.conf)
     proxy_http_version    1.1;
     proxy_set_header      Host \$host;
     proxy_set_header      X-Forwarded-For \$remote_addr;
     proxy_set_header      X-Forwarded-Proto \$scheme;
+    proxy_set_header      Upgrade \$http_upgrade;
+    proxy_set_header      Connection \$chat_connection;
+    proxy_read_timeout    1h;
+    proxy_send_timeout    1h;
     proxy_connect_timeout 2s;
     proxy_next_upstream   error timeout;
     proxy_buffering       off;
@@ -180,10 +186,6 @@ $up3        keepalive 64;
         location = /v1/ws {
             chat_auth on;
             proxy_pass http://chat_one;
-            proxy_set_header Upgrade \$http_upgrade;
-            proxy_set_header Connection \$chat_connection;
-            proxy_read_timeout 1h;
-            proxy_send_timeout 1h;
         }
     }
     server {
@@ -195,15 +197,10 @@ $(scale_tls_conf)
         location = /v1/ws {
             chat_auth on;
             proxy_pass http://chat_nodes;
-            proxy_set_header Upgrade \$http_upgrade;
-            proxy_set_header Connection \$chat_connection;
-            proxy_read_timeout 1h;
-            proxy_send_timeout 1h;
         }
         location /v1/ {
             chat_auth on;
             proxy_pass http://chat_nodes;
-            proxy_set_header Connection "";
         }
     }
 }
