@@ -99,6 +99,12 @@ chat_test_serve(void *data)
             }
         }
 
+        /*
+         * counted before the answer goes out: the client may check the
+         * count as soon as it has read the answer
+         */
+        __atomic_fetch_add(&s->served, 1, __ATOMIC_SEQ_CST);
+
         /* the answer's first line is the status, the rest the body */
         nl = strchr(s->answers[i], '\n');
         dprintf(c, "HTTP/1.1 %.*s\r\ncontent-type: application/json\r\n"
@@ -107,7 +113,6 @@ chat_test_serve(void *data)
                 nl + 1);
 
         close(c);
-        s->served++;
     }
 
     return NULL;
@@ -385,14 +390,14 @@ chat_test_fcm_bearer(void **state)
     b = chat_push_fcm_bearer(&f, CHAT_TEST_NOW, err, sizeof(err));
     assert_non_null(b);
     assert_string_equal(b, "ya29.first");
-    assert_int_equal(s.served, 1);
+    assert_int_equal(__atomic_load_n(&s.served, __ATOMIC_SEQ_CST), 1);
     chat_test_check_assertion(s.requests[0], uri);
 
     /* cached until 5 minutes before it expires */
     b = chat_push_fcm_bearer(&f, CHAT_TEST_NOW + (3599 - 301) * 1000LL, err,
                              sizeof(err));
     assert_string_equal(b, "ya29.first");
-    assert_int_equal(s.served, 1);
+    assert_int_equal(__atomic_load_n(&s.served, __ATOMIC_SEQ_CST), 1);
 
     list = NULL;
     assert_int_equal(chat_push_fcm_headers(&f, CHAT_TEST_NOW, &list, err,
@@ -415,7 +420,7 @@ chat_test_fcm_bearer(void **state)
     curl_slist_free_all(list);
 
     chat_test_server_stop(&s);
-    assert_int_equal(s.served, 3);
+    assert_int_equal(__atomic_load_n(&s.served, __ATOMIC_SEQ_CST), 3);
 
     /* the endpoint gone */
     chat_push_fcm_reauth(&f);
