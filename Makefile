@@ -162,33 +162,61 @@ unit: $(UNIT_BINS) $(UNIT_ASAN)
 	@set -e; for t in $(UNIT_BINS) $(UNIT_ASAN); do \
 	    echo "== $$t"; $$t; done
 
-$(B)/tests/%: tests/unit/%.c tests/unit/chat_test.h $(COMMON_SRCS) \
-              $(COMMON_HDRS) $(BENCH_SRCS) $(BENCH_HDRS)
-	@mkdir -p $(B)/tests
-	$(CC) $(CHAT_CFLAGS) -Isrc/tools -o $@ $< $(COMMON_SRCS) \
-	    $(BENCH_SRCS) $(COMMON_LIBS)
+# The shared code is compiled once per build into an archive that every
+# test links (not once per test binary: that was ~900 compiles per run).
+UNIT_OBJS = $(patsubst src/common/%.c,$(1)/obj/common/%.o,$(COMMON_SRCS)) \
+            $(patsubst src/tools/%.c,$(1)/obj/tools/%.o,$(BENCH_SRCS))
+UNIT_LIB      := $(B)/obj/libchat_unit.a
+UNIT_LIB_ASAN := $(B)/asan/obj/libchat_unit.a
 
-$(B)/asan/tests/%: tests/unit/%.c tests/unit/chat_test.h $(COMMON_SRCS) \
-                   $(COMMON_HDRS) $(BENCH_SRCS) $(BENCH_HDRS)
+$(B)/obj/common/%.o: src/common/%.c $(COMMON_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CHAT_CFLAGS) -c -o $@ $<
+
+$(B)/obj/tools/%.o: src/tools/%.c $(BENCH_HDRS) $(COMMON_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CHAT_CFLAGS) -Isrc/tools -c -o $@ $<
+
+$(B)/asan/obj/common/%.o: src/common/%.c $(COMMON_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CHAT_CFLAGS) $(SAN) -c -o $@ $<
+
+$(B)/asan/obj/tools/%.o: src/tools/%.c $(BENCH_HDRS) $(COMMON_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CHAT_CFLAGS) $(SAN) -Isrc/tools -c -o $@ $<
+
+$(UNIT_LIB): $(call UNIT_OBJS,$(B))
+	rm -f $@ && ar rcs $@ $^
+
+$(UNIT_LIB_ASAN): $(call UNIT_OBJS,$(B)/asan)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/tests/%: tests/unit/%.c tests/unit/chat_test.h $(UNIT_LIB) \
+              $(COMMON_HDRS) $(BENCH_HDRS)
+	@mkdir -p $(B)/tests
+	$(CC) $(CHAT_CFLAGS) -Isrc/tools -o $@ $< $(UNIT_LIB) $(COMMON_LIBS)
+
+$(B)/asan/tests/%: tests/unit/%.c tests/unit/chat_test.h $(UNIT_LIB_ASAN) \
+                   $(COMMON_HDRS) $(BENCH_HDRS)
 	@mkdir -p $(B)/asan/tests
-	$(CC) $(CHAT_CFLAGS) $(SAN) -Isrc/tools -o $@ $< $(COMMON_SRCS) \
-	    $(BENCH_SRCS) $(COMMON_LIBS)
+	$(CC) $(CHAT_CFLAGS) $(SAN) -Isrc/tools -o $@ $< $(UNIT_LIB_ASAN) \
+	    $(COMMON_LIBS)
 
 # the push worker's credentials (src/workers/chat_push_auth.c) need libcurl
 PUSH_AUTH_SRCS := src/workers/chat_push_auth.c
 PUSH_AUTH_DEPS := tests/unit/test_chat_push_auth.c tests/unit/chat_test.h \
                   $(PUSH_AUTH_SRCS) src/workers/chat_push_auth.h \
-                  $(COMMON_SRCS) $(COMMON_HDRS)
+                  $(COMMON_HDRS)
 
-$(B)/tests/test_chat_push_auth: $(PUSH_AUTH_DEPS)
+$(B)/tests/test_chat_push_auth: $(PUSH_AUTH_DEPS) $(UNIT_LIB)
 	@mkdir -p $(B)/tests
 	$(CC) $(CHAT_CFLAGS) -Isrc/workers -o $@ $< $(PUSH_AUTH_SRCS) \
-	    $(COMMON_SRCS) $(COMMON_LIBS) -lcurl -lpthread
+	    $(UNIT_LIB) $(COMMON_LIBS) -lcurl -lpthread
 
-$(B)/asan/tests/test_chat_push_auth: $(PUSH_AUTH_DEPS)
+$(B)/asan/tests/test_chat_push_auth: $(PUSH_AUTH_DEPS) $(UNIT_LIB_ASAN)
 	@mkdir -p $(B)/asan/tests
 	$(CC) $(CHAT_CFLAGS) $(SAN) -Isrc/workers -o $@ $< $(PUSH_AUTH_SRCS) \
-	    $(COMMON_SRCS) $(COMMON_LIBS) -lcurl -lpthread
+	    $(UNIT_LIB_ASAN) $(COMMON_LIBS) -lcurl -lpthread
 
 # --- the stack and the test run -------------------------------------------
 
