@@ -275,12 +275,19 @@ function restoreConvs() {
 async function openConv(c) {
     if (c.kind === 'group') {
         await groupInfo(c);
+    } else {
+        // notice a changed key now rather than at the next send
+        app.keys.directKey(c.id, true).catch((err) => {
+            showError(err.status === 404 ? c.name + ' has not published ' +
+                      'a key yet (never signed in to the web client)'
+                                         : 'keys: ' + err.message);
+        });
     }
     await app.chat.openConv(c);
 }
 
 function onOpenChanged(c) {
-    $('chat-title').textContent = (c.kind === 'group' ? '👥 ' : '') + c.name;
+    $('chat-title').textContent = c.name;
     $('typing-slot').replaceChildren();
     $('group-admin').hidden = !(c.kind === 'group' && c.admin);
     scheduleConvs();
@@ -531,9 +538,14 @@ function wire() {
             app.chat.loadOlder(app.chat.open, false);
         }
     });
+    // the user scrolled to the top (not our own scrolling after a render)
     $('messages').addEventListener('scroll', () => {
         const c = app && app.chat.open;
-        if (c && $('messages').scrollTop === 0 && c.nextBefore) {
+        const box = $('messages');
+        if (c && c.nextBefore && box.scrollTop === 0 &&
+            box.scrollHeight > box.clientHeight &&
+            Date.now() - app.chat.renderedAt > 1000)
+        {
             app.chat.loadOlder(c, false);
         }
     });

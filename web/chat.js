@@ -91,7 +91,7 @@ export class Chat {
                 const g = e2e.parseGroupBody(raw.body);
                 const key = g && this.app.keys.groupKey(c.id, g.version);
                 if (!key) {
-                    m.text = '🔒 waiting for the group key';
+                    m.text = '[encrypted] waiting for the group key';
                     m.error = true;
                     m.raw = raw;
                     this.waitingKey.push({c, m});
@@ -102,7 +102,7 @@ export class Chat {
                 payload = await this.openDirect(c.id, raw.body);
             }
         } catch (err) {
-            m.text = '🔒 this message cannot be decrypted here (' +
+            m.text = '[encrypted] this message cannot be decrypted here (' +
                 (err.code === 'not_found' ? 'no key published'
                  : 'sent to another key: another device or browser') + ')';
             m.error = true;
@@ -492,6 +492,7 @@ export class Chat {
             }
         }
         list.replaceChildren(...c.msgs.map((m) => m.el));
+        this.renderedAt = Date.now();
         $('load-older').hidden = c.nextBefore === null;
         if (toBottom || atBottom) {
             box.scrollTop = box.scrollHeight;

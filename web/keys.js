@@ -7,6 +7,9 @@ import * as e2e from './e2e.js';
 import {api} from './api.js';
 import {$, el} from './ui.js';
 
+const RECHECK = 10000;     // ms: ask for a peer's key again after
+const REFRESH = 2000;      // ms: at most this often when asked to
+
 export class Keys {
     constructor(me) {
         this.me = me;                 // {user_id, username}
@@ -23,12 +26,14 @@ export class Keys {
         await api.putKey(this.id.publicB64);
     }
 
-    // the conversation key with peer; fresh: ask the server again (after a
-    // message that did not decrypt: the peer may have a new key)
+    // the conversation key with peer; the peer's public key is asked for
+    // again when fresh (a message did not decrypt) or after RECHECK ms, so
+    // that a changed key is noticed (and warned about) before a send
     async directKey(peer, fresh = false) {
         peer = String(peer);
         const known = this.direct.get(peer);
-        if (known && !fresh) {
+        const age = known ? Date.now() - known.checked : Infinity;
+        if (age < (fresh ? REFRESH : RECHECK)) {
             return known.key;
         }
 
@@ -36,10 +41,17 @@ export class Keys {
         if (peer === String(this.me.user_id)) {
             pub = this.id.publicB64;
         } else {
-            const k = await api.getKey(peer);
-            pub = k.public_key;
+            try {
+                pub = (await api.getKey(peer)).public_key;
+            } catch (err) {
+                if (known) {
+                    return known.key;   // server unreachable: keep ours
+                }
+                throw err;
+            }
         }
         if (known && known.pub === pub) {
+            known.checked = Date.now();
             return known.key;
         }
 
@@ -52,7 +64,7 @@ export class Keys {
 
         const key = await e2e.directKey(this.id.privateKey, this.me.user_id,
                                         peer, pub);
-        this.direct.set(peer, {pub, key});
+        this.direct.set(peer, {pub, key, checked: Date.now()});
         return key;
     }
 

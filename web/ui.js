@@ -114,7 +114,9 @@ export function renderConversations(convs, openKey, onOpen) {
                                                      ? ' open' : ''),
                                'data-kind': c.kind, 'data-name': c.name,
                                onclick: () => onOpen(c)},
-                       (c.kind === 'group' ? '👥 ' : '') + c.name,
+                       c.kind === 'group' ? el('span', {class: 'tag'},
+                                               'group') : null,
+                       c.name,
                        c.unread ? el('span', {class: 'badge'},
                                      String(c.unread)) : null));
     }
