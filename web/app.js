@@ -116,10 +116,24 @@ async function start() {
             showError('signed out: ' + reason);
         },
         onError: showError,
+        onRefused: checkSession,
     });
     app.conn.start();
     await poll();
     app.poller = setInterval(poll, POLL);
+}
+
+// a WebSocket refused before the upgrade: a 401 (expired, logged out)
+// ends the session, anything else is retried
+async function checkSession() {
+    try {
+        await api.me();
+    } catch (err) {
+        if (err.status === 401 && app) {
+            stop();
+            showError('session ended: ' + err.message);
+        }
+    }
 }
 
 // friends and groups (no frame announces a friend request or a new group)
@@ -393,16 +407,31 @@ async function createGroup() {
         const c = app.chat.conv('group', g.group_id, g.name);
         c.members = g.members.map((m) => String(m.user_id));
         c.admin = true;
-        for (const m of c.members) {
-            if (m !== String(app.me.user_id)) {
-                await app.chat.handOut(g.group_id, g.name, 1, key, m);
-            }
-        }
+        await handOutAll(c, 1, key);
         $('group-name').value = '';
         $('group-members').value = '';
         await openConv(c);
     } catch (err) {
         showError('create group: ' + err.message);
+    }
+}
+
+// the group key to every other member; says who could not get it
+async function handOutAll(c, version, key) {
+    const failed = [];
+    for (const m of c.members) {
+        if (m === String(app.me.user_id)) {
+            continue;
+        }
+        try {
+            await app.chat.handOut(c.id, c.name, version, key, m);
+        } catch (err) {
+            failed.push(app.nameOf(m) + ' (' + err.message + ')');
+        }
+    }
+    if (failed.length) {
+        showError('the group key could not be given to ' +
+                  failed.join(', ') + ': they cannot read this group');
     }
 }
 
@@ -421,11 +450,7 @@ async function addMember() {
         const version = (app.keys.latestGroupVersion(c.id) || 0) + 1;
         const key = await e2e.newGroupKey();
         await app.keys.storeGroupKey(c.id, version, key);
-        for (const m of c.members) {
-            if (m !== String(app.me.user_id)) {
-                await app.chat.handOut(c.id, c.name, version, key, m);
-            }
-        }
+        await handOutAll(c, version, key);
         $('group-add-name').value = '';
         showPresence();
     } catch (err) {

@@ -154,9 +154,14 @@ export class Chat {
     // a message object (frame or history) as m, or null when hidden
     async ingest(raw, fromHistory) {
         if (raw.id && this.byId.has(raw.id)) {
+            // again (a sync, a reconnect): its receipt may have been lost
             const m = this.byId.get(raw.id);
             if (raw.status && m.mine) {
                 this.setStatus(m, raw.status);
+            }
+            this.report(m, 'delivered');
+            if (m.c && this.open === m.c && !document.hidden) {
+                this.report(m, 'read');
             }
             return m;
         }

@@ -9,7 +9,8 @@ const PING_EVERY = 60000;
 
 export class Connection {
     // handlers: onFrame(frame), onState(state), onOpen(reconnected),
-    // onFatal(reason) when the token is refused
+    // onFatal(reason) when the session was closed (1008), onRefused() when
+    // a connection failed before it opened, onError(text)
     constructor(token, handlers) {
         this.token = token;
         this.h = handlers;
@@ -48,6 +49,7 @@ export class Connection {
 
         ws.onopen = () => {
             const again = this.opened;
+            ws.wasOpen = true;
             this.opened = true;
             this.attempt = 0;
             this.setState('connected');
@@ -84,6 +86,11 @@ export class Connection {
         ws.onclose = (ev) => {
             clearInterval(this.pinger);
             this.ws = null;
+            if (ws.readyState === WebSocket.CLOSED && !ws.wasOpen &&
+                this.h.onRefused) {
+                // refused before the upgrade: maybe the token (401)
+                this.h.onRefused();
+            }
             if (this.closed) {
                 return;
             }
