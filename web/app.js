@@ -94,12 +94,9 @@ async function start() {
     try {
         await app.keys.init();
     } catch (err) {
-        if (err.status === 401) {
-            stop();
-            showError('session ended: ' + err.message);
+        if (failed('keys', err)) {
             return;
         }
-        showError('keys: ' + err.message);
     }
 
     restoreConvs();
@@ -129,11 +126,21 @@ async function checkSession() {
     try {
         await api.me();
     } catch (err) {
-        if (err.status === 401 && app) {
-            stop();
-            showError('session ended: ' + err.message);
+        if (err.status === 401) {
+            failed('session', err);
         }
     }
+}
+
+// an error of the API shown; a refused token ends the session (true)
+function failed(what, err) {
+    if (err.status === 401 && app) {
+        stop();
+        showError('session ended: ' + err.message);
+        return true;
+    }
+    showError(what + ': ' + err.message);
+    return false;
 }
 
 // friends and groups (no frame announces a friend request or a new group)
@@ -161,12 +168,7 @@ async function poll() {
         renderFriends(app.friends, app.presence, accept);
         showPresence();
     } catch (err) {
-        if (err.status === 401) {
-            stop();
-            showError('session ended: ' + err.message);
-            return;
-        }
-        showError('refresh: ' + err.message);
+        failed('refresh', err);
     }
 }
 
@@ -338,20 +340,31 @@ async function showPresence() {
                                     : lastSeen(p)));
 }
 
-async function openChat() {
-    const name = $('new-chat').value.trim().toLowerCase();
+// the user named in the input (emptied once found), or null (said why)
+async function userOf(input, what) {
+    const name = $(input).value.trim().toLowerCase();
     if (!name) {
-        return;
+        return null;
     }
     try {
         const u = await api.lookup(name);
         app.users.set(String(u.user_id), u.username);
-        const c = app.chat.conv('direct', u.user_id, u.username);
-        $('new-chat').value = '';
-        await openConv(c);
+        $(input).value = '';
+        return u;
     } catch (err) {
-        showError(err.status === 404 ? 'no user named ' + name
-                                     : 'open chat: ' + err.message);
+        if (err.status === 404) {
+            showError('no user named ' + name);
+        } else {
+            failed(what, err);
+        }
+        return null;
+    }
+}
+
+async function openChat() {
+    const u = await userOf('new-chat', 'open chat');
+    if (u) {
+        await openConv(app.chat.conv('direct', u.user_id, u.username));
     }
 }
 
@@ -359,18 +372,15 @@ async function openChat() {
 // --- friends -----------------------------------------------------------------
 
 async function addFriend() {
-    const name = $('friend-username').value.trim().toLowerCase();
-    if (!name) {
+    const u = await userOf('friend-username', 'friend request');
+    if (!u) {
         return;
     }
     try {
-        const u = await api.lookup(name);
         await api.befriend(u.user_id);
-        $('friend-username').value = '';
         await poll();
     } catch (err) {
-        showError(err.status === 404 ? 'no user named ' + name
-                                     : 'friend request: ' + err.message);
+        failed('friend request', err);
     }
 }
 
@@ -438,12 +448,14 @@ async function handOutAll(c, version, key) {
 // an admin adds a member: a new key version, handed to every member
 async function addMember() {
     const c = app.chat.open;
-    const name = $('group-add-name').value.trim().toLowerCase();
-    if (!c || c.kind !== 'group' || !name) {
+    if (!c || c.kind !== 'group') {
+        return;
+    }
+    const u = await userOf('group-add-name', 'add member');
+    if (!u) {
         return;
     }
     try {
-        const u = await api.lookup(name);
         await api.addMember(c.id, u.user_id);
         c.members = null;
         await groupInfo(c);
@@ -451,7 +463,6 @@ async function addMember() {
         const key = await e2e.newGroupKey();
         await app.keys.storeGroupKey(c.id, version, key);
         await handOutAll(c, version, key);
-        $('group-add-name').value = '';
         showPresence();
     } catch (err) {
         showError('add member: ' + err.message);

@@ -90,6 +90,14 @@ export class Chat {
             if (c.kind === 'group') {
                 const g = e2e.parseGroupBody(raw.body);
                 const key = g && this.app.keys.groupKey(c.id, g.version);
+                const latest = this.app.keys.latestGroupVersion(c.id);
+                if (!key && g && latest !== null && g.version < latest) {
+                    // an older key, never handed to this device
+                    m.text = '[encrypted] sent before this device got ' +
+                        'the group\'s key';
+                    m.error = true;
+                    return true;
+                }
                 if (!key) {
                     m.text = '[encrypted] waiting for the group key';
                     m.error = true;
