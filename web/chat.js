@@ -96,6 +96,7 @@ export class Chat {
                     m.text = '[encrypted] sent before this device got ' +
                         'the group\'s key';
                     m.error = true;
+                    m.stale = true;     // most likely before we joined
                     return true;
                 }
                 if (!key) {
@@ -118,7 +119,7 @@ export class Chat {
         }
         m.error = false;
         if (payload.n && !m.mine) {
-            this.app.learnName(raw.from, payload.n);
+            await this.app.learnName(raw.from, payload.n);
         }
         if (payload.t === 'group_key') {
             await this.gotGroupKey(raw, payload);
@@ -213,11 +214,11 @@ export class Chat {
     // --- receipts -----------------------------------------------------------
 
     report(m, status) {
-        if (!m.id || m.mine || this.reported[status].has(m.id)) {
+        if (!m.id || m.mine || m.stale || this.reported[status].has(m.id)) {
             return;
         }
-        if (status === 'read' && m.status === 'read' && !m.group) {
-            return;     // history says it was read already
+        if (!m.group && (RANK[m.status] || 0) >= RANK[status]) {
+            return;     // history says it got there already
         }
         this.reported[status].add(m.id);
         this.queue[status].add(m.id);
