@@ -182,6 +182,9 @@ export class Chat {
                    status: raw.status, client_id: raw.client_id,
                    c};
         const shown = await this.decode(c, m, raw);
+        if (!fromHistory) {
+            m.stale = false;    // came to us: acknowledge it whatever it is
+        }
         if (this.byId.has(raw.id)) {
             return this.byId.get(raw.id);   // came meanwhile
         }
