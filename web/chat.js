@@ -174,8 +174,13 @@ export class Chat {
             }
             return m;
         }
-        const c = this.convOf(raw);
         const me = String(this.app.me.user_id);
+        if (String(raw.from) === me && this.byClient.has(raw.client_id)) {
+            // our own send, stored before its ack reached us
+            this.gotAck(raw);
+            return this.byId.get(raw.id);
+        }
+        const c = this.convOf(raw);
         const m = {id: raw.id, seq: raw.seq, from: String(raw.from),
                    mine: String(raw.from) === me, ts: raw.ts,
                    group: c.kind === 'group', url: raw.url || null,
