@@ -50,6 +50,7 @@ static const ngx_chat_api_route_t  ngx_chat_api_routes[] = {
     { NGX_HTTP_DELETE, "/v1/groups/#/members/#", 1, 0,
       ngx_chat_api_member_delete },
     { NGX_HTTP_PUT, "/v1/keys", 1, 1, ngx_chat_api_key_put },
+    { NGX_HTTP_GET, "/v1/users/lookup", 1, 0, ngx_chat_api_user_lookup },
     { NGX_HTTP_GET, "/v1/users/#/keys", 1, 0, ngx_chat_api_key_get },
     { NGX_HTTP_GET, "/v1/users/#/presence", 1, 0,
       ngx_chat_api_presence_get },

@@ -41,6 +41,8 @@ static ngx_int_t ngx_chat_api_login_token(ngx_chat_api_ctx_t *ctx);
 static void ngx_chat_api_logout_done(ngx_chat_store_rc_e rc,
     redisReply *reply, void *data);
 static ngx_uint_t ngx_chat_api_username_ok(ngx_str_t *name);
+static ngx_int_t ngx_chat_api_lookup_done(ngx_chat_api_ctx_t *ctx,
+    PGresult *res);
 
 
 /* POST /v1/users */
@@ -567,4 +569,60 @@ ngx_chat_api_username_ok(ngx_str_t *name)
     }
 
     return 1;
+}
+
+
+/*
+ * GET /v1/users/lookup?username=<name>: the account of that name (for
+ * clients that take a username, e.g. to start a chat): 404 for none, 400
+ * for a name that registration would refuse.
+ */
+
+ngx_int_t
+ngx_chat_api_user_lookup(ngx_chat_api_ctx_t *ctx)
+{
+    u_char              *dst, *src;
+    ngx_str_t            value;
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+
+    if (ngx_http_arg(r, (u_char *) "username", 8, &value) != NGX_OK) {
+        return ngx_chat_api_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_request",
+                                  "\"username\" is required");
+    }
+
+    /* percent-decoded into a copy: the name is then checked as is */
+    ctx->username.data = ngx_pnalloc(r->pool, value.len + 1);
+    if (ctx->username.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    src = value.data;
+    dst = ctx->username.data;
+    ngx_unescape_uri(&dst, &src, value.len, 0);
+    ctx->username.len = dst - ctx->username.data;
+
+    if (!ngx_chat_api_username_ok(&ctx->username)) {
+        return ngx_chat_api_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_request",
+                                  "\"username\" must match "
+                                  "[a-z0-9_]{3,32}");
+    }
+
+    return ngx_chat_api_pg(ctx,
+        "SELECT row_to_json(u) FROM (SELECT id AS user_id, username, "
+        "display_name FROM users WHERE username = $1) u",
+        1, &ctx->username, ngx_chat_api_lookup_done);
+}
+
+
+static ngx_int_t
+ngx_chat_api_lookup_done(ngx_chat_api_ctx_t *ctx, PGresult *res)
+{
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+        return ngx_chat_api_error(ctx, NGX_HTTP_NOT_FOUND, "not_found",
+                                  "no such user");
+    }
+
+    return ngx_chat_api_json_result(ctx, res, NGX_HTTP_OK);
 }

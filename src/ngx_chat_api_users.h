@@ -18,6 +18,7 @@
 ngx_int_t ngx_chat_api_register(ngx_chat_api_ctx_t *ctx);
 ngx_int_t ngx_chat_api_login(ngx_chat_api_ctx_t *ctx);
 ngx_int_t ngx_chat_api_logout(ngx_chat_api_ctx_t *ctx);
+ngx_int_t ngx_chat_api_user_lookup(ngx_chat_api_ctx_t *ctx);
 
 
 #endif /* _NGX_CHAT_API_USERS_H_INCLUDED_ */

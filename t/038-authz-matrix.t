@@ -120,6 +120,11 @@ my @MATRIX = (
     [ 'GET /v1/users/#/keys', 'GET /v1/users/{owner}/keys', undef, {},
       [ (200) x 5, @NOT, $U ] ],
 
+    # a username's account: anyone with a token
+    [ 'GET /v1/users/lookup', 'GET /v1/users/lookup?username={ownername}',
+      undef, {},
+      [ (200) x 5, @NOT, $U ] ],
+
     # presence: friends (and oneself) only
     [ 'GET /v1/users/#/presence', 'GET /v1/users/{owner}/presence', undef,
       {},
@@ -500,6 +505,7 @@ our $Media = $mj->{media_id} // 'none';
 sub fill {
     my ($s) = @_;
     $s =~ s/\{owner\}/$Uid{owner}/g;
+    $s =~ s/\{ownername\}/$::Name{owner}/g;
     $s =~ s/\{extra\}/$Uid{extra}/g;
     $s =~ s/\{gid\}/$Gid/g;
     $s =~ s/\{device\}/$Device/g;
