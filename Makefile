@@ -236,6 +236,18 @@ $(DEB)/chat-worker: $(WORKER_SRCS) $(WORKER_HDRS) $(COMMON_SRCS) \
 deb-check: deb
 	scripts/build-deb --lintian $(DEB)
 
+# --- docker/ without a Docker engine (make docker-check) --------------------
+# docker/check: the Dockerfile's build script (docker/build) outside
+# Docker, the image's entrypoint rendering the node and edge configs
+# (nginx -t), and docker/compose.yaml against the compose spec's schema
+# (docker-compose config -q; installed there when missing).  Seconds once
+# `make all` has built.
+
+.PHONY: docker-check
+
+docker-check:
+	docker/check
+
 # --- fuzzing (clang's libFuzzer) ---------------------------------------------
 # `make fuzz` runs each target in turn for its share of FUZZ_SECONDS (split
 # evenly between the FUZZ_TARGETS) and fails when one finds a crash (the
