@@ -249,9 +249,25 @@ is($status, 0, '... and drained and exited 0 on SIGTERM')
     or diag ChatTest::tail(ChatTest::slurp($log), 20);
 $worker_pid = undef;
 
-# --- purge: the machine as before -------------------------------------------------
+# --- the modules-enabled link across remove, reinstall, an admin's choice -------
 
 ChatTest::stop_nginx();
+my $link = '/etc/nginx/modules-enabled/50-mod-http-chat.conf';
+($rc, $out) = run('dpkg', '-r', 'libnginx-mod-http-chat');
+is($rc, 0, 'dpkg -r the module package') or diag $out;
+ok(!-l $link && -l "$link.removed",
+   '... its link becomes a .removed note (as dh_nginx does)');
+($rc, $out) = run('dpkg', '-i', "'$debs[0]'");
+is($rc, 0, 'installed again') or diag $out;
+ok(-l $link && !-l "$link.removed", '... and enabled again');
+unlink $link;
+($rc, $out) = run('dpkg', '-i', "'$debs[0]'");
+is($rc, 0, 'the administrator removed the link, then a reinstall')
+    or diag $out;
+ok(!-l $link, '... leaves it disabled');
+
+# --- purge: the machine as before -------------------------------------------------
+
 ($rc, $out) = purge();
 is($rc, 0, 'apt-get purge both') or diag $out;
 ok(!installed($_), "$_ is gone") for @PKGS;
