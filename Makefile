@@ -59,16 +59,10 @@ deps:
 
 module: $(B)/ngx_http_chat_module.so
 
-$(B)/nginx-src/.configured: config $(NGX_SRC)/conf_flags
-	@test -d $(NGX_SRC) || { echo "$(NGX_SRC) missing:" \
-	    "apt-get install nginx-dev (or make deps)"; exit 1; }
-	rm -rf $(B)/nginx-src && mkdir -p $(B) && cp -r $(NGX_SRC) $(B)/nginx-src
-	. $(NGX_SRC)/conf_flags && cd $(B)/nginx-src && \
-	    ./configure "$${NGX_CONF_FLAGS[@]}" \
-	        --with-cc-opt="-Wextra -Wno-unused-parameter -Werror" \
-	        --add-dynamic-module=$(TOP) > configure.log 2>&1 \
-	    || { tail -20 configure.log; exit 1; }
-	touch $@
+$(B)/nginx-src/.configured: config $(NGX_SRC)/conf_flags \
+                            scripts/build-module
+	scripts/build-module --step configure --src $(NGX_SRC) \
+	    --build $(B)/nginx-src
 
 # the Lua scripts' C table: made by config at ./configure time, and again
 # here when a script changes
@@ -77,8 +71,7 @@ $(B)/$(LUA_TABLE): $(B)/nginx-src/.configured $(LUA_SRCS)
 
 $(B)/ngx_http_chat_module.so: $(B)/nginx-src/.configured $(MODULE_SRCS) \
                               $(B)/$(LUA_TABLE)
-	$(MAKE) -s -C $(B)/nginx-src -f objs/Makefile modules
-	cp $(B)/nginx-src/objs/ngx_http_chat_module.so $@.tmp && mv $@.tmp $@
+	+scripts/build-module --step make --build $(B)/nginx-src --out $@
 
 # --- the same module with ASan/UBSan ----------------------------------------
 # nginx-dev ships headers only, so the sanitized module is loaded into the
@@ -87,25 +80,17 @@ $(B)/ngx_http_chat_module.so: $(B)/nginx-src/.configured $(MODULE_SRCS) \
 asan: $(B)/asan/ngx_http_chat_module.so $(B)/asan/nginx \
       $(B)/asan/chat-kafka-broker $(B)/asan/chat-worker
 
-$(B)/asan/nginx-src/.configured: config $(NGX_SRC)/conf_flags
-	rm -rf $(B)/asan/nginx-src && mkdir -p $(B)/asan && \
-	    cp -r $(NGX_SRC) $(B)/asan/nginx-src
-	. $(NGX_SRC)/conf_flags && cd $(B)/asan/nginx-src && \
-	    ./configure "$${NGX_CONF_FLAGS[@]}" \
-	        --with-cc-opt="$(SAN) -Wextra -Wno-unused-parameter -Werror" \
-	        --with-ld-opt="$(SAN)" \
-	        --add-dynamic-module=$(TOP) > configure.log 2>&1 \
-	    || { tail -20 configure.log; exit 1; }
-	touch $@
+$(B)/asan/nginx-src/.configured: config $(NGX_SRC)/conf_flags \
+                                 scripts/build-module
+	scripts/build-module --step configure --src $(NGX_SRC) \
+	    --build $(B)/asan/nginx-src --cc-opt "$(SAN)" --ld-opt "$(SAN)"
 
 $(B)/asan/$(LUA_TABLE): $(B)/asan/nginx-src/.configured $(LUA_SRCS)
 	sh src/store/lua/gen.sh src/store/lua $@
 
 $(B)/asan/ngx_http_chat_module.so: $(B)/asan/nginx-src/.configured \
                                    $(MODULE_SRCS) $(B)/asan/$(LUA_TABLE)
-	$(MAKE) -s -C $(B)/asan/nginx-src -f objs/Makefile modules
-	cp $(B)/asan/nginx-src/objs/ngx_http_chat_module.so $@.tmp && \
-	    mv $@.tmp $@
+	+scripts/build-module --step make --build $(B)/asan/nginx-src --out $@
 
 $(B)/asan/nginx: Makefile
 	@mkdir -p $(B)/asan
@@ -238,6 +223,58 @@ style:
 
 clean:
 	rm -rf $(B)
+
+# --- Debian packages (make deb, make deb-check) -----------------------------
+# build/deb/libnginx-mod-http-chat_*.deb and build/deb/chat-workers_*.deb
+# (scripts/build-deb, packaging/deb/, docs/DEPLOYMENT.md): the module and
+# chat-worker built again with Debian's hardening flags (dpkg-buildflags),
+# in build/deb/ so that `make all` stays as it is.  deb-check runs lintian
+# on them (installed there when missing).
+
+DEB       := $(B)/deb
+DEB_FLAGS  = DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get
+DEB_CFLAGS = $(shell $(DEB_FLAGS) CFLAGS) $(shell $(DEB_FLAGS) CPPFLAGS)
+DEB_LDFLAGS = $(shell $(DEB_FLAGS) LDFLAGS)
+
+.PHONY: deb deb-check
+
+deb: $(DEB)/ngx_http_chat_module.so $(DEB)/chat-worker scripts/build-deb
+	scripts/build-deb --module $(DEB)/ngx_http_chat_module.so \
+	    --worker $(DEB)/chat-worker --out $(DEB)
+
+$(DEB)/nginx-src/.configured: config $(NGX_SRC)/conf_flags \
+                              scripts/build-module
+	scripts/build-module --step configure --src $(NGX_SRC) \
+	    --build $(DEB)/nginx-src --cc-opt "$(DEB_CFLAGS)" \
+	    --ld-opt "$(DEB_LDFLAGS)"
+
+$(DEB)/$(LUA_TABLE): $(DEB)/nginx-src/.configured $(LUA_SRCS)
+	sh src/store/lua/gen.sh src/store/lua $@
+
+$(DEB)/ngx_http_chat_module.so: $(DEB)/nginx-src/.configured $(MODULE_SRCS) \
+                                $(DEB)/$(LUA_TABLE)
+	+scripts/build-module --step make --build $(DEB)/nginx-src --out $@
+
+$(DEB)/chat-worker: $(WORKER_SRCS) $(WORKER_HDRS) $(COMMON_SRCS) \
+                    $(COMMON_HDRS)
+	@mkdir -p $(DEB)
+	$(CC) $(CHAT_CFLAGS) $(DEB_CFLAGS) $(PG_INC) -Isrc/workers -o $@ \
+	    $(WORKER_SRCS) $(COMMON_SRCS) $(DEB_LDFLAGS) $(WORKER_LIBS)
+
+deb-check: deb
+	scripts/build-deb --lintian $(DEB)
+
+# --- docker/ without a Docker engine (make docker-check) --------------------
+# docker/check: the Dockerfile's build script (docker/build) outside
+# Docker, the image's entrypoint rendering the node and edge configs
+# (nginx -t), and docker/compose.yaml against the compose spec's schema
+# (docker-compose config -q; installed there when missing).  Seconds once
+# `make all` has built.
+
+.PHONY: docker-check
+
+docker-check:
+	docker/check
 
 # --- fuzzing (clang's libFuzzer) ---------------------------------------------
 # `make fuzz` runs each target in turn for its share of FUZZ_SECONDS (split

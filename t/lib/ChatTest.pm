@@ -188,7 +188,7 @@ _EOC_
 
 # start_nginx(config => ..., http_config => ..., main_config => ...,
 #             workers => 1, port => N, log_level => 'info', timeout => 10,
-#             name => '', listen => 'reuseport')
+#             name => '', listen => 'reuseport', links => {...})
 # Starts a master+workers daemon and returns once the port answers; dies
 # with nginx's own words otherwise.  Restarts if one is already running.
 sub start_nginx {
@@ -201,6 +201,10 @@ sub start_nginx {
     my $bin = find_nginx();
     remove_tree($root);
     make_path(map { "$root/$_" } qw(conf logs html));
+    # links => { NAME => TARGET }: e.g. modules => /usr/lib/nginx/modules,
+    # where Debian's modules-enabled snippets (modules/x.so) look
+    symlink $o{links}{$_}, "$root/$_" or die "ChatTest: symlink $_: $!\n"
+        for sort keys %{ $o{links} // {} };
     my ($ver, $configure) = nginx_version_info($bin, $root);
     write_config(\%o, $root, $port, $configure);
     %{inst($name)} = (root => $root, port => $port, bin => $bin);
