@@ -45,10 +45,11 @@
 
 #define NGX_CHAT_ADMIN_TICK        1000     /* ms: the drain flag read */
 #define NGX_CHAT_ADMIN_REPORT      3        /* ticks: the worker's load */
-#define NGX_CHAT_ADMIN_STALE       15000    /* ms: a report is too old */
+#define NGX_CHAT_ADMIN_STALE       10000    /* ms: a report is too old */
 #define NGX_CHAT_ADMIN_LAG_STALE   30000    /* ms: a lag report is old */
 #define NGX_CHAT_ADMIN_MIN_TOKEN   16
 #define NGX_CHAT_ADMIN_MAX_TOKEN   4096
+#define NGX_CHAT_ADMIN_FIELD_LEN   (NGX_INT64_LEN + 300)
 
 #define NGX_CHAT_NODES_KEY         "chat:nodes"
 #define NGX_CHAT_DRAINED_KEY       "chat:drained"
@@ -90,8 +91,15 @@ struct ngx_chat_admin_ctx_s {
 };
 
 
+/* the node's drain flag, for all its workers at once (survives reloads) */
+typedef struct {
+    ngx_atomic_t               draining;
+} ngx_chat_admin_shm_t;
+
+
 /* the worker's side: its node's drain flag, its reports */
 typedef struct {
+    ngx_chat_admin_shm_t      *shm;         /* NULL: none */
     ngx_event_t                tick;
     ngx_uint_t                 ticks;
     ngx_chat_worker_t         *worker;
@@ -125,13 +133,18 @@ static void ngx_chat_admin_cleanup(void *data);
 static void ngx_chat_admin_tick(ngx_event_t *ev);
 static void ngx_chat_admin_poll_reply(ngx_chat_store_rc_e rc,
     redisReply *reply, void *data);
+static void ngx_chat_admin_drain(ngx_chat_admin_state_t *st);
 static void ngx_chat_admin_report(ngx_chat_admin_state_t *st);
 static ngx_uint_t ngx_chat_admin_close_all(uint16_t code,
     const char *reason);
+static char *ngx_chat_admin_field(ngx_chat_worker_t *w, char *buf);
 static int64_t ngx_chat_admin_now(void);
+static ngx_int_t ngx_chat_admin_init_zone(ngx_shm_zone_t *zone, void *data);
 
 
 static ngx_chat_admin_state_t  ngx_chat_admin_state;
+
+static ngx_str_t  ngx_chat_admin_zone_name = ngx_string("chat_admin");
 
 
 char *
@@ -246,7 +259,7 @@ ngx_chat_admin_handler(ngx_http_request_t *r)
 
     rc = ngx_chat_admin_route(r, ctx);
     if (rc != NGX_OK) {
-        return rc;
+        return ngx_chat_http_error(r, rc, ctx->code, ctx->message);
     }
 
     if (ngx_chat_worker == NULL || ngx_chat_worker->nredis == 0) {
@@ -266,6 +279,12 @@ ngx_chat_admin_handler(ngx_http_request_t *r)
                   "chat: admin: %V %V", &r->method_name, &r->uri);
 
     rc = ngx_chat_admin_start(ctx);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_chat_http_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                   "unavailable", "Redis is down");
+    }
+
     if (rc != NGX_OK) {
         return rc;
     }
@@ -313,11 +332,12 @@ ngx_chat_admin_authorized(ngx_http_request_t *r, ngx_str_t *secret)
 }
 
 
-/* NGX_OK with ctx->op, or the answer (404, 405, 400) */
+/* NGX_OK with ctx->op, or the status of the refusal (404, 405, 400) */
 
 static ngx_int_t
 ngx_chat_admin_route(ngx_http_request_t *r, ngx_chat_admin_ctx_t *ctx)
 {
+    off_t        id;
     u_char      *p, *last, *slash;
     ngx_str_t    what, arg, action;
     ngx_uint_t   method, i;
@@ -381,9 +401,9 @@ ngx_chat_admin_route(ngx_http_request_t *r, ngx_chat_admin_ctx_t *ctx)
                 if (arg.data[i] <= ' ' || arg.data[i] == '"'
                     || arg.data[i] == '\\' || arg.data[i] >= 0x7f)
                 {
-                    return ngx_chat_http_error(r, NGX_HTTP_BAD_REQUEST,
-                                               "bad_request",
-                                               "invalid node name");
+                    ctx->code = "bad_request";
+                    ctx->message = "invalid node name";
+                    return NGX_HTTP_BAD_REQUEST;
                 }
             }
 
@@ -393,12 +413,15 @@ ngx_chat_admin_route(ngx_http_request_t *r, ngx_chat_admin_ctx_t *ctx)
     } else if (what.len == 5 && ngx_strncmp(what.data, "users", 5) == 0
                && arg.len)
     {
-        if (arg.len > 19 || (ctx->user_id = ngx_atoof(arg.data, arg.len))
-                            <= 0)
-        {
-            return ngx_chat_http_error(r, NGX_HTTP_BAD_REQUEST,
-                                       "bad_request", "invalid user id");
+        id = arg.len > 19 ? NGX_ERROR : ngx_atoof(arg.data, arg.len);
+
+        if (id <= 0) {
+            ctx->code = "bad_request";
+            ctx->message = "invalid user id";
+            return NGX_HTTP_BAD_REQUEST;
         }
+
+        ctx->user_id = (uint64_t) id;
 
         if (action.data == NULL) {
             ctx->op = NGX_CHAT_ADMIN_USER;
@@ -423,18 +446,19 @@ ngx_chat_admin_route(ngx_http_request_t *r, ngx_chat_admin_ctx_t *ctx)
     }
 
     if (!(r->method & method)) {
-        return ngx_chat_http_error(r, NGX_HTTP_NOT_ALLOWED,
-                                   "method_not_allowed",
-                                   method == NGX_HTTP_GET ? "use GET"
-                                                          : "use POST");
+        ctx->code = "method_not_allowed";
+        ctx->message = method == NGX_HTTP_GET ? "use GET" : "use POST";
+        return NGX_HTTP_NOT_ALLOWED;
     }
 
     return NGX_OK;
 
 not_found:
 
-    return ngx_chat_http_error(r, NGX_HTTP_NOT_FOUND, "not_found",
-                               "no such admin resource");
+    ctx->code = "not_found";
+    ctx->message = "no such admin resource";
+
+    return NGX_HTTP_NOT_FOUND;
 }
 
 
@@ -446,6 +470,8 @@ not_found:
                                    __VA_ARGS__))                              \
         != NULL)
 
+
+/* NGX_OK: under way; NGX_DECLINED: Redis is down; or 500 */
 
 static ngx_int_t
 ngx_chat_admin_start(ngx_chat_admin_ctx_t *ctx)
@@ -512,9 +538,7 @@ ngx_chat_admin_start(ngx_chat_admin_ctx_t *ctx)
 
     if (!ok) {
         ngx_chat_admin_cleanup(ctx);
-
-        return ngx_chat_http_error(ctx->request, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                   "unavailable", "Redis is down");
+        return NGX_DECLINED;
     }
 
     return NGX_OK;
@@ -669,10 +693,6 @@ ngx_chat_admin_take_nodes(ngx_chat_admin_ctx_t *ctx, redisReply *reply)
             continue;
         }
 
-        (void) json_object_set_new(report, "last_seen", json_integer(ts));
-        (void) json_object_del(report, "ts");
-        (void) json_object_del(report, "node");
-
         list = json_object_get(ctx->nodes, node);
         if (list == NULL) {
             list = json_array();
@@ -683,6 +703,11 @@ ngx_chat_admin_take_nodes(ngx_chat_admin_ctx_t *ctx, redisReply *reply)
                 continue;
             }
         }
+
+        /* node points into the report: it goes last */
+        (void) json_object_set_new(report, "last_seen", json_integer(ts));
+        (void) json_object_del(report, "ts");
+        (void) json_object_del(report, "node");
 
         (void) json_array_append_new(list, report);
     }
@@ -898,7 +923,7 @@ ngx_chat_admin_next(ngx_chat_admin_ctx_t *ctx)
     rds = ngx_chat_redis_for_key((u_char *) NGX_CHAT_DRAINED_KEY,
                                  sizeof(NGX_CHAT_DRAINED_KEY) - 1);
 
-    if (ngx_chat_admin_cmd(ctx, 1, rds, "HSET %s %b %L",
+    if (ngx_chat_admin_cmd(ctx, 1, rds, "HSET %s %b %lld",
                            NGX_CHAT_DRAINED_KEY, ctx->node.data,
                            ctx->node.len,
                            (long long) ngx_chat_admin_now()))
@@ -1052,9 +1077,73 @@ ngx_chat_admin_cleanup(void *data)
 /* --- the worker's side ---------------------------------------------------- */
 
 
+/*
+ * The drain flag in shared memory: one worker's read of chat:drained
+ * holds for all of the node's, so none takes a WebSocket that another
+ * has just closed; a reload keeps the zone (same name and size)
+ */
+
+ngx_int_t
+ngx_chat_admin_postconfiguration(ngx_conf_t *cf)
+{
+    ngx_shm_zone_t        *zone;
+    ngx_chat_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_chat_module);
+
+    if (!cmcf->websocket) {
+        return NGX_OK;
+    }
+
+    zone = ngx_shared_memory_add(cf, &ngx_chat_admin_zone_name,
+                                 8 * ngx_pagesize, &ngx_http_chat_module);
+    if (zone == NULL) {
+        return NGX_ERROR;
+    }
+
+    zone->init = ngx_chat_admin_init_zone;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_chat_admin_init_zone(ngx_shm_zone_t *zone, void *data)
+{
+    ngx_slab_pool_t       *shpool;
+    ngx_chat_admin_shm_t  *sh;
+
+    if (data) {
+        /* a reload: the old flag holds */
+        zone->data = data;
+        return NGX_OK;
+    }
+
+    shpool = (ngx_slab_pool_t *) zone->shm.addr;
+
+    if (zone->shm.exists) {
+        zone->data = shpool->data;
+        return NGX_OK;
+    }
+
+    sh = ngx_slab_calloc(shpool, sizeof(ngx_chat_admin_shm_t));
+    if (sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    shpool->data = sh;
+    zone->data = sh;
+
+    return NGX_OK;
+}
+
+
 ngx_int_t
 ngx_chat_admin_init(ngx_chat_worker_t *w, ngx_cycle_t *cycle)
 {
+    ngx_uint_t               i;
+    ngx_shm_zone_t          *zone;
+    ngx_list_part_t         *part;
     ngx_chat_admin_state_t  *st = &ngx_chat_admin_state;
 
     if (w->nredis == 0) {
@@ -1063,6 +1152,34 @@ ngx_chat_admin_init(ngx_chat_worker_t *w, ngx_cycle_t *cycle)
 
     ngx_memzero(st, sizeof(ngx_chat_admin_state_t));
 
+    part = &cycle->shared_memory.part;
+    zone = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            zone = part->elts;
+            i = 0;
+        }
+
+        if (zone[i].tag == &ngx_http_chat_module
+            && zone[i].shm.name.len == ngx_chat_admin_zone_name.len
+            && ngx_strncmp(zone[i].shm.name.data,
+                           ngx_chat_admin_zone_name.data,
+                           ngx_chat_admin_zone_name.len)
+               == 0)
+        {
+            st->shm = zone[i].data;
+        }
+    }
+
+    /* what the node was when this worker started (a reload's new ones) */
+    st->draining = st->shm ? st->shm->draining : 0;
     st->worker = w;
     st->active = 1;
     st->tick.handler = ngx_chat_admin_tick;
@@ -1080,6 +1197,7 @@ ngx_chat_admin_init(ngx_chat_worker_t *w, ngx_cycle_t *cycle)
 void
 ngx_chat_admin_exit(ngx_chat_worker_t *w)
 {
+    char                     field[NGX_CHAT_ADMIN_FIELD_LEN];
     ngx_chat_redis_t        *rds;
     ngx_chat_admin_state_t  *st = &ngx_chat_admin_state;
 
@@ -1102,9 +1220,9 @@ ngx_chat_admin_exit(ngx_chat_worker_t *w)
     rds = ngx_chat_redis_for_key((u_char *) NGX_CHAT_NODES_KEY,
                                  sizeof(NGX_CHAT_NODES_KEY) - 1);
     if (rds) {
-        (void) ngx_chat_redis_command(rds, NULL, NULL, "HDEL %s %V:%P",
+        (void) ngx_chat_redis_command(rds, NULL, NULL, "HDEL %s %s",
                                       NGX_CHAT_NODES_KEY,
-                                      &w->conf->node_name, ngx_pid);
+                                      ngx_chat_admin_field(w, field));
     }
 }
 
@@ -1112,7 +1230,13 @@ ngx_chat_admin_exit(ngx_chat_worker_t *w)
 ngx_uint_t
 ngx_chat_admin_draining(void)
 {
-    return ngx_chat_admin_state.active && ngx_chat_admin_state.draining;
+    ngx_chat_admin_state_t  *st = &ngx_chat_admin_state;
+
+    if (!st->active) {
+        return 0;
+    }
+
+    return st->shm ? st->shm->draining != 0 : st->draining;
 }
 
 
@@ -1121,23 +1245,43 @@ ngx_chat_admin_tick(ngx_event_t *ev)
 {
     ngx_chat_admin_state_t  *st = ev->data;
 
+    char                field[NGX_CHAT_ADMIN_FIELD_LEN];
     ngx_chat_redis_t   *rds;
     ngx_chat_worker_t  *w;
 
-    if (!st->active || ngx_exiting || ngx_quit || ngx_terminate) {
+    if (!st->active) {
         return;
     }
 
     w = st->worker;
+
+    /* a graceful stop cancels the timer (this call): no more reports */
+    if (ngx_exiting || ngx_quit || ngx_terminate) {
+        rds = ngx_chat_redis_for_key((u_char *) NGX_CHAT_NODES_KEY,
+                                     sizeof(NGX_CHAT_NODES_KEY) - 1);
+        if (rds) {
+            (void) ngx_chat_redis_command(rds, NULL, NULL, "HDEL %s %s",
+                                          NGX_CHAT_NODES_KEY,
+                                          ngx_chat_admin_field(w, field));
+        }
+
+        return;
+    }
 
     rds = ngx_chat_redis_for_key((u_char *) NGX_CHAT_DRAINED_KEY,
                                  sizeof(NGX_CHAT_DRAINED_KEY) - 1);
 
     if (st->poll == NULL && rds) {
         st->poll = ngx_chat_redis_command(rds, ngx_chat_admin_poll_reply, st,
-                                          "HEXISTS %s %V",
+                                          "HEXISTS %s %b",
                                           NGX_CHAT_DRAINED_KEY,
-                                          &w->conf->node_name);
+                                          w->conf->node_name.data,
+                                          w->conf->node_name.len);
+    }
+
+    /* another worker of the node may have learnt it first */
+    if (ngx_chat_admin_draining()) {
+        ngx_chat_admin_drain(st);
     }
 
     if (st->ticks++ % NGX_CHAT_ADMIN_REPORT == 0) {
@@ -1154,7 +1298,7 @@ ngx_chat_admin_poll_reply(ngx_chat_store_rc_e rc, redisReply *reply,
 {
     ngx_chat_admin_state_t  *st = data;
 
-    ngx_uint_t  draining, n;
+    ngx_uint_t  draining;
 
     st->poll = NULL;
 
@@ -1174,18 +1318,30 @@ ngx_chat_admin_poll_reply(ngx_chat_store_rc_e rc, redisReply *reply,
                                  "and new ones refused (503)"
                                : "undrained: WebSockets are accepted again");
         st->draining = draining;
-        ngx_chat_admin_report(st);
+    }
+
+    /* before any close: no worker of the node takes them back */
+    if (st->shm) {
+        st->shm->draining = draining;
     }
 
     if (draining) {
-        /* also what came in before this worker knew */
-        n = ngx_chat_admin_close_all(NGX_CHAT_ADMIN_CLOSE_DRAIN,
-                                     "node draining");
-        if (n) {
-            ngx_log_error(NGX_LOG_NOTICE, st->tick.log, 0,
-                          "chat: node %V draining: closed %ui WebSocket(s)",
-                          &st->worker->conf->node_name, n);
-        }
+        ngx_chat_admin_drain(st);
+    }
+}
+
+
+static void
+ngx_chat_admin_drain(ngx_chat_admin_state_t *st)
+{
+    ngx_uint_t  n;
+
+    n = ngx_chat_admin_close_all(NGX_CHAT_ADMIN_CLOSE_DRAIN,
+                                 "node draining");
+    if (n) {
+        ngx_log_error(NGX_LOG_NOTICE, st->tick.log, 0,
+                      "chat: node %V draining: closed %ui WebSocket(s)",
+                      &st->worker->conf->node_name, n);
     }
 }
 
@@ -1195,6 +1351,7 @@ ngx_chat_admin_poll_reply(ngx_chat_store_rc_e rc, redisReply *reply,
 static void
 ngx_chat_admin_report(ngx_chat_admin_state_t *st)
 {
+    char                    field[NGX_CHAT_ADMIN_FIELD_LEN];
     char                   *text;
     json_t                 *json;
     ngx_uint_t              conns, users;
@@ -1237,7 +1394,7 @@ ngx_chat_admin_report(ngx_chat_admin_state_t *st)
                      "channel", channel,
                      "connections", (json_int_t) conns,
                      "users", (json_int_t) users,
-                     "draining", (int) st->draining,
+                     "draining", (int) ngx_chat_admin_draining(),
                      "ts", (json_int_t) ngx_chat_admin_now());
     if (json == NULL) {
         return;
@@ -1252,8 +1409,8 @@ ngx_chat_admin_report(ngx_chat_admin_state_t *st)
 
     (void) ngx_chat_redis_command(rds, ngx_chat_script_reply,
                                   "admin: the worker's report",
-                                  "HSET %s %V:%P %s", NGX_CHAT_NODES_KEY,
-                                  &w->conf->node_name, ngx_pid, text);
+                                  "HSET %s %s %s", NGX_CHAT_NODES_KEY,
+                                  ngx_chat_admin_field(w, field), text);
     free(text);
 }
 
@@ -1290,6 +1447,18 @@ ngx_chat_admin_close_all(uint16_t code, const char *reason)
     }
 
     return n;
+}
+
+
+/* "<node>:<pid>", this worker's field in chat:nodes */
+
+static char *
+ngx_chat_admin_field(ngx_chat_worker_t *w, char *buf)
+{
+    (void) ngx_snprintf((u_char *) buf, NGX_CHAT_ADMIN_FIELD_LEN, "%V:%P%Z",
+                        &w->conf->node_name, ngx_pid);
+
+    return buf;
 }
 
 

@@ -33,6 +33,9 @@ char *ngx_chat_admin_token_file(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_chat_admin_merge(ngx_conf_t *cf, ngx_chat_loc_conf_t *prev,
     ngx_chat_loc_conf_t *conf);
 
+/* the node's drain flag in shared memory, where chat_websocket is */
+ngx_int_t ngx_chat_admin_postconfiguration(ngx_conf_t *cf);
+
 /*
  * In a chat node's worker: reads the node's drain flag every second and
  * reports the worker's load (chat:nodes) every few; nothing without Redis
