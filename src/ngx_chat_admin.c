@@ -66,6 +66,21 @@ typedef enum {
 } ngx_chat_admin_op_e;
 
 
+#define NGX_CHAT_ADMIN_ARG_NONE    0
+#define NGX_CHAT_ADMIN_ARG_NODE    1
+#define NGX_CHAT_ADMIN_ARG_USER    2
+
+
+/* .../admin/<what>[/<arg>[/<action>]] */
+typedef struct {
+    ngx_str_t                  what;
+    ngx_str_t                  action;      /* empty: none */
+    ngx_uint_t                 arg;         /* NGX_CHAT_ADMIN_ARG_* */
+    ngx_uint_t                 method;
+    ngx_chat_admin_op_e        op;
+} ngx_chat_admin_route_t;
+
+
 typedef struct ngx_chat_admin_ctx_s  ngx_chat_admin_ctx_t;
 
 /* one command of a request, the data of its reply handler */
@@ -140,6 +155,30 @@ static ngx_uint_t ngx_chat_admin_close_all(uint16_t code,
 static char *ngx_chat_admin_field(ngx_chat_worker_t *w, char *buf);
 static int64_t ngx_chat_admin_now(void);
 static ngx_int_t ngx_chat_admin_init_zone(ngx_shm_zone_t *zone, void *data);
+
+
+static ngx_chat_admin_route_t  ngx_chat_admin_routes[] = {
+
+    { ngx_string("nodes"), ngx_null_string, NGX_CHAT_ADMIN_ARG_NONE,
+      NGX_HTTP_GET, NGX_CHAT_ADMIN_NODES },
+
+    { ngx_string("nodes"), ngx_string("drain"), NGX_CHAT_ADMIN_ARG_NODE,
+      NGX_HTTP_POST, NGX_CHAT_ADMIN_DRAIN },
+
+    { ngx_string("nodes"), ngx_string("undrain"), NGX_CHAT_ADMIN_ARG_NODE,
+      NGX_HTTP_POST, NGX_CHAT_ADMIN_UNDRAIN },
+
+    { ngx_string("users"), ngx_null_string, NGX_CHAT_ADMIN_ARG_USER,
+      NGX_HTTP_GET, NGX_CHAT_ADMIN_USER },
+
+    { ngx_string("users"), ngx_string("disconnect"), NGX_CHAT_ADMIN_ARG_USER,
+      NGX_HTTP_POST, NGX_CHAT_ADMIN_DISCONNECT },
+
+    { ngx_string("lag"), ngx_null_string, NGX_CHAT_ADMIN_ARG_NONE,
+      NGX_HTTP_GET, NGX_CHAT_ADMIN_LAG },
+
+    { ngx_null_string, ngx_null_string, 0, 0, 0 }
+};
 
 
 static ngx_chat_admin_state_t  ngx_chat_admin_state;
@@ -337,10 +376,11 @@ ngx_chat_admin_authorized(ngx_http_request_t *r, ngx_str_t *secret)
 static ngx_int_t
 ngx_chat_admin_route(ngx_http_request_t *r, ngx_chat_admin_ctx_t *ctx)
 {
-    off_t        id;
-    u_char      *p, *last, *slash;
-    ngx_str_t    what, arg, action;
-    ngx_uint_t   method, i;
+    off_t                    id;
+    u_char                  *p, *last;
+    ngx_str_t                part[3];
+    ngx_uint_t               n, i;
+    ngx_chat_admin_route_t  *rt;
 
     p = ngx_strlcasestrn(r->uri.data, r->uri.data + r->uri.len,
                          (u_char *) "/admin/", 7 - 1);
@@ -352,68 +392,63 @@ ngx_chat_admin_route(ngx_http_request_t *r, ngx_chat_admin_ctx_t *ctx)
     last = r->uri.data + r->uri.len;
 
     /* what[/arg[/action]] */
-    slash = ngx_strlchr(p, last, '/');
-    what.data = p;
-    what.len = (slash ? slash : last) - p;
-    ngx_str_null(&arg);
-    ngx_str_null(&action);
+    for (n = 0; n < 3; n++) {
+        part[n].data = p;
+        p = ngx_strlchr(p, last, '/');
+        part[n].len = (p ? p : last) - part[n].data;
 
-    if (slash) {
-        p = slash + 1;
-        slash = ngx_strlchr(p, last, '/');
-        arg.data = p;
-        arg.len = (slash ? slash : last) - p;
+        if (p == NULL) {
+            break;
+        }
 
-        if (slash) {
-            action.data = slash + 1;
-            action.len = last - action.data;
+        p++;
+    }
+
+    if (p || part[n].len == 0) {
+        /* more than three parts, or an empty one at the end */
+        goto not_found;
+    }
+
+    for (rt = ngx_chat_admin_routes; rt->what.len; rt++) {
+        if (rt->what.len == part[0].len
+            && ngx_strncmp(rt->what.data, part[0].data, part[0].len) == 0
+            && (rt->arg ? n >= 1 : n == 0)
+            && (n == 2 ? rt->action.len == part[2].len
+                         && ngx_strncmp(rt->action.data, part[2].data,
+                                        part[2].len)
+                            == 0
+                       : rt->action.len == 0))
+        {
+            break;
         }
     }
 
-    method = NGX_HTTP_GET;
+    if (rt->what.len == 0) {
+        goto not_found;
+    }
 
-    if (what.len == 5 && ngx_strncmp(what.data, "nodes", 5) == 0) {
-        if (arg.len == 0 && action.data == NULL) {
-            ctx->op = NGX_CHAT_ADMIN_NODES;
+    ctx->op = rt->op;
 
-        } else if (action.len == 5
-                   && ngx_strncmp(action.data, "drain", 5) == 0)
-        {
-            ctx->op = NGX_CHAT_ADMIN_DRAIN;
-            method = NGX_HTTP_POST;
-
-        } else if (action.len == 7
-                   && ngx_strncmp(action.data, "undrain", 7) == 0)
-        {
-            ctx->op = NGX_CHAT_ADMIN_UNDRAIN;
-            method = NGX_HTTP_POST;
-
-        } else {
+    if (rt->arg == NGX_CHAT_ADMIN_ARG_NODE) {
+        if (part[1].len > 64) {
             goto not_found;
         }
 
-        if (ctx->op != NGX_CHAT_ADMIN_NODES) {
-            if (arg.len == 0 || arg.len > 64) {
-                goto not_found;
+        for (i = 0; i < part[1].len; i++) {
+            if (part[1].data[i] <= ' ' || part[1].data[i] == '"'
+                || part[1].data[i] == '\\' || part[1].data[i] >= 0x7f)
+            {
+                ctx->code = "bad_request";
+                ctx->message = "invalid node name";
+                return NGX_HTTP_BAD_REQUEST;
             }
-
-            for (i = 0; i < arg.len; i++) {
-                if (arg.data[i] <= ' ' || arg.data[i] == '"'
-                    || arg.data[i] == '\\' || arg.data[i] >= 0x7f)
-                {
-                    ctx->code = "bad_request";
-                    ctx->message = "invalid node name";
-                    return NGX_HTTP_BAD_REQUEST;
-                }
-            }
-
-            ctx->node = arg;
         }
 
-    } else if (what.len == 5 && ngx_strncmp(what.data, "users", 5) == 0
-               && arg.len)
-    {
-        id = arg.len > 19 ? NGX_ERROR : ngx_atoof(arg.data, arg.len);
+        ctx->node = part[1];
+
+    } else if (rt->arg == NGX_CHAT_ADMIN_ARG_USER) {
+        id = part[1].len > 19 ? NGX_ERROR
+                              : ngx_atoof(part[1].data, part[1].len);
 
         if (id <= 0) {
             ctx->code = "bad_request";
@@ -422,32 +457,11 @@ ngx_chat_admin_route(ngx_http_request_t *r, ngx_chat_admin_ctx_t *ctx)
         }
 
         ctx->user_id = (uint64_t) id;
-
-        if (action.data == NULL) {
-            ctx->op = NGX_CHAT_ADMIN_USER;
-
-        } else if (action.len == 10
-                   && ngx_strncmp(action.data, "disconnect", 10) == 0)
-        {
-            ctx->op = NGX_CHAT_ADMIN_DISCONNECT;
-            method = NGX_HTTP_POST;
-
-        } else {
-            goto not_found;
-        }
-
-    } else if (what.len == 3 && ngx_strncmp(what.data, "lag", 3) == 0
-               && slash == NULL)
-    {
-        ctx->op = NGX_CHAT_ADMIN_LAG;
-
-    } else {
-        goto not_found;
     }
 
-    if (!(r->method & method)) {
+    if (!(r->method & rt->method)) {
         ctx->code = "method_not_allowed";
-        ctx->message = method == NGX_HTTP_GET ? "use GET" : "use POST";
+        ctx->message = rt->method == NGX_HTTP_GET ? "use GET" : "use POST";
         return NGX_HTTP_NOT_ALLOWED;
     }
 
