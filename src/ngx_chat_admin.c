@@ -249,6 +249,11 @@ ngx_chat_admin_merge(ngx_conf_t *cf, ngx_chat_loc_conf_t *prev,
         return NGX_CONF_ERROR;
     }
 
+    /* its own credential: no user's token is asked for here */
+    if (conf->admin) {
+        conf->auth = 0;
+    }
+
     return NGX_CONF_OK;
 }
 
@@ -1002,7 +1007,7 @@ ngx_chat_admin_respond(ngx_chat_admin_ctx_t *ctx)
             since = ctx->drained ? json_object_get(ctx->drained, name)
                                  : NULL;
 
-            node = json_pack("{s:s, s:b, s:O?, s:b, s:I, s:I, s:O, s:O}",
+            node = json_pack("{s:s, s:b, s:O?, s:b, s:I, s:I, s:o, s:O}",
                              "node", name,
                              "draining", since != NULL,
                              "drained_at", since,

@@ -102,7 +102,10 @@ _EOC_
 } ? '' : "$@";
 like($died, qr/at least 16 are needed/, '... and a token under 16 bytes');
 
+# chat_auth on for the whole server: the admin location asks for its own
+# token only
 $port = ChatTest::start_nginx(http_config => $backends, config => <<"_EOC_");
+        chat_auth on;
         location = /v1/ws {
             chat_websocket;
         }
