@@ -71,6 +71,8 @@ my $backends = <<"_EOC_";
     chat_jwt_secret_file $jwt;
     chat_redis $ENV{TEST_NGINX_REDIS};
     chat_redis_password_file $ENV{TEST_NGINX_REDIS_PASSWORD_FILE};
+    chat_postgres "$ENV{TEST_NGINX_PG_DSN}";
+    chat_kafka_brokers $ENV{TEST_NGINX_KAFKA_BROKERS};
 _EOC_
 
 my $port = ChatTest::start_nginx(http_config => $backends, config => <<'_EOC_');
@@ -141,9 +143,45 @@ is($st, 400, 'a user id that is not one: 400');
 ($st, $body) = call(POST => "$base/nodes/nosuchnode/drain", $secret);
 is("$st $body->{error}", '404 unknown_node', 'draining a node that does not '
    . 'report: 404 unknown_node');
+
+# a user's WebSocket on this nginx: disconnected, then drained
+my $chat = ChatPersist::stack_env('CHAT_HTTP');
+my $uname = sprintf 'adm_%x', int(time * 1000);
+my %json = (headers => { 'Content-Type' => 'application/json' },
+            content => encode_json({ username => $uname,
+                                     password => 'long-enough' }));
+$http->request(POST => "$chat/v1/users", \%json);
+my $sess = eval { decode_json($http->request(POST => "$chat/v1/sessions",
+                                             \%json)->{content}) } // {};
+sub ws_here {
+    my $w = ChatWS->new(port => $port);
+    my ($s) = $w->handshake('/v1/ws', Authorization => "Bearer $sess->{token}");
+    return ($s, $w);
+}
+my ($ws_st, $ws) = ws_here();
+is($ws_st, 101, 'a user\'s WebSocket on adm1');
+ok(ChatTest::wait_until(sub {
+       (undef, $body) = call(GET => "$base/users/$sess->{user_id}", $secret);
+       $body->{online} }, timeout => 10),
+   '... /admin/users/{id}: online') or diag explain $body;
+ok(($body->{connections}[0]{node} // '') eq 'adm1'
+   && ($body->{connections}[0]{worker} // 0) > 0, '... on adm1, a worker\'s pid');
+($st, $body) = call(POST => "$base/users/$sess->{user_id}/disconnect", $secret);
+is("$st $body->{workers}", '200 1', 'POST .../disconnect reaches its worker');
+is($ws->read_close(5), 4001, '... which closes its WebSocket with 4001');
+($ws_st, $ws) = ws_here();
+($st, $body) = call(POST => "$base/nodes/adm1/drain", $secret);
+is("$st $body->{node} $body->{workers}", '200 adm1 1',
+   'POST /admin/nodes/adm1/drain');
+is($ws->read_close(5), 1012, '... its WebSocket is closed with 1012');
+($ws_st) = ws_here();
+is($ws_st, 503, '... a new one refused with 503');
+
 # undrain needs no report: it clears what a drain left
 ($st, $body) = call(POST => "$base/nodes/adm1/undrain", $secret);
 is("$st " . ($body->{draining} ? 1 : 0), '200 0', 'undrain adm1: 200');
+ok(ChatTest::wait_until(sub { (ws_here())[0] == 101 }, timeout => 5),
+   '... WebSockets again');
 my $log = ChatTest::error_log();
 unlike($log, qr/\Q$secret\E|\Q$wrong\E/, 'neither token is in the error log');
 unlike($log, qr/\[(alert|emerg)\]/, 'no alert in the error log');
