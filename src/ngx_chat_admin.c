@@ -142,6 +142,8 @@ static void ngx_chat_admin_take_routes(ngx_chat_admin_ctx_t *ctx,
     redisReply *reply);
 static void ngx_chat_admin_take_lag(ngx_chat_admin_ctx_t *ctx,
     redisReply *reply);
+static ngx_uint_t ngx_chat_admin_pair(redisReply *reply, size_t *i,
+    redisReply **a, redisReply **b);
 static ngx_int_t ngx_chat_admin_next(ngx_chat_admin_ctx_t *ctx);
 static ngx_int_t ngx_chat_admin_respond(ngx_chat_admin_ctx_t *ctx);
 static void ngx_chat_admin_cleanup(void *data);
@@ -684,16 +686,9 @@ ngx_chat_admin_take_nodes(ngx_chat_admin_ctx_t *ctx, redisReply *reply)
     rds = ngx_chat_redis_for_key((u_char *) NGX_CHAT_NODES_KEY,
                                  sizeof(NGX_CHAT_NODES_KEY) - 1);
 
-    for (i = 0; i + 1 < reply->elements; i += 2) {
-        field = reply->element[i];
-        value = reply->element[i + 1];
+    i = 0;
 
-        if (field->type != REDIS_REPLY_STRING
-            || value->type != REDIS_REPLY_STRING)
-        {
-            continue;
-        }
-
+    while (ngx_chat_admin_pair(reply, &i, &field, &value)) {
         report = json_loadb(value->str, value->len, 0, NULL);
         ts = report ? json_integer_value(json_object_get(report, "ts")) : 0;
         node = report ? json_string_value(json_object_get(report, "node"))
@@ -745,16 +740,9 @@ ngx_chat_admin_take_drained(ngx_chat_admin_ctx_t *ctx, redisReply *reply)
         return;
     }
 
-    for (i = 0; i + 1 < reply->elements; i += 2) {
-        field = reply->element[i];
-        value = reply->element[i + 1];
+    i = 0;
 
-        if (field->type != REDIS_REPLY_STRING
-            || value->type != REDIS_REPLY_STRING)
-        {
-            continue;
-        }
-
+    while (ngx_chat_admin_pair(reply, &i, &field, &value)) {
         if (field->len == 0 || field->len > 64) {
             continue;
         }
@@ -797,18 +785,9 @@ ngx_chat_admin_take_routes(ngx_chat_admin_ctx_t *ctx, redisReply *reply)
     now = ngx_chat_admin_now();
     online = 0;
 
-    for (i = 0; reply->type == REDIS_REPLY_ARRAY && i + 1 < reply->elements;
-         i += 2)
-    {
-        member = reply->element[i];
-        score = reply->element[i + 1];
+    i = 0;
 
-        if (member->type != REDIS_REPLY_STRING
-            || score->type != REDIS_REPLY_STRING)
-        {
-            continue;
-        }
-
+    while (ngx_chat_admin_pair(reply, &i, &member, &score)) {
         expiry = ngx_atoof((u_char *) score->str, score->len);
         if (expiry != NGX_ERROR && expiry < now) {
             continue;
@@ -874,7 +853,7 @@ ngx_chat_admin_take_lag(ngx_chat_admin_ctx_t *ctx, redisReply *reply)
     size_t       i;
     json_t      *groups, *report;
     int64_t      now, ts;
-    redisReply  *value;
+    redisReply  *field, *value;
 
     groups = json_array();
     if (groups == NULL
@@ -885,15 +864,9 @@ ngx_chat_admin_take_lag(ngx_chat_admin_ctx_t *ctx, redisReply *reply)
 
     now = ngx_chat_admin_now();
 
-    for (i = 0; reply->type == REDIS_REPLY_ARRAY && i + 1 < reply->elements;
-         i += 2)
-    {
-        value = reply->element[i + 1];
+    i = 0;
 
-        if (value->type != REDIS_REPLY_STRING) {
-            continue;
-        }
-
+    while (ngx_chat_admin_pair(reply, &i, &field, &value)) {
         report = json_loadb(value->str, value->len, 0, NULL);
         if (report == NULL || !json_is_object(report)) {
             json_decref(report);
@@ -906,6 +879,31 @@ ngx_chat_admin_take_lag(ngx_chat_admin_ctx_t *ctx, redisReply *reply)
                                                 > NGX_CHAT_ADMIN_LAG_STALE));
         (void) json_array_append_new(groups, report);
     }
+}
+
+
+/*
+ * The next pair of strings (field and value, member and score) of a
+ * flat array reply from *i on: 1, or 0 at its end
+ */
+
+static ngx_uint_t
+ngx_chat_admin_pair(redisReply *reply, size_t *i, redisReply **a,
+    redisReply **b)
+{
+    while (reply->type == REDIS_REPLY_ARRAY && *i + 1 < reply->elements) {
+        *a = reply->element[*i];
+        *b = reply->element[*i + 1];
+        *i += 2;
+
+        if ((*a)->type == REDIS_REPLY_STRING
+            && (*b)->type == REDIS_REPLY_STRING)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
