@@ -107,6 +107,9 @@ typedef struct {
     ngx_uint_t                 send_burst;
     ngx_uint_t                 frame_interval;  /* us; 0: no limit */
     ngx_uint_t                 frame_burst;
+
+    ngx_str_t                  admin_token;     /* secret; unset: NULL */
+    ngx_uint_t                 admin;           /* chat_admin here */
 } ngx_chat_loc_conf_t;
 
 

@@ -34,6 +34,7 @@
 #include "ngx_chat_channel.h"
 #include "ngx_chat_lua.h"
 #include "ngx_chat_media.h"
+#include "ngx_chat_admin.h"
 
 
 #define NGX_CHAT_DELIVER_TICK     5000
@@ -622,6 +623,15 @@ ngx_chat_channel_live(ngx_chat_shard_t *sh, const char *p, size_t len)
             /* not a frame: logout, "!revoke <token id>" */
             ngx_chat_ws_revoke(ws, frame + sizeof(NGX_CHAT_REVOKE_FRAME) - 1,
                                flen - (sizeof(NGX_CHAT_REVOKE_FRAME) - 1));
+            continue;
+        }
+
+        if (n == 0 && flen == sizeof(NGX_CHAT_KICK_FRAME) - 1
+            && ngx_strncmp(frame, NGX_CHAT_KICK_FRAME, flen) == 0)
+        {
+            /* POST /admin/users/{id}/disconnect */
+            ngx_chat_ws_kick(ws, NGX_CHAT_ADMIN_CLOSE_KICK,
+                             "disconnected by an operator");
             continue;
         }
 

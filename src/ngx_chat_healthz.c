@@ -15,6 +15,7 @@
 #include <ngx_http.h>
 
 #include "ngx_chat.h"
+#include "ngx_chat_admin.h"
 
 
 typedef enum {
@@ -90,6 +91,7 @@ ngx_chat_healthz(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_chat_healthz_handler(ngx_http_request_t *r)
 {
+    json_t                   *json;
     ngx_int_t                 rc;
     ngx_uint_t                i;
     ngx_chat_worker_t        *w;
@@ -106,6 +108,19 @@ ngx_chat_healthz_handler(ngx_http_request_t *r)
     }
 
     if (ngx_chat_http_discard_body(r, &rc) != NGX_OK) {
+        return rc;
+    }
+
+    /* out of the edge's and the load balancers' rotation */
+    if (ngx_chat_admin_draining()) {
+        json = json_pack("{s:s}", "status", "draining");
+        if (json == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        rc = ngx_chat_http_send_json(r, NGX_HTTP_SERVICE_UNAVAILABLE, json);
+        json_decref(json);
+
         return rc;
     }
 

@@ -18,6 +18,7 @@
 #include "ngx_chat_batch.h"
 #include "ngx_chat_api_media.h"
 #include "ngx_chat_media_s3.h"
+#include "ngx_chat_admin.h"
 
 
 #define NGX_CHAT_EXIT_FLUSH  3000
@@ -367,6 +368,20 @@ static ngx_command_t  ngx_chat_commands[] = {
       0,
       NULL },
 
+    { ngx_string("chat_admin"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_chat_admin,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_admin_token_file"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_chat_admin_token_file,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("chat_healthz_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
@@ -628,7 +643,7 @@ ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               10000);
     ngx_conf_merge_uint_value(conf->frame_burst, prev->frame_burst, 1000);
 
-    return NGX_CONF_OK;
+    return ngx_chat_admin_merge(cf, prev, conf);
 }
 
 
@@ -650,6 +665,10 @@ ngx_chat_postconfiguration(ngx_conf_t *cf)
     ngx_http_top_header_filter = ngx_chat_header_filter;
 
     if (ngx_chat_media_postconfiguration(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_chat_admin_postconfiguration(cf) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -1456,6 +1475,10 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    if (cmcf->websocket && ngx_chat_admin_init(w, cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return NGX_OK;
 }
 
@@ -1471,6 +1494,7 @@ ngx_chat_exit_process(ngx_cycle_t *cycle)
         return;
     }
 
+    ngx_chat_admin_exit(w);
     ngx_chat_session_exit(w);
 
     ngx_chat_worker = NULL;

@@ -26,6 +26,7 @@
 
 #include "ngx_chat.h"
 #include "ngx_chat_ws.h"
+#include "ngx_chat_admin.h"
 #include "chat_json.h"
 #include "chat_frame.h"
 
@@ -121,6 +122,13 @@ ngx_chat_ws_handler(ngx_http_request_t *r)
 
     ngx_chat_ws_hide_token(r);
     ngx_str_null(&key);
+
+    /* a draining node: the edge tries the next one (http_503) */
+    if (ngx_chat_admin_draining()) {
+        return ngx_chat_http_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                   "draining",
+                                   "this node is draining, connect again");
+    }
 
     rc = ngx_chat_ws_handshake(r, clcf, &key, &code, &msg);
     if (rc != NGX_OK) {
@@ -894,6 +902,21 @@ ngx_chat_ws_revoke(ngx_chat_ws_t *ws, const char *id, size_t len)
         ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
                       "chat: ws: user %uL logged out", ws->user_id);
         ngx_chat_ws_close(ws, CHAT_WS_CLOSE_POLICY, "token revoked");
+    }
+}
+
+
+void
+ngx_chat_ws_kick(ngx_chat_ws_t *ws, uint16_t code, const char *reason)
+{
+    ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
+                  "chat: ws: user %uL: closed (%d, %s)", ws->user_id,
+                  (int) code, reason);
+
+    ngx_chat_ws_close(ws, code, reason);
+
+    if (!ws->closing) {
+        ngx_chat_ws_finish(ws);
     }
 }
 

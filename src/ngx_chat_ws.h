@@ -146,6 +146,8 @@ ngx_int_t ngx_chat_ws_error(ngx_chat_ws_t *ws, const char *code,
     const char *message, const char *client_id);
 /* logout: close 1008 for the connections of token id (len bytes) */
 void ngx_chat_ws_revoke(ngx_chat_ws_t *ws, const char *id, size_t len);
+/* a close frame with this code (the admin API's), or the end at once */
+void ngx_chat_ws_kick(ngx_chat_ws_t *ws, uint16_t code, const char *reason);
 
 /*
  * GCRA on a theoretical arrival time *tat (us): NGX_OK and one more taken,

@@ -123,6 +123,41 @@ chat_redis_free(chat_redis_t *r)
 
 
 int
+chat_redis_hset(chat_redis_t *r, const char *key, const char *field,
+    const char *value)
+{
+    redisReply           *reply;
+    redisContext         *ctx;
+    chat_redis_server_t  *s;
+
+    s = &r->servers[chat_ring_lookup(&r->ring, key, strlen(key))];
+
+    ctx = chat_redis_connect(r, s);
+    if (ctx == NULL) {
+        return -1;
+    }
+
+    reply = redisCommand(ctx, "HSET %s %s %s", key, field, value);
+
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        if (reply) {
+            snprintf(r->err, sizeof(r->err), "redis %s: HSET: %s", s->name,
+                     reply->str);
+            freeReplyObject(reply);
+            return -1;
+        }
+
+        chat_redis_drop(r, s, "HSET");
+        return -1;
+    }
+
+    freeReplyObject(reply);
+
+    return 0;
+}
+
+
+int
 chat_redis_online(chat_redis_t *r, const int64_t *users, int n,
     int64_t since, unsigned char *online)
 {

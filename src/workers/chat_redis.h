@@ -67,5 +67,12 @@ void chat_redis_free(chat_redis_t *r);
 int chat_redis_online(chat_redis_t *r, const int64_t *users, int n,
     int64_t since, unsigned char *online);
 
+/*
+ * HSET key field value on the server that holds key (the gateway's
+ * ngx_chat_redis_for_key()).  0, or -1 with the reason in r->err.
+ */
+int chat_redis_hset(chat_redis_t *r, const char *key, const char *field,
+    const char *value);
+
 
 #endif /* _CHAT_REDIS_H_INCLUDED_ */

@@ -70,6 +70,7 @@ static const chat_opt_t  chat_opts[] = {
     CHAT_OPT("retry-max", CHAT_OPT_INT, retry_max, 1, 600000),
     CHAT_OPT("drain-timeout", CHAT_OPT_INT, drain_timeout, 0, 3600000),
     CHAT_OPT("sweep-interval", CHAT_OPT_INT, sweep_interval, 100, 3600000),
+    CHAT_OPT("lag-interval", CHAT_OPT_INT, lag_interval, 0, 3600000),
     CHAT_OPT("log-level", CHAT_OPT_LEVEL, log_level, 0, 0),
     CHAT_OPT("retention", CHAT_OPT_RETENTION, retention, 0, 0),
     CHAT_OPT("ttl", CHAT_OPT_DURATION, ttl, 0, CHAT_WORKER_MAX_DURATION),
@@ -196,6 +197,10 @@ chat_worker_usage(FILE *out)
 "                         what the broker holds (default 60000)\n"
 "  --sweep-interval MS    how often receipts parked for a message that\n"
 "                         was stored meanwhile are applied (5000)\n"
+"  --lag-interval MS      every MS, the group's Kafka lag to the\n"
+"                         gateway's Redis (--redis, chat:lag) for the\n"
+"                         admin API (persist, presence, push, index;\n"
+"                         default 0: none)\n"
 "  --log-level LEVEL      debug, info, warn, error (default info)\n"
 "\n"
 "cleanup (DURATION: a number and s, m, h or d, e.g. 30s, 7d):\n"
@@ -334,6 +339,11 @@ main(int argc, char **argv)
         return 1;
     }
 
+    if (strcmp(role, "lag") != 0 && chat_lag_report_start(&conf) != 0) {
+        chat_worker_free(&conf);
+        return 1;
+    }
+
     if (strcmp(role, "persist") == 0) {
         rc = chat_persist_main(&conf);
 
@@ -352,6 +362,8 @@ main(int argc, char **argv)
     } else {
         rc = chat_lag_main(&conf);
     }
+
+    chat_lag_report_stop();
 
     if (conf.pid_file) {
         chat_worker_pid_remove(conf.pid_file);

@@ -54,6 +54,7 @@ typedef struct {
     int                 retry_max;          /* ms */
     int                 drain_timeout;      /* ms */
     int                 sweep_interval;     /* ms */
+    int                 lag_interval;       /* ms, 0: no lag reports */
     chat_log_level_e    log_level;
 
     /* cleanup */
@@ -125,6 +126,9 @@ void chat_worker_sleep(int ms, int level);
 
 int chat_persist_main(chat_worker_conf_t *conf);
 int chat_lag_main(chat_worker_conf_t *conf);
+/* the role's group lag to Redis (chat:lag) every --lag-interval ms */
+int chat_lag_report_start(chat_worker_conf_t *conf);
+void chat_lag_report_stop(void);
 int chat_presence_main(chat_worker_conf_t *conf);
 int chat_cleanup_main(chat_worker_conf_t *conf);
 int chat_push_main(chat_worker_conf_t *conf);
