@@ -40,6 +40,7 @@
 #include "ngx_chat.h"
 #include "ngx_chat_ws.h"
 #include "ngx_chat_route.h"
+#include "ngx_chat_drain.h"
 #include "ngx_chat_admin.h"
 
 
@@ -106,15 +107,8 @@ struct ngx_chat_admin_ctx_s {
 };
 
 
-/* the node's drain flag, for all its workers at once (survives reloads) */
-typedef struct {
-    ngx_atomic_t               draining;
-} ngx_chat_admin_shm_t;
-
-
 /* the worker's side: its node's drain flag, its reports */
 typedef struct {
-    ngx_chat_admin_shm_t      *shm;         /* NULL: none */
     ngx_event_t                tick;
     ngx_uint_t                 ticks;
     ngx_chat_worker_t         *worker;
@@ -156,7 +150,6 @@ static ngx_uint_t ngx_chat_admin_close_all(uint16_t code,
     const char *reason);
 static char *ngx_chat_admin_field(ngx_chat_worker_t *w, char *buf);
 static int64_t ngx_chat_admin_now(void);
-static ngx_int_t ngx_chat_admin_init_zone(ngx_shm_zone_t *zone, void *data);
 
 
 static ngx_chat_admin_route_t  ngx_chat_admin_routes[] = {
@@ -185,7 +178,6 @@ static ngx_chat_admin_route_t  ngx_chat_admin_routes[] = {
 
 static ngx_chat_admin_state_t  ngx_chat_admin_state;
 
-static ngx_str_t  ngx_chat_admin_zone_name = ngx_string("chat_admin");
 
 
 char *
@@ -1047,7 +1039,7 @@ ngx_chat_admin_respond(ngx_chat_admin_ctx_t *ctx)
         (void) json_object_set_new(a, "user_id",
                                    json_integer((json_int_t) ctx->user_id));
         (void) json_object_set_new(a, "close_code",
-                                   json_integer(NGX_CHAT_ADMIN_CLOSE_KICK));
+                                   json_integer(NGX_CHAT_KICK_CLOSE));
         ngx_log_error(NGX_LOG_NOTICE, ctx->request->connection->log, 0,
                       "chat: admin: user %uL disconnected", ctx->user_id);
         break;
@@ -1095,15 +1087,14 @@ ngx_chat_admin_cleanup(void *data)
 
 
 /*
- * The drain flag in shared memory: one worker's read of chat:drained
- * holds for all of the node's, so none takes a WebSocket that another
- * has just closed; a reload keeps the zone (same name and size)
+ * The drain flag in shared memory (ngx_chat_drain.c): one worker's read
+ * of chat:drained holds for all of the node's, so none takes a WebSocket
+ * that another has just closed; a reload keeps the zone
  */
 
 ngx_int_t
 ngx_chat_admin_postconfiguration(ngx_conf_t *cf)
 {
-    ngx_shm_zone_t        *zone;
     ngx_chat_main_conf_t  *cmcf;
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_chat_module);
@@ -1112,55 +1103,13 @@ ngx_chat_admin_postconfiguration(ngx_conf_t *cf)
         return NGX_OK;
     }
 
-    zone = ngx_shared_memory_add(cf, &ngx_chat_admin_zone_name,
-                                 8 * ngx_pagesize, &ngx_http_chat_module);
-    if (zone == NULL) {
-        return NGX_ERROR;
-    }
-
-    zone->init = ngx_chat_admin_init_zone;
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_chat_admin_init_zone(ngx_shm_zone_t *zone, void *data)
-{
-    ngx_slab_pool_t       *shpool;
-    ngx_chat_admin_shm_t  *sh;
-
-    if (data) {
-        /* a reload: the old flag holds */
-        zone->data = data;
-        return NGX_OK;
-    }
-
-    shpool = (ngx_slab_pool_t *) zone->shm.addr;
-
-    if (zone->shm.exists) {
-        zone->data = shpool->data;
-        return NGX_OK;
-    }
-
-    sh = ngx_slab_calloc(shpool, sizeof(ngx_chat_admin_shm_t));
-    if (sh == NULL) {
-        return NGX_ERROR;
-    }
-
-    shpool->data = sh;
-    zone->data = sh;
-
-    return NGX_OK;
+    return ngx_chat_drain_add_zone(cf);
 }
 
 
 ngx_int_t
 ngx_chat_admin_init(ngx_chat_worker_t *w, ngx_cycle_t *cycle)
 {
-    ngx_uint_t               i;
-    ngx_shm_zone_t          *zone;
-    ngx_list_part_t         *part;
     ngx_chat_admin_state_t  *st = &ngx_chat_admin_state;
 
     if (w->nredis == 0) {
@@ -1169,34 +1118,10 @@ ngx_chat_admin_init(ngx_chat_worker_t *w, ngx_cycle_t *cycle)
 
     ngx_memzero(st, sizeof(ngx_chat_admin_state_t));
 
-    part = &cycle->shared_memory.part;
-    zone = part->elts;
-
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            zone = part->elts;
-            i = 0;
-        }
-
-        if (zone[i].tag == &ngx_http_chat_module
-            && zone[i].shm.name.len == ngx_chat_admin_zone_name.len
-            && ngx_strncmp(zone[i].shm.name.data,
-                           ngx_chat_admin_zone_name.data,
-                           ngx_chat_admin_zone_name.len)
-               == 0)
-        {
-            st->shm = zone[i].data;
-        }
-    }
+    ngx_chat_drain_init(cycle);
 
     /* what the node was when this worker started (a reload's new ones) */
-    st->draining = st->shm ? st->shm->draining : 0;
+    st->draining = ngx_chat_draining();
     st->worker = w;
     st->active = 1;
     st->tick.handler = ngx_chat_admin_tick;
@@ -1244,19 +1169,6 @@ ngx_chat_admin_exit(ngx_chat_worker_t *w)
 }
 
 
-ngx_uint_t
-ngx_chat_admin_draining(void)
-{
-    ngx_chat_admin_state_t  *st = &ngx_chat_admin_state;
-
-    if (!st->active) {
-        return 0;
-    }
-
-    return st->shm ? st->shm->draining != 0 : st->draining;
-}
-
-
 static void
 ngx_chat_admin_tick(ngx_event_t *ev)
 {
@@ -1297,7 +1209,7 @@ ngx_chat_admin_tick(ngx_event_t *ev)
     }
 
     /* another worker of the node may have learnt it first */
-    if (ngx_chat_admin_draining()) {
+    if (ngx_chat_draining()) {
         ngx_chat_admin_drain(st);
     }
 
@@ -1338,9 +1250,7 @@ ngx_chat_admin_poll_reply(ngx_chat_store_rc_e rc, redisReply *reply,
     }
 
     /* before any close: no worker of the node takes them back */
-    if (st->shm) {
-        st->shm->draining = draining;
-    }
+    ngx_chat_drain_set(draining);
 
     if (draining) {
         ngx_chat_admin_drain(st);
@@ -1411,7 +1321,7 @@ ngx_chat_admin_report(ngx_chat_admin_state_t *st)
                      "channel", channel,
                      "connections", (json_int_t) conns,
                      "users", (json_int_t) users,
-                     "draining", (int) ngx_chat_admin_draining(),
+                     "draining", (int) ngx_chat_draining(),
                      "ts", (json_int_t) ngx_chat_admin_now());
     if (json == NULL) {
         return;

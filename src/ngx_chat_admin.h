@@ -15,17 +15,8 @@
 #include "ngx_chat.h"
 
 
-/* a user's WebSockets closed by POST /admin/users/{id}/disconnect */
-#define NGX_CHAT_ADMIN_CLOSE_KICK   4001
 /* a draining node's, RFC 6455's "service restart": connect again */
 #define NGX_CHAT_ADMIN_CLOSE_DRAIN  1012
-
-/*
- * Relayed to a user's connections like a frame (ngx_chat_route.h's
- * "!revoke "): closes all of them with NGX_CHAT_ADMIN_CLOSE_KICK
- */
-#define NGX_CHAT_KICK_FRAME         "!kick"
-
 
 char *ngx_chat_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_chat_admin_token_file(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -33,7 +24,7 @@ char *ngx_chat_admin_token_file(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_chat_admin_merge(ngx_conf_t *cf, ngx_chat_loc_conf_t *prev,
     ngx_chat_loc_conf_t *conf);
 
-/* the node's drain flag in shared memory, where chat_websocket is */
+/* the node's drain flag (ngx_chat_drain.h), where chat_websocket is */
 ngx_int_t ngx_chat_admin_postconfiguration(ngx_conf_t *cf);
 
 /*
@@ -42,9 +33,6 @@ ngx_int_t ngx_chat_admin_postconfiguration(ngx_conf_t *cf);
  */
 ngx_int_t ngx_chat_admin_init(ngx_chat_worker_t *w, ngx_cycle_t *cycle);
 void ngx_chat_admin_exit(ngx_chat_worker_t *w);
-
-/* the node is draining: no new WebSockets, /healthz answers 503 */
-ngx_uint_t ngx_chat_admin_draining(void);
 
 
 #endif /* _NGX_CHAT_ADMIN_H_INCLUDED_ */

@@ -34,7 +34,6 @@
 #include "ngx_chat_channel.h"
 #include "ngx_chat_lua.h"
 #include "ngx_chat_media.h"
-#include "ngx_chat_admin.h"
 
 
 #define NGX_CHAT_DELIVER_TICK     5000
@@ -630,7 +629,7 @@ ngx_chat_channel_live(ngx_chat_shard_t *sh, const char *p, size_t len)
             && ngx_strncmp(frame, NGX_CHAT_KICK_FRAME, flen) == 0)
         {
             /* POST /admin/users/{id}/disconnect */
-            ngx_chat_ws_kick(ws, NGX_CHAT_ADMIN_CLOSE_KICK,
+            ngx_chat_ws_kick(ws, NGX_CHAT_KICK_CLOSE,
                              "disconnected by an operator");
             continue;
         }

@@ -15,7 +15,7 @@
 #include <ngx_http.h>
 
 #include "ngx_chat.h"
-#include "ngx_chat_admin.h"
+#include "ngx_chat_drain.h"
 
 
 typedef enum {
@@ -112,7 +112,7 @@ ngx_chat_healthz_handler(ngx_http_request_t *r)
     }
 
     /* out of the edge's and the load balancers' rotation */
-    if (ngx_chat_admin_draining()) {
+    if (ngx_chat_draining()) {
         json = json_pack("{s:s}", "status", "draining");
         if (json == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;

@@ -77,6 +77,12 @@ ngx_chat_local_user_t *ngx_chat_local_next(ngx_chat_local_user_t *lu);
  * frames are JSON objects, never starting with '!'.
  */
 #define NGX_CHAT_REVOKE_FRAME     "!revoke "
+/*
+ * "!kick": closes all of them with NGX_CHAT_KICK_CLOSE (POST
+ * /admin/users/{id}/disconnect; the token stays valid)
+ */
+#define NGX_CHAT_KICK_FRAME       "!kick"
+#define NGX_CHAT_KICK_CLOSE       4001
 
 /*
  * A frame to all connections of a user (but "except", a connection of

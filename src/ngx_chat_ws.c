@@ -26,7 +26,7 @@
 
 #include "ngx_chat.h"
 #include "ngx_chat_ws.h"
-#include "ngx_chat_admin.h"
+#include "ngx_chat_drain.h"
 #include "chat_json.h"
 #include "chat_frame.h"
 
@@ -124,7 +124,7 @@ ngx_chat_ws_handler(ngx_http_request_t *r)
     ngx_str_null(&key);
 
     /* a draining node: the edge tries the next one (http_503) */
-    if (ngx_chat_admin_draining()) {
+    if (ngx_chat_draining()) {
         return ngx_chat_http_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                    "draining",
                                    "this node is draining, connect again");
