@@ -195,10 +195,19 @@ $(B)/asan/tests/test_chat_push_auth: $(PUSH_AUTH_DEPS)
 run: deps all
 	scripts/stack up
 
+# the browser suite's driver (t/060-web.t): playwright-core from npm, as
+# t/web/package-lock.json pins it, in t/web/node_modules (chromium and
+# node come from Debian: make deps)
+WEB_TEST_DEPS := t/web/node_modules/.package-lock.json
+
+$(WEB_TEST_DEPS): t/web/package.json t/web/package-lock.json | deps
+	cd t/web && npm ci --no-audit --no-fund
+	touch $@
+
 stop:
 	scripts/stack down
 
-test: deps
+test: deps $(WEB_TEST_DEPS)
 	scripts/run-tests
 
 # the fault matrix alone (docs/RELIABILITY.md), on a test stack of its own
