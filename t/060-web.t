@@ -13,7 +13,11 @@
 #   c) A attaches a PNG made here, B sees the image loaded;
 #   d) B searches the encrypted chat for a word A sent and finds it;
 #   e) typing shows on the peer; after 55 more messages, load-older brings
-#      older ones;
+#      older ones than the first page's;
+#   g) B signs in from a new browser (a new key): A sees B online again and
+#      a key-warning; A logs out;
+#   the wire: the pages sent only e2e messages, no marker word in any
+#      request or WebSocket frame, and the search as blind-index tokens;
 #   f) the plaintext scan: the marker words of the e2e messages of a), b)
 #      and d) are in no text of PostgreSQL (pg_dump), no value of Redis
 #      (every key, by its type) and no record of any Kafka topic (kcat),

@@ -266,8 +266,8 @@ async function main() {
     // a) sign-in, friends, 1:1 until read, presence
     const a = await scenario('a) 1:1', pages, async (check) => {
         await check('the sign-in screen', async () => {
-            for (const p of [pa, pb, pc]) {
-                const r = await p.goto(WEB);
+            for (const r of await Promise.all([pa, pb, pc]
+                                              .map((p) => p.goto(WEB)))) {
                 if (!r || r.status() !== 200) {
                     throw new Error(`GET ${WEB}: ${r && r.status()}`);
                 }
@@ -279,6 +279,11 @@ async function main() {
         await check('A, B and C register', async () => {
             await Promise.all([register(pa, A), register(pb, B),
                                register(pc, C)]);
+        });
+        await check('each is connected (conn-status)', async () => {
+            await Promise.all([pa, pb, pc].map((p) => p.locator(
+                sel('conn-status', { state: 'connected' }))
+                .waitFor({ timeout: STEP_MS })));
         });
         await check('A asks B to be friends, B accepts', async () => {
             await hook(pa, 'friend-username').fill(B);
@@ -417,10 +422,19 @@ async function main() {
         await check('A types, B sees typing', async () => {
             await openDirect(pa, B);
             await openDirect(pb, A);
-            await hook(pa, 'compose').pressSequentially('typing...',
-                                                        { delay: 30 });
-            await hook(pb, 'typing').waitFor({ state: 'visible',
-                                               timeout: STEP_MS });
+            // as a person would: typing on until it shows (a client
+            // sends typing once every few seconds at most)
+            const shows = hook(pb, 'typing');
+            const end = Date.now() + STEP_MS;
+            while (!await shows.isVisible()) {
+                if (Date.now() > end) {
+                    throw new Error(`no typing on B within ${STEP_MS} ms`);
+                }
+                await hook(pa, 'compose').pressSequentially('typing ',
+                                                            { delay: 40 });
+                await shows.waitFor({ state: 'visible', timeout: 1000 })
+                    .catch(() => {});
+            }
             await hook(pa, 'compose').fill('');
         });
         const N = 55;
@@ -439,17 +453,36 @@ async function main() {
             await reload(pb, B);
             await openDirect(pb, A);
             await seen(pb, A, old(N));
-            const shown = () => pb.locator(sel('message')).count();
-            const before = await shown();
-            if (await message(pb, A, old(1)).count() > 0) {
-                throw new Error(`all ${before} messages shown at once: `
-                                + 'nothing to load');
+            // the numbers of the "older NNN" messages shown, once the
+            // first page is all there (the same for 1.5 s)
+            const shown = () => pb.evaluate((r) =>
+                [...document.querySelectorAll('[data-test="message"]')]
+                    .map((e) => e.textContent.match(
+                        new RegExp(`older (\\d{3}) ${r}`)))
+                    .filter(Boolean).map((m) => Number(m[1])), RUN);
+            let n = -1;
+            for (let same = 0, i = 0; same < 3 && i < 40; i++) {
+                const now = (await shown()).length;
+                same = now === n ? same + 1 : 0;
+                n = now;
+                await sleep(500);
             }
-            await hook(pb, 'load-older').click();
-            await until(pb, 'more messages after load-older', (n) =>
-                document.querySelectorAll('[data-test="message"]').length > n,
-                before);
-            out({ note: `B: ${before} messages, ${await shown()} after `
+            const first = Math.min(...await shown());
+            if (first <= 1) {
+                throw new Error(`${n} of the ${N} shown at once: nothing `
+                                + 'to load');
+            }
+            await hook(pb, 'load-older').click({ timeout: STEP_MS });
+            await until(pb, `a message older than "${old(first)}"`,
+                        ([r, f]) => [...document.querySelectorAll(
+                            '[data-test="message"]')].some((e) => {
+                                const m = e.textContent.match(
+                                    new RegExp(`older (\\d{3}) ${r}`));
+                                return m && Number(m[1]) < f;
+                            }), [RUN, first]);
+            const before = n;
+            out({ note: `B: ${before} of the ${N} shown, the oldest `
+                        + `${first}; ${(await shown()).length} after `
                         + 'load-older' });
         });
     }, a);
@@ -466,6 +499,42 @@ async function main() {
             await pa.locator(sel('presence', { online: 'false' }))
                 .waitFor({ timeout: 20000 });
             out({ note: `offline after ${Date.now() - t} ms` });
+        });
+    }, a);
+
+    // B again, from a new browser (a new device: a new identity key): A
+    // sees B online again and is warned that B's key changed
+    await scenario('g) new device', pages, async (check) => {
+        await check('B signs in from a new browser', async () => {
+            ctx.B2 = await browser.newContext({ viewport: { width: 900,
+                                                            height: 700 } });
+            page.B2 = await ctx.B2.newPage();
+            await page.B2.goto(WEB);
+            await login(page.B2, B);
+        });
+        await check('A: B online again, and a key-warning about B',
+                    async () => {
+            await pa.locator(sel('presence', { online: 'true' }))
+                .waitFor({ timeout: STEP_MS });
+            // A's client asks for B's key again when it is 10 s old and
+            // a message goes out (WEB.md): send until it warns
+            const warned = pa.locator(sel('key-warning'));
+            const end = Date.now() + 30000;
+            for (let i = 1; await warned.count() === 0; i++) {
+                if (Date.now() > end) {
+                    throw new Error('no key-warning within 30 s');
+                }
+                await send(pa, `after the key change ${i}`);
+                await warned.first().waitFor({ timeout: 5000 })
+                    .catch(() => {});
+            }
+            await shot(pa, 'key-warning');
+        });
+        await check('A logs out: the sign-in screen again', async () => {
+            await hook(pa, 'logout').click();
+            await hook(pa, 'username').waitFor({ timeout: STEP_MS });
+            await hook(pa, 'me').filter({ hasText: A })
+                .waitFor({ state: 'hidden', timeout: STEP_MS });
         });
     }, a);
 
