@@ -472,7 +472,16 @@ async function main() {
                 throw new Error(`${n} of the ${N} shown at once: nothing `
                                 + 'to load');
             }
-            await hook(pb, 'load-older').click({ timeout: STEP_MS });
+            const older = hook(pb, 'load-older');
+            await older.waitFor({ state: 'visible', timeout: STEP_MS })
+                .catch(async () => {
+                    const now = await shown();
+                    throw new Error('no visible load-older while the oldest'
+                                    + ` shown is "${old(first)}" (then `
+                                    + `${now.length} shown, the oldest `
+                                    + `${Math.min(...now)})`);
+                });
+            await older.click({ timeout: STEP_MS });
             await until(pb, `a message older than "${old(first)}"`,
                         ([r, f]) => [...document.querySelectorAll(
                             '[data-test="message"]')].some((e) => {
