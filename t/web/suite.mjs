@@ -204,6 +204,9 @@ async function send(page, text) {
     await hook(page, 'send').click();
 }
 
+// the messages from FROM shown, in the page
+const fromSel = (f) => `[data-test="message"][data-from="${f}"]`;
+
 // the message with TEXT from FROM on PAGE: shown, and (own ones) acked
 function message(page, from, text) {
     return page.locator(sel('message', { from })).filter({ hasText: text });
@@ -213,9 +216,9 @@ async function acked(page, from, text) {
     const m = message(page, from, text);
     await m.first().waitFor({ timeout: STEP_MS });
     await until(page, `"${text}" acked (data-id)`, ([f, t]) =>
-        [...document.querySelectorAll(`[data-test="message"][data-from="${f}"]`)]
+        [...document.querySelectorAll(f)]
             .some((e) => e.textContent.includes(t) && e.dataset.id),
-        [from, text]);
+        [fromSel(from), text]);
 }
 
 async function seen(page, from, text) {
@@ -225,9 +228,9 @@ async function seen(page, from, text) {
 
 async function status(page, from, text, want) {
     await until(page, `"${text}" data-status=${want}`, ([f, t, w]) =>
-        [...document.querySelectorAll(`[data-test="message"][data-from="${f}"]`)]
+        [...document.querySelectorAll(f)]
             .some((e) => e.textContent.includes(t) && e.dataset.status === w),
-        [from, text, want], 20000);
+        [fromSel(from), text, want], 20000);
 }
 
 // --- the scenarios ----------------------------------------------------------
@@ -442,11 +445,11 @@ async function main() {
         await check(`A sends ${N} more; all acked`, async () => {
             for (let i = 1; i <= N; i++) await send(pa, old(i));
             await until(pa, `${N} messages acked`, ([f, r, n]) =>
-                [...document.querySelectorAll(`[data-test="message"][data-from="${f}"]`)]
+                [...document.querySelectorAll(f)]
                     .filter((e) => e.textContent.includes(r)
                             && e.textContent.includes('older ')
                             && e.dataset.id).length >= n,
-                [A, RUN, N], 30000);
+                [fromSel(A), RUN, N], 30000);
         });
         await check('B reloads: a page of history; load-older brings older',
                     async () => {
