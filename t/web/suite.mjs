@@ -484,7 +484,11 @@ async function main() {
                                     + `${now.length} shown, the oldest `
                                     + `${Math.min(...now)})`);
                 });
-            await older.click({ timeout: STEP_MS });
+            // the button's click alone: a real click scrolls it into
+            // view first, and scrolling to the top loads the next page by
+            // itself (WEB.md), which may hide the button (nothing older
+            // left) before the click lands
+            await older.dispatchEvent('click');
             await until(pb, `a message older than "${old(first)}"`,
                         ([r, f]) => [...document.querySelectorAll(
                             '[data-test="message"]')].some((e) => {
