@@ -48,7 +48,7 @@ BENCH_HDRS  := src/tools/bench_hist.h src/tools/bench_proto.h \
                src/tools/bench_http.h
 
 .PHONY: all module tools asan unit unit-asan deps run stop test test-faults clean \
-        style
+        style browser-deps
 
 all: module tools
 
@@ -208,10 +208,22 @@ $(B)/asan/tests/test_chat_push_auth: $(PUSH_AUTH_DEPS) $(UNIT_LIB_ASAN)
 run: deps all
 	scripts/stack up
 
+# the browser suite (t/060-web.t): Debian's chromium and node when missing
+# (setup-deps --browser), and its driver, playwright-core from npm as
+# t/web/package-lock.json pins it, in t/web/node_modules
+WEB_TEST_DEPS := t/web/node_modules/.package-lock.json
+
+browser-deps:
+	@scripts/setup-deps --browser
+
+$(WEB_TEST_DEPS): t/web/package.json t/web/package-lock.json | browser-deps
+	cd t/web && npm ci --no-audit --no-fund
+	touch $@
+
 stop:
 	scripts/stack down
 
-test: deps
+test: deps browser-deps $(WEB_TEST_DEPS)
 	scripts/run-tests
 
 # the fault matrix alone (docs/RELIABILITY.md), on a test stack of its own
