@@ -12,6 +12,7 @@
 #include <ngx_http.h>
 
 #include "ngx_chat.h"
+#include "ngx_chat_metrics.h"
 
 
 ngx_chat_ctx_t *
@@ -99,6 +100,8 @@ ngx_chat_http_error(ngx_http_request_t *r, ngx_uint_t status,
 {
     json_t     *json;
     ngx_int_t   rc;
+
+    ngx_chat_metrics_api_error(code);
 
     json = json_pack("{s:s, s:s}", "error", code, "message", message);
     if (json == NULL) {
