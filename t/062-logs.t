@@ -1,0 +1,156 @@
+# Logs: the access-log variables $chat_user_id, $chat_node and
+# $chat_conn_id (the WebSocket's connection number, the "*N" of its error
+# log lines), and one error-log line per abnormal close at
+# chat_close_log_level, none for a normal close below debug.
+
+use strict;
+use warnings;
+use Test::More;
+use JSON::PP qw(decode_json encode_json);
+use Time::HiRes qw(time sleep);
+use ChatTest;
+use ChatJWT;
+use ChatWS;
+use ChatClient qw(register_users ws_connect next_of);
+
+plan skip_all => 'needs the test stack (CHAT_STACK_PROFILE=test, as make '
+                 . 'test sets)'
+    unless ($ENV{CHAT_STACK_PROFILE} // '') eq 'test';
+
+$ENV{TEST_NGINX_JWT_SECRET_FILE} = ChatJWT::secret_file();
+
+my $backends = <<'CONF';
+    chat_node_name logs-node;
+    chat_redis $TEST_NGINX_REDIS;
+    chat_redis_password_file $TEST_NGINX_REDIS_PASSWORD_FILE;
+    chat_postgres "$TEST_NGINX_PG_DSN";
+    chat_kafka_brokers $TEST_NGINX_KAFKA_BROKERS;
+    chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
+    chat_ws_max_message 1k;
+CONF
+
+ChatTest::start_nginx(
+    workers     => 2,
+    http_config => $backends . <<'CONF',
+    log_format chat '$remote_addr "$request" $status user=$chat_user_id '
+                    'node=$chat_node conn=$chat_conn_id';
+    access_log $TEST_NGINX_SERVER_ROOT/logs/chat.log chat;
+    chat_close_log_level warn;
+CONF
+    config      => <<'CONF',
+    location /v1/ {
+        chat_api;
+    }
+    location = /v1/ws {
+        chat_websocket;
+    }
+    location = /v1/ws-quiet {
+        chat_websocket;
+        chat_close_log_level error;
+    }
+CONF
+);
+
+my $root = ChatTest::servroot();
+my %uid = register_users('logs', qw(ann));
+
+sub access_log { ChatTest::slurp("$root/logs/chat.log") }
+
+# the connection number of user's latest connection ("*N ... connected")
+sub conn_of {
+    my ($user) = @_;
+    my ($n) = ChatTest::error_log() =~
+        /.*\*(\d+) chat: ws: user \Q$user\E connected/s;
+    return $n;
+}
+
+# --- the access log -------------------------------------------------------
+
+my $ws = ws_connect(ChatTest::port(), $uid{ann});
+my $conn;
+ok(ChatTest::wait_until(sub { $conn = conn_of($uid{ann}) }),
+   'the connection is in the error log');
+my $line;
+ok(ChatTest::wait_until(sub {
+       ($line) = grep { m{"GET /v1/ws HTTP/1.1"} } split /\n/, access_log();
+       $line }),
+   'the upgrade is in the access log once the 101 is out')
+    or diag access_log();
+like($line, qr/ 101 user=$uid{ann} node=logs-node conn=$conn$/,
+     '... with the user, the node and the connection\'s number');
+
+my ($st) = ChatTest::http_get('/v1/me', { Authorization => 'Bearer '
+                                          . ChatJWT::token(sub => $uid{ann})
+                                        });
+is($st, 200, 'an API request');
+ok(ChatTest::wait_until(sub { access_log() =~ m{"GET /v1/me HTTP/1.1"} }),
+   '... logged');
+like(access_log(),
+     qr{"GET /v1/me HTTP/1\.1" 200 user=$uid{ann} node=logs-node conn=-\n},
+     '... with its user, and no connection id');
+like(access_log(), qr{"POST /v1/users HTTP/1\.1" 201 user=- node=logs-node},
+     'a registration: no user yet');
+
+# --- closes -------------------------------------------------------------
+
+# a normal close: no line (it is at debug)
+$ws->send_frame(8, pack('n', 1000));
+is($ws->read_close(5), 1000, 'a normal close');
+$ws->close;
+ok(ChatTest::wait_until(sub {
+       ChatTest::error_log() =~ /\*$conn chat: ws: user \d+ disconnected/ }),
+   '... the connection ended');
+unlike(ChatTest::error_log(), qr/chat: ws closed user=$uid{ann} conn=$conn /,
+       '... and no "ws closed" line for it below debug');
+
+# too big: one line at warn
+$ws = ws_connect(ChatTest::port(), $uid{ann});
+ChatTest::wait_until(sub { (conn_of($uid{ann}) // 0) != $conn });
+$conn = conn_of($uid{ann});
+$ws->send_text('x' x 2000);
+is($ws->read_close(5), 1009, 'a message over 1k: 1009');
+$ws->close;
+my @lines;
+ok(ChatTest::wait_until(sub {
+       @lines = grep { /chat: ws closed user=$uid{ann} conn=$conn / }
+                split /\n/, ChatTest::error_log() }),
+   'an abnormal close is logged');
+is(scalar @lines, 1, '... once');
+like($lines[0],
+     qr/\[warn\]\ \d+\#\d+:\ \*$conn\ chat:\ ws\ closed\ user=$uid{ann}
+        \ conn=$conn\ code=1009\ reason=too_big\ detail="[^"]+"/x,
+     '... at chat_close_log_level (warn), with its code and reason');
+
+# the peer goes without a close frame: dropped, at this location's level
+$ws = ChatWS->new(port => ChatTest::port());
+($st) = $ws->handshake('/v1/ws-quiet', Authorization => 'Bearer '
+                       . ChatJWT::token(sub => $uid{ann}));
+is($st, 101, 'a connection where chat_close_log_level is error');
+ChatTest::wait_until(sub { (conn_of($uid{ann}) // 0) != $conn });
+$conn = conn_of($uid{ann});
+$ws->close;
+ok(ChatTest::wait_until(sub {
+       @lines = grep { /chat: ws closed user=$uid{ann} conn=$conn / }
+                split /\n/, ChatTest::error_log() }),
+   'a dropped connection is logged');
+like($lines[0] // '',
+     qr/\[error\] .* code=1006 reason=dropped detail="connection lost"/,
+     '... at error, as dropped (1006)');
+
+my $port = ChatTest::port();
+ChatTest::stop_nginx();
+
+# --- configuration --------------------------------------------------------
+
+my $bad = eval {
+    ChatTest::start_nginx(
+        name        => 'bad',
+        port        => $port + 7,
+        http_config => $backends . "    chat_close_log_level debug;\n",
+        config      => "    location = /v1/ws { chat_websocket; }\n");
+    1;
+};
+ok(!$bad, 'chat_close_log_level debug is refused');
+like($@, qr/invalid value "debug"/, '... as an invalid value');
+
+done_testing();
