@@ -13,6 +13,7 @@ use ChatTest;
 use ChatJWT;
 use ChatWS;
 use ChatClient qw(register_users ws_connect frame frames next_of);
+use ChatPersist;
 
 plan skip_all => 'needs the test stack (CHAT_STACK_PROFILE=test, as make '
                  . 'test sets)'
@@ -76,6 +77,21 @@ sub delta {
     die "no series $series\n" unless exists $after->{$series};
     return $after->{$series} - ($before->{$series} // 0);
 }
+
+# the stack's persist worker writes its metrics file there (scripts/stack
+# passes --metrics-file): name{labels} => value
+my $prom = ChatPersist::stack_env('CHAT_WORKER_METRICS_DIR')
+           . '/worker-persist.prom';
+sub worker_metrics {
+    my %v;
+    for (split /\n/, ChatTest::slurp($prom)) {
+        $v{$1} = $2 if /^(chat_worker_\w+)\{[^}]*\} (-?[0-9.]+)$/
+                       && !/result="abandoned"/;
+    }
+    return \%v;
+}
+my $w0 = worker_metrics();
+my $t_start = time;
 
 my ($s0, $types) = scrape();
 is($types->{chat_ws_connections}, 'gauge', 'chat_ws_connections is a gauge');
@@ -249,6 +265,24 @@ is(scalar keys %seen, 1, 'ten scrapes, one count of connections opened');
 # not a chat_api: POST is refused
 my ($pst) = ChatTest::http_request(POST => '/metrics', {}, '');
 is($pst, 405, 'POST /metrics: 405');
+
+# --- the persist worker's file --------------------------------------------
+
+ok(exists $w0->{chat_worker_consumer_lag},
+   "the persist worker's metrics file ($prom) has its consumer lag");
+my $w1;
+ok(ChatTest::wait_until(sub {
+       $w1 = worker_metrics();
+       ($w1->{chat_worker_records_total} // 0)
+           >= ($w0->{chat_worker_records_total} // 0) + 6
+       && ($w1->{chat_worker_last_batch_timestamp_seconds} // 0) >= $t_start
+   }, timeout => 20),
+   '... and counts the 3 messages and 3 receipts of the flow, its last '
+   . 'batch after the flow began') or diag explain $w0, $w1;
+cmp_ok($w1->{chat_worker_batches_total} // 0, '>',
+       $w0->{chat_worker_batches_total} // 0, '... in batches written');
+cmp_ok($w1->{chat_worker_written_total} // 0, '>=',
+       ($w0->{chat_worker_written_total} // 0) + 3, '... rows stored');
 
 unlike(ChatTest::error_log(), qr/\[(alert|crit|emerg)\]/, 'no alerts');
 
