@@ -266,6 +266,28 @@ is(scalar keys %seen, 1, 'ten scrapes, one count of connections opened');
 my ($pst) = ChatTest::http_request(POST => '/metrics', {}, '');
 is($pst, 405, 'POST /metrics: 405');
 
+# --- a reload: the counters go on, the old workers' WebSockets close ------
+
+my ($last) = scrape();
+my $ws = ws_connect(ChatTest::port(), $uid{ann});
+ok(ChatTest::wait_until(sub {
+       delta($last, (scrape())[0], 'chat_ws_connections{}') == 1 }),
+   'a connection open before the reload');
+my ($master) = ChatTest::slurp(ChatTest::servroot() . '/logs/nginx.pid')
+               =~ /(\d+)/;
+kill 'HUP', $master;
+is($ws->read_close(10), 1001, 'the reload closes it with 1001');
+$ws->close;
+my $s3;
+ok(ChatTest::wait_until(sub {
+       ($s3) = scrape();
+       delta($last, $s3, 'chat_ws_closed_total{reason="going_away"}') == 1
+   }), 'counted as going_away');
+is(delta($last, $s3, 'chat_ws_opened_total{}'), 1,
+   'the counts from before the reload are kept');
+is(delta($last, $s3, 'chat_ws_connections{}'), 0, 'none open');
+is(delta($last, $s3, 'chat_online_users{}'), 0, 'nobody online');
+
 # --- the persist worker's file --------------------------------------------
 
 ok(exists $w0->{chat_worker_consumer_lag},
