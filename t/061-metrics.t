@@ -19,27 +19,12 @@ plan skip_all => 'needs the test stack (CHAT_STACK_PROFILE=test, as make '
                  . 'test sets)'
     unless ($ENV{CHAT_STACK_PROFILE} // '') eq 'test';
 
-$ENV{TEST_NGINX_JWT_SECRET_FILE} = ChatJWT::secret_file();
-
-ChatTest::start_nginx(
-    workers     => 2,
-    listen      => 'reuseport',
-    http_config => <<'CONF',
-    chat_node_name metrics-node;
-    chat_redis $TEST_NGINX_REDIS;
-    chat_redis_password_file $TEST_NGINX_REDIS_PASSWORD_FILE;
-    chat_postgres "$TEST_NGINX_PG_DSN";
-    chat_kafka_brokers $TEST_NGINX_KAFKA_BROKERS;
-    chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
-    chat_ws_max_message 1k;
-CONF
-    config      => <<'CONF',
-    location /v1/ {
-        chat_api;
-    }
-    location = /v1/ws {
-        chat_websocket;
-    }
+ChatPersist::start_gateway(
+    'metrics-node',
+    workers      => 2,
+    listen       => 'reuseport',
+    http_extra   => '    chat_ws_max_message 1k;',
+    config_extra => <<'CONF',
     location = /metrics {
         chat_metrics;
         allow 127.0.0.1;

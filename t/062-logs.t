@@ -12,38 +12,23 @@ use ChatTest;
 use ChatJWT;
 use ChatWS;
 use ChatClient qw(register_users ws_connect next_of);
+use ChatPersist;
 
 plan skip_all => 'needs the test stack (CHAT_STACK_PROFILE=test, as make '
                  . 'test sets)'
     unless ($ENV{CHAT_STACK_PROFILE} // '') eq 'test';
 
-$ENV{TEST_NGINX_JWT_SECRET_FILE} = ChatJWT::secret_file();
-
-my $backends = <<'CONF';
-    chat_node_name logs-node;
-    chat_redis $TEST_NGINX_REDIS;
-    chat_redis_password_file $TEST_NGINX_REDIS_PASSWORD_FILE;
-    chat_postgres "$TEST_NGINX_PG_DSN";
-    chat_kafka_brokers $TEST_NGINX_KAFKA_BROKERS;
-    chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
+ChatPersist::start_gateway(
+    'logs-node',
+    workers      => 2,
+    http_extra   => <<'CONF',
     chat_ws_max_message 1k;
-CONF
-
-ChatTest::start_nginx(
-    workers     => 2,
-    http_config => $backends . <<'CONF',
     log_format chat '$remote_addr "$request" $status user=$chat_user_id '
                     'node=$chat_node conn=$chat_conn_id';
     access_log $TEST_NGINX_SERVER_ROOT/logs/chat.log chat;
     chat_close_log_level warn;
 CONF
-    config      => <<'CONF',
-    location /v1/ {
-        chat_api;
-    }
-    location = /v1/ws {
-        chat_websocket;
-    }
+    config_extra => <<'CONF',
     location = /v1/ws-quiet {
         chat_websocket;
         chat_close_log_level error;
@@ -143,11 +128,8 @@ ChatTest::stop_nginx();
 # --- configuration --------------------------------------------------------
 
 my $bad = eval {
-    ChatTest::start_nginx(
-        name        => 'bad',
-        port        => $port + 7,
-        http_config => $backends . "    chat_close_log_level debug;\n",
-        config      => "    location = /v1/ws { chat_websocket; }\n");
+    ChatPersist::start_gateway('bad', name => 'bad', port => $port + 7,
+                               http_extra => '    chat_close_log_level debug;');
     1;
 };
 ok(!$bad, 'chat_close_log_level debug is refused');
