@@ -20,6 +20,7 @@
 
 #include "ngx_chat.h"
 #include "ngx_chat_metrics.h"
+#include "chat_ws.h"
 
 
 #define NGX_CHAT_METRICS_ZONE  "chat_metrics"
@@ -47,7 +48,11 @@ typedef struct {
 
 static ngx_int_t ngx_chat_metrics_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
+static void ngx_chat_metrics_observe_us(ngx_chat_hist_e h, uint64_t us);
+static const u_char *ngx_chat_metrics_field(const u_char *p,
+    const u_char *last, const char *key, size_t *len);
 static ngx_int_t ngx_chat_metrics_handler(ngx_http_request_t *r);
+static u_char *ngx_chat_metrics_label(u_char *p, u_char *last, ngx_str_t *s);
 static u_char *ngx_chat_metrics_family(u_char *p, u_char *last,
     ngx_chat_family_t *f, ngx_str_t *node);
 static u_char *ngx_chat_metrics_hist(u_char *p, u_char *last,
@@ -388,6 +393,33 @@ ngx_chat_metrics_call(ngx_chat_hist_e h, uint64_t t0, ngx_uint_t failed)
     if (failed) {
         ngx_chat_metric_inc(h == NGX_CHAT_H_REDIS ? NGX_CHAT_M_REDIS_ERRORS
                                                   : NGX_CHAT_M_PG_ERRORS);
+    }
+}
+
+
+ngx_uint_t
+ngx_chat_metrics_close_why(ngx_uint_t code)
+{
+    switch (code) {
+
+    case 0:
+    case CHAT_WS_CLOSE_NORMAL:
+        return NGX_CHAT_CLOSE_NORMAL;
+
+    case CHAT_WS_CLOSE_GOING:
+        return NGX_CHAT_CLOSE_GOING_AWAY;
+
+    case CHAT_WS_CLOSE_POLICY:
+        return NGX_CHAT_CLOSE_LOGOUT;
+
+    case CHAT_WS_CLOSE_TOO_BIG:
+        return NGX_CHAT_CLOSE_TOO_BIG;
+
+    case CHAT_WS_CLOSE_INTERNAL:
+        return NGX_CHAT_CLOSE_ERROR;
+
+    default:    /* 1002, 1003, 1007 */
+        return NGX_CHAT_CLOSE_BAD_DATA;
     }
 }
 

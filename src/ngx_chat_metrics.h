@@ -129,6 +129,8 @@ void ngx_chat_metrics_observe(ngx_chat_hist_e h, uint64_t t0);
 void ngx_chat_metrics_call(ngx_chat_hist_e h, uint64_t t0,
     ngx_uint_t failed);
 
+/* the reason of a close frame's code (0: none) */
+ngx_uint_t ngx_chat_metrics_close_why(ngx_uint_t code);
 /* "normal", "timeout"... for logs */
 const char *ngx_chat_metrics_close_name(ngx_uint_t why);
 /* a frame in, by chat_proto_type_e (0: it did not decode) */

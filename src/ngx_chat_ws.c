@@ -922,42 +922,15 @@ ngx_chat_ws_revoke(ngx_chat_ws_t *ws, const char *id, size_t len)
 static void
 ngx_chat_ws_close(ngx_chat_ws_t *ws, uint16_t code, const char *reason)
 {
-    size_t      len;
-    u_char      payload[CHAT_WS_MAX_CONTROL];
-    ngx_uint_t  why;
+    size_t  len;
+    u_char  payload[CHAT_WS_MAX_CONTROL];
 
     if (ws->closing || ws->done) {
         return;
     }
 
-    switch (code) {
-
-    case 0:
-    case CHAT_WS_CLOSE_NORMAL:
-        why = NGX_CHAT_CLOSE_NORMAL;
-        break;
-
-    case CHAT_WS_CLOSE_GOING:
-        why = NGX_CHAT_CLOSE_GOING_AWAY;
-        break;
-
-    case CHAT_WS_CLOSE_POLICY:
-        why = NGX_CHAT_CLOSE_LOGOUT;
-        break;
-
-    case CHAT_WS_CLOSE_TOO_BIG:
-        why = NGX_CHAT_CLOSE_TOO_BIG;
-        break;
-
-    case CHAT_WS_CLOSE_INTERNAL:
-        why = NGX_CHAT_CLOSE_ERROR;
-        break;
-
-    default:    /* 1002, 1003, 1007 */
-        why = NGX_CHAT_CLOSE_BAD_DATA;
-    }
-
-    ngx_chat_ws_ended(ws, why, code ? code : CHAT_WS_CLOSE_NO_CODE, reason);
+    ngx_chat_ws_ended(ws, ngx_chat_metrics_close_why(code),
+                      code ? code : CHAT_WS_CLOSE_NO_CODE, reason);
 
     len = chat_ws_close_payload(payload, code, reason,
                                 reason ? ngx_strlen(reason) : 0);
