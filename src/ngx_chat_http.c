@@ -73,6 +73,10 @@ ngx_chat_http_send_text(ngx_http_request_t *r, ngx_uint_t status,
     b->last = ngx_cpymem(b->last, data, len);
     *b->last++ = '\n';
 
+    if (status >= NGX_HTTP_BAD_REQUEST) {
+        ngx_chat_metrics_api_error(data, len);
+    }
+
     r->headers_out.status = status;
     r->headers_out.content_length_n = b->last - b->pos;
     ngx_str_set(&r->headers_out.content_type, "application/json");
@@ -100,8 +104,6 @@ ngx_chat_http_error(ngx_http_request_t *r, ngx_uint_t status,
 {
     json_t     *json;
     ngx_int_t   rc;
-
-    ngx_chat_metrics_api_error(code);
 
     json = json_pack("{s:s, s:s}", "error", code, "message", message);
     if (json == NULL) {

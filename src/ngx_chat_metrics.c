@@ -93,7 +93,8 @@ static const char  *ngx_chat_source_names[2] = { "ws", "http" };
 static const char  *ngx_chat_error_names[NGX_CHAT_ERROR_CODES_N] = {
     "bad_request", "unknown_type", "unauthorized", "forbidden",
     "not_found", "conflict", "username_taken", "invalid_credentials",
-    "too_many_members", "too_large", "unsupported_media_type",
+    "too_many_members", "invalid_name", "too_large",
+    "unsupported_media_type",
     "method_not_allowed", "upgrade_required", "rate_limited", "busy",
     "in_progress", "unknown_message", "unavailable", "internal", "other"
 };
@@ -570,14 +571,42 @@ ngx_chat_metrics_frame_out(const u_char *data, size_t len)
 }
 
 
+/*
+ * The module's JSON errors start with "error" (jansson keeps the order;
+ * PostgreSQL's refusals read {"error" : "forbidden", ...})
+ */
+
 void
-ngx_chat_metrics_api_error(const char *code)
+ngx_chat_metrics_api_error(const u_char *data, size_t len)
 {
+    const u_char  *p, *v, *last;
+
+    last = data + len;
+    p = data + sizeof("{\"error\"") - 1;
+
+    if (len < sizeof("{\"error\":\"\"}") - 1
+        || ngx_strncmp(data, "{\"error\"", p - data) != 0)
+    {
+        return;
+    }
+
+    while (p < last && (*p == ' ' || *p == ':')) {
+        p++;
+    }
+
+    if (p == last || *p++ != '"') {
+        return;
+    }
+
+    v = ngx_strlchr((u_char *) p, (u_char *) last, '"');
+    if (v == NULL) {
+        return;
+    }
+
     ngx_chat_metric_inc(NGX_CHAT_M_ERRORS_API
                         + ngx_chat_metrics_lookup(ngx_chat_error_names,
                                                   NGX_CHAT_ERROR_CODES_N,
-                                                  (u_char *) code,
-                                                  ngx_strlen(code)));
+                                                  p, v - p));
 }
 
 

@@ -41,7 +41,7 @@ typedef enum {
                                            sync other */
 #define NGX_CHAT_FRAME_OUT_N      8     /* ack message receipt typing
                                            presence error pong other */
-#define NGX_CHAT_ERROR_CODES_N    20
+#define NGX_CHAT_ERROR_CODES_N    21
 #define NGX_CHAT_API_FAMILIES_N   13
 #define NGX_CHAT_API_CLASSES_N    5     /* 1xx .. 5xx */
 
@@ -137,8 +137,8 @@ const char *ngx_chat_metrics_close_name(ngx_uint_t why);
 void ngx_chat_metrics_frame_in(ngx_uint_t type);
 /* a text frame out: its type (and error code, receipt status) from it */
 void ngx_chat_metrics_frame_out(const u_char *data, size_t len);
-/* an API error answer's code */
-void ngx_chat_metrics_api_error(const char *code);
+/* a JSON error answer {"error":"<code>",...}: its code; others not */
+void ngx_chat_metrics_api_error(const u_char *data, size_t len);
 /* a gauge that this worker holds *last of: now it holds value */
 void ngx_chat_metrics_gauge_set(ngx_chat_metric_e m, ngx_atomic_int_t *last,
     ngx_atomic_int_t value);

@@ -239,6 +239,19 @@ is(delta($s1, $s2, 'chat_errors_total{source="http",code="bad_request"}'),
 is(delta($s1, $s2, 'chat_http_requests_total{route="users",status="4xx"}'),
    1, '... and a users 4xx');
 
+# a refusal written by PostgreSQL ({"error" : "forbidden", ...}): counted
+# by its code too
+my ($hst, $hbody) = ChatClient::api_as($uid{ann}, GET =>
+                                       '/v1/messages?group=999999999');
+my $hcode = ref $hbody ? $hbody->{error} // '' : '';
+like($hcode, qr/^(forbidden|not_found)$/,
+     "the history of a group ann is not in: $hst $hcode");
+my ($s2b) = scrape();
+is(delta($s2, $s2b, "chat_errors_total{source=\"http\",code=\"$hcode\"}"),
+   1, "... counted as an HTTP $hcode");
+is(delta($s2, $s2b, 'chat_http_requests_total{route="messages",status="4xx"}'),
+   1, '... and a messages 4xx');
+
 # the same numbers from either worker: ten scrapes agree
 my %seen;
 for (1 .. 10) {
