@@ -33,6 +33,10 @@ CONF
         chat_websocket;
         chat_close_log_level error;
     }
+    location = /v1/ws-idle {
+        chat_websocket;
+        chat_ws_idle_timeout 1s;
+    }
 CONF
 );
 
@@ -122,14 +126,41 @@ like($lines[0] // '',
      qr/\[error\] .* code=1006 reason=dropped detail="connection lost"/,
      '... at error, as dropped (1006)');
 
+# the reason and code of other ends, each at warn
+for my $c (
+    [ '/v1/ws-idle', sub { }, 1001, 'timeout', 'idle timeout' ],
+    [ '/v1/ws', sub { $_[0]->send_frame(2, 'binary') }, 1003, 'bad_data',
+      'only text frames are spoken here' ],
+    [ '/v1/ws', sub { $_[0]->send_raw("\x81\x05hello") }, 1002,
+      'bad_data', 'frame not masked' ],
+) {
+    my ($path, $do, $code, $reason, $detail) = @$c;
+    $ws = ChatWS->new(port => ChatTest::port());
+    ($st) = $ws->handshake($path, Authorization => 'Bearer '
+                           . ChatJWT::token(sub => $uid{ann}));
+    ChatTest::wait_until(sub { (conn_of($uid{ann}) // 0) != $conn });
+    $conn = conn_of($uid{ann});
+    $do->($ws);
+    is($ws->read_close(5), $code, "$reason ($detail): closed with $code");
+    $ws->close;
+    ok(ChatTest::wait_until(sub {
+           @lines = grep { /chat: ws closed user=$uid{ann} conn=$conn / }
+                    split /\n/, ChatTest::error_log() }),
+       '... logged');
+    like($lines[0] // '',
+         qr/\[warn\] .* code=$code reason=$reason detail="\Q$detail\E"/,
+         "... at warn, reason=$reason");
+}
+
 my $port = ChatTest::port();
 ChatTest::stop_nginx();
 
 # --- configuration --------------------------------------------------------
 
 my $bad = eval {
-    ChatPersist::start_gateway('bad', name => 'bad', port => $port + 7,
-                               http_extra => '    chat_close_log_level debug;');
+    ChatPersist::start_gateway(
+        'bad', name => 'bad', port => $port + 7,
+        http_extra => '    chat_close_log_level debug;');
     1;
 };
 ok(!$bad, 'chat_close_log_level debug is refused');
