@@ -152,6 +152,23 @@ for my $c (
          "... at warn, reason=$reason");
 }
 
+# a logout closes with 1008: an ordinary end, at debug
+my $token = ChatJWT::token(sub => $uid{ann});
+$ws = ChatWS->new(port => ChatTest::port());
+($st) = $ws->handshake('/v1/ws', Authorization => "Bearer $token");
+ChatTest::wait_until(sub { (conn_of($uid{ann}) // 0) != $conn });
+$conn = conn_of($uid{ann});
+($st) = ChatTest::http_request(DELETE => '/v1/sessions/current',
+                               { Authorization => "Bearer $token" });
+is($st, 204, 'logout');
+is($ws->read_close(10), 1008, '... closes the connection with 1008');
+$ws->close;
+ok(ChatTest::wait_until(sub {
+       ChatTest::error_log() =~ /\*$conn chat: ws: user \d+ disconnected/ }),
+   '... the connection ended');
+unlike(ChatTest::error_log(), qr/chat: ws closed user=$uid{ann} conn=$conn /,
+       '... and no "ws closed" line for it below debug');
+
 my $port = ChatTest::port();
 ChatTest::stop_nginx();
 
