@@ -82,49 +82,64 @@ like(access_log(), qr{"POST /v1/users HTTP/1\.1" 201 user=- node=logs-node},
 
 # --- closes -------------------------------------------------------------
 
+# a new WebSocket of ann at path: (it, the handshake's status, its number)
+sub open_ws {
+    my ($path, $token) = @_;
+    my $old = conn_of($uid{ann}) // 0;
+    my $ws = ChatWS->new(port => ChatTest::port());
+    my ($st) = $ws->handshake($path, Authorization => 'Bearer '
+                              . ($token // ChatJWT::token(sub => $uid{ann})));
+    ChatTest::wait_until(sub { (conn_of($uid{ann}) // 0) != $old });
+    return ($ws, $st, conn_of($uid{ann}));
+}
+
+# the "ws closed" lines of connection conn, once there is one (10 s)
+sub close_lines {
+    my ($conn) = @_;
+    my @lines;
+    ChatTest::wait_until(sub {
+        @lines = grep { /chat: ws closed user=$uid{ann} conn=$conn / }
+                 split /\n/, ChatTest::error_log() });
+    return @lines;
+}
+
+# connection conn ended, and no "ws closed" line for it: an ordinary end
+# is logged at debug
+sub ended_quietly {
+    my ($conn) = @_;
+    ok(ChatTest::wait_until(sub {
+           ChatTest::error_log() =~ /\*$conn chat: ws: user \d+ disconnected/
+       }), '... the connection ended');
+    unlike(ChatTest::error_log(),
+           qr/chat: ws closed user=$uid{ann} conn=$conn /,
+           '... and no "ws closed" line for it below debug');
+}
+
 # a normal close: no line (it is at debug)
 $ws->send_frame(8, pack('n', 1000));
 is($ws->read_close(5), 1000, 'a normal close');
 $ws->close;
-ok(ChatTest::wait_until(sub {
-       ChatTest::error_log() =~ /\*$conn chat: ws: user \d+ disconnected/ }),
-   '... the connection ended');
-unlike(ChatTest::error_log(), qr/chat: ws closed user=$uid{ann} conn=$conn /,
-       '... and no "ws closed" line for it below debug');
+ended_quietly($conn);
 
 # too big: one line at warn
-$ws = ws_connect(ChatTest::port(), $uid{ann});
-ChatTest::wait_until(sub { (conn_of($uid{ann}) // 0) != $conn });
-$conn = conn_of($uid{ann});
+($ws, undef, $conn) = open_ws('/v1/ws');
 $ws->send_text('x' x 2000);
 is($ws->read_close(5), 1009, 'a message over 1k: 1009');
 $ws->close;
-my @lines;
-ok(ChatTest::wait_until(sub {
-       @lines = grep { /chat: ws closed user=$uid{ann} conn=$conn / }
-                split /\n/, ChatTest::error_log() }),
-   'an abnormal close is logged');
-is(scalar @lines, 1, '... once');
-like($lines[0],
+my @lines = close_lines($conn);
+is(scalar @lines, 1, 'an abnormal close is logged once');
+like($lines[0] // '',
      qr/\[warn\]\ \d+\#\d+:\ \*$conn\ chat:\ ws\ closed\ user=$uid{ann}
         \ conn=$conn\ code=1009\ reason=too_big\ detail="[^"]+"/x,
      '... at chat_close_log_level (warn), with its code and reason');
 
 # the peer goes without a close frame: dropped, at this location's level
-$ws = ChatWS->new(port => ChatTest::port());
-($st) = $ws->handshake('/v1/ws-quiet', Authorization => 'Bearer '
-                       . ChatJWT::token(sub => $uid{ann}));
+($ws, $st, $conn) = open_ws('/v1/ws-quiet');
 is($st, 101, 'a connection where chat_close_log_level is error');
-ChatTest::wait_until(sub { (conn_of($uid{ann}) // 0) != $conn });
-$conn = conn_of($uid{ann});
 $ws->close;
-ok(ChatTest::wait_until(sub {
-       @lines = grep { /chat: ws closed user=$uid{ann} conn=$conn / }
-                split /\n/, ChatTest::error_log() }),
-   'a dropped connection is logged');
-like($lines[0] // '',
+like((close_lines($conn))[0] // '',
      qr/\[error\] .* code=1006 reason=dropped detail="connection lost"/,
-     '... at error, as dropped (1006)');
+     'a dropped connection: logged at error, as dropped (1006)');
 
 # the reason and code of other ends, each at warn
 for my $c (
@@ -135,39 +150,24 @@ for my $c (
       'bad_data', 'frame not masked' ],
 ) {
     my ($path, $do, $code, $reason, $detail) = @$c;
-    $ws = ChatWS->new(port => ChatTest::port());
-    ($st) = $ws->handshake($path, Authorization => 'Bearer '
-                           . ChatJWT::token(sub => $uid{ann}));
-    ChatTest::wait_until(sub { (conn_of($uid{ann}) // 0) != $conn });
-    $conn = conn_of($uid{ann});
+    ($ws, undef, $conn) = open_ws($path);
     $do->($ws);
     is($ws->read_close(5), $code, "$reason ($detail): closed with $code");
     $ws->close;
-    ok(ChatTest::wait_until(sub {
-           @lines = grep { /chat: ws closed user=$uid{ann} conn=$conn / }
-                    split /\n/, ChatTest::error_log() }),
-       '... logged');
-    like($lines[0] // '',
+    like((close_lines($conn))[0] // '',
          qr/\[warn\] .* code=$code reason=$reason detail="\Q$detail\E"/,
-         "... at warn, reason=$reason");
+         "... logged at warn, reason=$reason");
 }
 
 # a logout closes with 1008: an ordinary end, at debug
 my $token = ChatJWT::token(sub => $uid{ann});
-$ws = ChatWS->new(port => ChatTest::port());
-($st) = $ws->handshake('/v1/ws', Authorization => "Bearer $token");
-ChatTest::wait_until(sub { (conn_of($uid{ann}) // 0) != $conn });
-$conn = conn_of($uid{ann});
+($ws, undef, $conn) = open_ws('/v1/ws', $token);
 ($st) = ChatTest::http_request(DELETE => '/v1/sessions/current',
                                { Authorization => "Bearer $token" });
 is($st, 204, 'logout');
 is($ws->read_close(10), 1008, '... closes the connection with 1008');
 $ws->close;
-ok(ChatTest::wait_until(sub {
-       ChatTest::error_log() =~ /\*$conn chat: ws: user \d+ disconnected/ }),
-   '... the connection ended');
-unlike(ChatTest::error_log(), qr/chat: ws closed user=$uid{ann} conn=$conn /,
-       '... and no "ws closed" line for it below debug');
+ended_quietly($conn);
 
 my $port = ChatTest::port();
 ChatTest::stop_nginx();
