@@ -83,6 +83,7 @@ typedef struct {
     ngx_int_t                  media_s3_vars[6]; /* variables' indexes */
 
     ngx_array_t               *api_locations;   /* core loc confs */
+    ngx_shm_zone_t            *metrics_zone;    /* ngx_chat_metrics.c */
 
     ngx_uint_t                 api;             /* chat_api is used */
     ngx_uint_t                 websocket;       /* chat_websocket too */
@@ -110,6 +111,7 @@ typedef struct {
 
     ngx_str_t                  admin_token;     /* secret; unset: NULL */
     ngx_uint_t                 admin;           /* chat_admin here */
+    ngx_uint_t                 close_log_level; /* chat_close_log_level */
 } ngx_chat_loc_conf_t;
 
 

@@ -12,6 +12,7 @@
 #include <ngx_http.h>
 
 #include "ngx_chat.h"
+#include "ngx_chat_metrics.h"
 
 
 ngx_chat_ctx_t *
@@ -71,6 +72,10 @@ ngx_chat_http_send_text(ngx_http_request_t *r, ngx_uint_t status,
 
     b->last = ngx_cpymem(b->last, data, len);
     *b->last++ = '\n';
+
+    if (status >= NGX_HTTP_BAD_REQUEST) {
+        ngx_chat_metrics_api_error(data, len);
+    }
 
     r->headers_out.status = status;
     r->headers_out.content_length_n = b->last - b->pos;

@@ -13,6 +13,7 @@
 #include <ngx_http.h>
 
 #include "ngx_chat.h"
+#include "ngx_chat_metrics.h"
 #include "ngx_chat_password.h"
 #include "ngx_chat_session.h"
 #include "ngx_chat_batch.h"
@@ -66,6 +67,15 @@ static char *ngx_chat_concurrency(ngx_conf_t *cf, void *post, void *data);
 
 
 ngx_chat_worker_t  *ngx_chat_worker;
+
+
+static ngx_conf_enum_t  ngx_chat_close_log_levels[] = {
+    { ngx_string("info"), NGX_LOG_INFO },
+    { ngx_string("notice"), NGX_LOG_NOTICE },
+    { ngx_string("warn"), NGX_LOG_WARN },
+    { ngx_string("error"), NGX_LOG_ERR },
+    { ngx_null_string, 0 }
+};
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 
@@ -389,6 +399,20 @@ static ngx_command_t  ngx_chat_commands[] = {
       offsetof(ngx_chat_loc_conf_t, healthz_timeout),
       &ngx_chat_positive_msec_p },
 
+    { ngx_string("chat_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_chat_metrics_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_close_log_level"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_chat_loc_conf_t, close_log_level),
+      &ngx_chat_close_log_levels },
+
       ngx_null_command
 };
 
@@ -603,6 +627,7 @@ ngx_chat_create_loc_conf(ngx_conf_t *cf)
     clcf->send_burst = NGX_CONF_UNSET_UINT;
     clcf->frame_interval = NGX_CONF_UNSET_UINT;
     clcf->frame_burst = NGX_CONF_UNSET_UINT;
+    clcf->close_log_level = NGX_CONF_UNSET_UINT;
 
     return clcf;
 }
@@ -643,6 +668,9 @@ ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               10000);
     ngx_conf_merge_uint_value(conf->frame_burst, prev->frame_burst, 1000);
 
+    ngx_conf_merge_uint_value(conf->close_log_level, prev->close_log_level,
+                              NGX_LOG_INFO);
+
     return ngx_chat_admin_merge(cf, prev, conf);
 }
 
@@ -650,7 +678,9 @@ ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 static ngx_int_t
 ngx_chat_preconfiguration(ngx_conf_t *cf)
 {
-    if (ngx_chat_media_s3_add_variables(cf) != NGX_OK) {
+    if (ngx_chat_media_s3_add_variables(cf) != NGX_OK
+        || ngx_chat_metrics_add_variables(cf) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -664,7 +694,9 @@ ngx_chat_postconfiguration(ngx_conf_t *cf)
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_chat_header_filter;
 
-    if (ngx_chat_media_postconfiguration(cf) != NGX_OK) {
+    if (ngx_chat_media_postconfiguration(cf) != NGX_OK
+        || ngx_chat_metrics_postconfiguration(cf) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -1412,6 +1444,8 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
     ngx_chat_kafka_conf_t   kc;
 
     cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_chat_module);
+
+    ngx_chat_metrics_init_process(cycle);
 
     if (cmcf == NULL || !cmcf->enabled) {
         return NGX_OK;

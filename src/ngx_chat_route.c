@@ -18,6 +18,7 @@
 #include "ngx_chat_ws.h"
 #include "ngx_chat_route.h"
 #include "ngx_chat_lua.h"
+#include "ngx_chat_metrics.h"
 
 
 #define NGX_CHAT_CHANNEL_LEN   96
@@ -99,6 +100,7 @@ ngx_chat_local_add(ngx_chat_ws_t *ws)
         lu->node.key = (ngx_rbtree_key_t) ws->user_id;
         ngx_queue_init(&lu->conns);
         ngx_rbtree_insert(&d->users, &lu->node);
+        ngx_chat_metric_inc(NGX_CHAT_M_ONLINE_USERS);
     }
 
     ngx_queue_insert_tail(&lu->conns, &ws->peers);
@@ -127,6 +129,7 @@ ngx_chat_local_remove(ngx_chat_ws_t *ws)
     if (ngx_queue_empty(&lu->conns)) {
         ngx_rbtree_delete(&d->users, &lu->node);
         ngx_free(lu);
+        ngx_chat_metric_dec(NGX_CHAT_M_ONLINE_USERS);
     }
 
     return NGX_OK;

@@ -49,6 +49,7 @@
 #include "ngx_chat_group.h"
 #include "ngx_chat_lua.h"
 #include "ngx_chat_batch.h"
+#include "ngx_chat_metrics.h"
 #include "chat_frame.h"
 #include "chat_id.h"
 #include "chat_record.h"
@@ -90,6 +91,7 @@ typedef struct {
     ngx_uint_t                 fills;       /* of the member list */
     int64_t                    seq;
     int64_t                    ts;
+    uint64_t                   t0;          /* taken: ngx_chat_metrics.h */
     json_t                    *msg;
     ngx_chat_pg_query_t       *query;
     ngx_chat_redis_cmd_t      *cmd;
@@ -226,6 +228,7 @@ ngx_chat_send(ngx_chat_ws_t *ws, chat_proto_msg_t *m)
     }
 
     s->op.ws = ws;
+    s->t0 = ngx_chat_metrics_now();
     s->log = ngx_cycle->log;
     s->interval = ws->conf->send_interval;
     s->burst = ws->conf->send_burst;
@@ -1081,6 +1084,8 @@ ngx_chat_send_delivered(ngx_chat_store_rc_e rc, int32_t partition,
         (void) ngx_chat_ws_send_text(s->op.ws, (u_char *) ack,
                                      ngx_strlen(ack));
     }
+
+    ngx_chat_metrics_observe(NGX_CHAT_H_SEND_ACK, s->t0);
 
     if (s->group) {
         ngx_chat_gdeliver_message(s->from, s->group, s->id, s->seq, s->ts,

@@ -23,6 +23,7 @@
 #include "ngx_chat_gsync.h"
 #include "ngx_chat_receipt.h"
 #include "ngx_chat_presence.h"
+#include "ngx_chat_metrics.h"
 
 
 static void ngx_chat_session_open(ngx_chat_ws_t *ws);
@@ -95,10 +96,13 @@ ngx_chat_session_message(ngx_chat_ws_t *ws)
                           NGX_CHAT_WS_JSON_DEPTH, &m, &code, &message)
         != 0)
     {
+        ngx_chat_metrics_frame_in(0);
         rc = ngx_chat_ws_error(ws, code, message, m.client_id);
         chat_proto_free(&m);
         return rc;
     }
+
+    ngx_chat_metrics_frame_in(m.type);
 
     /* every frame is metered before it costs any backend work */
     if (ngx_chat_ws_meter(&ws->frame_tat, ws->conf->frame_interval,
@@ -123,6 +127,7 @@ ngx_chat_session_message(ngx_chat_ws_t *ws)
         break;
 
     case CHAT_PROTO_SEND:
+        ngx_chat_metric_inc(NGX_CHAT_M_MSG_SENT);
         rc = ngx_chat_send(ws, &m);
         break;
 

@@ -27,6 +27,7 @@
 #include "ngx_chat.h"
 #include "ngx_chat_ws.h"
 #include "ngx_chat_drain.h"
+#include "ngx_chat_metrics.h"
 #include "chat_json.h"
 #include "chat_frame.h"
 
@@ -54,6 +55,9 @@ static ngx_int_t ngx_chat_ws_send(ngx_chat_ws_t *ws, int opcode,
 static ngx_int_t ngx_chat_ws_send_frame(ngx_chat_ws_t *ws, char *frame);
 static void ngx_chat_ws_close(ngx_chat_ws_t *ws, uint16_t code,
     const char *reason);
+static void ngx_chat_ws_ended(ngx_chat_ws_t *ws, ngx_uint_t why,
+    uint16_t code, const char *text);
+static void ngx_chat_ws_log_close(ngx_chat_ws_t *ws);
 static void ngx_chat_ws_flush(ngx_chat_ws_t *ws);
 static void ngx_chat_ws_flush_handler(ngx_event_t *ev);
 static void ngx_chat_ws_finish(ngx_chat_ws_t *ws);
@@ -162,6 +166,8 @@ ngx_chat_ws_handler(ngx_http_request_t *r)
 
     cln->handler = ngx_chat_ws_request_cleanup;
     cln->data = ws;
+    ngx_chat_metric_inc(NGX_CHAT_M_WS_OPEN);
+    ngx_chat_metric_inc(NGX_CHAT_M_WS_OPENED);
 
     ngx_chat_get_ctx(r)->ws = ws;
 
@@ -539,6 +545,8 @@ ngx_chat_ws_read(ngx_chat_ws_t *ws)
         ngx_log_error(NGX_LOG_INFO, c->log, 0,
                       "chat: ws: user %uL idle for %M ms, closing",
                       ws->user_id, ws->conf->ws_idle_timeout);
+        ngx_chat_ws_ended(ws, NGX_CHAT_CLOSE_TIMEOUT, CHAT_WS_CLOSE_GOING,
+                          "idle timeout");
         ngx_chat_ws_close(ws, CHAT_WS_CLOSE_GOING, "idle timeout");
         return;
     }
@@ -568,6 +576,8 @@ ngx_chat_ws_read(ngx_chat_ws_t *ws)
 
         if (n == 0 || n == NGX_ERROR) {
             /* the peer went away without a close frame */
+            ngx_chat_ws_ended(ws, NGX_CHAT_CLOSE_DROPPED, 1006,
+                              "connection lost");
             ngx_chat_ws_finish(ws);
             return;
         }
@@ -612,6 +622,7 @@ ngx_chat_ws_write(ngx_chat_ws_t *ws)
         ngx_log_error(NGX_LOG_INFO, ws->connection->log, NGX_ETIMEDOUT,
                       "chat: ws: user %uL does not read, closing",
                       ws->user_id);
+        ngx_chat_ws_ended(ws, NGX_CHAT_CLOSE_SLOW, 1006, "send timed out");
         ngx_chat_ws_finish(ws);
         return;
     }
@@ -846,6 +857,8 @@ ngx_chat_ws_send(ngx_chat_ws_t *ws, int opcode, const u_char *data,
         ngx_log_error(NGX_LOG_WARN, ws->connection->log, 0,
                       "chat: ws: user %uL reads too slowly, %uz bytes "
                       "waiting, closing", ws->user_id, ws->queued);
+        ngx_chat_ws_ended(ws, NGX_CHAT_CLOSE_SLOW, 1006,
+                          "send queue full");
         ngx_chat_ws_finish(ws);
         return NGX_ERROR;
     }
@@ -877,6 +890,10 @@ ngx_chat_ws_send(ngx_chat_ws_t *ws, int opcode, const u_char *data,
     f->chain.buf = &f->buf;
     f->chain.next = NULL;
 
+    if (opcode == CHAT_WS_OP_TEXT) {
+        ngx_chat_metrics_frame_out(data, len);
+    }
+
     *ws->last_out = &f->chain;
     ws->last_out = &f->chain.next;
     ws->queued += hlen + len;
@@ -901,6 +918,8 @@ ngx_chat_ws_revoke(ngx_chat_ws_t *ws, const char *id, size_t len)
     if (len == ws->token_id_len && ngx_memcmp(id, ws->token_id, len) == 0) {
         ngx_log_error(NGX_LOG_INFO, ws->connection->log, 0,
                       "chat: ws: user %uL logged out", ws->user_id);
+        ngx_chat_ws_ended(ws, NGX_CHAT_CLOSE_LOGOUT, CHAT_WS_CLOSE_POLICY,
+                          "token revoked");
         ngx_chat_ws_close(ws, CHAT_WS_CLOSE_POLICY, "token revoked");
     }
 }
@@ -932,6 +951,9 @@ ngx_chat_ws_close(ngx_chat_ws_t *ws, uint16_t code, const char *reason)
     if (ws->closing || ws->done) {
         return;
     }
+
+    ngx_chat_ws_ended(ws, ngx_chat_metrics_close_why(code),
+                      code ? code : CHAT_WS_CLOSE_NO_CODE, reason);
 
     len = chat_ws_close_payload(payload, code, reason,
                                 reason ? ngx_strlen(reason) : 0);
@@ -970,6 +992,8 @@ ngx_chat_ws_flush(ngx_chat_ws_t *ws)
         cl = c->send_chain(c, ws->out, 0);
 
         if (cl == NGX_CHAIN_ERROR) {
+            ngx_chat_ws_ended(ws, NGX_CHAT_CLOSE_DROPPED, 1006,
+                              "write failed");
             ngx_chat_ws_finish(ws);
             return;
         }
@@ -1211,6 +1235,8 @@ ngx_chat_ws_cleanup(ngx_chat_ws_t *ws)
     ws->msg = NULL;
     ws->done = 1;
 
+    ngx_chat_ws_log_close(ws);
+
     /* sends in flight finish without the connection */
     ngx_chat_ws_hooks->close(ws);
 
@@ -1223,4 +1249,49 @@ ngx_chat_ws_cleanup(ngx_chat_ws_t *ws)
     }
 
     ngx_free(ws);
+}
+
+
+/* the first reason given is the one: a close frame's code, or a failure */
+
+static void
+ngx_chat_ws_ended(ngx_chat_ws_t *ws, ngx_uint_t why, uint16_t code,
+    const char *text)
+{
+    if (ws->close_set) {
+        return;
+    }
+
+    ws->close_set = 1;
+    ws->close_why = (uint8_t) why;
+    ws->close_code = code;
+    ws->close_text = text;
+}
+
+
+/*
+ * chat_ws_closed_total{reason}, and one error log line: at debug for the
+ * ends nobody needs to look at (the client's close, nginx's shutdown, a
+ * logout), at chat_close_log_level for the others.
+ */
+
+static void
+ngx_chat_ws_log_close(ngx_chat_ws_t *ws)
+{
+    ngx_uint_t  level;
+
+    ngx_chat_ws_ended(ws, NGX_CHAT_CLOSE_ERROR, 1006, "closed");
+
+    ngx_chat_metric_dec(NGX_CHAT_M_WS_OPEN);
+    ngx_chat_metric_inc(NGX_CHAT_M_WS_CLOSED + ws->close_why);
+
+    level = (ws->close_why <= NGX_CHAT_CLOSE_LOGOUT)
+            ? NGX_LOG_DEBUG : ws->conf->close_log_level;
+
+    ngx_log_error(level, ws->connection->log, 0,
+                  "chat: ws closed user=%uL conn=%uA code=%ud reason=%s "
+                  "detail=\"%s\"", ws->user_id, ws->connection->number,
+                  (ngx_uint_t) ws->close_code,
+                  ngx_chat_metrics_close_name(ws->close_why),
+                  ws->close_text ? ws->close_text : "");
 }

@@ -110,6 +110,12 @@ struct ngx_chat_ws_s {
     size_t                     token_id_len;
     u_char                     token_id[NGX_CHAT_TOKEN_ID_LEN];
 
+    /* how it ended, for chat_ws_closed_total and the error log */
+    const char                *close_text;
+    uint16_t                   close_code;
+    uint8_t                    close_why;   /* ngx_chat_close_e */
+    unsigned                   close_set:1;
+
     unsigned                   syncing:1;
     unsigned                   sync_register:1;
     unsigned                   sync_receipts:1;

@@ -14,6 +14,7 @@
 #include <ngx_event.h>
 
 #include "ngx_chat_kafka.h"
+#include "ngx_chat_metrics.h"
 
 
 #define NGX_CHAT_KAFKA_POLL_INTERVAL  100
@@ -35,6 +36,7 @@ struct ngx_chat_kafka_s {
     ngx_event_t                poll;
     ngx_chat_kafka_topic_t     topics[NGX_CHAT_KAFKA_MAX_TOPICS];
     ngx_uint_t                 ntopics;
+    ngx_atomic_int_t           outq;       /* in chat_kafka_queue_messages */
     unsigned                   down:1;
     unsigned                   destroying:1;
 };
@@ -220,6 +222,8 @@ ngx_chat_kafka_destroy(ngx_chat_kafka_t *k, ngx_msec_t flush)
     if (k->poll.timer_set) {
         ngx_del_timer(&k->poll);
     }
+
+    ngx_chat_metrics_gauge_set(NGX_CHAT_M_KAFKA_QUEUE, &k->outq, 0);
 
     if (k->rk) {
         /* bounded: the worker is exiting and must not hang on a broker */
@@ -423,6 +427,7 @@ ngx_chat_kafka_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         ngx_log_error(NGX_LOG_ERR, &k->log, 0,
                       "chat: kafka: message to \"%s\" not delivered: %s",
                       rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+        ngx_chat_metric_inc(NGX_CHAT_M_KAFKA_FAILED);
     }
 
     if (msg && msg->handler && !msg->cancelled && !k->destroying) {
@@ -510,6 +515,8 @@ ngx_chat_kafka_poll_handler(ngx_event_t *ev)
     ngx_chat_kafka_t  *k = ev->data;
 
     ngx_chat_kafka_serve(k);
+    ngx_chat_metrics_gauge_set(NGX_CHAT_M_KAFKA_QUEUE, &k->outq,
+                               rd_kafka_outq_len(k->rk));
 
     if (!ngx_exiting && !ngx_terminate && !ngx_quit) {
         ngx_add_timer(ev, NGX_CHAT_KAFKA_POLL_INTERVAL);

@@ -14,6 +14,7 @@
 #include <ngx_event.h>
 
 #include "ngx_chat_pg.h"
+#include "ngx_chat_metrics.h"
 
 
 typedef enum {
@@ -61,6 +62,7 @@ struct ngx_chat_pg_query_s {
     ngx_chat_pg_handler_pt     handler;
     void                      *data;
     ngx_event_t                timer;
+    uint64_t                   t0;         /* ngx_chat_metrics.h */
     unsigned                   queued:1;
     unsigned                   cancelled:1;
 };
@@ -669,6 +671,7 @@ ngx_chat_pg_query(ngx_chat_pg_pool_t *pool, const char *sql,
     }
 
     q->pool = pool;
+    q->t0 = ngx_chat_metrics_now();
     q->sql = sql;
     q->nparams = (int) nparams;
     q->handler = handler;
@@ -738,6 +741,8 @@ ngx_chat_pg_finish(ngx_chat_pg_query_t *q, ngx_chat_store_rc_e rc,
     if (q->timer.timer_set) {
         ngx_del_timer(&q->timer);
     }
+
+    ngx_chat_metrics_call(NGX_CHAT_H_PG, q->t0, rc != NGX_CHAT_STORE_OK);
 
     if (!q->cancelled) {
         q->handler(rc, res, q->data);

@@ -15,6 +15,7 @@
 #include <ngx_event.h>
 
 #include "ngx_chat_redis.h"
+#include "ngx_chat_metrics.h"
 
 
 /*
@@ -63,6 +64,7 @@ struct ngx_chat_redis_s {
 struct ngx_chat_redis_cmd_s {
     ngx_queue_t                queue;      /* in rds->cmds */
     ngx_msec_t                 sent;
+    uint64_t                   t0;         /* ngx_chat_metrics.h */
     ngx_chat_redis_t          *rds;
     ngx_chat_redis_handler_pt  handler;
     void                      *data;
@@ -680,6 +682,7 @@ ngx_chat_redis_cmd_sent(ngx_chat_redis_cmd_t *cmd)
 
     rds->pending++;
     cmd->sent = ngx_current_msec;
+    cmd->t0 = ngx_chat_metrics_now();
     ngx_queue_insert_tail(&rds->cmds, &cmd->queue);
 
     ngx_add_timer(&cmd->timer, rds->timeout);
@@ -721,6 +724,12 @@ ngx_chat_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
         if (reply) {
             cmd->rds->progress = ngx_current_msec;
         }
+    }
+
+    if (!cmd->done) {
+        ngx_chat_metrics_call(NGX_CHAT_H_REDIS, cmd->t0,
+                              reply == NULL
+                              || reply->type == REDIS_REPLY_ERROR);
     }
 
     if (!cmd->done && !cmd->rds->destroyed && cmd->handler) {
@@ -765,6 +774,8 @@ ngx_chat_redis_cmd_timeout(ngx_event_t *ev)
     cmd->done = 1;
     cmd->late = 1;
     rds->late++;
+
+    ngx_chat_metrics_call(NGX_CHAT_H_REDIS, cmd->t0, 1);
 
     ngx_log_error(NGX_LOG_ERR, &rds->log, 0,
                   "chat: redis %V: no reply in %M ms",

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "chat_consume.h"
+#include "chat_metrics.h"
 
 
 #define CHAT_CONSUME_REVOKE_GRACE   30000   /* ms to write before revoke */
@@ -63,6 +64,10 @@ chat_consume_main(chat_worker_conf_t *conf, const chat_consume_role_t *role)
     chat_consume_loop(c);
 
     rc = c->k.fatal ? 1 : 0;
+
+    chat_metrics_set(CHAT_WM_RECORDS, c->total_records);
+    chat_metrics_set(CHAT_WM_WRITTEN, c->total_written);
+    chat_metrics_tick(conf, role->written, c->k.consumer, 1);
 
     chat_consume_done(c);
 
@@ -295,6 +300,7 @@ chat_consume_loop(chat_consume_t *c)
             } else if (m->err) {
                 chat_log(CHAT_LOG_WARN, "consume_error", "error=%s",
                          rd_kafka_message_errstr(m));
+                chat_metrics_add(CHAT_WM_ERRORS, 1);
 
             } else {
                 chat_consume_record(c, m);
@@ -305,6 +311,10 @@ chat_consume_loop(chat_consume_t *c)
         }
 
         rd_kafka_poll(c->k.dlq, 0);
+
+        chat_metrics_set(CHAT_WM_RECORDS, c->total_records);
+        chat_metrics_set(CHAT_WM_WRITTEN, c->total_written);
+        chat_metrics_tick(c->k.conf, c->role->written, c->k.consumer, 0);
 
         now = chat_worker_now();
         busy = 0;
@@ -499,6 +509,8 @@ chat_consume_collect(chat_consume_lane_t *l, int wait)
     if (rc == 0 && b->nrecs) {
         /* PostgreSQL committed the batch: now its offsets, and only them */
         err = rd_kafka_commit(c->k.consumer, b->offsets, 0);
+        chat_metrics_add(CHAT_WM_BATCHES, 1);
+        chat_metrics_set(CHAT_WM_LAST_BATCH, chat_worker_wall());
 
         /* a failed commit is no loss: the records are written again */
         c->total_written += c->role->logged(l, b, l->job_why,
@@ -512,6 +524,8 @@ chat_consume_collect(chat_consume_lane_t *l, int wait)
 
     if (rc != 0) {
         l->given_up = 1;
+        chat_metrics_add(CHAT_WM_ABANDONED, 1);
+        chat_metrics_add(CHAT_WM_ERRORS, 1);
     }
 
     chat_consume_reset(c, b);
@@ -644,6 +658,7 @@ chat_consume_write_batch(chat_consume_lane_t *l, chat_consume_batch_t *b,
             /* a sweep: the next one will do */
             chat_log(CHAT_LOG_WARN, "sweep_failed", "error=%s",
                      chat_log_quote(l->pg_error, q, sizeof(q)));
+            chat_metrics_add(CHAT_WM_ERRORS, 1);
             break;
         }
 
@@ -654,6 +669,7 @@ chat_consume_write_batch(chat_consume_lane_t *l, chat_consume_batch_t *b,
         chat_log(CHAT_LOG_WARN, "pg_retry", "%srecords=%d attempt=%d "
                  "delay_ms=%d error=%s", l->tag, b->nrecs, attempt, delay,
                  chat_log_quote(l->pg_error, q, sizeof(q)));
+        chat_metrics_add(CHAT_WM_ERRORS, 1);
 
         chat_worker_sleep(delay, 2);
         delay = delay * 2 > c->k.conf->retry_max ? c->k.conf->retry_max

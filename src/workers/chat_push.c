@@ -41,6 +41,7 @@
 
 #include "chat_consume.h"
 #include "chat_kafka.h"
+#include "chat_metrics.h"
 #include "chat_pg.h"
 #include "chat_push_resolve.h"
 #include "chat_push_send.h"
@@ -681,6 +682,8 @@ chat_push_logged(chat_consume_lane_t *l, chat_consume_batch_t *cb,
                                     : j->reason, q, sizeof(q)));
         }
     }
+
+    chat_metrics_add(CHAT_WM_NOTIFY_FAILED, b->dead);
 
     chat_log(strcmp(commit, "ok") ? CHAT_LOG_WARN : CHAT_LOG_INFO, "batch",
              "%swhy=%s records=%d messages=%d recipients=%d online=%d "

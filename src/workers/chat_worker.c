@@ -63,6 +63,9 @@ static const chat_opt_t  chat_opts[] = {
     CHAT_OPT("presence-topic", CHAT_OPT_STRING, topic_presence, 0, 0),
     CHAT_OPT("dlq-topic", CHAT_OPT_STRING, topic_dlq, 0, 0),
     CHAT_OPT("pid-file", CHAT_OPT_STRING, pid_file, 0, 0),
+    CHAT_OPT("metrics-file", CHAT_OPT_STRING, metrics_file, 0, 0),
+    CHAT_OPT("metrics-interval", CHAT_OPT_INT, metrics_interval, 100,
+             3600000),
     CHAT_OPT("writers", CHAT_OPT_INT, writers, 1, CHAT_WORKER_MAX_WRITERS),
     CHAT_OPT("batch-size", CHAT_OPT_INT, batch_size, 1, 100000),
     CHAT_OPT("batch-wait", CHAT_OPT_INT, batch_wait, 0, 60000),
@@ -253,6 +256,9 @@ chat_worker_usage(FILE *out)
 "\n"
 "  --pid-file FILE        write the pid there once running; removed at\n"
 "                         exit\n"
+"  --metrics-file FILE    persist, presence, push, index: Prometheus text\n"
+"                         (node_exporter's textfile collector), rewritten\n"
+"                         every --metrics-interval MS (default 5000)\n"
 "  -X NAME=VALUE          a librdkafka property for the consumer and the\n"
 "                         dead-letter producer (repeatable)\n"
 "  --config FILE          read options from FILE first\n"
@@ -398,6 +404,7 @@ chat_worker_defaults(chat_worker_conf_t *conf, const char *role)
     conf->retry_max = 5000;
     conf->drain_timeout = 60000;
     conf->sweep_interval = 5000;
+    conf->metrics_interval = 5000;
     conf->log_level = CHAT_LOG_INFO;
     conf->retention = CHAT_RETENTION_PERMANENT;
     conf->pending_ttl = 3600 * 1000;

@@ -47,6 +47,8 @@ typedef struct {
     char               *topic_presence;
     char               *topic_dlq;
     char               *pid_file;
+    char               *metrics_file;       /* chat_metrics.h */
+    int                 metrics_interval;   /* ms */
     int                 writers;            /* lanes: threads, connections */
     int                 batch_size;         /* records, per lane */
     int                 batch_wait;         /* ms */

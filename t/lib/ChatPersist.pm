@@ -234,11 +234,12 @@ sub receipt_record {
 
 # a ChatTest nginx with the API and the WebSocket on the test stack's
 # backends, tokens signed with ChatJWT's secret; %o: more http-level
-# directives (http_extra), and what else ChatTest::start_nginx takes
-# (workers, listen, ...)
+# directives (http_extra), more locations (config_extra), and what else
+# ChatTest::start_nginx takes (workers, listen, ...)
 sub start_gateway {
     my ($node, %o) = @_;
     my $extra = delete $o{http_extra} // '';
+    my $locations = delete $o{config_extra} // '';
     $ENV{TEST_NGINX_JWT_SECRET_FILE} = ChatJWT::secret_file();
     ChatTest::start_nginx(
         %o,
@@ -251,7 +252,7 @@ sub start_gateway {
     chat_jwt_secret_file \$TEST_NGINX_JWT_SECRET_FILE;
 $extra
 CONF
-        config      => <<'CONF',
+        config      => <<'CONF' . $locations,
     location /v1/ {
         chat_api;
     }
