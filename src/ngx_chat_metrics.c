@@ -16,8 +16,6 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include <time.h>
-
 #include "ngx_chat.h"
 #include "ngx_chat_metrics.h"
 #include "chat_ws.h"
@@ -48,7 +46,6 @@ typedef struct {
 
 static ngx_int_t ngx_chat_metrics_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
-static void ngx_chat_metrics_observe_us(ngx_chat_hist_e h, uint64_t us);
 static const u_char *ngx_chat_metrics_field(const u_char *p,
     const u_char *last, const char *key, size_t *len);
 static ngx_int_t ngx_chat_metrics_handler(ngx_http_request_t *r);
@@ -67,7 +64,6 @@ static ngx_int_t ngx_chat_conn_id_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
 
-ngx_chat_metrics_t  *ngx_chat_metrics;
 
 
 static const char  *ngx_chat_close_names[NGX_CHAT_CLOSE_N] = {
@@ -201,12 +197,7 @@ static ngx_chat_hist_family_t  ngx_chat_hists[NGX_CHAT_H_N] = {
 };
 
 
-/* the le bounds, in microseconds and as written */
-static const uint64_t  ngx_chat_hist_us[NGX_CHAT_HIST_BUCKETS] = {
-    1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
-    1000000, 2500000, 5000000, 10000000
-};
-
+/* the le bounds as written (ngx_chat_counters.c has them in us) */
 static const char  *ngx_chat_hist_le[NGX_CHAT_HIST_BUCKETS] = {
     "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25",
     "0.5", "1", "2.5", "5", "10"
@@ -334,67 +325,6 @@ ngx_chat_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     clcf->handler = ngx_chat_metrics_handler;
 
     return NGX_CONF_OK;
-}
-
-
-uint64_t
-ngx_chat_metrics_now(void)
-{
-    struct timespec  ts;
-
-    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-
-    return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-}
-
-
-static void
-ngx_chat_metrics_observe_us(ngx_chat_hist_e h, uint64_t us)
-{
-    ngx_uint_t        i;
-    ngx_chat_hist_t  *hist;
-
-    if (ngx_chat_metrics == NULL) {
-        return;
-    }
-
-    hist = &ngx_chat_metrics->h[h];
-
-    for (i = 0; i < NGX_CHAT_HIST_BUCKETS; i++) {
-        if (us <= ngx_chat_hist_us[i]) {
-            break;
-        }
-    }
-
-    (void) ngx_atomic_fetch_add(&hist->bucket[i], 1);
-    (void) ngx_atomic_fetch_add(&hist->sum_us, (ngx_atomic_int_t) us);
-}
-
-
-void
-ngx_chat_metrics_observe(ngx_chat_hist_e h, uint64_t t0)
-{
-    uint64_t  now;
-
-    if (t0 == 0) {
-        return;
-    }
-
-    now = ngx_chat_metrics_now();
-
-    ngx_chat_metrics_observe_us(h, now > t0 ? now - t0 : 0);
-}
-
-
-void
-ngx_chat_metrics_call(ngx_chat_hist_e h, uint64_t t0, ngx_uint_t failed)
-{
-    ngx_chat_metrics_observe(h, t0);
-
-    if (failed) {
-        ngx_chat_metric_inc(h == NGX_CHAT_H_REDIS ? NGX_CHAT_M_REDIS_ERRORS
-                                                  : NGX_CHAT_M_PG_ERRORS);
-    }
 }
 
 
@@ -607,28 +537,6 @@ ngx_chat_metrics_api_error(const u_char *data, size_t len)
                         + ngx_chat_metrics_lookup(ngx_chat_error_names,
                                                   NGX_CHAT_ERROR_CODES_N,
                                                   p, v - p));
-}
-
-
-void
-ngx_chat_metrics_gauge_set(ngx_chat_metric_e m, ngx_atomic_int_t *last,
-    ngx_atomic_int_t value)
-{
-    if (value != *last) {
-        ngx_chat_metric_add(m, value - *last);
-        *last = value;
-    }
-}
-
-
-ngx_atomic_int_t
-ngx_chat_metrics_connections(void)
-{
-    if (ngx_chat_metrics == NULL) {
-        return 0;
-    }
-
-    return (ngx_atomic_int_t) ngx_chat_metrics->v[NGX_CHAT_M_WS_OPEN];
 }
 
 

@@ -14,7 +14,7 @@
 #include <ngx_event.h>
 
 #include "ngx_chat_kafka.h"
-#include "ngx_chat_metrics.h"
+#include "ngx_chat_counters.h"
 
 
 #define NGX_CHAT_KAFKA_POLL_INTERVAL  100

@@ -14,7 +14,7 @@
 #include <ngx_event.h>
 
 #include "ngx_chat_pg.h"
-#include "ngx_chat_metrics.h"
+#include "ngx_chat_counters.h"
 
 
 typedef enum {
@@ -62,7 +62,7 @@ struct ngx_chat_pg_query_s {
     ngx_chat_pg_handler_pt     handler;
     void                      *data;
     ngx_event_t                timer;
-    uint64_t                   t0;         /* ngx_chat_metrics.h */
+    uint64_t                   t0;         /* ngx_chat_counters.h */
     unsigned                   queued:1;
     unsigned                   cancelled:1;
 };

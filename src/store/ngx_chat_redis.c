@@ -15,7 +15,7 @@
 #include <ngx_event.h>
 
 #include "ngx_chat_redis.h"
-#include "ngx_chat_metrics.h"
+#include "ngx_chat_counters.h"
 
 
 /*
@@ -64,7 +64,7 @@ struct ngx_chat_redis_s {
 struct ngx_chat_redis_cmd_s {
     ngx_queue_t                queue;      /* in rds->cmds */
     ngx_msec_t                 sent;
-    uint64_t                   t0;         /* ngx_chat_metrics.h */
+    uint64_t                   t0;         /* ngx_chat_counters.h */
     ngx_chat_redis_t          *rds;
     ngx_chat_redis_handler_pt  handler;
     void                      *data;
