@@ -221,6 +221,28 @@ async function acked(page, from, text) {
         [fromSel(from), text]);
 }
 
+// the message ID of the conversation with PEER is in its history
+// (GET /v1/messages, with PAGE's session): history is what the persist
+// worker has written, a fraction of a second behind the ack (API.md), and
+// a page loaded before that shows the message only once it comes live
+async function persisted(page, peer, id) {
+    await until(page, `message ${id} in the history with ${peer}`,
+        async ([p, i]) => {
+            const s = sessionStorage.getItem('ngx_chat_token');
+            if (!s) return false;
+            const h = { Authorization: `Bearer ${s}` };
+            const u = await fetch(`/v1/users/lookup?username=${p}`,
+                                  { headers: h });
+            if (!u.ok) return false;
+            const { user_id } = await u.json();
+            const r = await fetch(`/v1/messages?with=${user_id}&limit=5`,
+                                  { headers: h });
+            if (!r.ok) return false;
+            const { messages } = await r.json();
+            return messages.some((m) => m.id === i);
+        }, [peer, id], 20000);
+}
+
 async function seen(page, from, text) {
     await message(page, from, text).first().waitFor({ timeout: STEP_MS })
         .catch(() => { throw new Error(`"${text}" from ${from} not shown`); });
@@ -453,6 +475,9 @@ async function main() {
         });
         await check('B reloads: a page of history; load-older brings older',
                     async () => {
+            const newest = await message(pa, A, old(N)).first()
+                .getAttribute('data-id');
+            await persisted(pb, A, newest);
             await reload(pb, B);
             await openDirect(pb, A);
             await seen(pb, A, old(N));
