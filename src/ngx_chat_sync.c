@@ -129,10 +129,10 @@ ngx_chat_sync_page(ngx_chat_ws_t *ws)
 {
     u_char              *p;
     char                 route[NGX_CHAT_ROUTE_LEN];
-    ngx_str_t            keys[5], args[6];
+    ngx_str_t            keys[6], args[6];
     ngx_uint_t           i;
     ngx_chat_redis_t    *rds;
-    u_char               buf[10 * NGX_CHAT_BATCH_STR];
+    u_char               buf[12 * NGX_CHAT_BATCH_STR];
 
     static const char   *names[] = { "routes", "inbox", "inboxq", "rbox",
                                      "inboxok" };
@@ -162,6 +162,10 @@ ngx_chat_sync_page(ngx_chat_ws_t *ws)
                                ws->user_id);
     }
 
+    /* the token's deny-list key: a logout racing the registration */
+    p = ngx_chat_batch_str(&keys[5], p, "chat:revoked:{%uL}:%*s",
+                           ws->user_id, ws->token_id_len, ws->token_id);
+
     args[0].data = (u_char *) route;
     args[0].len = ngx_strlen(route);
     p = ngx_chat_batch_str(&args[1], p, "%d", (int) NGX_CHAT_ROUTE_TTL);
@@ -170,7 +174,7 @@ ngx_chat_sync_page(ngx_chat_ws_t *ws)
     p = ngx_chat_batch_str(&args[4], p, "%d", (int) ws->sync_receipts);
     p = ngx_chat_batch_str(&args[5], p, "%d", (int) ws->sync_check);
 
-    ws->sync_cmd = ngx_chat_batch_add(rds, NGX_CHAT_SCRIPT_SYNC, 5, keys, 6,
+    ws->sync_cmd = ngx_chat_batch_add(rds, NGX_CHAT_SCRIPT_SYNC, 6, keys, 6,
                                       args, ngx_chat_sync_reply, ws);
 
     if (ws->sync_cmd == NULL) {
@@ -204,6 +208,13 @@ ngx_chat_sync_reply(ngx_chat_store_rc_e rc, redisReply *reply, void *data)
     {
         /* a NOSCRIPT reconnected already (ngx_chat_batch.c) */
         ngx_add_timer(&ws->sync_timer, 1000);
+        return;
+    }
+
+    if (reply->element[0]->integer == -2) {
+        /* logged out while it connected: as the logout's relay would */
+        ngx_chat_ws_revoke(ws, (const char *) ws->token_id,
+                           ws->token_id_len);
         return;
     }
 

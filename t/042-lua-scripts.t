@@ -262,13 +262,22 @@ is(ev('relay', [keys_of($A, qw(routes rbox))], $A, "$rf-4", '-', 0, 0, 2,
 is(cli('LLEN', "chat:rbox:{$A}"), '2', 'RELAY without store: not kept');
 
 # SYNC
-my @sync = keys_of($B, qw(routes inbox inboxq rbox inboxok));
+my @sync = (keys_of($B, qw(routes inbox inboxq rbox inboxok)),
+            "chat:revoked:{$B}:jt1");
 cli('RPUSH', "chat:rbox:{$B}", 'r1', 'r2');
 is_deeply(ev1('sync', \@sync, "$live 11", 3600000, 0, 200, 1, 1),
           [-1, '0', [], []], 'SYNC with check, inbox not known complete: -1');
 is(cli('ZSCORE', "chat:routes:{$B}", "$live 11"), '',
    'SYNC -1: no route registered');
 cli('SET', "chat:inboxok:{$B}", 1);
+cli('SET', "chat:revoked:{$B}:jt1", 1);
+is_deeply(ev1('sync', \@sync, "$live 11", 3600000, 0, 200, 1, 0),
+          [-2, '0', [], []],
+          'SYNC registering a connection whose token was logged out: -2');
+is(cli('ZSCORE', "chat:routes:{$B}", "$live 11"), '',
+   'SYNC -2: no route registered');
+is(cli('LLEN', "chat:rbox:{$B}"), '2', 'SYNC -2: nothing drained');
+cli('DEL', "chat:revoked:{$B}:jt1");
 my $t0 = now_ms();
 is_deeply(ev1('sync', \@sync, "$live 11", 3600000, 0, 200, 1, 1),
           [2, $n2 + 1, [$n2, "u $A 2 $conv $f2", $n2 + 1, "u $A 3 $conv $f3"],
@@ -285,7 +294,8 @@ is_deeply(ev1('sync', \@sync, '', 3600000, $n2, 1, 0, 0),
 is_deeply(ev1('sync', \@sync, '', 3600000, $n2 + 1, 200, 0, 0),
           [0, $n2 + 1, [], []], 'SYNC: nothing after the last');
 is_deeply(evb('sync', [\@sync, '', 3600000, $n2, 1, 0, 0],
-              [[keys_of(4303, qw(routes inbox inboxq rbox inboxok))],
+              [[keys_of(4303, qw(routes inbox inboxq rbox inboxok)),
+                "chat:revoked:{4303}:jt2"],
                "$live 12", 3600000, 0, 200, 1, 1]),
           [[1, $n2 + 1, [$n2 + 1, "u $A 3 $conv $f3"], []],
            [-1, '0', [], []]],

@@ -1,9 +1,14 @@
 -- SYNC  batch: per item
---       KEYS routes inbox inboxq rbox inboxok
+--       KEYS routes inbox inboxq rbox inboxok revoked
 --       ARGV route-or-empty route-ttl-ms after limit drain-rbox check
 -- per item: {ids scanned, last n, {n, entry, n, entry...}, {receipt...}};
 -- with check=1 and an inbox that is not known complete: {-1, "0", {}, {}}
--- and nothing done (the connection refills it from PostgreSQL first).
+-- and nothing done (the connection refills it from PostgreSQL first);
+-- registering a route of a connection whose token was logged out meanwhile
+-- (revoked: its chat:revoked key): {-2, "0", {}, {}}, nothing registered.
+-- A logout sets that key before it relays its close to the routes, so a
+-- connection registering at the same time either sees the key here or is
+-- found by the relay.
 -- The connections that one round of a worker opens register and read in
 -- one call.
 --
@@ -12,6 +17,9 @@
 return batch(function(k, a)
   if a[6] == '1' and redis.call('EXISTS', k[5]) == 0 then
     return {-1, '0', {}, {}}
+  end
+  if a[1] ~= '' and redis.call('EXISTS', k[6]) == 1 then
+    return {-2, '0', {}, {}}
   end
   if a[1] ~= '' then
     redis.call('ZADD', k[1], now_ms() + tonumber(a[2]), a[1])
