@@ -40,16 +40,9 @@ plan skip_all => 'needs the test stack (CHAT_STACK_PROFILE=test, as make '
                  . 'test sets)'
     unless ($ENV{CHAT_STACK_PROFILE} // '') eq 'test';
 
-my $up = ChatTest::stack('up', '--nodes', 3);
+my $up = ChatTest::stack_nodes(3);
 like($up, qr/an edge in front of 3 nodes|already up/,
      'scripts/stack up --nodes 3');
-
-# back to one node however the suite ends: the other suites expect it
-END {
-    local $?;
-    eval { ChatTest::stack('up'); 1 }
-        or print STDERR "# 056: could not go back to one node: $@";
-}
 
 ChatPersist::stack_env_reload();     # stack.env was written again
 my $cert = ChatPersist::stack_env('CHAT_TLS_CERT');

@@ -374,8 +374,21 @@ sub stack {
     return $out;
 }
 
+# "scripts/stack up --nodes N", and back to one node however the suite
+# ends (the other suites expect one): its output
+my $NodesUp;
+sub stack_nodes {
+    my ($n) = @_;
+    $NodesUp = 1;
+    return stack('up', '--nodes', $n);
+}
+
 END {
     local $?;
+    if ($NodesUp) {
+        eval { stack('up'); 1 }
+            or print STDERR "# ChatTest: could not go back to one node: $@";
+    }
     my $ok = eval { Test::Builder->new->is_passing } // 1;
     for my $name (sort keys %Inst) {
         stop_nginx($name);
