@@ -405,7 +405,12 @@ ngx_chat_auth_revoke_check(ngx_http_request_t *r, ngx_chat_ctx_t *ctx)
     cln->handler = ngx_chat_auth_revoke_cleanup;
     cln->data = ctx;
 
-    /* the phases stop here and go on from the reply */
+    /*
+     * the phases stop here and go on from the reply; a client that goes
+     * away meanwhile ends its request (499), as with proxy_pass
+     */
+    r->read_event_handler = ngx_http_test_reading;
+
     return NGX_AGAIN;
 }
 
@@ -524,6 +529,7 @@ ngx_chat_auth_revoke_answer(ngx_http_request_t *r, ngx_chat_ctx_t *ctx,
     ngx_chat_loc_conf_t  *clcf;
 
     c = r->connection;
+    r->read_event_handler = ngx_http_block_reading;
 
     if (rc == NGX_CHAT_STORE_OK && reply->type == REDIS_REPLY_INTEGER) {
 
