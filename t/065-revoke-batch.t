@@ -174,7 +174,8 @@ sub h2_requests {
 # connections are made first, then nginx is stopped while all requests
 # are sent (and h2 streams, on a connection that closes at once), so that
 # it reads them in one round.  gone: how many of the HTTP/1.1 clients go
-# away (close) after the given delay, while they wait.
+# away (close) after the given delay, while they wait.  spread: the
+# requests are sent this many seconds apart instead, nginx running.
 # -> { status => [...], bodies => [...], exists => {jti => n}, time => s }
 sub burst {
     my (%o) = @_;
@@ -192,9 +193,10 @@ sub burst {
     my $pause = $o{pause} ? redis_do('CLIENT', 'PAUSE', $o{pause}, 'ALL')
                           : '';
 
-    stop_and_wait($pid);
+    stop_and_wait($pid) unless $o{spread};
     my $t0 = time;
     for my $i (0 .. $#reqs) {
+        sleep $o{spread} if $o{spread} && $i;
         syswrite $socks[$i], h1_request(@{ $reqs[$i] });
     }
     if ($o{h2}) {
@@ -205,7 +207,7 @@ sub burst {
         syswrite $h2, h2_requests(@{ $o{h2} });
         close $h2;
     }
-    kill 'CONT', $pid;
+    kill 'CONT', $pid unless $o{spread};
 
     if ($o{gone}) {
         sleep $o{gone_after};
@@ -357,7 +359,25 @@ fewer EXISTS than requests
 
 
 
-=== TEST 3: logout, then a burst: 401 for the logged-out token, each logged
+=== TEST 3: a request after the command went out sends its own
+While Redis holds every client, a request's EXISTS is written and waits;
+a second one with the same token, 0.3 s later, must not take its answer.
+--- http_config
+    chat_redis_timeout 5s;
+--- init
+my $r = ::burst(requests => [ map { [ '/img/pic.txt', $::Tok{two} ] }
+                                  1 .. 2 ],
+                pause => 1200, spread => 0.3);
+::result(::tally(@{ $r->{status} }) . "\n"
+         . 'EXISTS: ' . ($r->{exists}{two} // 0) . "\n");
+--- response_body
+200 x2
+EXISTS: 2
+--- timeout: 20
+
+
+
+=== TEST 4: logout, then a burst: 401 for the logged-out token, each logged
 --- init
 my $out = ::get_status('/v1/sessions/current', $::Tok{one}, 'DELETE');
 my $off = ::err_log_size();
@@ -384,7 +404,7 @@ logged: 10
 
 
 
-=== TEST 4: clients that go away while they wait: the others answered
+=== TEST 5: clients that go away while they wait: the others answered
 An HTTP/2 connection with 5 streams that closes in the same round (its
 waiters leave before the command is written), 4 HTTP/1.1 clients that
 close while Redis holds the command: the 6 others get 200; then a
@@ -421,7 +441,7 @@ then: 200
 
 
 
-=== TEST 5: Redis paused past chat_redis_timeout: every waiter 503
+=== TEST 6: Redis paused past chat_redis_timeout: every waiter 503
 --- http_config
     chat_redis_timeout 600ms;
 --- init
