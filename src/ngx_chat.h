@@ -126,7 +126,10 @@ typedef struct {
     void                      *api;             /* ngx_chat_api_ctx_t */
     void                      *ws;              /* ngx_chat_ws_t */
     time_t                     token_exp;
-    ngx_chat_redis_cmd_t      *revoke_cmd;      /* the deny-list check */
+    void                      *revoke;          /* the deny-list check
+                                                   waited for (auth.c) */
+    ngx_queue_t                revoke_link;     /* ... among its waiters */
+    ngx_http_request_t        *request;         /* ... to answer */
     size_t                     token_id_len;
     u_char                     token_id[NGX_CHAT_TOKEN_ID_LEN + 1];
     unsigned                   auth_done:1;

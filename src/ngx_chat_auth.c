@@ -22,13 +22,40 @@
 #define NGX_CHAT_JWT_MIN_SECRET  CHAT_JWT_KEY_MIN_LEN
 #define NGX_CHAT_JWT_MAX_SECRET  4096
 
+/* the per-worker table of deny-list checks that may still be joined */
+#define NGX_CHAT_REVOKE_BUCKETS  64
+/* checks kept for reuse, not freed, at most */
+#define NGX_CHAT_REVOKE_SPARE    64
+
+
+/*
+ * One EXISTS on the deny-list, shared by the requests with the same token
+ * (user id and token id) that asked while it was still queued, not yet
+ * written to Redis: Redis runs it after every one of them came, so its
+ * answer is as fresh for each as a command of its own would be.
+ */
+typedef struct {
+    ngx_queue_t                link;        /* in a bucket, or spare */
+    ngx_queue_t                waiters;     /* ngx_chat_ctx_t revoke_link */
+    ngx_chat_redis_cmd_t      *cmd;         /* NULL once answered */
+    uint64_t                   user_id;
+    size_t                     token_id_len;
+    u_char                     token_id[NGX_CHAT_TOKEN_ID_LEN];
+    unsigned                   listed:1;    /* in a bucket */
+} ngx_chat_revoke_t;
+
 
 static ngx_int_t ngx_chat_auth_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_chat_auth_scrub(ngx_http_request_t *r);
 static ngx_int_t ngx_chat_auth_revoke_check(ngx_http_request_t *r,
     ngx_chat_ctx_t *ctx);
+static ngx_chat_revoke_t *ngx_chat_auth_revoke_find(ngx_chat_ctx_t *ctx,
+    ngx_queue_t **bucket);
+static void ngx_chat_auth_revoke_free(ngx_chat_revoke_t *rv);
 static void ngx_chat_auth_revoke_reply(ngx_chat_store_rc_e rc,
     redisReply *reply, void *data);
+static void ngx_chat_auth_revoke_answer(ngx_http_request_t *r,
+    ngx_chat_ctx_t *ctx, ngx_chat_store_rc_e rc, redisReply *reply);
 static void ngx_chat_auth_revoke_cleanup(void *data);
 static void ngx_chat_auth_token_id(ngx_chat_ctx_t *ctx, ngx_str_t *token,
     chat_jwt_claims_t *claims);
@@ -40,6 +67,16 @@ static ngx_int_t ngx_chat_user_id_variable(ngx_http_request_t *r,
 
 
 static ngx_str_t  ngx_chat_user_id_name = ngx_string("chat_user_id");
+
+/*
+ * Per worker: the checks not written yet, by user id and token id (a
+ * check leaves its bucket when found written, or answered), and spare
+ * ones, so that a check costs no allocation of its own
+ */
+static ngx_queue_t  ngx_chat_revoke_table[NGX_CHAT_REVOKE_BUCKETS];
+static ngx_queue_t  ngx_chat_revoke_spare;
+static ngx_uint_t   ngx_chat_revoke_nspare;
+static ngx_uint_t   ngx_chat_revoke_ready;
 
 
 /* the secret is read once, at configuration time, and never logged */
@@ -225,10 +262,11 @@ ngx_chat_auth_find_token(u_char *p, u_char *last, u_char **end)
  * The access phase: "chat_auth on" refuses requests without a valid
  * token; in chat_auth, chat_api and chat_websocket locations a valid token
  * is then looked up in the deny-list of logged out tokens (one Redis
- * EXISTS, asynchronous, with chat_redis_timeout): revoked, the request
- * goes on as one without a valid token (401 where a token is needed);
- * Redis cannot answer, 503 (never a revoked token let through).  Without
- * chat_redis there is no logout and nothing to look up.
+ * EXISTS, asynchronous, with chat_redis_timeout, shared by the requests
+ * with the same token that ask before it is written to Redis): revoked,
+ * the request goes on as one without a valid token (401 where a token is
+ * needed); Redis cannot answer, 503 (never a revoked token let through).
+ * Without chat_redis there is no logout and nothing to look up.
  */
 
 static ngx_int_t
@@ -251,6 +289,11 @@ ngx_chat_auth_handler(ngx_http_request_t *r)
 
         if (ctx->revoke_checked) {
             return NGX_DECLINED;
+        }
+
+        if (ctx->revoke) {
+            /* still waiting */
+            return NGX_AGAIN;
         }
 
         rc = ngx_chat_auth_revoke_check(r, ctx);
@@ -295,7 +338,9 @@ ngx_chat_auth_handler(ngx_http_request_t *r)
 static ngx_int_t
 ngx_chat_auth_revoke_check(ngx_http_request_t *r, ngx_chat_ctx_t *ctx)
 {
+    ngx_queue_t         *bucket;
     ngx_chat_redis_t    *rds;
+    ngx_chat_revoke_t   *rv;
     ngx_pool_cleanup_t  *cln;
 
     if (ngx_chat_worker == NULL || ngx_chat_worker->nredis == 0) {
@@ -303,48 +348,188 @@ ngx_chat_auth_revoke_check(ngx_http_request_t *r, ngx_chat_ctx_t *ctx)
         return NGX_DECLINED;
     }
 
-    rds = ngx_chat_redis_for_user(ctx->user_id);
-    if (rds == NULL) {
-        return NGX_ERROR;
-    }
-
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {
         return NGX_ERROR;
     }
 
-    ctx->revoke_cmd = ngx_chat_redis_command(rds, ngx_chat_auth_revoke_reply,
-                                             r, "EXISTS " NGX_CHAT_REVOKED_KEY,
-                                             (unsigned long long)
-                                                 ctx->user_id,
-                                             ctx->token_id,
-                                             ctx->token_id_len);
-    if (ctx->revoke_cmd == NULL) {
-        return NGX_ERROR;
+    rv = ngx_chat_auth_revoke_find(ctx, &bucket);
+
+    if (rv == NULL) {
+        rds = ngx_chat_redis_for_user(ctx->user_id);
+        if (rds == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (!ngx_queue_empty(&ngx_chat_revoke_spare)) {
+            rv = ngx_queue_data(ngx_queue_head(&ngx_chat_revoke_spare),
+                                ngx_chat_revoke_t, link);
+            ngx_queue_remove(&rv->link);
+            ngx_chat_revoke_nspare--;
+
+        } else {
+            rv = ngx_alloc(sizeof(ngx_chat_revoke_t), r->connection->log);
+            if (rv == NULL) {
+                return NGX_ERROR;
+            }
+        }
+
+        rv->cmd = ngx_chat_redis_command(rds, ngx_chat_auth_revoke_reply, rv,
+                                         "EXISTS " NGX_CHAT_REVOKED_KEY,
+                                         (unsigned long long) ctx->user_id,
+                                         ctx->token_id, ctx->token_id_len);
+        if (rv->cmd == NULL) {
+            rv->listed = 0;
+            ngx_chat_auth_revoke_free(rv);
+            return NGX_ERROR;
+        }
+
+        ngx_queue_init(&rv->waiters);
+        rv->user_id = ctx->user_id;
+        rv->token_id_len = ctx->token_id_len;
+        ngx_memcpy(rv->token_id, ctx->token_id, ctx->token_id_len);
+
+        ngx_queue_insert_tail(bucket, &rv->link);
+        rv->listed = 1;
+
+    } else {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "chat: auth: deny-list check shared (user %uL)",
+                       ctx->user_id);
     }
+
+    ngx_queue_insert_tail(&rv->waiters, &ctx->revoke_link);
+    ctx->revoke = rv;
+    ctx->request = r;
 
     cln->handler = ngx_chat_auth_revoke_cleanup;
     cln->data = ctx;
 
-    /* the phases stop here and go on from the reply */
+    /*
+     * the phases stop here and go on from the reply; a client that goes
+     * away meanwhile ends its request (499), as with proxy_pass
+     */
+    r->read_event_handler = ngx_http_test_reading;
+
     return NGX_AGAIN;
 }
 
+
+/*
+ * The check of the request's token that is still queued, if any, and in
+ * *bucket where a new one goes.  Checks that went out since are dropped
+ * from the table on the way.
+ */
+
+static ngx_chat_revoke_t *
+ngx_chat_auth_revoke_find(ngx_chat_ctx_t *ctx, ngx_queue_t **bucket)
+{
+    ngx_uint_t          i, key;
+    ngx_queue_t        *q, *next, *b;
+    ngx_chat_revoke_t  *rv;
+
+    if (!ngx_chat_revoke_ready) {
+        for (i = 0; i < NGX_CHAT_REVOKE_BUCKETS; i++) {
+            ngx_queue_init(&ngx_chat_revoke_table[i]);
+        }
+
+        ngx_queue_init(&ngx_chat_revoke_spare);
+        ngx_chat_revoke_ready = 1;
+    }
+
+    key = ngx_hash_key(ctx->token_id, ctx->token_id_len)
+          ^ (ngx_uint_t) ctx->user_id;
+    b = &ngx_chat_revoke_table[key % NGX_CHAT_REVOKE_BUCKETS];
+    *bucket = b;
+
+    for (q = ngx_queue_head(b); q != ngx_queue_sentinel(b); q = next) {
+        next = ngx_queue_next(q);
+        rv = ngx_queue_data(q, ngx_chat_revoke_t, link);
+
+        if (ngx_chat_redis_written(rv->cmd)) {
+            /* Redis may have run it already: too old to join */
+            ngx_queue_remove(&rv->link);
+            rv->listed = 0;
+            continue;
+        }
+
+        if (rv->user_id == ctx->user_id
+            && rv->token_id_len == ctx->token_id_len
+            && ngx_memcmp(rv->token_id, ctx->token_id, ctx->token_id_len)
+               == 0)
+        {
+            return rv;
+        }
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_chat_auth_revoke_free(ngx_chat_revoke_t *rv)
+{
+    if (rv->listed) {
+        ngx_queue_remove(&rv->link);
+        rv->listed = 0;
+    }
+
+    if (ngx_chat_revoke_nspare < NGX_CHAT_REVOKE_SPARE) {
+        ngx_queue_insert_head(&ngx_chat_revoke_spare, &rv->link);
+        ngx_chat_revoke_nspare++;
+        return;
+    }
+
+    ngx_free(rv);
+}
+
+
+/*
+ * Each waiter its answer, one at a time: answering one may finalize
+ * others (an HTTP/2 connection that goes away), whose cleanups take them
+ * out of the waiters meanwhile.
+ */
 
 static void
 ngx_chat_auth_revoke_reply(ngx_chat_store_rc_e rc, redisReply *reply,
     void *data)
 {
-    ngx_http_request_t *r = data;
+    ngx_chat_revoke_t *rv = data;
 
+    ngx_queue_t     *q;
+    ngx_chat_ctx_t  *ctx;
+
+    rv->cmd = NULL;
+
+    if (rv->listed) {
+        ngx_queue_remove(&rv->link);
+        rv->listed = 0;
+    }
+
+    while (!ngx_queue_empty(&rv->waiters)) {
+        q = ngx_queue_head(&rv->waiters);
+        ngx_queue_remove(q);
+
+        ctx = ngx_queue_data(q, ngx_chat_ctx_t, revoke_link);
+        ctx->revoke = NULL;
+
+        ngx_chat_auth_revoke_answer(ctx->request, ctx, rc, reply);
+    }
+
+    ngx_chat_auth_revoke_free(rv);
+}
+
+
+static void
+ngx_chat_auth_revoke_answer(ngx_http_request_t *r, ngx_chat_ctx_t *ctx,
+    ngx_chat_store_rc_e rc, redisReply *reply)
+{
     ngx_int_t             status;
-    ngx_chat_ctx_t       *ctx;
     ngx_connection_t     *c;
     ngx_chat_loc_conf_t  *clcf;
 
     c = r->connection;
-    ctx = ngx_chat_get_ctx(r);
-    ctx->revoke_cmd = NULL;
+    r->read_event_handler = ngx_http_block_reading;
 
     if (rc == NGX_CHAT_STORE_OK && reply->type == REDIS_REPLY_INTEGER) {
 
@@ -392,14 +577,31 @@ ngx_chat_auth_revoke_reply(ngx_chat_store_rc_e rc, redisReply *reply,
 }
 
 
+/*
+ * The request goes away before its answer: out of the waiters; the last
+ * one gone cancels the command (unless it is being answered right now)
+ */
+
 static void
 ngx_chat_auth_revoke_cleanup(void *data)
 {
     ngx_chat_ctx_t  *ctx = data;
 
-    if (ctx->revoke_cmd) {
-        ngx_chat_redis_cancel(ctx->revoke_cmd);
-        ctx->revoke_cmd = NULL;
+    ngx_chat_revoke_t  *rv;
+
+    rv = ctx->revoke;
+
+    if (rv == NULL) {
+        return;
+    }
+
+    ctx->revoke = NULL;
+    ngx_queue_remove(&ctx->revoke_link);
+
+    if (rv->cmd && ngx_queue_empty(&rv->waiters)) {
+        ngx_chat_redis_cancel(rv->cmd);
+        rv->cmd = NULL;
+        ngx_chat_auth_revoke_free(rv);
     }
 }
 

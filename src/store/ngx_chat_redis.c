@@ -49,6 +49,8 @@ struct ngx_chat_redis_s {
     ngx_uint_t                 late;       /* ... of them timed out */
     ngx_msec_t                 progress;   /* last reply, or the time the
                                               first pending command went */
+    ngx_uint_t                 writes;     /* write handler runs: the
+                                              "flush generation" */
 
     ngx_chat_redis_hook_pt     connecting;
     ngx_chat_redis_hook_pt     connected;
@@ -69,6 +71,7 @@ struct ngx_chat_redis_cmd_s {
     ngx_chat_redis_handler_pt  handler;
     void                      *data;
     ngx_event_t                timer;
+    ngx_uint_t                 writes;     /* rds->writes when queued */
     unsigned                   done:1;
     unsigned                   late:1;
 };
@@ -513,6 +516,9 @@ ngx_chat_redis_write_handler(ngx_event_t *ev)
     ngx_connection_t  *c = ev->data;
     ngx_chat_redis_t  *rds = c->data;
 
+    /* what was queued before now may be on its way: see _written() */
+    rds->writes++;
+
     if (rds->ac) {
         redisAsyncHandleWrite(rds->ac);
     }
@@ -683,9 +689,25 @@ ngx_chat_redis_cmd_sent(ngx_chat_redis_cmd_t *cmd)
     rds->pending++;
     cmd->sent = ngx_current_msec;
     cmd->t0 = ngx_chat_metrics_now();
+    cmd->writes = rds->writes;
     ngx_queue_insert_tail(&rds->cmds, &cmd->queue);
 
     ngx_add_timer(&cmd->timer, rds->timeout);
+}
+
+
+/*
+ * hiredis only appends a command to its output buffer and asks for the
+ * socket's write event: the bytes go in the write handler, at the
+ * earliest in the next round of the event loop.  Until that handler has
+ * run once, the command is still all in the buffer, so Redis will run it
+ * after anything that happened up to now.
+ */
+
+ngx_uint_t
+ngx_chat_redis_written(ngx_chat_redis_cmd_t *cmd)
+{
+    return cmd->done || cmd->writes != cmd->rds->writes;
 }
 
 

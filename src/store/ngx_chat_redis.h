@@ -94,6 +94,16 @@ void ngx_chat_redis_set_hooks(ngx_chat_redis_t *rds,
 /* gives the connection up and makes a new one (e.g. a silent subscriber) */
 void ngx_chat_redis_reconnect(ngx_chat_redis_t *rds);
 
+/*
+ * Whether the command may have been written to the server (or is done):
+ * 0 while it is still all in hiredis's buffer, i.e. until the
+ * connection's write handler runs, once per event-loop round at most (a
+ * per-connection "flush generation" counter).  A command not written yet
+ * is run by Redis after everything that happened up to now, so its answer
+ * may be shared by callers that came after it was queued.
+ */
+ngx_uint_t ngx_chat_redis_written(ngx_chat_redis_cmd_t *cmd);
+
 /* the handler will not be called; for callers that go away first */
 void ngx_chat_redis_cancel(ngx_chat_redis_cmd_t *cmd);
 
