@@ -177,6 +177,7 @@ static ngx_chat_admin_route_t  ngx_chat_admin_routes[] = {
 
 
 static ngx_chat_admin_state_t  ngx_chat_admin_state;
+static ngx_connection_t        ngx_chat_admin_dumb;
 
 
 
@@ -1125,7 +1126,11 @@ ngx_chat_admin_init(ngx_chat_worker_t *w, ngx_cycle_t *cycle)
     st->worker = w;
     st->active = 1;
     st->tick.handler = ngx_chat_admin_tick;
-    st->tick.data = st;
+    /*
+     * a connection for the timer's debug lines (nginx's own timers do
+     * so: ngx_cycle.c's "dumb"); the handler knows its state
+     */
+    st->tick.data = &ngx_chat_admin_dumb;
     st->tick.log = cycle->log;
     st->tick.cancelable = 1;
 
@@ -1172,7 +1177,7 @@ ngx_chat_admin_exit(ngx_chat_worker_t *w)
 static void
 ngx_chat_admin_tick(ngx_event_t *ev)
 {
-    ngx_chat_admin_state_t  *st = ev->data;
+    ngx_chat_admin_state_t  *st = &ngx_chat_admin_state;
 
     char                field[NGX_CHAT_ADMIN_FIELD_LEN];
     ngx_chat_redis_t   *rds;
