@@ -245,7 +245,14 @@ async function persisted(page, peer, id) {
 
 async function seen(page, from, text) {
     await message(page, from, text).first().waitFor({ timeout: STEP_MS })
-        .catch(() => { throw new Error(`"${text}" from ${from} not shown`); });
+        .catch(async () => {
+            const last = await page.evaluate(() =>
+                [...document.querySelectorAll('[data-test="message"]')]
+                    .slice(-2).map((e) => JSON.stringify(e.dataset) + ' '
+                                   + e.textContent.slice(0, 60)));
+            throw new Error(`"${text}" from ${from} not shown (the last `
+                            + `shown: ${last.join(' | ')})`);
+        });
 }
 
 async function status(page, from, text, want) {
@@ -475,6 +482,10 @@ async function main() {
         });
         await check('B reloads: a page of history; load-older brings older',
                     async () => {
+            // B's read receipt of the newest is out: the messages that a
+            // reload would get again by sync (their receipts lost with the
+            // page) show differently, see docs/WEB.md "Known issues"
+            await status(pa, A, old(N), 'read');
             const newest = await message(pa, A, old(N)).first()
                 .getAttribute('data-id');
             await persisted(pb, A, newest);
