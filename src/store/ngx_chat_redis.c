@@ -51,6 +51,7 @@ struct ngx_chat_redis_s {
                                               first pending command went */
     ngx_uint_t                 writes;     /* write handler runs: the
                                               "flush generation" */
+    unsigned                   writing:1;  /* in the write handler */
 
     ngx_chat_redis_hook_pt     connecting;
     ngx_chat_redis_hook_pt     connected;
@@ -520,7 +521,9 @@ ngx_chat_redis_write_handler(ngx_event_t *ev)
     rds->writes++;
 
     if (rds->ac) {
+        rds->writing = 1;
         redisAsyncHandleWrite(rds->ac);
+        rds->writing = 0;
     }
 }
 
@@ -559,10 +562,34 @@ ngx_chat_redis_del_read(void *privdata)
 }
 
 
+/*
+ * hiredis asks for the write event after each command it buffers.  Once
+ * connected, the socket can nearly always take the bytes: the write is
+ * posted, to run after this round's handlers, so one write carries all
+ * the commands of the round and epoll is not asked twice (EPOLLOUT on,
+ * then off) per write.  While connecting, and when a write left bytes
+ * behind (the socket is full), hiredis asks from inside the write handler
+ * or before REDIS_CONNECTED, and epoll watches the socket.
+ */
+
 static void
 ngx_chat_redis_add_write(void *privdata)
 {
-    ngx_chat_redis_watch(privdata, 1, 1);
+    ngx_chat_redis_t  *rds = privdata;
+
+    if (rds->conn != NULL
+        && rds->ac != NULL
+        && (rds->ac->c.flags & REDIS_CONNECTED)
+        && !rds->writing)
+    {
+        if (!rds->conn->write->posted) {
+            ngx_post_event(rds->conn->write, &ngx_posted_events);
+        }
+
+        return;
+    }
+
+    ngx_chat_redis_watch(rds, 1, 1);
 }
 
 
@@ -699,9 +726,9 @@ ngx_chat_redis_cmd_sent(ngx_chat_redis_cmd_t *cmd)
 /*
  * hiredis only appends a command to its output buffer and asks for the
  * socket's write event: the bytes go in the write handler, at the
- * earliest in the next round of the event loop.  Until that handler has
- * run once, the command is still all in the buffer, so Redis will run it
- * after anything that happened up to now.
+ * earliest after this round's handlers (a posted event, see _add_write()).
+ * Until that handler has run once, the command is still all in the
+ * buffer, so Redis will run it after anything that happened up to now.
  */
 
 ngx_uint_t
