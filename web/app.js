@@ -270,6 +270,9 @@ function saveConvs() {
         .map((c) => ({id: c.id, name: c.name}));
     localStorage.setItem('ngx_chat_convs:' + app.me.user_id,
                          JSON.stringify(list));
+    localStorage.setItem('ngx_chat_seq:' + app.me.user_id,
+                         JSON.stringify(Object.fromEntries(
+                             app.chat.knownSeq)));
 }
 
 function restoreConvs() {
@@ -279,6 +282,17 @@ function restoreConvs() {
                                                app.me.user_id) || '[]');
     } catch (e) {
         list = [];
+    }
+    try {
+        const seq = JSON.parse(localStorage.getItem('ngx_chat_seq:' +
+                                                    app.me.user_id) || '{}');
+        for (const [key, n] of Object.entries(seq)) {
+            if (Number.isInteger(n)) {
+                app.chat.knownSeq.set(key, n);
+            }
+        }
+    } catch (e) {
+        // none kept
     }
     for (const c of list) {
         if (!/^user /.test(c.name)) {

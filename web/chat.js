@@ -10,6 +10,9 @@ const RANK = {sent: 1, delivered: 2, read: 3};
 const TYPING_SEND_EVERY = 3000;
 const TYPING_SHOW = 5000;
 const PAGE = 30;
+const CATCH_UP_FIRST = 500;    // ms: the newest page again, while behind,
+const CATCH_UP_MAX = 4000;     // ... each wait twice the last, up to this,
+const CATCH_UP_TRIES = 8;      // ... this many times (about 24 s in all)
 
 function higher(a, b) {
     return (RANK[b] || 0) > (RANK[a] || 0) ? b : a;
@@ -33,6 +36,9 @@ export class Chat {
         this.reported = {delivered: new Set(), read: new Set()};
         this.flushTimer = null;
         this.waitingKey = [];          // group messages without their key
+        this.knownSeq = new Map();     // conv key -> the highest seq this
+                                       // browser has seen (kept by app.js
+                                       // across reloads)
         this.lastTyping = 0;
         this.typingTimer = null;
     }
@@ -162,6 +168,10 @@ export class Chat {
 
     // a message object (frame or history) as m, or null when hidden
     async ingest(raw, fromHistory) {
+        if (fromHistory && typeof raw.seq === 'number') {
+            const hc = this.convOf(raw);
+            hc.histNewest = Math.max(hc.histNewest || 0, raw.seq);
+        }
         if (raw.id && this.byId.has(raw.id)) {
             // again (a sync, a reconnect): its receipt may have been lost
             const m = this.byId.get(raw.id);
@@ -181,6 +191,10 @@ export class Chat {
             return this.byId.get(raw.id);
         }
         const c = this.convOf(raw);
+        if (typeof raw.seq === 'number'
+            && raw.seq > (this.knownSeq.get(c.key) || 0)) {
+            this.knownSeq.set(c.key, raw.seq);
+        }
         const m = {id: raw.id, seq: raw.seq, from: String(raw.from),
                    mine: String(raw.from) === me, ts: raw.ts,
                    group: c.kind === 'group', url: raw.url || null,
@@ -419,6 +433,7 @@ export class Chat {
         }
         c.loading = false;
         c.nextBefore = res.next_before;
+        const target = this.knownSeq.get(c.key) || 0;
         for (const raw of res.messages) {
             await this.ingest(raw, true);
         }
@@ -429,6 +444,52 @@ export class Chat {
             }
             this.markRead(c);
         }
+        if (first) {
+            this.catchUp(c, target, CATCH_UP_TRIES, CATCH_UP_FIRST);
+        }
+    }
+
+    // History is what the persist worker has written, a fraction of a
+    // second behind the ack, and a message this browser acknowledged
+    // before a reload is not sent on connect again: the first page can
+    // end before TARGET, the newest seq seen here before.  The newest page
+    // is asked for again until history reaches TARGET; after the last try
+    // (the message is gone: ephemeral retention) history's newest is taken
+    // as the known.  A page that does not reach down to what history gave
+    // before leaves a gap: load-older goes on below that page.
+    catchUp(c, target, tries, wait) {
+        const had = c.histNewest || 0;
+        if (had >= target) {
+            return;
+        }
+        if (tries === 0) {
+            if ((this.knownSeq.get(c.key) || 0) === target) {
+                this.knownSeq.set(c.key, had);
+                this.app.onConvs();
+            }
+            return;
+        }
+        setTimeout(async () => {
+            try {
+                const res = await api.history(c, undefined, PAGE);
+                const seqs = res.messages.map((m) => m.seq);
+                if (res.next_before !== null
+                    && Math.min(...seqs) > had + 1) {
+                    c.nextBefore = res.next_before;
+                }
+                for (const raw of res.messages) {
+                    await this.ingest(raw, true);
+                }
+            } catch (err) {
+                // asked again at the next try
+            }
+            if (this.open === c) {
+                this.renderMessages(false);
+                this.markRead(c);
+            }
+            this.catchUp(c, target, tries - 1,
+                         Math.min(wait * 2, CATCH_UP_MAX));
+        }, wait);
     }
 
     // --- typing -------------------------------------------------------------
