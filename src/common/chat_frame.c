@@ -4,7 +4,11 @@
  */
 
 
+#include <stdlib.h>
+#include <string.h>
+
 #include "chat_frame.h"
+#include "chat_utf8.h"
 
 
 #define CHAT_FRAME_DUMP  (JSON_COMPACT|JSON_PRESERVE_ORDER)
@@ -38,56 +42,172 @@ chat_frame_message(json_t *msg)
 }
 
 
+/*
+ * The frames of fixed members are written straight, not packed and
+ * dumped by jansson (a dozen allocations and a snprintf() per number,
+ * for every ack and receipt): the same bytes as json_dumps() with
+ * JSON_COMPACT, which tests/unit/test_chat_frame.c checks against jansson
+ * itself.
+ */
+
+/* the most a string of len bytes takes as a JSON string: "\u001F"s */
+#define CHAT_FRAME_STR_MAX(len)  (6 * (len) + 2)
+/* -9223372036854775808 */
+#define CHAT_FRAME_INT_MAX       20
+#define chat_frame_lit(p, s)                                                  \
+    ((char *) memcpy(p, s, sizeof(s) - 1) + sizeof(s) - 1)
+
+
+static char *chat_frame_str(char *p, const char *s, size_t len);
+static char *chat_frame_int(char *p, int64_t v);
+
+
 char *
 chat_frame_ack(const char *client_id, const char *id, int64_t seq,
     int64_t ts)
 {
-    return chat_frame_dump(json_pack("{s:s, s:s, s:s, s:I, s:I}",
-                                     "type", "ack", "client_id", client_id,
-                                     "id", id, "seq", (json_int_t) seq,
-                                     "ts", (json_int_t) ts));
+    char    *text, *p;
+    size_t   clen, ilen;
+
+    if (client_id == NULL || id == NULL) {
+        return NULL;
+    }
+
+    clen = strlen(client_id);
+    ilen = strlen(id);
+
+    if (chat_utf8_valid((const unsigned char *) client_id, clen) != 0
+        || chat_utf8_valid((const unsigned char *) id, ilen) != 0)
+    {
+        return NULL;
+    }
+
+    text = malloc(sizeof("{\"type\":\"ack\",\"client_id\":,\"id\":,"
+                         "\"seq\":,\"ts\":}")
+                  + CHAT_FRAME_STR_MAX(clen) + CHAT_FRAME_STR_MAX(ilen)
+                  + 2 * CHAT_FRAME_INT_MAX);
+    if (text == NULL) {
+        return NULL;
+    }
+
+    p = chat_frame_lit(text, "{\"type\":\"ack\",\"client_id\":");
+    p = chat_frame_str(p, client_id, clen);
+    p = chat_frame_lit(p, ",\"id\":");
+    p = chat_frame_str(p, id, ilen);
+    p = chat_frame_lit(p, ",\"seq\":");
+    p = chat_frame_int(p, seq);
+    p = chat_frame_lit(p, ",\"ts\":");
+    p = chat_frame_int(p, ts);
+    *p++ = '}';
+    *p = '\0';
+
+    return text;
 }
 
 
 char *
 chat_frame_receipt(const char *id, int64_t by, int read, int64_t ts)
 {
-    return chat_frame_dump(json_pack("{s:s, s:s, s:I, s:s, s:I}",
-                                     "type", "receipt", "id", id,
-                                     "by", (json_int_t) by,
-                                     "status", read ? "read" : "delivered",
-                                     "ts", (json_int_t) ts));
+    char    *text, *p;
+    size_t   ilen;
+
+    if (id == NULL) {
+        return NULL;
+    }
+
+    ilen = strlen(id);
+
+    if (chat_utf8_valid((const unsigned char *) id, ilen) != 0) {
+        return NULL;
+    }
+
+    text = malloc(sizeof("{\"type\":\"receipt\",\"id\":,\"by\":,"
+                         "\"status\":\"delivered\",\"ts\":}")
+                  + CHAT_FRAME_STR_MAX(ilen) + 2 * CHAT_FRAME_INT_MAX);
+    if (text == NULL) {
+        return NULL;
+    }
+
+    p = chat_frame_lit(text, "{\"type\":\"receipt\",\"id\":");
+    p = chat_frame_str(p, id, ilen);
+    p = chat_frame_lit(p, ",\"by\":");
+    p = chat_frame_int(p, by);
+    p = read ? chat_frame_lit(p, ",\"status\":\"read\",\"ts\":")
+             : chat_frame_lit(p, ",\"status\":\"delivered\",\"ts\":");
+    p = chat_frame_int(p, ts);
+    *p++ = '}';
+    *p = '\0';
+
+    return text;
 }
 
 
 char *
 chat_frame_typing(int64_t from, int64_t to)
 {
-    return chat_frame_dump(json_pack("{s:s, s:I, s:I}", "type", "typing",
-                                     "from", (json_int_t) from,
-                                     "to", (json_int_t) to));
+    char  *text, *p;
+
+    text = malloc(sizeof("{\"type\":\"typing\",\"from\":,\"group\":}")
+                  + 2 * CHAT_FRAME_INT_MAX);
+    if (text == NULL) {
+        return NULL;
+    }
+
+    p = chat_frame_lit(text, "{\"type\":\"typing\",\"from\":");
+    p = chat_frame_int(p, from);
+    p = chat_frame_lit(p, ",\"to\":");
+    p = chat_frame_int(p, to);
+    *p++ = '}';
+    *p = '\0';
+
+    return text;
 }
 
 
 char *
 chat_frame_typing_group(int64_t from, int64_t group)
 {
-    return chat_frame_dump(json_pack("{s:s, s:I, s:I}", "type", "typing",
-                                     "from", (json_int_t) from,
-                                     "group", (json_int_t) group));
+    char  *text, *p;
+
+    text = malloc(sizeof("{\"type\":\"typing\",\"from\":,\"group\":}")
+                  + 2 * CHAT_FRAME_INT_MAX);
+    if (text == NULL) {
+        return NULL;
+    }
+
+    p = chat_frame_lit(text, "{\"type\":\"typing\",\"from\":");
+    p = chat_frame_int(p, from);
+    p = chat_frame_lit(p, ",\"group\":");
+    p = chat_frame_int(p, group);
+    *p++ = '}';
+    *p = '\0';
+
+    return text;
 }
 
 
 char *
 chat_frame_presence(int64_t user_id, int online, int64_t last_seen)
 {
-    return chat_frame_dump(json_pack("{s:s, s:I, s:b, s:o}",
-                                     "type", "presence",
-                                     "user_id", (json_int_t) user_id,
-                                     "online", online ? 1 : 0,
-                                     "last_seen", last_seen >= 0
-                                         ? json_integer(last_seen)
-                                         : json_null()));
+    char  *text, *p;
+
+    text = malloc(sizeof("{\"type\":\"presence\",\"user_id\":,"
+                         "\"online\":false,\"last_seen\":}")
+                  + 2 * CHAT_FRAME_INT_MAX);
+    if (text == NULL) {
+        return NULL;
+    }
+
+    p = chat_frame_lit(text, "{\"type\":\"presence\",\"user_id\":");
+    p = chat_frame_int(p, user_id);
+    p = online ? chat_frame_lit(p, ",\"online\":true,\"last_seen\":")
+               : chat_frame_lit(p, ",\"online\":false,\"last_seen\":");
+    p = last_seen >= 0 ? chat_frame_int(p, last_seen)
+                       : chat_frame_lit(p, "null");
+    *p++ = '}';
+    *p = '\0';
+
+    return text;
 }
 
 
@@ -95,25 +215,153 @@ char *
 chat_frame_error(const char *code, const char *message,
     const char *client_id, const char *id, int64_t retry_after)
 {
-    json_t  *frame;
+    char        *text, *p;
+    size_t       i, size, len[4];
+    const char  *str[4];
 
-    frame = json_pack("{s:s, s:s, s:s}", "type", "error", "code", code,
-                      "message", message);
-
-    if (frame == NULL
-        || (client_id
-            && json_object_set_new(frame, "client_id",
-                                   json_string(client_id)) != 0)
-        || (id && json_object_set_new(frame, "id", json_string(id)) != 0)
-        || (retry_after >= 0
-            && json_object_set_new(frame, "retry_after",
-                                   json_integer(retry_after)) != 0))
-    {
-        json_decref(frame);
+    if (code == NULL || message == NULL) {
         return NULL;
     }
 
-    return chat_frame_dump(frame);
+    str[0] = code;
+    str[1] = message;
+    str[2] = client_id;
+    str[3] = id;
+
+    size = sizeof("{\"type\":\"error\",\"code\":,\"message\":,"
+                  "\"client_id\":,\"id\":,\"retry_after\":}")
+           + CHAT_FRAME_INT_MAX;
+
+    for (i = 0; i < 4; i++) {
+        len[i] = str[i] ? strlen(str[i]) : 0;
+
+        if (str[i] != NULL
+            && chat_utf8_valid((const unsigned char *) str[i], len[i]) != 0)
+        {
+            return NULL;
+        }
+
+        size += CHAT_FRAME_STR_MAX(len[i]);
+    }
+
+    text = malloc(size);
+    if (text == NULL) {
+        return NULL;
+    }
+
+    p = chat_frame_lit(text, "{\"type\":\"error\",\"code\":");
+    p = chat_frame_str(p, code, len[0]);
+    p = chat_frame_lit(p, ",\"message\":");
+    p = chat_frame_str(p, message, len[1]);
+
+    if (client_id) {
+        p = chat_frame_lit(p, ",\"client_id\":");
+        p = chat_frame_str(p, client_id, len[2]);
+    }
+
+    if (id) {
+        p = chat_frame_lit(p, ",\"id\":");
+        p = chat_frame_str(p, id, len[3]);
+    }
+
+    if (retry_after >= 0) {
+        p = chat_frame_lit(p, ",\"retry_after\":");
+        p = chat_frame_int(p, retry_after);
+    }
+
+    *p++ = '}';
+    *p = '\0';
+
+    return text;
+}
+
+
+/* s as a JSON string, escaped as jansson escapes (UTF-8 checked before) */
+static char *
+chat_frame_str(char *p, const char *s, size_t len)
+{
+    size_t                i;
+    unsigned char         c;
+    static const char     hex[] = "0123456789ABCDEF";
+
+    *p++ = '"';
+
+    for (i = 0; i < len; i++) {
+        c = (unsigned char) s[i];
+
+        switch (c) {
+
+        case '"':
+        case '\\':
+            *p++ = '\\';
+            *p++ = (char) c;
+            break;
+
+        case '\b':
+            p = chat_frame_lit(p, "\\b");
+            break;
+
+        case '\f':
+            p = chat_frame_lit(p, "\\f");
+            break;
+
+        case '\n':
+            p = chat_frame_lit(p, "\\n");
+            break;
+
+        case '\r':
+            p = chat_frame_lit(p, "\\r");
+            break;
+
+        case '\t':
+            p = chat_frame_lit(p, "\\t");
+            break;
+
+        default:
+            if (c < 0x20) {
+                p = chat_frame_lit(p, "\\u00");
+                *p++ = hex[c >> 4];
+                *p++ = hex[c & 0xf];
+
+            } else {
+                *p++ = (char) c;
+            }
+        }
+    }
+
+    *p++ = '"';
+
+    return p;
+}
+
+
+static char *
+chat_frame_int(char *p, int64_t v)
+{
+    char      digits[CHAT_FRAME_INT_MAX];
+    size_t    n;
+    uint64_t  u;
+
+    if (v < 0) {
+        *p++ = '-';
+        u = (uint64_t) -(v + 1) + 1;
+
+    } else {
+        u = (uint64_t) v;
+    }
+
+    n = 0;
+
+    do {
+        digits[n++] = (char) ('0' + u % 10);
+        u /= 10;
+    } while (u);
+
+    while (n) {
+        *p++ = digits[--n];
+    }
+
+    return p;
 }
 
 

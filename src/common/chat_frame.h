@@ -6,8 +6,10 @@
  *
  * Each function returns the frame's text, compact JSON with its members
  * in the order shown, NUL-terminated, to be free()d; or NULL when out of
- * memory.  Strings must be UTF-8 without NUL (jansson checks: a string
- * that is not gives NULL too).
+ * memory.  Strings must be UTF-8 without NUL (a string that is not, or a
+ * NULL where one is required, gives NULL too).  The message frame is
+ * jansson's dump; the others are written straight, the same bytes as
+ * jansson's JSON_COMPACT dump of the same members.
  *
  * No nginx headers: shared with the standalone daemons and tools.
  */

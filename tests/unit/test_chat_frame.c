@@ -189,6 +189,185 @@ chat_test_errors(void **state)
 }
 
 
+/*
+ * The frames written straight against jansson's json_dumps() of the same
+ * members (how chat_frame.c made them before): random strings of every
+ * byte, valid UTF-8 or not, quotes, backslashes and control characters,
+ * and numbers to both ends of int64_t.  Same bytes, or NULL from both.
+ */
+
+#define CHAT_TEST_DUMP  (JSON_COMPACT|JSON_PRESERVE_ORDER)
+
+static unsigned int  chat_test_seed = 20261207;
+
+
+static uint32_t
+chat_test_rand(void)
+{
+    chat_test_seed = chat_test_seed * 1103515245u + 12345u;
+    return chat_test_seed >> 8;
+}
+
+
+static int64_t
+chat_test_int(void)
+{
+    switch (chat_test_rand() % 6) {
+    case 0:
+        return INT64_MIN;
+    case 1:
+        return INT64_MAX;
+    case 2:
+        return -(int64_t) (chat_test_rand() % 1000);
+    case 3:
+        return 0;
+    default:
+        return ((int64_t) chat_test_rand() << 24) ^ chat_test_rand();
+    }
+}
+
+
+/* into buf (64 bytes or more): a string of one of a few kinds */
+static const char *
+chat_test_str(char *buf)
+{
+    size_t             i, n;
+    static const char  *utf8[] = { "\xc3\xa9", "\xe2\x82\xac",
+                                   "\xf0\x9f\x98\x80", "\xe2\x80\xa8",
+                                   "\x7f", "\"", "\\", "/", "\n", "\x01",
+                                   "\x1f", "a" };
+
+    n = chat_test_rand() % 16;
+
+    if (chat_test_rand() % 4 == 0) {
+        /* any bytes but NUL: mostly not UTF-8 */
+        for (i = 0; i < n; i++) {
+            buf[i] = (char) (1 + chat_test_rand() % 255);
+        }
+
+        buf[n] = '\0';
+        return buf;
+    }
+
+    buf[0] = '\0';
+
+    for (i = 0; i < n; i++) {
+        strcat(buf, utf8[chat_test_rand() % (sizeof(utf8) / sizeof(utf8[0]))]);
+    }
+
+    return buf;
+}
+
+
+static char *
+chat_test_jansson(json_t *frame)
+{
+    char  *text;
+
+    if (frame == NULL) {
+        return NULL;
+    }
+
+    text = json_dumps(frame, CHAT_TEST_DUMP);
+    json_decref(frame);
+
+    return text;
+}
+
+
+/* takes both; fails unless both are NULL or the same text */
+static void
+chat_test_same(char *text, char *expect)
+{
+    if (expect == NULL) {
+        assert_null(text);
+        return;
+    }
+
+    assert_non_null(text);
+    assert_string_equal(text, expect);
+    free(text);
+    free(expect);
+}
+
+
+static void
+chat_test_against_jansson(void **state)
+{
+    int          i, read;
+    char         a[128], b[128];
+    int64_t      x, y;
+    json_t      *f;
+    const char  *s, *t;
+
+    (void) state;
+
+    for (i = 0; i < 20000; i++) {
+        s = chat_test_str(a);
+        t = chat_test_str(b);
+        x = chat_test_int();
+        y = chat_test_int();
+        read = (int) (chat_test_rand() % 2);
+
+        chat_test_same(chat_frame_ack(s, t, x, y),
+                       chat_test_jansson(json_pack(
+                           "{s:s, s:s, s:s, s:I, s:I}", "type", "ack",
+                           "client_id", s, "id", t, "seq", (json_int_t) x,
+                           "ts", (json_int_t) y)));
+
+        chat_test_same(chat_frame_receipt(s, x, read, y),
+                       chat_test_jansson(json_pack(
+                           "{s:s, s:s, s:I, s:s, s:I}", "type", "receipt",
+                           "id", s, "by", (json_int_t) x,
+                           "status", read ? "read" : "delivered",
+                           "ts", (json_int_t) y)));
+
+        chat_test_same(chat_frame_typing(x, y),
+                       chat_test_jansson(json_pack(
+                           "{s:s, s:I, s:I}", "type", "typing",
+                           "from", (json_int_t) x, "to", (json_int_t) y)));
+
+        chat_test_same(chat_frame_typing_group(x, y),
+                       chat_test_jansson(json_pack(
+                           "{s:s, s:I, s:I}", "type", "typing",
+                           "from", (json_int_t) x,
+                           "group", (json_int_t) y)));
+
+        chat_test_same(chat_frame_presence(x, read, y),
+                       chat_test_jansson(json_pack(
+                           "{s:s, s:I, s:b, s:o}", "type", "presence",
+                           "user_id", (json_int_t) x, "online", read,
+                           "last_seen", y >= 0 ? json_integer(y)
+                                               : json_null())));
+
+        f = json_pack("{s:s, s:s, s:s}", "type", "error", "code", s,
+                      "message", t);
+        if (f != NULL && read) {
+            if (json_object_set_new(f, "client_id", json_string(t)) != 0) {
+                json_decref(f);
+                f = NULL;
+            }
+        }
+        if (f != NULL && x % 2) {
+            if (json_object_set_new(f, "id", json_string(s)) != 0) {
+                json_decref(f);
+                f = NULL;
+            }
+        }
+        if (f != NULL && y >= 0) {
+            if (json_object_set_new(f, "retry_after", json_integer(y)) != 0) {
+                json_decref(f);
+                f = NULL;
+            }
+        }
+
+        chat_test_same(chat_frame_error(s, t, read ? t : NULL,
+                                        x % 2 ? s : NULL, y),
+                       chat_test_jansson(f));
+    }
+}
+
+
 int
 main(void)
 {
@@ -196,6 +375,7 @@ main(void)
         cmocka_unit_test(chat_test_message),
         cmocka_unit_test(chat_test_frames),
         cmocka_unit_test(chat_test_errors),
+        cmocka_unit_test(chat_test_against_jansson),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
