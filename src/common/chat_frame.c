@@ -58,6 +58,7 @@ chat_frame_message(json_t *msg)
     ((char *) memcpy(p, s, sizeof(s) - 1) + sizeof(s) - 1)
 
 
+static char *chat_frame_typing_of(int64_t from, int group, int64_t to);
 static char *chat_frame_str(char *p, const char *s, size_t len);
 static char *chat_frame_int(char *p, int64_t v);
 
@@ -145,44 +146,14 @@ chat_frame_receipt(const char *id, int64_t by, int read, int64_t ts)
 char *
 chat_frame_typing(int64_t from, int64_t to)
 {
-    char  *text, *p;
-
-    text = malloc(sizeof("{\"type\":\"typing\",\"from\":,\"group\":}")
-                  + 2 * CHAT_FRAME_INT_MAX);
-    if (text == NULL) {
-        return NULL;
-    }
-
-    p = chat_frame_lit(text, "{\"type\":\"typing\",\"from\":");
-    p = chat_frame_int(p, from);
-    p = chat_frame_lit(p, ",\"to\":");
-    p = chat_frame_int(p, to);
-    *p++ = '}';
-    *p = '\0';
-
-    return text;
+    return chat_frame_typing_of(from, 0, to);
 }
 
 
 char *
 chat_frame_typing_group(int64_t from, int64_t group)
 {
-    char  *text, *p;
-
-    text = malloc(sizeof("{\"type\":\"typing\",\"from\":,\"group\":}")
-                  + 2 * CHAT_FRAME_INT_MAX);
-    if (text == NULL) {
-        return NULL;
-    }
-
-    p = chat_frame_lit(text, "{\"type\":\"typing\",\"from\":");
-    p = chat_frame_int(p, from);
-    p = chat_frame_lit(p, ",\"group\":");
-    p = chat_frame_int(p, group);
-    *p++ = '}';
-    *p = '\0';
-
-    return text;
+    return chat_frame_typing_of(from, 1, group);
 }
 
 
@@ -269,6 +240,30 @@ chat_frame_error(const char *code, const char *message,
         p = chat_frame_int(p, retry_after);
     }
 
+    *p++ = '}';
+    *p = '\0';
+
+    return text;
+}
+
+
+/* {"type":"typing","from","to"} or, for a group, ...,"group"} */
+static char *
+chat_frame_typing_of(int64_t from, int group, int64_t to)
+{
+    char  *text, *p;
+
+    text = malloc(sizeof("{\"type\":\"typing\",\"from\":,\"group\":}")
+                  + 2 * CHAT_FRAME_INT_MAX);
+    if (text == NULL) {
+        return NULL;
+    }
+
+    p = chat_frame_lit(text, "{\"type\":\"typing\",\"from\":");
+    p = chat_frame_int(p, from);
+    p = group ? chat_frame_lit(p, ",\"group\":")
+              : chat_frame_lit(p, ",\"to\":");
+    p = chat_frame_int(p, to);
     *p++ = '}';
     *p = '\0';
 
