@@ -97,8 +97,9 @@ void ngx_chat_redis_reconnect(ngx_chat_redis_t *rds);
 /*
  * Whether the command may have been written to the server (or is done):
  * 0 while it is still all in hiredis's buffer, i.e. until the
- * connection's write handler runs, once per event-loop round at most (a
- * per-connection "flush generation" counter).  A command not written yet
+ * connection's write handler next runs, a posted event after the handlers
+ * of the round the command was queued in (a per-connection "flush
+ * generation" counter).  A command not written yet
  * is run by Redis after everything that happened up to now, so its answer
  * may be shared by callers that came after it was queued.
  */

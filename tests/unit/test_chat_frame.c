@@ -16,6 +16,7 @@
 
 #include "chat_frame.h"
 #include "chat_record.h"
+#include "chat_test.h"
 
 
 #define CHAT_TEST_ID  "01KB3FJ6WW0010000000000001"
@@ -198,17 +199,6 @@ chat_test_errors(void **state)
 
 #define CHAT_TEST_DUMP  (JSON_COMPACT|JSON_PRESERVE_ORDER)
 
-static unsigned int  chat_test_seed = 20261207;
-
-
-static uint32_t
-chat_test_rand(void)
-{
-    chat_test_seed = chat_test_seed * 1103515245u + 12345u;
-    return chat_test_seed >> 8;
-}
-
-
 static int64_t
 chat_test_int(void)
 {
@@ -222,7 +212,7 @@ chat_test_int(void)
     case 3:
         return 0;
     default:
-        return ((int64_t) chat_test_rand() << 24) ^ chat_test_rand();
+        return (int64_t) chat_test_rand();
     }
 }
 
@@ -301,6 +291,8 @@ chat_test_against_jansson(void **state)
     const char  *s, *t;
 
     (void) state;
+
+    chat_test_rng_state = 20261207;
 
     for (i = 0; i < 20000; i++) {
         s = chat_test_str(a);
