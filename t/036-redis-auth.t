@@ -4,7 +4,8 @@
 # [error] line naming the server, never the password, and /healthz answers
 # 503 naming redis.  Neither password ever reaches the error log.  Also:
 # the stack's Redis refuses a client without AUTH, and nginx -t rejects a
-# bad password configuration.
+# bad password configuration.  Also: a unix socket (chat_redis unix:PATH,
+# the test stack's REDIS_SOCKET).
 
 use Test::Nginx::Socket 'no_plan';
 use File::Temp ();
@@ -243,3 +244,35 @@ qr/chat_redis_password_file: "[^"]+" is empty/
 --- must_die
 --- error_log
 "chat_redis_password_file" directive is duplicate
+
+
+
+=== TEST 11: a unix socket (chat_redis unix:PATH): healthy, a token's deny-list lookup answered through it
+Keep-alive for TCP only: hiredis's TCP_KEEPIDLE fails on a unix socket
+and left the connection in error ("connection lost: Operation not
+supported") before the fix.
+--- skip_eval: 4: !$ENV{TEST_NGINX_REDIS_SOCKET} || !-S $ENV{TEST_NGINX_REDIS_SOCKET}
+--- http_config
+    chat_redis unix:$TEST_NGINX_REDIS_SOCKET;
+    chat_redis_password_file $TEST_NGINX_REDIS_PASSWORD_FILE;
+    chat_jwt_secret_file $TEST_NGINX_JWT_SECRET_FILE;
+--- config
+    location = /healthz {
+        chat_healthz;
+    }
+    location = /t {
+        chat_auth on;
+        add_header X-User $chat_user_id;
+        stub_status;
+    }
+--- request eval
+["GET /healthz", "GET /t"]
+--- more_headers eval
+["", "Authorization: Bearer " . ChatJWT::token(sub => 42)]
+--- response_body_like eval
+['"redis":"ok"', '^Active connections']
+--- error_code eval
+[200, 200]
+--- wait: 0.3
+--- no_error_log eval
+["[error]", "Operation not supported", qr/\Q$::Password\E/]

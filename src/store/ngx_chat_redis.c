@@ -248,7 +248,13 @@ ngx_chat_redis_connect(ngx_chat_redis_t *rds)
     rds->conn = c;
     rds->state = NGX_CHAT_REDIS_CONNECTING;
 
-    (void) redisEnableKeepAlive(&ac->c);
+    /*
+     * TCP only: on a unix socket hiredis's TCP_KEEPIDLE fails and leaves
+     * the context in error (EOPNOTSUPP), which dropped the connection
+     */
+    if (rds->addr->port) {
+        (void) redisEnableKeepAlive(&ac->c);
+    }
 
     /* the hooks go first: setting the connect callback asks for write */
     ac->ev.data = rds;
