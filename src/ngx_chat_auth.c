@@ -17,6 +17,7 @@
 
 #include "ngx_chat.h"
 #include "chat_jwt.h"
+#include "ngx_chat_auth_cache.h"
 
 
 #define NGX_CHAT_JWT_MIN_SECRET  CHAT_JWT_KEY_MIN_LEN
@@ -634,11 +635,12 @@ ngx_int_t
 ngx_chat_auth_user(ngx_http_request_t *r, uint64_t *user_id,
     const char **reason)
 {
-    ngx_str_t              token;
-    chat_jwt_rc_e          rc;
-    ngx_chat_ctx_t        *ctx;
-    chat_jwt_claims_t      claims;
-    ngx_chat_main_conf_t  *cmcf;
+    ngx_str_t                token;
+    chat_jwt_rc_e            rc;
+    ngx_chat_ctx_t          *ctx;
+    chat_jwt_claims_t        claims;
+    ngx_chat_main_conf_t    *cmcf;
+    ngx_chat_auth_cached_t  *known;
 
     ctx = ngx_chat_get_ctx(r);
     if (ctx == NULL) {
@@ -664,6 +666,17 @@ ngx_chat_auth_user(ngx_http_request_t *r, uint64_t *user_id,
     } else if (ngx_chat_auth_token(r, &token) != NGX_OK) {
         ctx->auth_reason = "no bearer token";
 
+    } else if ((known = ngx_chat_auth_cache_find(token.data, token.len,
+                                                  ngx_time()))
+               != NULL)
+    {
+        ctx->auth_ok = 1;
+        ctx->user_id = known->user_id;
+        ctx->auth_reason = NULL;
+        ctx->token_exp = known->exp;
+        ctx->token_id_len = known->token_id_len;
+        ngx_memcpy(ctx->token_id, known->token_id, known->token_id_len);
+
     } else {
         rc = chat_jwt_verify(cmcf->jwt_secret.data, cmcf->jwt_secret.len,
                              (char *) token.data, token.len, ngx_time(),
@@ -674,6 +687,9 @@ ngx_chat_auth_user(ngx_http_request_t *r, uint64_t *user_id,
             ctx->user_id = claims.sub;
             ctx->auth_reason = NULL;
             ngx_chat_auth_token_id(ctx, &token, &claims);
+            ngx_chat_auth_cache_put(token.data, token.len, ngx_time(),
+                                    ctx->token_exp, ctx->user_id,
+                                    ctx->token_id, ctx->token_id_len);
 
         } else {
             ctx->auth_reason = chat_jwt_rc_text(rc);
