@@ -23,6 +23,8 @@
 
 
 #define NGX_CHAT_EXIT_FLUSH  3000
+/* ms to write what is queued for Redis at exit */
+#define NGX_CHAT_EXIT_WRITE  500
 
 /* Redis itself sets no limit; a longer file is a mistake */
 #define NGX_CHAT_REDIS_MAX_PASSWORD  1024
@@ -1520,6 +1522,7 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
 static void
 ngx_chat_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_uint_t          i;
     ngx_chat_worker_t  *w;
 
     w = ngx_chat_worker;
@@ -1529,16 +1532,25 @@ ngx_chat_exit_process(ngx_cycle_t *cycle)
     }
 
     ngx_chat_admin_exit(w);
-    ngx_chat_session_exit(w);
 
-    ngx_chat_worker = NULL;
-    ngx_chat_shard_use(NULL, 0, NULL);
-
+    /*
+     * Kafka first, while everything else is whole: a send whose record
+     * the flush gets to the broker keeps its ack under its client_id and
+     * queues its delivery, so that the client's retry on another worker
+     * gets that ack, not "in_progress" until the claim expires and then
+     * a second copy of the message
+     */
     if (w->kafka) {
         ngx_chat_kafka_destroy(w->kafka,
                                ngx_min(w->conf->kafka_timeout,
                                        NGX_CHAT_EXIT_FLUSH));
+        w->kafka = NULL;
     }
+
+    ngx_chat_session_exit(w);
+
+    ngx_chat_worker = NULL;
+    ngx_chat_shard_use(NULL, 0, NULL);
 
     if (w->pg) {
         ngx_chat_pg_pool_destroy(w->pg);
@@ -1546,6 +1558,13 @@ ngx_chat_exit_process(ngx_cycle_t *cycle)
 
     /* what the last delivery reports added goes out before the servers */
     ngx_chat_batch_exit();
+
+    for (i = 0; i < w->nredis; i++) {
+        if (w->redis && w->redis[i]) {
+            ngx_chat_redis_write_now(w->redis[i], NGX_CHAT_EXIT_WRITE);
+        }
+    }
+
     ngx_chat_shard_disconnect(w->redis, w->nredis);
 
     ngx_free(w);

@@ -2,13 +2,14 @@
 # PostgreSQL, Redis and Kafka-protocol broker: the ack comes only once the
 # broker has the message (read back with kcat), a retried client_id gets
 # the same ack and writes nothing twice, and with the broker down the
-# sender gets an error frame, never an ack.
+# sender gets an error frame, never an ack.  A reload while a send waits
+# for the broker: the old worker keeps the ack for the client's retry.
 
 use strict;
 use warnings;
 use Test::More;
 use JSON::PP qw(decode_json encode_json);
-use Time::HiRes qw(time);
+use Time::HiRes qw(time sleep);
 use ChatTest;
 use ChatJWT;
 use ChatWS;
@@ -136,6 +137,47 @@ ok(scalar @acked >= 1, 'and its message is in Kafka');
 
 $ws->send_text('{"type":"ping"}');
 is($ws->read_text, '{"type":"pong"}', 'the connection lived through it');
+
+# --- a reload with a send in flight ----------------------------------------
+#
+# The broker is paused, so the record waits in librdkafka; a reload closes
+# the WebSocket (1001) and the old worker's exit waits for the broker
+# (chat_kafka_timeout at most), which is resumed meanwhile.  The report
+# that comes during that wait keeps the ack under the client_id, so the
+# retry through a new worker gets that ack at once: not in_progress until
+# the claim expires, and then a second copy of the message.
+
+ChatTest::stack_svc('kafka', 'pause');
+$ws->send_text(encode_json({ type => 'send', to => $uid{ben},
+                             client_id => "c4-$run", body => 'in flight' }));
+# claimed and handed to librdkafka: the record waits for the broker
+sleep 0.5;
+my $master = ChatTest::slurp(ChatTest::servroot() . '/logs/nginx.pid');
+chomp $master;
+my @old = split ' ', `pgrep -P $master`;
+ok(kill('HUP', $master), 'nginx reloads');
+# the close frame (1001), then the old worker waits for the broker
+$ws->read_text(5);
+sleep 0.5;
+ChatTest::stack_svc('kafka', 'resume');
+ok(ChatTest::wait_until(sub { !grep { kill 0, $_ } @old }, timeout => 10),
+   'the old workers exit');
+my $ws2 = ChatWS->new(port => ChatTest::port());
+($st) = $ws2->handshake('/v1/ws', Authorization => 'Bearer '
+                        . ChatJWT::token(sub => $uid{ann}));
+is($st, 101, 'ann connects again, to a new worker');
+$ws2->send_text(encode_json({ type => 'send', to => $uid{ben},
+                              client_id => "c4-$run", body => 'in flight' }));
+$r = eval { decode_json($ws2->read_text(10) // '') } || {};
+is($r->{type}, 'ack', 'the retry gets the ack the old worker kept')
+    or diag explain $r;
+is($r->{client_id}, "c4-$run", '... for its client_id');
+@lines = `kcat -b "$ENV{TEST_NGINX_KAFKA_BROKERS}" -C -t chat.messages -o beginning -e -q -f '%k %s\\n' 2>&1`;
+my @c4 = grep { /"client_id":"c4-\Q$run\E"/ } @lines;
+is(scalar @c4, 1, 'the message is in Kafka once') or diag @c4;
+is(eval { decode_json((split / /, $c4[0] // '', 2)[1])->{id} }, $r->{id},
+   '... with the acked id');
+
 unlike(ChatTest::error_log(), qr/\[(alert|crit|emerg)\]/, 'no alerts');
 
 done_testing();

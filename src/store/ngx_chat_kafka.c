@@ -226,9 +226,12 @@ ngx_chat_kafka_destroy(ngx_chat_kafka_t *k, ngx_msec_t flush)
     ngx_chat_metrics_gauge_set(NGX_CHAT_M_KAFKA_QUEUE, &k->outq, 0);
 
     if (k->rk) {
-        /* bounded: the worker is exiting and must not hang on a broker */
-        k->destroying = 1;
-
+        /*
+         * Bounded: the worker is exiting and must not hang on a broker.
+         * The reports that come meanwhile reach their handlers (the
+         * module is still whole: a send's ack is kept under its client_id
+         * and its delivery queued); what is left after it, not.
+         */
         if (flush && rd_kafka_flush(k->rk, (int) flush)
                      == RD_KAFKA_RESP_ERR__TIMED_OUT)
         {
@@ -236,6 +239,8 @@ ngx_chat_kafka_destroy(ngx_chat_kafka_t *k, ngx_msec_t flush)
                           "chat: kafka: %d messages not delivered at exit",
                           rd_kafka_outq_len(k->rk));
         }
+
+        k->destroying = 1;
 
         for (i = 0; i < k->ntopics; i++) {
             rd_kafka_topic_destroy(k->topics[i].rkt);

@@ -14,6 +14,8 @@
 #include <ngx_core.h>
 #include <ngx_event.h>
 
+#include <poll.h>
+
 #include "ngx_chat_redis.h"
 #include "ngx_chat_counters.h"
 
@@ -150,6 +152,46 @@ ngx_chat_redis_destroy(ngx_chat_redis_t *rds)
     }
 
     ngx_free(rds);
+}
+
+
+void
+ngx_chat_redis_write_now(ngx_chat_redis_t *rds, ngx_msec_t timeout)
+{
+    int             done;
+    ngx_msec_t      waited;
+    struct pollfd   pfd;
+    redisContext   *c;
+
+    if (rds->ac == NULL || rds->state != NGX_CHAT_REDIS_CONNECTED) {
+        return;
+    }
+
+    c = &rds->ac->c;
+
+    for (waited = 0; /* void */; waited += 10) {
+        done = 0;
+
+        if (redisBufferWrite(c, &done) != REDIS_OK || done) {
+            return;
+        }
+
+        if (waited >= timeout) {
+            ngx_log_error(NGX_LOG_WARN, &rds->log, 0,
+                          "chat: redis %V: commands not written at exit",
+                          &rds->addr->name);
+            return;
+        }
+
+        /* the socket is full: wait a little for it */
+        pfd.fd = c->fd;
+        pfd.events = POLLOUT;
+        pfd.revents = 0;
+
+        if (poll(&pfd, 1, 10) == -1 && ngx_errno != NGX_EINTR) {
+            return;
+        }
+    }
 }
 
 

@@ -53,6 +53,12 @@ typedef void (*ngx_chat_redis_hook_pt)(ngx_chat_redis_t *rds, void *data);
 ngx_chat_redis_t *ngx_chat_redis_create(ngx_chat_redis_addr_t *addr,
     ngx_msec_t timeout, ngx_log_t *log);
 void ngx_chat_redis_destroy(ngx_chat_redis_t *rds);
+/*
+ * At worker exit, with no event loop left to run the posted write: what
+ * hiredis holds for a connected server is written now, waiting for the
+ * socket up to timeout ms (the replies are not read)
+ */
+void ngx_chat_redis_write_now(ngx_chat_redis_t *rds, ngx_msec_t timeout);
 ngx_uint_t ngx_chat_redis_connected(ngx_chat_redis_t *rds);
 /* would a command be taken now (connected, or being connected) */
 ngx_uint_t ngx_chat_redis_usable(ngx_chat_redis_t *rds);
