@@ -32,8 +32,7 @@ ngx_chat_auth_cache_find(const u_char *token, size_t len, time_t now)
 
     e = ngx_chat_auth_cache_slot(token, len);
 
-    if (e->token == NULL || e->token_len != len
-        || now >= e->exp || now < e->checked
+    if (e->token_len != len || now >= e->exp || now < e->checked
         || CRYPTO_memcmp(e->token, token, len) != 0)
     {
         return NULL;
@@ -48,7 +47,6 @@ ngx_chat_auth_cache_put(const u_char *token, size_t len, time_t now,
     time_t exp, uint64_t user_id, const u_char *token_id,
     size_t token_id_len)
 {
-    u_char                  *p;
     ngx_chat_auth_cached_t  *e;
 
     if (len == 0 || len > NGX_CHAT_AUTH_CACHE_TOKEN
@@ -58,19 +56,6 @@ ngx_chat_auth_cache_put(const u_char *token, size_t len, time_t now,
     }
 
     e = ngx_chat_auth_cache_slot(token, len);
-
-    if (e->token == NULL || e->token_len != len) {
-        p = ngx_alloc(len, ngx_cycle->log);
-        if (p == NULL) {
-            return;
-        }
-
-        if (e->token) {
-            ngx_free(e->token);
-        }
-
-        e->token = p;
-    }
 
     ngx_memcpy(e->token, token, len);
     e->token_len = len;

@@ -8,8 +8,10 @@
  * Only the verification is remembered: the deny-list (logout) is still
  * asked on every request (ngx_chat_auth.c).
  *
- * Direct-mapped, NGX_CHAT_AUTH_CACHE entries per worker; a token longer
- * than NGX_CHAT_AUTH_CACHE_TOKEN bytes is verified every time.  An entry
+ * Direct-mapped, NGX_CHAT_AUTH_CACHE entries per worker, each with room
+ * for its token (about 600 KB of a worker's static memory, resident only
+ * as it fills); a token longer than NGX_CHAT_AUTH_CACHE_TOKEN bytes is
+ * verified every time.  An entry
  * is found only for the same bytes (compared in constant time), while
  * its exp is ahead and the clock is not behind the time it was checked
  * (so that "nbf", which was then past, still is).  A reload starts
@@ -32,8 +34,8 @@
 
 
 typedef struct {
-    u_char                    *token;       /* NULL: empty */
-    size_t                     token_len;
+    size_t                     token_len;   /* 0: empty */
+    u_char                     token[NGX_CHAT_AUTH_CACHE_TOKEN];
     time_t                     checked;     /* when it was verified */
     time_t                     exp;
     uint64_t                   user_id;
@@ -46,7 +48,7 @@ typedef struct {
 ngx_chat_auth_cached_t *ngx_chat_auth_cache_find(const u_char *token,
     size_t len, time_t now);
 
-/* remembers a token just verified; silently nothing when out of memory */
+/* remembers a token just verified (one too long: nothing) */
 void ngx_chat_auth_cache_put(const u_char *token, size_t len, time_t now,
     time_t exp, uint64_t user_id, const u_char *token_id,
     size_t token_id_len);

@@ -1559,8 +1559,8 @@ ngx_chat_exit_process(ngx_cycle_t *cycle)
     /* what the last delivery reports added goes out before the servers */
     ngx_chat_batch_exit();
 
-    for (i = 0; i < w->nredis; i++) {
-        if (w->redis && w->redis[i]) {
+    for (i = 0; w->redis && i < w->nredis; i++) {
+        if (w->redis[i]) {
             ngx_chat_redis_write_now(w->redis[i], NGX_CHAT_EXIT_WRITE);
         }
     }
