@@ -28,7 +28,6 @@
 #include "ngx_chat_deliver.h"
 #include "ngx_chat_lua.h"
 #include "ngx_chat_batch.h"
-#include "chat_frame.h"
 
 
 /*
@@ -158,10 +157,10 @@ ngx_chat_deliver_exit(void)
 
 void
 ngx_chat_deliver_message(uint64_t from, uint64_t to, const char *id,
-    int64_t seq, const char *conv, json_t *msg, ngx_chat_ws_t *ws)
+    int64_t seq, const char *conv, const char *text, size_t len,
+    ngx_chat_ws_t *ws)
 {
-    char                  *text, head[96];
-    size_t                 len;
+    char                   head[96];
     uint64_t               except;
     ngx_uint_t             both;
     ngx_chat_redis_t      *rds;
@@ -175,14 +174,6 @@ ngx_chat_deliver_message(uint64_t from, uint64_t to, const char *id,
     (void) ngx_snprintf((u_char *) head, sizeof(head), "%uL %L %s%Z",
                         from, seq, conv);
     except = ws ? ws->conn_id : 0;
-
-    text = chat_frame_message(msg);
-
-    if (text == NULL) {
-        return;
-    }
-
-    len = ngx_strlen(text);
     rds = ngx_chat_redis_for_user(to);
 
     /* a note to self is in the inbox already: no copy to the others */
@@ -203,7 +194,8 @@ ngx_chat_deliver_message(uint64_t from, uint64_t to, const char *id,
         ngx_cpystrn((u_char *) dv->id, (u_char *) id, sizeof(dv->id));
         ngx_cpystrn((u_char *) dv->head, (u_char *) head, sizeof(dv->head));
         dv->len = len;
-        ngx_memcpy(dv->text, text, len + 1);
+        ngx_memcpy(dv->text, text, len);
+        dv->text[len] = '\0';
 
         ngx_chat_delivery_issue(dv);
     }
@@ -214,8 +206,6 @@ ngx_chat_deliver_message(uint64_t from, uint64_t to, const char *id,
                               ngx_chat_script_reply,
                               "delivery to the sender's devices");
     }
-
-    free(text);
 }
 
 

@@ -25,11 +25,13 @@ ngx_int_t ngx_chat_deliver_init(ngx_cycle_t *cycle);
 void ngx_chat_deliver_exit(void);
 
 /*
- * A durable message: into the recipient's inbox and out to its routes,
- * and to the sender's other connections (ws: the sending one, or NULL).
+ * A durable message, its frame's text (chat_frame.h): into the
+ * recipient's inbox and out to its routes, and to the sender's other
+ * connections (ws: the sending one, or NULL).
  */
 void ngx_chat_deliver_message(uint64_t from, uint64_t to, const char *id,
-    int64_t seq, const char *conv, json_t *msg, ngx_chat_ws_t *ws);
+    int64_t seq, const char *conv, const char *text, size_t len,
+    ngx_chat_ws_t *ws);
 
 /*
  * A message to the user was given up: its inbox is not complete, whatever

@@ -33,7 +33,6 @@
 #include "ngx_chat_gdeliver.h"
 #include "ngx_chat_lua.h"
 #include "ngx_chat_batch.h"
-#include "chat_frame.h"
 #include "chat_id.h"
 
 
@@ -69,38 +68,24 @@ static ngx_queue_t  ngx_chat_gdeliveries = { &ngx_chat_gdeliveries,
 
 void
 ngx_chat_gdeliver_message(uint64_t from, uint64_t gid, const char *id,
-    int64_t seq, int64_t ts, const char *conv, json_t *msg,
+    int64_t seq, int64_t ts, const char *conv, const char *text, size_t len,
     ngx_chat_ws_t *ws)
 {
-    char                  *text;
-    size_t                 len;
     ngx_chat_gdelivery_t  *gd;
-
-    text = chat_frame_message(msg);
-
-    if (text == NULL) {
-        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
-                      "chat: group message %s is in Kafka but not in the "
-                      "group's log: out of memory", id);
-        return;
-    }
-
-    len = ngx_strlen(text);
 
     gd = ngx_calloc(sizeof(ngx_chat_gdelivery_t) + len, ngx_cycle->log);
     if (gd == NULL) {
         ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
                       "chat: group message %s is in Kafka but not in the "
                       "group's log: out of memory", id);
-        free(text);
         return;
     }
 
     gd->gid = gid;
     gd->except = ws ? ws->conn_id : 0;
     gd->len = len;
-    ngx_memcpy(gd->text, text, len + 1);
-    free(text);
+    ngx_memcpy(gd->text, text, len);
+    gd->text[len] = '\0';
 
     (void) ngx_cpystrn((u_char *) gd->id, (u_char *) id, sizeof(gd->id));
     (void) ngx_snprintf((u_char *) gd->head, sizeof(gd->head),

@@ -11,7 +11,6 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include <jansson.h>
 
 #include "ngx_chat.h"
 #include "ngx_chat_ws.h"
@@ -26,7 +25,7 @@
  * connection, which gets nothing, or NULL).
  */
 void ngx_chat_gdeliver_message(uint64_t from, uint64_t gid, const char *id,
-    int64_t seq, int64_t ts, const char *conv, json_t *msg,
+    int64_t seq, int64_t ts, const char *conv, const char *text, size_t len,
     ngx_chat_ws_t *ws);
 
 /* deliveries still retried are logged as lost */

@@ -92,7 +92,9 @@ typedef struct {
     int64_t                    seq;
     int64_t                    ts;
     uint64_t                   t0;          /* taken: ngx_chat_metrics.h */
-    json_t                    *msg;
+    json_t                    *msg;         /* the record, until produced */
+    char                      *record;      /* its text, in Kafka */
+    size_t                     record_len;
     ngx_chat_pg_query_t       *query;
     ngx_chat_redis_cmd_t      *cmd;
     ngx_chat_kafka_msg_t      *kmsg;
@@ -1030,27 +1032,29 @@ ngx_chat_seed_floor(ngx_chat_store_rc_e rc, PGresult *res, void *data)
 static void
 ngx_chat_send_produce(ngx_chat_send_t *s)
 {
-    char                *payload;
     ngx_str_t            key, value;
     ngx_chat_worker_t   *w = ngx_chat_worker;
 
     chat_id_next(&w->ids, (uint64_t) s->ts, s->id);
 
-    payload = chat_record_message_dump(s->msg, s->id, s->seq);
-    if (payload == NULL) {
+    /* the text is kept: the message frame is made of it (chat_frame.h) */
+    free(s->record);
+    s->record = chat_record_message_dump(s->msg, s->id, s->seq);
+    if (s->record == NULL) {
         ngx_chat_send_fail(s, "internal", "out of memory");
         return;
     }
 
+    s->record_len = ngx_strlen(s->record);
+
     key.data = (u_char *) s->conv;
     key.len = ngx_strlen(s->conv);
-    value.data = (u_char *) payload;
-    value.len = ngx_strlen(payload);
+    value.data = (u_char *) s->record;
+    value.len = s->record_len;
 
     s->kmsg = ngx_chat_kafka_produce(w->kafka, NGX_CHAT_TOPIC_MESSAGES, 0,
                                      &key, &value, ngx_chat_send_delivered,
                                      s);
-    free(payload);
 
     if (s->kmsg == NULL) {
         ngx_chat_send_fail(s, "unavailable", "Kafka refused the message");
@@ -1062,7 +1066,7 @@ static void
 ngx_chat_send_delivered(ngx_chat_store_rc_e rc, int32_t partition,
     int64_t offset, void *data)
 {
-    char              *ack;
+    char              *ack, *text;
     ngx_chat_send_t   *s = data;
     ngx_chat_redis_t  *rds;
 
@@ -1087,14 +1091,23 @@ ngx_chat_send_delivered(ngx_chat_store_rc_e rc, int32_t partition,
 
     ngx_chat_metrics_observe(NGX_CHAT_H_SEND_ACK, s->t0);
 
-    if (s->group) {
+    text = chat_frame_message_record(s->record, s->record_len);
+
+    if (text == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, s->log, 0,
+                      "chat: message %s is in Kafka but not delivered: "
+                      "out of memory", s->id);
+
+    } else if (s->group) {
         ngx_chat_gdeliver_message(s->from, s->group, s->id, s->seq, s->ts,
-                                  s->conv, s->msg, s->op.ws);
+                                  s->conv, text, ngx_strlen(text), s->op.ws);
 
     } else {
         ngx_chat_deliver_message(s->from, s->to, s->id, s->seq, s->conv,
-                                 s->msg, s->op.ws);
+                                 text, ngx_strlen(text), s->op.ws);
     }
+
+    free(text);
 
     /* the same ack for a retry of this client_id; the reply is not needed */
     rds = ngx_chat_redis_for_user(s->from);
@@ -1173,6 +1186,7 @@ ngx_chat_send_done(ngx_chat_send_t *s)
     }
 
     json_decref(s->msg);
+    free(s->record);
     ngx_free(s);
 
     /* a failed check may have held up the sends behind it */

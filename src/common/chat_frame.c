@@ -4,6 +4,10 @@
  */
 
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE                     /* memmem() */
+#endif
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +34,7 @@ chat_frame_message(json_t *msg)
 
     if (frame == NULL
         || json_object_update(frame, msg) != 0
+        || json_object_set_new(frame, "type", json_string("message")) != 0
         || (json_object_get(frame, "search_tokens") != NULL
             && json_object_del(frame, "search_tokens") != 0)
         || json_object_set_new(frame, "status", json_string("sent")) != 0)
@@ -61,6 +66,63 @@ chat_frame_message(json_t *msg)
 static char *chat_frame_typing_of(int64_t from, int group, int64_t to);
 static char *chat_frame_str(char *p, const char *s, size_t len);
 static char *chat_frame_int(char *p, int64_t v);
+
+
+/*
+ * A record's members are "id", "seq", "from", ... as jansson dumped them
+ * (chat_record_message_dump()); the frame is jansson's dump of "type",
+ * those members and "status", so the record's text between its braces is
+ * the frame's middle.  A member named as one of the frame's own, or one
+ * the frame leaves out, needs jansson.  A "name": in a JSON text is
+ * always a member's name: within a string the quote that would close
+ * "name" is escaped, and after a string's closing quote comes , ] } or :.
+ */
+
+char *
+chat_frame_message_record(const char *record, size_t len)
+{
+    char    *text, *p;
+    size_t   i;
+    json_t  *msg;
+
+    static const char  *names[] = { "\"search_tokens\":", "\"type\":",
+                                    "\"status\":" };
+
+    if (record == NULL || len < 2 || record[0] != '{'
+        || record[len - 1] != '}')
+    {
+        return NULL;
+    }
+
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+
+        if (memmem(record, len, names[i], strlen(names[i])) != NULL) {
+            msg = json_loadb(record, len, JSON_REJECT_DUPLICATES, NULL);
+            text = chat_frame_message(msg);
+            json_decref(msg);
+
+            return text;
+        }
+    }
+
+    text = malloc(sizeof("{\"type\":\"message\",,\"status\":\"sent\"}")
+                  + len);
+    if (text == NULL) {
+        return NULL;
+    }
+
+    p = chat_frame_lit(text, "{\"type\":\"message\",");
+
+    if (len > 2) {
+        p = (char *) memcpy(p, record + 1, len - 2) + len - 2;
+        *p++ = ',';
+    }
+
+    p = chat_frame_lit(p, "\"status\":\"sent\"}");
+    *p = '\0';
+
+    return text;
+}
 
 
 char *

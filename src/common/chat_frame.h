@@ -8,8 +8,9 @@
  * in the order shown, NUL-terminated, to be free()d; or NULL when out of
  * memory.  Strings must be UTF-8 without NUL (a string that is not, or a
  * NULL where one is required, gives NULL too).  The message frame is
- * jansson's dump; the others are written straight, the same bytes as
- * jansson's JSON_COMPACT dump of the same members.
+ * jansson's dump, or the record's members spliced into the frame's; the
+ * others are written straight; all are the same bytes as jansson's
+ * JSON_COMPACT dump of the same members.
  *
  * No nginx headers: shared with the standalone daemons and tools.
  */
@@ -29,9 +30,20 @@
  * msg is a message's record as chat_record_message_new() builds it (id
  * and seq set) or as the history has it.  But for "search_tokens": the
  * sender's blind-index terms are for the search index only, never for
- * the other members (who could match them to words they read).
+ * the other members (who could match them to words they read); and
+ * "type" and "status" are always the frame's own.
  */
 char *chat_frame_message(json_t *msg);
+
+/*
+ * The same frame from the record's text as chat_record_message_dump()
+ * wrote it (compact JSON, an object), len bytes: its members spliced
+ * between the frame's, with no parse and no allocation but the frame's.
+ * A record with a "search_tokens", "type" or "status" member goes through
+ * jansson's parse and chat_frame_message() instead.  NULL for a record
+ * that is not an object.
+ */
+char *chat_frame_message_record(const char *record, size_t len);
 
 /* {"type":"ack","client_id","id","seq","ts"} */
 char *chat_frame_ack(const char *client_id, const char *id, int64_t seq,

@@ -360,6 +360,94 @@ chat_test_against_jansson(void **state)
 }
 
 
+/* a record from chat_record_message_new() and its dump, both ways */
+static void
+chat_test_record_frames(void **state)
+{
+    int                 i, made;
+    char                a[128], b[128], c[128], *rec;
+    json_t             *msg;
+    const char         *refused;
+    chat_record_msg_t   m;
+
+    (void) state;
+
+    chat_test_rng_state = 20261208;
+    made = 0;
+
+    for (i = 0; i < 20000; i++) {
+        memset(&m, 0, sizeof(m));
+        m.from = 1 + chat_test_rand() % 1000000;
+
+        if (chat_test_rand() % 3) {
+            m.to = 1 + chat_test_rand() % 1000000;
+        } else {
+            m.group = 1 + chat_test_rand() % 1000000;
+        }
+
+        m.body = chat_test_str(a);
+        m.body_len = strlen(m.body);
+        m.client_id = chat_test_str(b);
+        m.client_id_len = strlen(m.client_id);
+
+        if (chat_test_rand() % 3 == 0) {
+            m.media = chat_test_str(c);
+            m.media_len = strlen(m.media);
+        }
+
+        m.e2e = (int) (chat_test_rand() % 3) - 1;
+
+        if (chat_test_rand() % 4 == 0) {
+            m.search_tokens = json_pack("[s,s]", "AZaz09_-0123456789abcd",
+                                        "\"type\":\"status\":");
+            assert_non_null(m.search_tokens);
+        }
+
+        msg = chat_record_message_new(&m, chat_test_int() & INT64_MAX,
+                                      &refused);
+        json_decref((json_t *) m.search_tokens);
+
+        if (msg == NULL) {
+            /* not UTF-8, empty, ...: refused before any frame */
+            continue;
+        }
+
+        rec = chat_record_message_dump(msg, CHAT_TEST_ID, chat_test_int());
+        assert_non_null(rec);
+
+        chat_test_same(chat_frame_message_record(rec, strlen(rec)),
+                       chat_frame_message(msg));
+        made++;
+
+        free(rec);
+        json_decref(msg);
+    }
+
+    /* the splice needs enough records of every kind to mean anything */
+    assert_true(made > 5000);
+
+    /* members the frame has of its own go through jansson */
+    rec = "{\"type\":\"x\",\"id\":\"a\",\"status\":\"read\"}";
+    chat_test_is(chat_frame_message_record(rec, strlen(rec)),
+                 "{\"type\":\"message\",\"id\":\"a\",\"status\":\"sent\"}");
+
+    /* ... but not the same words within a string */
+    rec = "{\"body\":\"\\\"type\\\":\\\"status\\\":\"}";
+    chat_test_is(chat_frame_message_record(rec, strlen(rec)),
+                 "{\"type\":\"message\",\"body\":\"\\\"type\\\":"
+                 "\\\"status\\\":\",\"status\":\"sent\"}");
+
+    chat_test_is(chat_frame_message_record("{}", 2),
+                 "{\"type\":\"message\",\"status\":\"sent\"}");
+
+    assert_null(chat_frame_message_record(NULL, 0));
+    assert_null(chat_frame_message_record("{", 1));
+    assert_null(chat_frame_message_record("[1]", 3));
+    assert_null(chat_frame_message_record("{\"a\":1", 6));
+    assert_null(chat_frame_message_record("{\"type\":1", 9));
+}
+
+
 int
 main(void)
 {
@@ -368,6 +456,7 @@ main(void)
         cmocka_unit_test(chat_test_frames),
         cmocka_unit_test(chat_test_errors),
         cmocka_unit_test(chat_test_against_jansson),
+        cmocka_unit_test(chat_test_record_frames),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
