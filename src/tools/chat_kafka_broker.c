@@ -90,9 +90,16 @@ static void chat_kb_usage_error(const char *fmt, ...)
     __attribute__((format(printf, 1, 2), noreturn));
 
 
+/*
+ * Two partitions for the message and receipt topics, as many as the
+ * workers' default lanes (--writers 2): the mock cluster keeps up to
+ * 5 MiB per partition as a list of message sets and walks a partition's
+ * whole list for every fetch, so a caught-up consumer costs the broker
+ * time in proportion to the partitions it reads (docs/BENCHMARKS.md).
+ */
 static const chat_kb_topic_t  chat_kb_default_topics[] = {
-    { "chat.messages", 8 },
-    { "chat.receipts", 8 },
+    { "chat.messages", 2 },
+    { "chat.receipts", 2 },
     { "chat.health",   1 },
     { "chat.dlq",      1 },
     { "chat.presence", 4 },
@@ -287,7 +294,7 @@ chat_kb_usage(FILE *out)
 "                             the replication factor of every topic\n"
 "  -t, --topic NAME:PARTS     create topic NAME with PARTS partitions\n"
 "                             (1..%d); repeatable; replaces the default\n"
-"                             topics chat.messages:8 chat.receipts:8\n"
+"                             topics chat.messages:2 chat.receipts:2\n"
 "                             chat.health:1 chat.dlq:1 chat.presence:4\n"
 "                             chat.push.dlq:1\n"
 "  -p, --pid-file FILE        when ready, write the pid to FILE; removed\n"
