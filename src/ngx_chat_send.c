@@ -1038,7 +1038,6 @@ ngx_chat_send_produce(ngx_chat_send_t *s)
     chat_id_next(&w->ids, (uint64_t) s->ts, s->id);
 
     /* the text is kept: the message frame is made of it (chat_frame.h) */
-    free(s->record);
     s->record = chat_record_message_dump(s->msg, s->id, s->seq);
     if (s->record == NULL) {
         ngx_chat_send_fail(s, "internal", "out of memory");
@@ -1046,6 +1045,8 @@ ngx_chat_send_produce(ngx_chat_send_t *s)
     }
 
     s->record_len = ngx_strlen(s->record);
+    json_decref(s->msg);
+    s->msg = NULL;
 
     key.data = (u_char *) s->conv;
     key.len = ngx_strlen(s->conv);
