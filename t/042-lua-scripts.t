@@ -404,6 +404,144 @@ is(cli('EXISTS', "chat:inboxok:{$D}"), '0',
    'REFILL incomplete: not known complete');
 
 
+# --- an inbox's TTLs (DELIVER, RECEIPT, REFILL) ----------------------------
+# Refreshed together at every 16th position and when the counter is made;
+# a key made again (inboxq that receipts emptied, inboxd) at once.  The
+# marker inboxok must never outlive the entries it vouches for.
+
+my $T = 4290;
+my @tk = keys_of($T, qw(routes inbox inboxq inboxn inboxok));
+my @tr = keys_of($T, qw(inbox inboxq inboxd));
+my @tall = keys_of($T, qw(inbox inboxq inboxn inboxok inboxd));
+my $tn = 0;
+my (%tstate, @tids);
+my $tdeliver = sub {
+    my $id = 'ttl' . ++$tn;
+    my $r = ev1('deliver', \@tk, $T, $id, "$A $tn d:$A:$T", "f$id", 10000,
+                $ttl);
+    push @tids, $id;
+    $tstate{$id} = 'u';
+    return $r;
+};
+my $treceipt = sub {
+    my ($id, $st) = @_;
+    $tstate{$id} = $st if $tstate{$id} ne 'r';
+    return ev1('receipt', \@tr, $id, $st, 5000, $ttl);
+};
+# every key's PTTL in one script run (one instant): name -> ms (-2: none)
+my $pttls = sub {
+    my $p = r('EVAL', "local r = {} for i, k in ipairs(KEYS) do "
+              . "r[i] = redis.call('PTTL', k) end return r",
+              scalar @tall, @tall);
+    my %t;
+    @t{qw(inbox inboxq inboxn inboxok inboxd)} = @$p;
+    return \%t;
+};
+# time passing: every key's TTL shorter by the same ms
+my $tage = sub {
+    my $ms = shift;
+    r('EVAL', "for _, k in ipairs(KEYS) do local p = redis.call('PTTL', k) "
+      . "if p > 0 then redis.call('PEXPIRE', k, p - ARGV[1]) end end "
+      . "return 0", scalar @tall, @tall, $ms);
+};
+# the next DELIVER's position: just past (or at) a multiple of 16
+my $tposition = sub {
+    my $at = shift;
+    my $n = cli('GET', $tk[3]);
+    cli('SET', $tk[3], $n - $n % 16 + 16 + $at - 1, 'KEEPTTL');
+};
+my $day = 86400000;
+
+is($tdeliver->(), 0, 'TTL: DELIVER to a new inbox');
+cli('SET', $tk[4], 1, 'EX', $ttl);
+my $t = $pttls->();
+ok(!grep({ $t->{$_} < ($ttl - 100) * 1000 } qw(inbox inboxq inboxn)),
+   'TTL: the counter made: inbox, inboxq and inboxn get theirs')
+    or diag explain $t;
+
+$tage->($day);
+$tposition->(3);
+$tdeliver->();
+$t = $pttls->();
+ok($t->{inboxok} < ($ttl - 86000) * 1000
+   && $t->{inbox} < ($ttl - 86000) * 1000
+   && $t->{inboxn} < ($ttl - 86000) * 1000,
+   'TTL: a DELIVER at an ordinary position refreshes none')
+    or diag explain $t;
+
+$tposition->(16);
+$tdeliver->();
+$t = $pttls->();
+ok(!grep({ $t->{$_} < ($ttl - 100) * 1000 } qw(inbox inboxq inboxn inboxok)),
+   'TTL: a DELIVER at a 16th position refreshes all four together')
+    or diag explain $t;
+
+$treceipt->($_, 'd') for grep { $tstate{$_} eq 'u' } @tids;
+is(cli('EXISTS', $tr[1]), '0', 'TTL: the receipts emptied inboxq');
+$t = $pttls->();
+ok($t->{inboxd} > ($ttl - 100) * 1000, 'TTL: inboxd made: it gets its TTL')
+    or diag explain $t;
+$tage->($day);
+$tposition->(5);
+$tdeliver->();
+$t = $pttls->();
+ok($t->{inboxq} > ($ttl - 100) * 1000 && $t->{inbox} > ($ttl - 100) * 1000,
+   'TTL: inboxq made again: it and the hash get theirs at once')
+    or diag explain $t;
+ok($t->{inboxok} < ($ttl - 86000) * 1000 && $t->{inboxn} < $t->{inboxq},
+   'TTL: ... and inboxok does not') or diag explain $t;
+
+$tage->($day);
+$tposition->(16);
+$tdeliver->();
+my $t16 = $tids[-1];
+$tage->($day);
+$treceipt->($t16, 'd');
+$t = $pttls->();
+ok($t->{inbox} > ($ttl - 100) * 1000 && $t->{inboxd} > ($ttl - 100) * 1000
+   && $t->{inboxok} < ($ttl - 86000) * 1000,
+   'TTL: a RECEIPT at a 16th position refreshes the hash and inboxd, '
+   . 'never inboxok') or diag explain $t;
+
+# a random walk: deliveries, receipts, time passing (now and then long
+# enough for the keys to expire), refills; after every step no inbox key
+# lives without a TTL and inboxok outlives none of the entries' keys
+srand(42);
+my ($steps, $bad) = (0, undef);
+for my $i (1 .. 200) {
+    my $op = rand;
+    if ($op < 0.4) {
+        $tdeliver->();
+    } elsif ($op < 0.75) {
+        my @open = grep { $tstate{$_} ne 'r' } @tids;
+        $treceipt->($open[rand @open], rand() < 0.5 ? 'd' : 'r') if @open;
+    } elsif ($op < 0.93) {
+        $tage->(int(rand(3 * $day)));
+    } elsif ($op < 0.97) {
+        $tage->(40 * $day);
+        %tstate = ();
+        @tids = ();
+    } else {
+        ev('refill', [@tk[1 .. 4], 'chat:epoch'], $ttl, 0, 1);
+    }
+    $steps++;
+    $t = $pttls->();
+    my @none = grep { $t->{$_} == -1 } keys %$t;
+    my @short = grep { $t->{inboxok} > 0 && $t->{$_} > 0
+                       && $t->{$_} < $t->{inboxok} }
+                qw(inbox inboxq inboxn);
+    if (@none || @short) {
+        $bad = { step => $i, op => $op, none => \@none, short => \@short,
+                 pttl => $t };
+        last;
+    }
+}
+ok(!$bad && $steps == 200,
+   'TTL: 200 random steps: every key has a TTL, inboxok outlives none')
+    or diag explain $bad;
+ok($tn > 60, "TTL: the walk delivered $tn messages");
+
+
 # --- ONLINE, OFFLINE, BEAT, STATE, SWEEP (ngx_chat_presence.c) --------------
 
 my $pl = 'chat:presence:live';

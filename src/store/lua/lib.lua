@@ -9,10 +9,16 @@
 --     go first; a channel nobody listens on loses its routes); conn is
 --     xconn on the channel xch (the sender's own connection), else 0.
 --     The channels reached.
--- trim(zkey, hkey, max)  keeps the max newest of zkey, dropping the
---     others from hkey too; how many went
+-- live(key)  the routes in key that have not expired (one ZRANGE; the
+--     expired ones go, one ZREM when there are any)
+-- trim(zkey, hkey, max[, card])  keeps the max newest of zkey (card: its
+--     ZCARD when the caller has it), dropping the others from hkey too;
+--     how many went
 -- inbox_n(key)  starts an inbox position counter at Redis's clock in
 --     microseconds when there is none
+-- inbox_next(key)  the next position of an inbox counter (one INCR; a
+--     counter that was not there starts at Redis's clock in
+--     microseconds), and whether the counter was made here
 --
 -- For multi-item scripts (src/store/ngx_chat_batch.c: ARGV is
 -- "<n> <nkeys> <nargs> <args...>" per item, the items' keys in order):
@@ -31,6 +37,9 @@
 --     routes is reached; at keep()
 -- keep(subs)  what tell() queued and nobody got goes to the lists
 -- touch(key, ttl)  EXPIRE key ttl once per call, at flush()
+-- TOUCH_EVERY  an inbox's TTLs are refreshed by the deliveries and
+--     receipts whose position is a multiple of this, and whenever one of
+--     its keys is made (see deliver.lua)
 -- gqueue(members, gid, n, id, head, frame, xch, xconn, skip)  a group's
 --     frame, queued once per channel that holds members' routes: the line
 --     "g <gid> <n> <id> <from> <seq> <xconn> <uid,uid,...> <frame>" (head:
@@ -60,9 +69,22 @@ local function now_ms()
   end
   return clock
 end
+local function live(key)
+  local all = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+  if #all == 0 then return all end
+  local now, out, dead = now_ms(), {}, {}
+  for i = 1, #all, 2 do
+    if tonumber(all[i + 1]) > now then
+      out[#out + 1] = all[i]
+    else
+      dead[#dead + 1] = all[i]
+    end
+  end
+  if #dead > 0 then redis.call('ZREM', key, unpack(dead)) end
+  return out
+end
 local function publish(key, uid, n, frame, xch, xconn)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now_ms())
-  local routes = redis.call('ZRANGE', key, 0, -1)
+  local routes = live(key)
   local subs, sent = {}, 0
   for _, r in ipairs(routes) do
     local ch = string.match(r, '^(%S+)')
@@ -77,8 +99,8 @@ local function publish(key, uid, n, frame, xch, xconn)
   end
   return sent
 end
-local function trim(zkey, hkey, max)
-  local over = redis.call('ZCARD', zkey) - max
+local function trim(zkey, hkey, max, card)
+  local over = (card or redis.call('ZCARD', zkey)) - max
   if over <= 0 then return 0 end
   local old = redis.call('ZRANGE', zkey, 0, over - 1)
   redis.call('ZREMRANGEBYRANK', zkey, 0, over - 1)
@@ -91,6 +113,15 @@ local function inbox_n(key)
     redis.call('SET', key,
                t[1] .. string.format('%06d', tonumber(t[2])))
   end
+end
+local TOUCH_EVERY = 16
+local function inbox_next(key)
+  local n = redis.call('INCR', key)
+  if n ~= 1 then return n, false end
+  local t = redis.call('TIME')
+  n = tonumber(t[1]) * 1000000 + tonumber(t[2]) + 1
+  redis.call('SET', key, string.format('%.0f', n))
+  return n, true
 end
 local function batch(item)
   local n, ki, ai, out = tonumber(ARGV[1]), 1, 2, {}
@@ -113,10 +144,11 @@ local routes_of, lines, chans, owners, ttls = {}, {}, {}, {}, {}
 local function routes_in(key, keep_expired)
   local routes = routes_of[key]
   if not routes then
-    if not keep_expired then
-      redis.call('ZREMRANGEBYSCORE', key, '-inf', now_ms())
+    if keep_expired then
+      routes = redis.call('ZRANGE', key, 0, -1)
+    else
+      routes = live(key)
     end
-    routes = redis.call('ZRANGE', key, 0, -1)
     routes_of[key] = routes
     for _, r in ipairs(routes) do
       local ch = string.match(r, '^(%S+)')
