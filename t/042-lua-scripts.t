@@ -428,20 +428,25 @@ my $treceipt = sub {
     $tstate{$id} = $st if $tstate{$id} ne 'r';
     return ev1('receipt', \@tr, $id, $st, 5000, $ttl);
 };
-# every key's PTTL in one script run (one instant): name -> ms (-2: none)
-my $pttls = sub {
+# every key's PTTL (or with PEXPIRETIME its expiry, Redis's absolute time)
+# in one script run: name -> ms (-1: no expiry, -2: no key)
+my $ttls_by = sub {
+    my $cmd = shift // 'PTTL';
     my $p = r('EVAL', "local r = {} for i, k in ipairs(KEYS) do "
-              . "r[i] = redis.call('PTTL', k) end return r",
-              scalar @tall, @tall);
+              . "r[i] = redis.call(ARGV[1], k) end return r",
+              scalar @tall, @tall, $cmd);
     my %t;
     @t{qw(inbox inboxq inboxn inboxok inboxd)} = @$p;
     return \%t;
 };
-# time passing: every key's TTL shorter by the same ms
+my $pttls = sub { $ttls_by->('PTTL') };
+my $expat = sub { $ttls_by->('PEXPIRETIME') };
+# time passing: every key's expiry sooner by the same ms, to the ms
 my $tage = sub {
     my $ms = shift;
-    r('EVAL', "for _, k in ipairs(KEYS) do local p = redis.call('PTTL', k) "
-      . "if p > 0 then redis.call('PEXPIRE', k, p - ARGV[1]) end end "
+    r('EVAL', "for _, k in ipairs(KEYS) do "
+      . "local at = redis.call('PEXPIRETIME', k) "
+      . "if at > 0 then redis.call('PEXPIREAT', k, at - ARGV[1]) end end "
       . "return 0", scalar @tall, @tall, $ms);
 };
 # the next DELIVER's position: just past (or at) a multiple of 16
@@ -525,14 +530,14 @@ for my $i (1 .. 200) {
         ev('refill', [@tk[1 .. 4], 'chat:epoch'], $ttl, 0, 1);
     }
     $steps++;
-    $t = $pttls->();
+    $t = $expat->();
     my @none = grep { $t->{$_} == -1 } keys %$t;
     my @short = grep { $t->{inboxok} > 0 && $t->{$_} > 0
                        && $t->{$_} < $t->{inboxok} }
                 qw(inbox inboxq inboxn);
     if (@none || @short) {
         $bad = { step => $i, op => $op, none => \@none, short => \@short,
-                 pttl => $t };
+                 expires_at => $t };
         last;
     }
 }

@@ -40,7 +40,10 @@ local res = batch(function(k, a)
   end
   t[5] = t[5] + 1
   if made or tonumber(n) % TOUCH_EVERY == 0 then
-    for i = 2, 5 do touch(k[i], a[6]) end
+    -- inboxok first: the others' EXPIREs come later (flush()), so their
+    -- expiry is never a millisecond before its
+    redis.call('EXPIRE', k[5], a[6])
+    for i = 2, 4 do touch(k[i], a[6]) end
   end
   if k[6] then queue(k[6], a[7], 0, a[4], a[8], a[9]) end
   return queue(k[1], a[1], n, a[4], '', '0')

@@ -27,7 +27,6 @@ for k, i in ipairs(new) do
   redis.call('ZADD', KEYS[2],
              string.format('%.0f', low - #new - 1 + k), ARGV[i])
 end
-for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[1]) end
 if ARGV[3] == '1' then
   local now = now_ms()
   redis.call('SET', KEYS[5], now, 'NX')
@@ -36,4 +35,6 @@ if ARGV[3] == '1' then
     redis.call('SET', KEYS[4], '1', 'EX', ARGV[1])
   end
 end
+-- after inboxok's: the entries' keys never expire a millisecond before it
+for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[1]) end
 return #new
