@@ -33,11 +33,11 @@ local res = batch(function(k, a)
     return {'miss', redis.call('GET', k[5]) or '0'}
   end
   if redis.call('HEXISTS', k[1], a[2]) == 1 then return {-1} end
-  if redis.call('EXISTS', k[3]) == 0 then
+  local n, made = inbox_next(k[3])
+  if made then
     redis.call('SET', k[6], string.match(a[3], '^%S+ (%S+)'))
   end
-  inbox_n(k[3])
-  local n = string.format('%.0f', redis.call('INCR', k[3]))
+  n = string.format('%.0f', n)
   redis.call('HSET', k[1], a[2], a[3] .. ' ' .. a[4])
   redis.call('ZADD', k[2], n, a[2])
   if not trims[k[2]] then

@@ -14,6 +14,7 @@
 -- trim(zkey, hkey, max[, card])  keeps the max newest of zkey (card: its
 --     ZCARD when the caller has it), dropping the others from hkey too;
 --     how many went
+-- clock_us()  Redis's clock in microseconds (a TIME of its own)
 -- inbox_n(key)  starts an inbox position counter at Redis's clock in
 --     microseconds when there is none
 -- inbox_next(key)  the next position of an inbox counter (one INCR; a
@@ -107,19 +108,20 @@ local function trim(zkey, hkey, max, card)
   redis.call('HDEL', hkey, unpack(old))
   return over
 end
+local function clock_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
 local function inbox_n(key)
   if redis.call('EXISTS', key) == 0 then
-    local t = redis.call('TIME')
-    redis.call('SET', key,
-               t[1] .. string.format('%06d', tonumber(t[2])))
+    redis.call('SET', key, string.format('%.0f', clock_us()))
   end
 end
 local TOUCH_EVERY = 16
 local function inbox_next(key)
   local n = redis.call('INCR', key)
   if n ~= 1 then return n, false end
-  local t = redis.call('TIME')
-  n = tonumber(t[1]) * 1000000 + tonumber(t[2]) + 1
+  n = clock_us() + 1
   redis.call('SET', key, string.format('%.0f', n))
   return n, true
 end
