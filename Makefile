@@ -125,9 +125,11 @@ $(B)/asan/chat-kafka-broker: src/tools/chat_kafka_broker.c
 	$(CC) $(CHAT_CFLAGS) $(SAN) -o $@ $< -lrdkafka -ldl -lpthread
 
 $(B)/chat-bench-produce: src/tools/chat_bench_produce.c src/common/chat_id.c \
-                         src/common/chat_id.h
+                         src/common/chat_id.h src/tools/bench_hist.c \
+                         src/tools/bench_hist.h
 	@mkdir -p $(B)
-	$(CC) $(CHAT_CFLAGS) -o $@ $< src/common/chat_id.c -lrdkafka -lm
+	$(CC) $(CHAT_CFLAGS) -Isrc/tools -o $@ $< src/common/chat_id.c \
+	    src/tools/bench_hist.c -lrdkafka -lm
 
 # the worker daemons: src/workers/ and the shared code, no nginx headers
 $(B)/chat-worker: $(WORKER_SRCS) $(WORKER_HDRS) $(COMMON_SRCS) $(COMMON_HDRS)

@@ -1,13 +1,19 @@
 # The per-worker backend clients seen from the backends' side: the
 # PostgreSQL pool opens chat_postgres_pool_size connections per worker, the
 # Kafka producer's messages really are in the broker (read back with kcat),
-# and a graceful stop flushes them without complaint.
+# and a graceful stop flushes them without complaint.  The local broker
+# answers without Nagle's delay, and build/chat-bench-produce reports the
+# broker's acknowledgement times.
 
 use strict;
 use warnings;
 use Test::More;
 use JSON::PP qw(decode_json);
+use IO::Socket::INET;
+use POSIX ();
+use Socket qw(IPPROTO_TCP TCP_NODELAY);
 use ChatTest;
+use ChatPersist;
 
 plan skip_all => 'needs the test stack (CHAT_STACK_PROFILE=test, as make '
                  . 'test sets)'
@@ -77,5 +83,82 @@ unlike($log, qr/not delivered at exit/, 'nothing left undelivered at exit');
 unlike($log, qr/\[(alert|crit|emerg)\]/, 'no alert in the error log');
 like($log, qr/chat: postgres: connected, server 15/,
      'the pool logs its connections');
+
+
+# --- the local broker's connections have TCP_NODELAY ---------------------
+#
+# Without it, a response the broker writes while its previous one is
+# still unacknowledged waits for the client's delayed ACK (about 40 ms),
+# and so does a sender's ack.  The option is read off the broker's own
+# end of a connection of ours, taken with pidfd_getfd(2).
+
+my ($bhost, $bport) = split /:/, (split /,/, $ENV{TEST_NGINX_KAFKA_BROKERS})[0];
+my $conn = IO::Socket::INET->new(PeerAddr => $bhost, PeerPort => $bport,
+                                 Proto => 'tcp')
+    or die "connect to the broker $bhost:$bport: $!";
+my $lport = $conn->sockport;
+
+# the broker's end: local port $bport, remote port $lport
+my $inode;
+ChatTest::wait_until(sub {
+    open my $fh, '<', '/proc/net/tcp' or return 0;
+    while (<$fh>) {
+        my @f = split;
+        next unless ($f[1] // '') =~ /:([0-9A-F]{4})$/ && hex($1) == $bport;
+        next unless ($f[2] // '') =~ /:([0-9A-F]{4})$/ && hex($1) == $lport;
+        $inode = $f[9];
+    }
+    return $inode;
+}, timeout => 5);
+ok($inode, "the broker accepted our connection (port $lport)");
+
+my $bpid = do {
+    my $file = ChatPersist::stack_env('CHAT_VAR') . '/run/kafka-broker.pid';
+    open my $fh, '<', $file or die "$file: $!";
+    my $p = <$fh>;
+    chomp $p;
+    $p;
+};
+my $bfd;
+if (opendir my $dh, "/proc/$bpid/fd") {
+    for my $fd (readdir $dh) {
+        my $target = readlink "/proc/$bpid/fd/$fd" // next;
+        $bfd = $fd if $inode && $target eq "socket:[$inode]";
+    }
+}
+ok(defined $bfd, "the broker (pid $bpid) holds that socket");
+
+SKIP: {
+    # pidfd_open(2) and pidfd_getfd(2): the same numbers on every Linux
+    # architecture since 5.6
+    my $pidfd = syscall(434, $bpid + 0, 0);
+    my $fd = $pidfd >= 0 && defined $bfd ? syscall(438, $pidfd, $bfd + 0, 0)
+                                         : -1;
+    skip "pidfd_getfd: $! (needs CAP_SYS_PTRACE or the broker's uid)", 1
+        if $fd < 0;
+    open my $sock, '+<&=', $fd or die "fdopen $fd: $!";
+    my $v = getsockopt($sock, IPPROTO_TCP, TCP_NODELAY);
+    is(defined $v ? unpack('i', $v) : -1, 1,
+       'the broker set TCP_NODELAY on the connection it accepted');
+    close $sock;
+    POSIX::close($pidfd) if $pidfd >= 0;
+}
+close $conn;
+
+
+# --- build/chat-bench-produce reports the broker's ack times -------------
+
+my $out = `$ChatTest::Root/build/chat-bench-produce --brokers $ENV{TEST_NGINX_KAFKA_BROKERS} --count 300 --rate 300 --linger 1 --idempotence --max-lag 0 --conversations 10 --user-base @{[ int(time) * 1000 + 5 ]} 2>&1`;
+is($?, 0, 'chat-bench-produce with the gateway\'s settings ran') or diag $out;
+my %kv = $out =~ /(\w+)=([\d.]+)/g;
+is($kv{produced}, 300, '300 records produced');
+is($kv{failed}, 0, 'none failed');
+ok(defined $kv{ack_p50_ms} && $kv{ack_p50_ms} > 0
+   && $kv{ack_p50_ms} <= $kv{ack_p99_ms}
+   && $kv{ack_p99_ms} <= $kv{ack_p999_ms}
+   && $kv{ack_p999_ms} <= $kv{ack_max_ms}
+   && $kv{ack_max_ms} < 10000,
+   'its ack times are ordered, above 0 and below the message timeout')
+    or diag $out;
 
 done_testing();

@@ -15,6 +15,13 @@
  * more than that many records less than the end of any partition: the
  * worker is kept busy without the broker dropping what it has not
  * written yet.
+ *
+ * Each record's time from rd_kafka_producev() to its delivery report
+ * is kept in a histogram and printed as ack_p50_ms .. ack_max_ms.  With
+ * --rate, --linger 1 and --idempotence, which are the gateway's producer
+ * settings (src/store/ngx_chat_kafka.c), that is the broker's share of
+ * the gateway's send->ack time at that rate: what the broker and the
+ * consumers reading from it cost a sender, without nginx or Redis.
  */
 
 
@@ -29,6 +36,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "bench_hist.h"
 #include "chat_id.h"
 
 
@@ -46,6 +54,8 @@ typedef struct {
     long          words;
     long          max_lag;
     long          rate;
+    long          linger;
+    int           idempotence;
     int64_t       user_base;
 } chat_bp_conf_t;
 
@@ -53,12 +63,14 @@ typedef struct {
 static void chat_bp_usage(FILE *out);
 static void chat_bp_words(char *body, long size, long words, uint64_t seed);
 static int64_t chat_bp_now(void);
+static int64_t chat_bp_now_ns(void);
 static int64_t chat_bp_lag(rd_kafka_t *rk, rd_kafka_t *gk, const char *topic);
 static void chat_bp_dr(rd_kafka_t *rk, const rd_kafka_message_t *m,
     void *opaque);
 
 
-static long  chat_bp_failed;
+static long          chat_bp_failed;
+static bench_hist_t  chat_bp_acks;     /* ns from producev to report */
 
 
 static void
@@ -83,8 +95,12 @@ chat_bp_usage(FILE *out)
 "  --rate N              records per second, evenly (0: as fast as the\n"
 "                        broker takes them, the default); a steady load\n"
 "                        for the tests\n"
+"  --linger MS           the producer's linger.ms (20; the gateway's: 1)\n"
+"  --idempotence         enable.idempotence=true, as the gateway produces\n"
 "\n"
-"Prints one line: produced=N seconds=S rate=R user_base=B\n");
+"Prints one line: produced=N failed=F seconds=S rate=R user_base=B\n"
+"ack_p50_ms ack_p99_ms ack_p999_ms ack_max_ms (each record's time from\n"
+"being handed to librdkafka to its delivery report, acks=all)\n");
 }
 
 
@@ -92,7 +108,8 @@ int
 main(int argc, char **argv)
 {
     int                  c;
-    char                 err[512], key[64], *value, *body, id[CHAT_ID_LEN + 1];
+    char                 err[512], key[64], *value, *body, id[CHAT_ID_LEN + 1],
+                         linger[32];
     long                 i, conv;
     int64_t              start, lo, hi, from, to, ms, *seq, lag, due, now;
     size_t               vsize;
@@ -114,6 +131,8 @@ main(int argc, char **argv)
         { "group",         required_argument, NULL, 'g' },
         { "max-lag",       required_argument, NULL, 'l' },
         { "rate",          required_argument, NULL, 'r' },
+        { "linger",        required_argument, NULL, 'L' },
+        { "idempotence",   no_argument,       NULL, 'i' },
         { "help",          no_argument,       NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -126,6 +145,7 @@ main(int argc, char **argv)
     conf.convs = 10000;
     conf.body_size = 100;
     conf.max_lag = 8000;
+    conf.linger = 20;
     conf.user_base = 1000000000000LL + (int64_t) (time(NULL) % 100000)
                                        * 1000000;
 
@@ -141,6 +161,8 @@ main(int argc, char **argv)
         case 'g': conf.group = optarg; break;
         case 'l': conf.max_lag = atol(optarg); break;
         case 'r': conf.rate = atol(optarg); break;
+        case 'L': conf.linger = atol(optarg); break;
+        case 'i': conf.idempotence = 1; break;
         case 'h': chat_bp_usage(stdout); return 0;
         default: chat_bp_usage(stderr); return 2;
         }
@@ -150,17 +172,25 @@ main(int argc, char **argv)
         || conf.convs > 500000 || conf.body_size < 0
         || conf.body_size > 65536 || conf.user_base <= 0
         || conf.words < 0 || conf.words > 1000000
-        || conf.rate < 0 || conf.rate > 10000000)
+        || conf.rate < 0 || conf.rate > 10000000
+        || conf.linger < 0 || conf.linger > 900000)
     {
         chat_bp_usage(stderr);
         return 2;
     }
 
+    bench_hist_init(&chat_bp_acks);
+    snprintf(linger, sizeof(linger), "%ld", conf.linger);
     kc = rd_kafka_conf_new();
 
     if (rd_kafka_conf_set(kc, "bootstrap.servers", conf.brokers, err,
                           sizeof(err)) != RD_KAFKA_CONF_OK
-        || rd_kafka_conf_set(kc, "linger.ms", "20", err, sizeof(err))
+        || rd_kafka_conf_set(kc, "acks", "all", err, sizeof(err))
+           != RD_KAFKA_CONF_OK
+        || rd_kafka_conf_set(kc, "enable.idempotence",
+                             conf.idempotence ? "true" : "false", err,
+                             sizeof(err)) != RD_KAFKA_CONF_OK
+        || rd_kafka_conf_set(kc, "linger.ms", linger, err, sizeof(err))
            != RD_KAFKA_CONF_OK
         || rd_kafka_conf_set(kc, "batch.num.messages", "10000", err,
                              sizeof(err)) != RD_KAFKA_CONF_OK
@@ -262,6 +292,8 @@ main(int argc, char **argv)
                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                                   RD_KAFKA_V_KEY(key, strlen(key)),
                                   RD_KAFKA_V_VALUE(value, strlen(value)),
+                                  RD_KAFKA_V_OPAQUE((void *) (intptr_t)
+                                                    chat_bp_now_ns()),
                                   RD_KAFKA_V_END);
 
             if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -284,10 +316,15 @@ main(int argc, char **argv)
     }
 
     printf("produced=%ld failed=%ld seconds=%.2f rate=%.0f user_base=%"
-           PRId64 "\n", conf.count - chat_bp_failed, chat_bp_failed,
+           PRId64 " ack_p50_ms=%.3f ack_p99_ms=%.3f ack_p999_ms=%.3f"
+           " ack_max_ms=%.3f\n", conf.count - chat_bp_failed, chat_bp_failed,
            (chat_bp_now() - start) / 1000.0,
            conf.count * 1000.0 / (double) (chat_bp_now() - start + 1),
-           conf.user_base);
+           conf.user_base,
+           bench_hist_quantile(&chat_bp_acks, 0.5) / 1e6,
+           bench_hist_quantile(&chat_bp_acks, 0.99) / 1e6,
+           bench_hist_quantile(&chat_bp_acks, 0.999) / 1e6,
+           bench_hist_quantile(&chat_bp_acks, 1.0) / 1e6);
 
     free(seq);
     free(value);
@@ -311,6 +348,17 @@ chat_bp_now(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
 
     return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+
+static int64_t
+chat_bp_now_ns(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 
@@ -374,11 +422,22 @@ chat_bp_lag(rd_kafka_t *rk, rd_kafka_t *gk, const char *topic)
 static void
 chat_bp_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
+    int64_t  sent, now;
+
     (void) rk;
     (void) opaque;
 
     if (m->err) {
         chat_bp_failed++;
+        return;
+    }
+
+    /* the time it was handed over, set by rd_kafka_producev() above */
+    sent = (int64_t) (intptr_t) m->_private;
+    now = chat_bp_now_ns();
+
+    if (sent > 0 && now >= sent) {
+        bench_hist_record(&chat_bp_acks, (uint64_t) (now - sent));
     }
 }
 

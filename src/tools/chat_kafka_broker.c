@@ -720,9 +720,20 @@ chat_kb_create_handle(const chat_kb_conf_t *conf)
 
     rd_kafka_conf_set_log_cb(kconf, chat_kb_rdkafka_log);
 
+    /*
+     * The mock cluster sets up the connections it accepts with this
+     * handle's socket settings (rd_kafka_transport_post_connect_setup()):
+     * without TCP_NODELAY, a response written while the previous one is
+     * still unacknowledged waits for the client's delayed ACK, about
+     * 40 ms on Linux, and a producer's acknowledgement with it.
+     */
+
     if (rd_kafka_conf_set(kconf, "client.id", CHAT_KB_NAME, errstr,
                           sizeof(errstr))
-        != RD_KAFKA_CONF_OK)
+        != RD_KAFKA_CONF_OK
+        || rd_kafka_conf_set(kconf, "socket.nagle.disable", "true", errstr,
+                             sizeof(errstr))
+           != RD_KAFKA_CONF_OK)
     {
         goto failed;
     }
