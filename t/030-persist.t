@@ -279,6 +279,85 @@ is(ChatPersist::sql("SELECT count(*) FROM pending_receipts "
                     . "WHERE conv = :'c'", c => $conv_de),
    0, '... and is no longer parked');
 
+# --- the sweep: receipts parked in the last 10 minutes; all of them at start -
+#
+# Two workers racing: one parks a receipt while the other stores its
+# message without seeing it.  The message "stored behind the worker's
+# back" is written here directly, so that only the sweep can apply the
+# receipt.  A receipt parked an hour ago is left to the first sweep after
+# a start (sql/0016): each sweep used to look at every parked receipt.
+
+sub park {
+    my ($id, $from, $by, $ts) = @_;
+    ChatPersist::produce('chat.receipts', ChatPersist::receipt_record(
+        id => $id, seq => 1, from => $from, by => $by,
+        status => 'delivered', ts => $ts));
+}
+
+sub store_behind {
+    my ($id, $from, $to, $ts) = @_;
+    ChatPersist::sql("INSERT INTO messages (conv, seq, id, sender, recipient, "
+                     . "body, client_id, ts) VALUES (:'c', 1, :'id', :'f', "
+                     . ":'t', 'raced', :'k', :'ts'); INSERT INTO deliveries "
+                     . "(recipient, conv, seq, ts) VALUES (:'t', :'c', 1, "
+                     . ":'ts')", c => ChatPersist::conv($from, $to),
+                     id => $id, f => $from, t => $to, k => "k-$id",
+                     ts => $ts);
+}
+
+sub sweep_state {
+    my ($from, $to) = @_;
+    return ChatPersist::sql("SELECT state FROM deliveries WHERE recipient = "
+                            . ":'t' AND conv = :'c' AND seq = 1", t => $to,
+                            c => ChatPersist::conv($from, $to));
+}
+
+my $sweep_base = int(time) * 1000 + 3;
+my ($old_id, $new_id, $warm_id) = map { ChatPersist::new_id() } 1 .. 3;
+my ($of, $ot, $nf, $nt, $wf, $wt) = map { $sweep_base + $_ } 0 .. 5;
+
+# first a sweep must have run since the worker started (that one looks at
+# everything)
+park($warm_id, $wf, $wt, $t0 + 590);
+ok(ChatPersist::wait_caught_up(60), 'a receipt of an unstored message read');
+store_behind($warm_id, $wf, $wt, $t0 + 540);
+ok(ChatTest::wait_until(sub { sweep_state($wf, $wt) eq 'delivered' },
+                        timeout => 20, interval => 0.3),
+   '... applied by a sweep once its message is stored behind its back');
+
+park($old_id, $of, $ot, $t0 + 600);
+park($new_id, $nf, $nt, $t0 + 700);
+ok(ChatPersist::wait_caught_up(60), 'two receipts of unstored messages read');
+is(ChatPersist::sql("SELECT count(*) FROM pending_receipts WHERE id IN "
+                    . "(:'a', :'b')", a => $old_id, b => $new_id),
+   2, '... and parked');
+ChatPersist::sql("UPDATE pending_receipts SET received_at = now() - "
+                 . "interval '1 hour' WHERE id = :'a'", a => $old_id);
+store_behind($old_id, $of, $ot, $t0 + 550);
+store_behind($new_id, $nf, $nt, $t0 + 650);
+ok(ChatTest::wait_until(sub { sweep_state($nf, $nt) eq 'delivered' },
+                        timeout => 20, interval => 0.3),
+   'a sweep applied the receipt parked just now to the message stored '
+   . 'behind its back');
+is(sweep_state($of, $ot), 'sent',
+   '... but not the one parked an hour ago: a sweep looks 10 minutes back');
+is(ChatPersist::sql("SELECT count(*) FROM pending_receipts WHERE id = :'a'",
+                    a => $old_id), 1, '... which stays parked');
+like(ChatPersist::sql("SET enable_seqscan = off; EXPLAIN SELECT count(*) "
+                      . "FROM pending_receipts p "
+                      . "WHERE p.received_at >= now() - interval '10 "
+                      . "minutes'"),
+     qr/pending_receipts_received_at_idx/,
+     "a sweep's parked receipts come from the received_at index");
+ChatTest::stack_svc('persist', 'stop');
+ChatTest::stack_svc('persist', 'start');
+ok(ChatTest::wait_until(sub { sweep_state($of, $ot) eq 'delivered' },
+                        timeout => 30, interval => 0.3),
+   'the first sweep after a start applied the old one too');
+is(ChatPersist::sql("SELECT count(*) FROM pending_receipts WHERE id IN "
+                    . "(:'a', :'b')", a => $old_id, b => $new_id),
+   0, '... and nothing is parked any more');
+
 # what B has not received, oldest first, from its index
 is(ChatPersist::sql("SELECT string_agg(seq::text, ',' ORDER BY ts, conv, seq) "
                     . "FROM deliveries WHERE recipient = :'b' "

@@ -13,7 +13,8 @@
  *     BEGIN
  *     COPY chat_persist_in_msgs FROM STDIN      the messages
  *     COPY chat_persist_in_rcpts FROM STDIN     the receipts
- *     SELECT ... FROM chat_persist_apply(sweep) sql/0003, sql/0008
+ *     SELECT chat_persist_unpark(window)        a sweep only, sql/0016
+ *     SELECT ... FROM chat_persist_apply(false) sql/0003, sql/0008
  *     COMMIT
  *
  * and only once COMMIT succeeded are the offsets of exactly the records of
@@ -27,8 +28,12 @@
  *     record PostgreSQL refuses as data (SQLSTATE class 22 or 23) would
  *     fail its batch for ever: the batch is then written one record per
  *     transaction, and the refused one goes to the dead-letter topic too.
- *   - With nothing else to do, every --sweep-interval, an empty batch
- *     applies the parked receipts (see the SQL).
+ *   - Every --sweep-interval (with an empty batch when there is nothing
+ *     else to do), lane 0 also applies the receipts parked in the last
+ *     CHAT_PERSIST_SWEEP_WINDOW whose message is stored by now
+ *     (chat_persist_unpark, sql/0016): the race of two transactions, one
+ *     parking a receipt while the other stores its message.  The first
+ *     sweep after the start looks at every parked receipt.
  */
 
 
@@ -51,6 +56,13 @@
 
 #define CHAT_PERSIST_NO_KEY         ((size_t) -1)
 
+/*
+ * How far back a sweep looks for parked receipts, in ms (a string: a
+ * query parameter): far beyond any transaction of ours, well short of
+ * the hours of receipts whose message never comes (sql/0016)
+ */
+#define CHAT_PERSIST_SWEEP_WINDOW   "600000"
+
 
 typedef enum {
     CHAT_PERSIST_DLQ = 0,       /* sent to the dead-letter topic */
@@ -71,6 +83,14 @@ typedef struct {
     size_t                  val;
     size_t                  val_len;
 } chat_persist_rec_t;
+
+
+/*
+ * Whether a sweep looked at every parked receipt since the start.  Only
+ * lane 0's writer sweeps (chat_consume_submit()), so only its thread
+ * reads and sets this.
+ */
+static int  chat_persist_swept_all;
 
 
 typedef struct {
@@ -466,7 +486,20 @@ chat_persist_write(chat_consume_lane_t *l, const char *msgs, size_t mlen,
         }
     }
 
-    param = sweep ? "t" : "f";
+    if (sweep) {
+        /* NULL: every parked receipt, once after the start */
+        param = chat_persist_swept_all ? CHAT_PERSIST_SWEEP_WINDOW : NULL;
+
+        rc = chat_consume_exec(l, PQexecParams(l->pg,
+                                   "SELECT chat_persist_unpark($1)", 1, NULL,
+                                   &param, NULL, NULL, 0),
+                               PGRES_TUPLES_OK);
+        if (rc != CHAT_PG_OK) {
+            return rc;
+        }
+    }
+
+    param = "f";
 
     r = PQexecParams(l->pg, "SELECT stored, duplicates, resequenced, "
                      "receipts, pending FROM chat_persist_apply($1)", 1,
@@ -485,7 +518,13 @@ chat_persist_write(chat_consume_lane_t *l, const char *msgs, size_t mlen,
         return rc;
     }
 
-    return chat_consume_exec(l, PQexec(l->pg, "COMMIT"), PGRES_COMMAND_OK);
+    rc = chat_consume_exec(l, PQexec(l->pg, "COMMIT"), PGRES_COMMAND_OK);
+
+    if (rc == CHAT_PG_OK && sweep) {
+        chat_persist_swept_all = 1;
+    }
+
+    return rc;
 }
 
 
