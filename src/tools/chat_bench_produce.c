@@ -343,11 +343,7 @@ main(int argc, char **argv)
 static int64_t
 chat_bp_now(void)
 {
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return chat_bp_now_ns() / 1000000;
 }
 
 

@@ -499,11 +499,8 @@ chat_persist_write(chat_consume_lane_t *l, const char *msgs, size_t mlen,
         }
     }
 
-    param = "f";
-
-    r = PQexecParams(l->pg, "SELECT stored, duplicates, resequenced, "
-                     "receipts, pending FROM chat_persist_apply($1)", 1,
-                     NULL, &param, NULL, NULL, 0);
+    r = PQexec(l->pg, "SELECT stored, duplicates, resequenced, receipts, "
+                      "pending FROM chat_persist_apply(false)");
 
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
         res->stored += atoi(PQgetvalue(r, 0, 0));
