@@ -37,7 +37,6 @@ else
 fi
 SEARCH_COUNT=${CHAT_BENCH_SEARCH_COUNT:-$SEARCH_COUNT}
 SEARCH_BASE=
-SEARCH_INDEX_WAS_UP=
 SEARCH_RAN=
 
 search_psql() {   # SQL
@@ -48,10 +47,6 @@ search_svc() {   # SERVICE start|stop
     "$CHAT_TOP/scripts/stack" --profile "$CHAT_PROFILE" svc "$1" "$2" > /dev/null \
         || warn "scripts/stack svc $1 $2 failed"
 }
-
-if pid_read "$VAR/run/worker-index.pid" > /dev/null 2>&1; then
-    SEARCH_INDEX_WAS_UP=1
-fi
 
 search_rows() {   # TABLE -> rows of the bench's users
     search_psql "SELECT count(*) FROM $1 WHERE sender BETWEEN $SEARCH_BASE
@@ -73,8 +68,8 @@ search_drop() {
 search_cleanup() {
     if [ -n "$SEARCH_RAN" ]; then
         search_drop
-        [ -n "$SEARCH_INDEX_WAS_UP" ] || search_svc index stop
-        [ -n "$PERSIST_WAS_UP" ] || search_svc persist stop
+        search_svc index stop
+        search_svc persist stop
     fi
 }
 
@@ -161,4 +156,9 @@ print(len(json.load(sys.stdin)["results"]))' 2>/dev/null || echo '?')
             "$(printf '%s\n' "$ms" | search_pct 50) / $(printf '%s\n' "$ms" | search_pct 99)" -
     done
     search_drop
+    # like every consumer of chat.messages, they run only during their
+    # workload (scripts/bench, persist_svc); scripts/bench's cleanup starts
+    # the ones that were up before it
+    search_svc index stop
+    search_svc persist stop
 }
