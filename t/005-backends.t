@@ -3,7 +3,9 @@
 # Kafka producer's messages really are in the broker (read back with kcat),
 # and a graceful stop flushes them without complaint.  The local broker
 # answers without Nagle's delay, and build/chat-bench-produce reports the
-# broker's acknowledgement times.
+# broker's acknowledgement times.  The stack's Redis persists through its
+# AOF and never forks for an RDB snapshot (scripts/stack: a fork stalls
+# Redis for tens of ms).
 
 use strict;
 use warnings;
@@ -160,5 +162,17 @@ ok(defined $kv{ack_p50_ms} && $kv{ack_p50_ms} > 0
    && $kv{ack_max_ms} < 10000,
    'its ack times are ordered, above 0 and below the message timeout')
     or diag $out;
+
+
+# --- the stack's Redis: AOF on, no RDB snapshots -----------------------------
+
+{
+    my ($host, $port) = split /:/, $ENV{TEST_NGINX_REDIS};
+    my %conf = `redis-cli -h $host -p $port --raw CONFIG GET appendonly save auto-aof-rewrite-min-size 2>&1` =~ /^(\S+)\n(.*)$/mg;
+    is($conf{appendonly}, 'yes', 'the stack\'s Redis writes an AOF');
+    is($conf{save}, '', 'and takes no RDB snapshots (no fork a minute)');
+    is($conf{'auto-aof-rewrite-min-size'}, 512 * 1024 * 1024,
+       'and rewrites the AOF past 512 MB');
+}
 
 done_testing();
