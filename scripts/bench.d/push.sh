@@ -108,14 +108,6 @@ push_reset_state() {
         > /dev/null || warn "push: could not clear the bench users' inboxes"
 }
 
-push_lag() {   # -> the push group's lag on chat.messages, or empty
-    KAFKA_BROKERS=$KAFKA "$CHAT_TOP/build/chat-worker" lag --group chat-push \
-            2> /dev/null \
-        | awk '/^topic=chat.messages / { for (i = 1; i <= NF; i++)
-                   if ($i ~ /^lag=/) s += substr($i, 5); n++ }
-               END { if (n) print s }'
-}
-
 push_sink_stop() {   # -> the sink's last line on stdout
     local pid=$PUSH_SINK_PID
 
@@ -221,7 +213,7 @@ push_step() {   # WORKLOAD RUN WINDOW RATE
     # the worker first reads what the other workloads sent (no devices:
     # no notifications)
     for i in $(seq 120); do
-        lag=$(push_lag)
+        lag=$(group_lag chat-push)
         [ "${lag:-x}" = 0 ] && break
         sleep 1
     done

@@ -2,7 +2,9 @@
 # scripts/bench.d/search.sh — the search workload of scripts/bench (--only
 # search; issue #17).  Sourced by scripts/bench, not run on its own: it
 # uses the bench's chat nginx (127.0.0.1:18091, GET /v1/search), its
-# results table, and the stack's index and persist workers.
+# results table, and the stack's index and persist workers (stopped by
+# scripts/bench for the other workloads: started here, given the time to
+# read what those sent, up to 600 s, and stopped again after it).
 #
 # SEARCH_COUNT one-to-one messages (1,000,000; --quick 100,000) are
 # written to chat.messages in the gateway's format by
@@ -94,6 +96,21 @@ run_search() {   # TARGET RUN
     SEARCH_BASE=$(( $(date +%s) * 1000 ))
     search_svc index start
     search_svc persist start
+    # Both ran only during their own workloads: they read what the others
+    # sent first, so that indexing is timed from a group that has nothing
+    # else to read (the producer holds back on the persist group's lag).
+    local g lag
+    for i in $(seq 600); do
+        lag=0
+        for g in chat-index chat-persist; do
+            n=$(group_lag "$g")
+            lag=$((lag + ${n:-1}))
+        done
+        [ "$lag" = 0 ] && break
+        sleep 1
+    done
+    [ "$lag" = 0 ] || warn "search: the index and persist workers still lag" \
+                          "($lag records) after 600 s"
 
     # indexing: the first record produced to the last row indexed
     t0=$(date +%s%3N)
