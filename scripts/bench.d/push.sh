@@ -202,7 +202,7 @@ push_start() {   # WINDOW
 }
 
 push_step() {   # WORKLOAD RUN WINDOW RATE
-    local w=$1 run=$2 window=$3 rate=$4 tag out line sline i lag
+    local w=$1 run=$2 window=$3 rate=$4 tag out line sline i
     local since before after pid log off ms msgs acked want got prev quiet
     local n
 
@@ -212,13 +212,8 @@ push_step() {   # WORKLOAD RUN WINDOW RATE
 
     # the worker first reads what the other workloads sent (no devices:
     # no notifications)
-    for i in $(seq 120); do
-        lag=$(group_lag chat-push)
-        [ "${lag:-x}" = 0 ] && break
-        sleep 1
-    done
-    [ "${lag:-x}" = 0 ] || warn "push: the worker lags (${lag:-?}) before" \
-                                "the run"
+    groups_caught_up 120 chat-push \
+        || warn "push: the worker lags ($(group_lag chat-push)) before the run"
     push_reset_state
     since=$(date +%s%3N)
     port_free_or_die "$PUSH_PORT"

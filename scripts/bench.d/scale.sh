@@ -64,10 +64,6 @@ SCALE_CIPHERS=$SCALE_CIPHERS:ECDHE-RSA-AES256-GCM-SHA384
 SCALE_CIPHERS=$SCALE_CIPHERS:ECDHE-RSA-CHACHA20-POLY1305
 SCALE_INDEX_STOPPED=
 
-scale_svc() {   # SERVICE start|stop: the stack's worker
-    "$CHAT_TOP/scripts/stack" --profile "$CHAT_PROFILE" svc "$1" "$2" \
-        > /dev/null || warn "scripts/stack svc $1 $2 failed"
-}
 
 scale_port() {   # nodeK|edge1|edge3|edgetls|ref -> port
     case "$1" in
@@ -259,7 +255,7 @@ scale_cleanup() {
         done
     fi
     if [ -n "$SCALE_INDEX_STOPPED" ]; then
-        scale_svc index start
+        worker_svc index start
         SCALE_INDEX_STOPPED=
     fi
 }
@@ -445,7 +441,7 @@ run_scale() {   # TARGET RUN
     SCALE_FIG=()
     if pid_read "$VAR/run/worker-index.pid" > /dev/null 2>&1; then
         SCALE_INDEX_STOPPED=1
-        scale_svc index stop
+        worker_svc index stop
     fi
     scale_write_confs
     scale_start node1 "http://127.0.0.1:$(scale_port node1)/healthz" \

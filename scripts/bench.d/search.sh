@@ -45,10 +45,6 @@ search_psql() {   # SQL
     psql "$PG_DSN" -X -q -At -v ON_ERROR_STOP=1 -c "$1"
 }
 
-search_svc() {   # SERVICE start|stop
-    "$CHAT_TOP/scripts/stack" --profile "$CHAT_PROFILE" svc "$1" "$2" > /dev/null \
-        || warn "scripts/stack svc $1 $2 failed"
-}
 
 search_rows() {   # TABLE -> rows of the bench's users
     search_psql "SELECT count(*) FROM $1 WHERE sender BETWEEN $SEARCH_BASE
@@ -70,8 +66,8 @@ search_drop() {
 search_cleanup() {
     if [ -n "$SEARCH_RAN" ]; then
         search_drop
-        search_svc index stop
-        search_svc persist stop
+        worker_svc index stop
+        worker_svc persist stop
     fi
 }
 
@@ -94,23 +90,13 @@ run_search() {   # TARGET RUN
 
     SEARCH_RAN=1
     SEARCH_BASE=$(( $(date +%s) * 1000 ))
-    search_svc index start
-    search_svc persist start
+    worker_svc index start
+    worker_svc persist start
     # Both ran only during their own workloads: they read what the others
     # sent first, so that indexing is timed from a group that has nothing
     # else to read (the producer holds back on the persist group's lag).
-    local g lag
-    for i in $(seq 600); do
-        lag=0
-        for g in chat-index chat-persist; do
-            n=$(group_lag "$g")
-            lag=$((lag + ${n:-1}))
-        done
-        [ "$lag" = 0 ] && break
-        sleep 1
-    done
-    [ "$lag" = 0 ] || warn "search: the index and persist workers still lag" \
-                          "($lag records) after 600 s"
+    groups_caught_up 600 chat-index chat-persist \
+        || warn "search: the index and persist workers still lag after 600 s"
 
     # indexing: the first record produced to the last row indexed
     t0=$(date +%s%3N)
@@ -176,6 +162,6 @@ print(len(json.load(sys.stdin)["results"]))' 2>/dev/null || echo '?')
     # like every consumer of chat.messages, they run only during their
     # workload (scripts/bench, persist_svc); scripts/bench's cleanup starts
     # the ones that were up before it
-    search_svc index stop
-    search_svc persist stop
+    worker_svc index stop
+    worker_svc persist stop
 }
