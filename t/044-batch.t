@@ -14,7 +14,11 @@
 #     ack; sent again with the same client_ids once Redis is back, each is
 #     acked once and delivered once;
 #   - a send that would wait behind a call unanswered for half of
-#     chat_redis_timeout is refused at once (busy).
+#     chat_redis_timeout is refused at once (busy);
+#   - Redis restarted with data to load: the connections made while it
+#     loads get LOADING for their SCRIPT LOADs (AUTH is taken meanwhile)
+#     and are made again until Redis takes them, so the sends after the
+#     load find their scripts (no NOSCRIPT).
 
 use strict;
 use warnings;
@@ -40,12 +44,13 @@ mkdir $dir;
 my $conf = ChatTest::redis_auth_conf($dir);
 
 sub redis_start {
+    my (@more) = @_;
     system('redis-server', $conf, '--port', $port, '--bind', '127.0.0.1',
            '--save', '', '--appendonly', 'no', '--daemonize', 'yes',
            '--pidfile', "$dir/redis.pid", '--dir', $dir,
-           '--logfile', "$dir/redis.log") == 0
+           '--logfile', "$dir/redis.log", @more) == 0
         or BAIL_OUT('cannot start redis-server');
-    ChatTest::wait_until(sub { redis('PING') eq 'PONG' })
+    ChatTest::wait_until(sub { redis('PING') eq 'PONG' }, timeout => 60)
         or BAIL_OUT('redis-server does not answer');
 }
 
@@ -224,6 +229,41 @@ while (time < $end) {
            && ($f->{client_id} // '') =~ /^d\d+-/;
 }
 is_deeply(\@twice, [], '... each once');
+
+# --- Redis restarted with its data still loading ------------------------------
+
+# 50,000 keys in an RDB file, read back at ~100 us each (key-load-delay),
+# with Redis answering (LOADING) between every KB of it: several seconds
+# in which the module's reconnects find Redis up but loading
+is(redis(q{EVAL "for i = 1, tonumber(ARGV[1]) do }
+         . q{redis.call('SET', 'pad:' .. i, 'x') end return 'set'" 0 50000}),
+   'set', '50,000 keys to load');
+is(redis('SAVE'), 'OK', '... saved (RDB)');
+$rpid = redis_pid();
+ok($rpid && kill('KILL', $rpid), 'Redis killed');
+ChatTest::wait_until(sub { !kill(0, $rpid) });
+my $loaded_at = length ChatTest::error_log();
+redis_start('--key-load-delay', 40,
+            '--loading-process-events-interval-bytes', 1024);
+my $since = sub { substr ChatTest::error_log(), $loaded_at };
+like($since->(), qr/SCRIPT LOAD refused: LOADING/,
+     'a connection made while Redis loaded: SCRIPT LOAD refused, logged');
+is(redis('DBSIZE') >= 50000 ? 'loaded' : redis('DBSIZE'), 'loaded',
+   'Redis has loaded its data');
+ok(ChatTest::wait_until(sub { (ChatTest::http_get('/healthz'))[0] == 200 },
+                        timeout => 30), '... and the module is healthy');
+# the last connection made while loading is made again within the
+# backoff's first step (50-100 ms)
+sleep 1;
+my @first = map { "l$_-$run" } 1 .. 3;
+send_frames($ann, $uid{ben}, @first);
+my @la = frames($ann, 'ack', 3, 20);
+is_deeply([map { $_->{client_id} } @la], \@first,
+          'the first sends after the load are acked')
+    or diag explain [frames($ann, 'error', 3, 1)];
+my @lb = frames($ben, 'message', 3, 20);
+is_deeply([map { $_->{client_id} } @lb], \@first, '... and delivered');
+unlike($since->(), qr/NOSCRIPT/, 'no EVALSHA found its script missing');
 
 my $log = ChatTest::error_log();
 unlike($log, qr/\[(alert|crit|emerg)\]|sanitizer/i,

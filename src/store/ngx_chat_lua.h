@@ -62,7 +62,9 @@ const char *ngx_chat_script_sha(ngx_chat_script_e script);
 /*
  * SCRIPT LOAD of every script: the first commands on a new connection
  * (from its "connecting" hook), so that every EVALSHA after them finds
- * its script even on a Redis that just started
+ * its script even on a Redis that just started.  A refused one (LOADING
+ * while Redis reads its data, NOPERM) is logged and the connection made
+ * again.
  */
 void ngx_chat_lua_load(ngx_chat_redis_t *rds);
 
