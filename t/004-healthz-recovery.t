@@ -1,14 +1,18 @@
 # One nginx keeps running while each backend of the test stack is stopped,
 # started, paused (hung) and resumed: /healthz names the backend that is
 # gone, within its timeout, and answers 200 again once the backend is
-# back, without restarting nginx.
+# back, without restarting nginx.  The stack's workers, whose consumer
+# groups the broker's restart and outages broke up, have their partitions
+# again within a minute (scripts/stack's max.poll.interval.ms for the
+# local broker: it was five minutes).
 
 use strict;
 use warnings;
 use Test::More;
 use JSON::PP qw(decode_json);
-use Time::HiRes qw(time);
+use Time::HiRes qw(time sleep);
 use ChatTest;
+use ChatPersist;
 
 plan skip_all => 'changes the test stack: run by make test '
                  . '(CHAT_STACK_PROFILE=test)'
@@ -60,16 +64,34 @@ sub healthy_again {
 ok(ChatTest::wait_until(sub { (health())[0] == 200 }, timeout => 15),
    'all backends up at the start');
 
+# the broker first: its workers rejoin their groups meanwhile (below)
 my @cases = (
     # service,   break,  mend,     states when broken,  recover within
+    [ 'kafka',    'stop',  'start',  qr/^(down|timeout)$/, 30 ],
+    [ 'kafka',    'down',  'up',     qr/^(down|timeout)$/, 30 ],
+    [ 'kafka',    'pause', 'resume', qr/^(timeout|down)$/, 30 ],
     [ 'redis',    'stop',  'start',  qr/^down$/,          15 ],
     [ 'redis',    'pause', 'resume', qr/^(timeout|down)$/, 15 ],
     [ 'postgres', 'stop',  'start',  qr/^down$/,          20 ],
     [ 'postgres', 'pause', 'resume', qr/^(timeout|down)$/, 20 ],
-    [ 'kafka',    'stop',  'start',  qr/^(down|timeout)$/, 30 ],
-    [ 'kafka',    'down',  'up',     qr/^(down|timeout)$/, 30 ],
-    [ 'kafka',    'pause', 'resume', qr/^(timeout|down)$/, 30 ],
 );
+
+# the consuming workers' logs
+my @workers = qw(persist presence index);
+
+# a worker's last "assigned" or "revoked" event, and its log's last lines
+sub wlast {
+    my ($w) = @_;
+    my $f = ChatPersist::stack_env('CHAT_VAR') . "/log/worker-$w.log";
+    my ($last, @tail) = ('');
+    open my $in, '<', $f or return ('');
+    while (my $line = <$in>) {
+        $last = $1 if $line =~ /event=(assigned|revoked)\b/;
+        push @tail, $line;
+        shift @tail if @tail > 10;
+    }
+    return ($last, join '', @tail);
+}
 
 for my $case (@cases) {
     my ($svc, $break, $mend, $states, $recover) = @$case;
@@ -95,6 +117,16 @@ for my $case (@cases) {
 
     ChatTest::stack_svc($svc, $mend);
     healthy_again($what, $recover);
+}
+
+# each worker's last word on its partitions is "assigned" (a session lost
+# in the broker's last outage has timed out by now: session.timeout.ms is
+# 6 s, the other cases take longer)
+for my $w (@workers) {
+    ok(ChatTest::wait_until(sub { (wlast($w))[0] eq 'assigned' },
+                            timeout => 90, interval => 1),
+       "worker $w has its partitions again")
+        or diag((wlast($w))[1]);
 }
 
 like(ChatTest::error_log(), qr/chat: redis 127\.0\.0\.1:\d+: connected/,
