@@ -112,8 +112,17 @@ chat_lag_client(chat_worker_conf_t *conf)
 
     kc = rd_kafka_conf_new();
 
-    for (i = -2; i < conf->nprops; i++) {
-        if (i == -2) {
+    /*
+     * session.timeout.ms as the consumer's (chat_kafka.c): this client
+     * joins no group, but librdkafka refuses a -X max.poll.interval.ms
+     * below it (its default is 45 s; scripts/stack passes 30 s)
+     */
+    for (i = -3; i < conf->nprops; i++) {
+        if (i == -3) {
+            name = "session.timeout.ms";
+            value = "6000";
+
+        } else if (i == -2) {
             name = "bootstrap.servers";
             value = conf->brokers;
 
