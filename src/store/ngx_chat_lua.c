@@ -82,35 +82,28 @@ ngx_chat_lua_load(ngx_chat_redis_t *rds)
     ngx_chat_lua_loading_t       *ld;
     const ngx_chat_lua_script_t  *s;
 
+    /* without it, the EVALSHAs' NOSCRIPT reconnects (ngx_chat_batch.c) */
     ld = ngx_alloc(sizeof(ngx_chat_lua_loading_t), ngx_cycle->log);
-    if (ld == NULL) {
-        /* the EVALSHAs' NOSCRIPT reconnects (ngx_chat_batch.c) */
-        for (i = 0; i < NGX_CHAT_SCRIPT_N; i++) {
-            s = &ngx_chat_lua_scripts[i];
-            (void) ngx_chat_redis_command(rds, NULL, NULL, "SCRIPT LOAD %b",
-                                          s->source.data, s->source.len);
-        }
-
-        return;
+    if (ld) {
+        ld->rds = rds;
+        ld->left = 0;
+        ld->refused = 0;
     }
-
-    ld->rds = rds;
-    ld->left = 0;
-    ld->refused = 0;
 
     for (i = 0; i < NGX_CHAT_SCRIPT_N; i++) {
         s = &ngx_chat_lua_scripts[i];
 
-        if (ngx_chat_redis_command(rds, ngx_chat_lua_loaded, ld,
+        if (ngx_chat_redis_command(rds, ld ? ngx_chat_lua_loaded : NULL, ld,
                                    "SCRIPT LOAD %b",
                                    s->source.data, s->source.len)
-            != NULL)
+            != NULL
+            && ld)
         {
             ld->left++;
         }
     }
 
-    if (ld->left == 0) {
+    if (ld && ld->left == 0) {
         ngx_free(ld);
     }
 }

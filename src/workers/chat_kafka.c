@@ -48,7 +48,7 @@ chat_kafka_open(chat_kafka_t *k, chat_worker_conf_t *conf,
         "auto.offset.reset", "earliest",
         "enable.partition.eof", "true",
         "queued.max.messages.kbytes", "16384",
-        "session.timeout.ms", "6000",
+        "session.timeout.ms", CHAT_KAFKA_SESSION_TIMEOUT,
         NULL
     };
 

@@ -17,6 +17,14 @@
 #include "chat_worker.h"
 
 
+/*
+ * session.timeout.ms (ms) of the consumers: the local broker (librdkafka's
+ * mock) needs it short; the lag client (chat_lag.c) sets it too, since
+ * librdkafka refuses a -X max.poll.interval.ms below it
+ */
+#define CHAT_KAFKA_SESSION_TIMEOUT  "6000"
+
+
 typedef void (*chat_kafka_rebalance_pt)(rd_kafka_t *rk,
     rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
     void *opaque);

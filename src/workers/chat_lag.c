@@ -35,6 +35,7 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
+#include "chat_kafka.h"
 #include "chat_redis.h"
 #include "chat_worker.h"
 
@@ -113,14 +114,14 @@ chat_lag_client(chat_worker_conf_t *conf)
     kc = rd_kafka_conf_new();
 
     /*
-     * session.timeout.ms as the consumer's (chat_kafka.c): this client
-     * joins no group, but librdkafka refuses a -X max.poll.interval.ms
-     * below it (its default is 45 s; scripts/stack passes 30 s)
+     * session.timeout.ms as the consumer's: this client joins no group,
+     * but librdkafka refuses a -X max.poll.interval.ms below it (its
+     * default is 45 s; scripts/stack passes 30 s)
      */
     for (i = -3; i < conf->nprops; i++) {
         if (i == -3) {
             name = "session.timeout.ms";
-            value = "6000";
+            value = CHAT_KAFKA_SESSION_TIMEOUT;
 
         } else if (i == -2) {
             name = "bootstrap.servers";
